@@ -1,0 +1,372 @@
+//! The uppercase echo protocol: the one [`Protocol`] every server in this project runs.
+//!
+//! A connection is a small pipeline: bytes are cut into requests ([`Framing`]), requests wait
+//! in a queue, one at a time a request is *started* (its simulated IO delay begins), and when
+//! the delay has passed its reply is appended to the output. Requests on one connection are
+//! served strictly in order, like statements on one database session: the next delay starts
+//! only once the previous reply is out of the way.
+//!
+//! Every buffer is bounded, which is what lets one server hold 10000 hostile clients:
+//! - the unterminated line is at most `max_line_bytes` (then `ERR line too long` and close);
+//! - complete lines waiting to start are at most `max_line_bytes` plus one read before the
+//!   protocol stops asking for reads;
+//! - replies waiting to be written are at most `max_output_bytes` plus one reply before the
+//!   protocol stops reading *and* stops starting requests.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Framing};
+use crate::delay::{DelayKind, DelaySampler, format_duration};
+use crate::protocol::{ConnectionStats, Protocol, Timeout};
+
+/// A request cut out of the stream, waiting for its turn.
+#[derive(Debug)]
+enum Request {
+    /// The request's bytes, without the `\n`.
+    Message(Vec<u8>),
+    /// A line that overflowed `max_line_bytes`; answering it closes the connection.
+    TooLong,
+}
+
+/// The request whose simulated IO is under way.
+#[derive(Debug)]
+struct InFlight {
+    reply: Vec<u8>,
+    ready_at: Instant,
+}
+
+/// One connection's uppercase echo state machine. Build one per accepted connection with
+/// [`EchoProtocol::new`] and drive it through the [`Protocol`] trait.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use echo_core::{Config, DelayModel, EchoProtocol, Protocol};
+///
+/// let config = Config { delay: DelayModel::Fixed(Duration::from_millis(100)), ..Config::default() };
+/// let mut conn = EchoProtocol::new(&config, 0);
+/// let t0 = Instant::now(); // the caller owns the clock; echo-core never reads it
+/// conn.connection_made(t0);
+/// conn.data_received("stra".as_bytes(), t0);
+/// conn.data_received("ße\n".as_bytes(), t0);
+/// assert!(conn.output().is_empty(), "nothing before the delay");
+/// let wake = conn.next_timeout().expect("a request is waiting on its delay");
+/// assert_eq!(wake.at, t0 + Duration::from_millis(100));
+/// conn.timeout(wake.at);
+/// assert_eq!(conn.output(), b"STRASSE\n");
+/// ```
+#[derive(Debug)]
+pub struct EchoProtocol {
+    framing: Framing,
+    delay_kind: DelayKind,
+    max_line_bytes: usize,
+    max_output_bytes: usize,
+    idle_timeout: Option<Duration>,
+    sampler: DelaySampler,
+
+    /// Bytes of the current, not yet terminated line.
+    partial: Vec<u8>,
+    /// Requests received and not yet started.
+    queue: VecDeque<Request>,
+    /// Bytes held by `queue`, counting one per request so empty lines count too.
+    queued_bytes: usize,
+    in_flight: Option<InFlight>,
+    /// Output; `out[out_pos..]` is what is still to be written.
+    out: Vec<u8>,
+    out_pos: usize,
+
+    /// Last time a request arrived, a reply was finished or output was written.
+    last_progress: Instant,
+    /// The client half-closed: read no more, answer what we have, then close.
+    eof: bool,
+    /// The server is shutting down: answer what we have, then close.
+    draining: bool,
+    /// Input is being thrown away (raw framing after its one message, or after a line that
+    /// was too long).
+    discarding: bool,
+    /// No new work: close as soon as the output is written.
+    closing: bool,
+    /// Close now, whatever is left.
+    closed: bool,
+    stats: ConnectionStats,
+}
+
+impl EchoProtocol {
+    /// A protocol for the connection numbered `connection_id` (the delay stream of a seeded
+    /// run is chosen by it, see [`DelaySampler`]).
+    pub fn new(config: &Config, connection_id: u64) -> Self {
+        EchoProtocol {
+            framing: config.framing,
+            delay_kind: config.delay_kind,
+            max_line_bytes: config.max_line_bytes,
+            max_output_bytes: config.max_output_bytes,
+            idle_timeout: config.idle_timeout,
+            sampler: DelaySampler::new(config.delay, config.seed, connection_id),
+            partial: Vec::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            in_flight: None,
+            out: Vec::new(),
+            out_pos: 0,
+            // Replaced by `connection_made`; any instant will do until then.
+            last_progress: Instant::now(),
+            eof: false,
+            draining: false,
+            discarding: false,
+            closing: false,
+            closed: false,
+            stats: ConnectionStats::default(),
+        }
+    }
+
+    fn pending_output(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// Appends a reply or an `ERR` line; line framing ends it with `\n`, raw adds nothing.
+    fn push_output(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+        if self.framing == Framing::Line {
+            self.out.push(b'\n');
+        }
+    }
+
+    fn push_error(&mut self, text: &str) {
+        self.stats.errors += 1;
+        self.push_output(format!("ERR {text}").as_bytes());
+    }
+
+    fn enqueue(&mut self, request: Request) {
+        self.queued_bytes += match &request {
+            Request::Message(bytes) => bytes.len() + 1,
+            Request::TooLong => 1,
+        };
+        self.queue.push_back(request);
+    }
+
+    fn enqueue_too_long(&mut self) {
+        self.partial = Vec::new();
+        self.discarding = true;
+        self.enqueue(Request::TooLong);
+    }
+
+    /// Cuts complete lines out of `data`, keeping the unterminated rest in `partial`.
+    fn frame_lines(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let Some(end) = data.iter().position(|&b| b == b'\n') else {
+                if self.partial.len() + data.len() > self.max_line_bytes {
+                    self.enqueue_too_long();
+                } else {
+                    self.partial.extend_from_slice(data);
+                }
+                return;
+            };
+            if self.partial.len() + end > self.max_line_bytes {
+                self.enqueue_too_long();
+                return;
+            }
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&data[..end]);
+            self.enqueue(Request::Message(line));
+            data = &data[end + 1..];
+        }
+    }
+
+    /// Starts queued requests while nothing is in flight and the output has room; then decides
+    /// whether the connection is finished.
+    fn advance(&mut self, now: Instant) {
+        while self.in_flight.is_none() && !self.closing && !self.closed {
+            if self.pending_output() >= self.max_output_bytes {
+                return;
+            }
+            let Some(request) = self.queue.pop_front() else {
+                break;
+            };
+            match request {
+                Request::TooLong => {
+                    self.queued_bytes -= 1;
+                    let limit = self.max_line_bytes;
+                    self.push_error(&format!("line too long (limit {limit} bytes)"));
+                    self.closing = true;
+                }
+                Request::Message(bytes) => {
+                    self.queued_bytes -= bytes.len() + 1;
+                    self.start(bytes, now);
+                }
+            }
+        }
+        let finished = self.in_flight.is_none() && self.queue.is_empty();
+        let raw_done = self.framing == Framing::Raw && self.discarding;
+        if finished && (self.eof || self.draining || raw_done) {
+            self.closing = true;
+        }
+    }
+
+    /// Starts one request: invalid UTF-8 is answered at once (it never reaches the
+    /// "database"); a valid one waits for its sampled delay, or is answered at once when the
+    /// delay is zero so that zero-delay runs measure the servers, not timers.
+    fn start(&mut self, bytes: Vec<u8>, now: Instant) {
+        let Ok(text) = String::from_utf8(bytes) else {
+            self.push_error("invalid utf-8");
+            return;
+        };
+        let reply = text.to_uppercase().into_bytes();
+        let delay = self.sampler.sample();
+        if delay.is_zero() {
+            self.finish(&reply, now);
+        } else {
+            self.in_flight = Some(InFlight {
+                reply,
+                ready_at: now + delay,
+            });
+        }
+    }
+
+    fn finish(&mut self, reply: &[u8], now: Instant) {
+        self.push_output(reply);
+        self.stats.requests += 1;
+        self.last_progress = now;
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        self.idle_timeout.map(|limit| self.last_progress + limit)
+    }
+}
+
+impl Protocol for EchoProtocol {
+    fn connection_made(&mut self, now: Instant) {
+        self.last_progress = now;
+    }
+
+    fn data_received(&mut self, data: &[u8], now: Instant) {
+        if self.discarding || self.closing || self.closed || self.eof {
+            return;
+        }
+        match self.framing {
+            Framing::Line => {
+                let before = self.queue.len();
+                self.frame_lines(data);
+                if self.queue.len() > before {
+                    self.last_progress = now;
+                }
+            }
+            Framing::Raw => {
+                // The article's server: the first chunk is the whole message.
+                self.discarding = true;
+                self.last_progress = now;
+                if data.len() > self.max_line_bytes {
+                    self.enqueue(Request::TooLong);
+                } else {
+                    self.enqueue(Request::Message(data.to_vec()));
+                }
+            }
+        }
+        self.advance(now);
+    }
+
+    fn eof_received(&mut self, now: Instant) {
+        if self.eof {
+            return;
+        }
+        self.eof = true;
+        if !self.partial.is_empty() && !self.discarding {
+            let last = std::mem::take(&mut self.partial);
+            self.enqueue(Request::Message(last));
+        }
+        self.advance(now);
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        if let Some(in_flight) = &self.in_flight {
+            if now >= in_flight.ready_at {
+                if let Some(done) = self.in_flight.take() {
+                    self.finish(&done.reply, now);
+                }
+                self.advance(now);
+            }
+            return;
+        }
+        let Some(deadline) = self.idle_deadline() else {
+            return;
+        };
+        if now < deadline || self.closed {
+            return;
+        }
+        if self.pending_output() == 0 && !self.closing {
+            // Tell a waiting client why it is being dropped, then give the goodbye one more
+            // idle period to be written.
+            let limit = self.idle_timeout.map(format_duration).unwrap_or_default();
+            self.push_error(&format!("idle timeout (limit {limit})"));
+            self.closing = true;
+            self.last_progress = now;
+        } else {
+            // Output that has not moved for a whole idle period: the client does not read.
+            self.closed = true;
+        }
+    }
+
+    fn output_written(&mut self, n: usize, now: Instant) {
+        debug_assert!(n <= self.pending_output(), "wrote more than was pending");
+        self.out_pos = (self.out_pos + n).min(self.out.len());
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        } else if self.out_pos >= 4096 && self.out_pos * 2 >= self.out.len() {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        if n > 0 {
+            self.last_progress = now;
+        }
+        self.advance(now);
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        self.draining = true;
+        self.advance(now);
+    }
+
+    fn connection_lost(&mut self) {
+        self.closed = true;
+        self.partial = Vec::new();
+        self.queue.clear();
+        self.queued_bytes = 0;
+        self.in_flight = None;
+        self.out = Vec::new();
+        self.out_pos = 0;
+    }
+
+    fn output(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    fn wants_read(&self) -> bool {
+        !(self.eof || self.discarding || self.closing || self.closed)
+            && self.queued_bytes < self.max_line_bytes
+            && self.pending_output() < self.max_output_bytes
+    }
+
+    fn next_timeout(&self) -> Option<Timeout> {
+        if self.closed {
+            return None;
+        }
+        if let Some(in_flight) = &self.in_flight {
+            return Some(Timeout {
+                at: in_flight.ready_at,
+                kind: self.delay_kind,
+            });
+        }
+        self.idle_deadline().map(|at| Timeout {
+            at,
+            kind: DelayKind::Wait,
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed || (self.closing && self.pending_output() == 0)
+    }
+
+    fn stats(&self) -> ConnectionStats {
+        self.stats
+    }
+}
