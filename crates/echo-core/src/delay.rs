@@ -79,7 +79,9 @@ pub fn format_duration(duration: Duration) -> String {
     if duration.is_zero() {
         return "0s".to_owned();
     }
-    humantime::format_duration(duration).to_string().replace(' ', "")
+    humantime::format_duration(duration)
+        .to_string()
+        .replace(' ', "")
 }
 
 impl FromStr for DelayModel {
@@ -127,7 +129,12 @@ impl fmt::Display for DelayModel {
         match *self {
             DelayModel::Fixed(d) => write!(f, "{}", format_duration(d)),
             DelayModel::Uniform { min, max } => {
-                write!(f, "uniform:{}..{}", format_duration(min), format_duration(max))
+                write!(
+                    f,
+                    "uniform:{}..{}",
+                    format_duration(min),
+                    format_duration(max)
+                )
             }
             DelayModel::Exponential { mean } => write!(f, "exp:{}", format_duration(mean)),
         }

@@ -16,7 +16,9 @@ pub enum Error {
         reason: String,
     },
     /// A delay spec such as `uniform:50ms..150ms` could not be read.
-    #[error("invalid delay spec {spec:?}: {reason} (expected e.g. `100ms`, `uniform:50ms..150ms` or `exp:100ms`)")]
+    #[error(
+        "invalid delay spec {spec:?}: {reason} (expected e.g. `100ms`, `uniform:50ms..150ms` or `exp:100ms`)"
+    )]
     InvalidDelaySpec {
         /// The spec that was given.
         spec: String,
