@@ -75,8 +75,9 @@ pub struct EchoProtocol {
     out: Vec<u8>,
     out_pos: usize,
 
-    /// Last time a request arrived, a reply was finished or output was written.
-    last_progress: Instant,
+    /// Last time a request arrived, a reply was finished or output was written; `None` until
+    /// `connection_made`, so no idle limit runs before the connection exists.
+    last_progress: Option<Instant>,
     /// The client half-closed: read no more, answer what we have, then close.
     eof: bool,
     /// The server is shutting down: answer what we have, then close.
@@ -108,8 +109,7 @@ impl EchoProtocol {
             in_flight: None,
             out: Vec::new(),
             out_pos: 0,
-            // Replaced by `connection_made`; any instant will do until then.
-            last_progress: Instant::now(),
+            last_progress: None,
             eof: false,
             draining: false,
             discarding: false,
@@ -225,17 +225,17 @@ impl EchoProtocol {
     fn finish(&mut self, reply: &[u8], now: Instant) {
         self.push_output(reply);
         self.stats.requests += 1;
-        self.last_progress = now;
+        self.last_progress = Some(now);
     }
 
     fn idle_deadline(&self) -> Option<Instant> {
-        self.idle_timeout.map(|limit| self.last_progress + limit)
+        Some(self.last_progress? + self.idle_timeout?)
     }
 }
 
 impl Protocol for EchoProtocol {
     fn connection_made(&mut self, now: Instant) {
-        self.last_progress = now;
+        self.last_progress = Some(now);
     }
 
     fn data_received(&mut self, data: &[u8], now: Instant) {
@@ -247,13 +247,13 @@ impl Protocol for EchoProtocol {
                 let before = self.queue.len();
                 self.frame_lines(data);
                 if self.queue.len() > before {
-                    self.last_progress = now;
+                    self.last_progress = Some(now);
                 }
             }
             Framing::Raw => {
                 // The article's server: the first chunk is the whole message.
                 self.discarding = true;
-                self.last_progress = now;
+                self.last_progress = Some(now);
                 if data.len() > self.max_line_bytes {
                     self.enqueue(Request::TooLong);
                 } else {
@@ -298,7 +298,7 @@ impl Protocol for EchoProtocol {
             let limit = self.idle_timeout.map(format_duration).unwrap_or_default();
             self.push_error(&format!("idle timeout (limit {limit})"));
             self.closing = true;
-            self.last_progress = now;
+            self.last_progress = Some(now);
         } else {
             // Output that has not moved for a whole idle period: the client does not read.
             self.closed = true;
@@ -316,7 +316,7 @@ impl Protocol for EchoProtocol {
             self.out_pos = 0;
         }
         if n > 0 {
-            self.last_progress = now;
+            self.last_progress = Some(now);
         }
         self.advance(now);
     }
