@@ -1,0 +1,670 @@
+//! The result of a load run: a typed, versioned, serializable [`Report`].
+//!
+//! JSON written from this struct is the source of truth for every table and plot of the
+//! project (`cargo xtask compare` reads it back through this crate), so the schema is public
+//! and stable: fields are only ever added, and any incompatible change bumps
+//! [`SCHEMA_VERSION`]. Every field carries its unit in its name (`_seconds`, `_us`, `_ns`).
+//!
+//! Percentiles are convenience copies: the full latency and connect-time distributions travel
+//! inside the report as HdrHistogram V2 serializations (hex), which is what makes
+//! [`Report::merge`] exact. Merging two reports gives the same counts, histograms and
+//! percentiles as one run that had recorded both sets of samples.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use echo_core::Framing;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON schema written by this crate. Readers refuse any other version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The name of the [`Histograms`] encoding: HdrHistogram's V2 format (uncompressed), as
+/// lower-case hex digits.
+pub const HISTOGRAM_ENCODING: &str = "hdrhistogram-v2-hex";
+
+/// Highest value a latency or connect-time histogram can hold, in nanoseconds (one hour).
+/// Longer samples are clamped to it; `--timeout` keeps real samples far below.
+pub const HISTOGRAM_MAX_NS: u64 = 3_600 * 1_000_000_000;
+
+/// Significant decimal digits kept by the histograms: values are exact to 0.1 %.
+pub const HISTOGRAM_SIGNIFICANT_DIGITS: u8 = 3;
+
+/// What can go wrong reading, writing or merging reports.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The JSON was written by an incompatible version of loadgen.
+    #[error("unsupported report schema_version {found} (this loadgen reads {expected})")]
+    UnsupportedSchema {
+        /// The version found in the report.
+        found: u64,
+        /// The version this crate reads and writes.
+        expected: u32,
+    },
+    /// The JSON is not a report.
+    #[error("invalid report json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Reports of different targets cannot be merged into one measurement.
+    #[error("cannot merge reports of different targets {left} and {right}")]
+    TargetMismatch {
+        /// Target of the report merged into.
+        left: String,
+        /// Target of the other report.
+        right: String,
+    },
+    /// A serialized histogram could not be decoded (or encoded).
+    #[error("invalid {name} histogram: {reason}")]
+    Histogram {
+        /// Which histogram (`latency` or `connect_time`).
+        name: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// `started_at` is not an RFC 3339 timestamp.
+    #[error("invalid started_at timestamp {value:?}: {reason}")]
+    Timestamp {
+        /// The offending text.
+        value: String,
+        /// What the parser said.
+        reason: String,
+    },
+}
+
+/// The outcome of one loadgen run (or of several, merged). Serialized as the `--json` output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Version of this schema ([`SCHEMA_VERSION`]); readers refuse versions they do not know.
+    pub schema_version: u32,
+    /// Name of the program that wrote the report: always `loadgen`.
+    pub tool: String,
+    /// Version of the loadgen crate that wrote the report.
+    pub tool_version: String,
+    /// The server address the load went to, as resolved (`127.0.0.1:9090`).
+    pub target: String,
+    /// Every parameter of the run, so that the report explains itself.
+    pub parameters: Parameters,
+    /// The machine the client ran on.
+    pub environment: Environment,
+    /// When the measured phase started (after any warmup), RFC 3339 in UTC with nanoseconds.
+    /// For a merged report: the earliest start.
+    pub started_at: String,
+    /// Wall time of the measured phase, from its start until the last request finished.
+    /// For a merged report: from the earliest start to the latest end.
+    pub wall_time_seconds: f64,
+    /// How many runs this report covers: 1 for a single run, more after [`Report::merge`].
+    pub runs_merged: u32,
+    /// Requests that got exactly the expected reply in time.
+    pub requests_ok: u64,
+    /// Requests that failed; equals the sum of [`Report::failures`]. A failure ends its
+    /// connection, so this also counts failed connections.
+    pub requests_failed: u64,
+    /// Requests never sent because their connection had failed earlier (with `M > 1`
+    /// requests per connection). In count mode, `ok + failed + not_sent = connections × M`.
+    pub requests_not_sent: u64,
+    /// Open-loop mode only (`--rate`): requests that could not start on schedule, because no
+    /// connection was free when they were due (later than `late_start_tolerance_us`). Their
+    /// latency is still measured from the scheduled start. Always 0 in closed-loop mode.
+    pub requests_started_late: u64,
+    /// Failed requests counted by kind.
+    pub failures: Failures,
+    /// Connections that were established (connect succeeded).
+    pub connections_established: u64,
+    /// `requests_ok / wall_time_seconds`.
+    pub throughput_requests_per_second: f64,
+    /// Time from the start until the first connection of every worker was established, that
+    /// is until the full concurrency was reached (all N connections at once by default).
+    /// Counts only connections that succeeded; `None` when none did.
+    pub all_connected_seconds: Option<f64>,
+    /// Distribution of TCP connect times (from `connect()` to established).
+    pub connect_time: Percentiles,
+    /// Distribution of request latencies: from writing the request to reading the whole
+    /// reply; with `--rate`, from the request's scheduled start instead (no coordinated
+    /// omission). Successful requests only.
+    pub latency: Percentiles,
+    /// The full distributions, serialized so that reports can be merged exactly.
+    pub histograms: Histograms,
+}
+
+/// The parameters a run was given, with units in their names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameters {
+    /// Connections to open in count mode (`--connections`, alias `--iterations`).
+    pub n_connections: u64,
+    /// Most connections open at once (`--concurrency`; defaults to `n_connections`).
+    pub concurrency: u64,
+    /// Sequential requests sent on each connection before closing it.
+    pub requests_per_conn: u64,
+    /// Open-loop rate in requests started per second (`--rate`); `None` for closed loop.
+    pub rate_requests_per_second: Option<f64>,
+    /// Length of the measured phase (`--duration`); `None` when the run is bounded by count.
+    pub duration_seconds: Option<f64>,
+    /// Length of the unmeasured warmup phase before it (`--warmup`); 0 for none.
+    pub warmup_seconds: f64,
+    /// Limit on each connect and on each reply (`--timeout`).
+    pub timeout_seconds: f64,
+    /// How requests are framed on the wire (`line` or `raw`).
+    pub framing: Framing,
+    /// The request text (without its `\n`).
+    pub message: String,
+    /// Client threads, each running its own single-threaded tokio runtime.
+    pub n_threads: u64,
+    /// Loopback source addresses (127.0.0.1, .2, ...) client sockets are spread over; 0 when
+    /// the kernel picks the source address.
+    pub n_source_addresses: u64,
+    /// How late past its schedule a request may start before it counts as a late start.
+    pub late_start_tolerance_us: f64,
+}
+
+/// The machine the client ran on, so that numbers are never read without their context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Operating system (`linux`).
+    pub os: String,
+    /// Kernel release (`/proc/sys/kernel/osrelease`), when known.
+    pub kernel_release: Option<String>,
+    /// CPUs available to the client process.
+    pub n_cpus: u64,
+    /// The soft open-file limit in force during the run (after raising it to the hard one).
+    pub open_files_limit: u64,
+}
+
+impl Environment {
+    /// Describes the current machine; `open_files_limit` is filled in by the caller.
+    pub fn current(open_files_limit: u64) -> Environment {
+        let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|text| text.trim().to_owned());
+        let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        Environment {
+            os: std::env::consts::OS.to_owned(),
+            kernel_release,
+            n_cpus,
+            open_files_limit,
+        }
+    }
+}
+
+/// Why a request failed. Each failure ends its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The server refused the connection (nothing listening, `ECONNREFUSED`).
+    ConnectionRefused,
+    /// The connection was not established within `--timeout` (e.g. a full listen backlog).
+    ConnectTimeout,
+    /// The server reset the connection (`ECONNRESET`, `EPIPE`, `ECONNABORTED`).
+    Reset,
+    /// The server closed the connection before the whole reply arrived.
+    EarlyEof,
+    /// The reply arrived but was not the upper-cased request.
+    WrongReply,
+    /// The reply did not arrive within `--timeout`.
+    ReplyTimeout,
+    /// No local address/port was free (`EADDRNOTAVAIL`): ephemeral-port exhaustion.
+    AddressNotAvailable,
+    /// The client ran out of file descriptors (`EMFILE`, `ENFILE`).
+    TooManyOpenFiles,
+    /// Anything else.
+    Other,
+}
+
+impl FailureKind {
+    /// Every kind, in the order of the [`Failures`] fields.
+    pub const ALL: [FailureKind; 9] = [
+        FailureKind::ConnectionRefused,
+        FailureKind::ConnectTimeout,
+        FailureKind::Reset,
+        FailureKind::EarlyEof,
+        FailureKind::WrongReply,
+        FailureKind::ReplyTimeout,
+        FailureKind::AddressNotAvailable,
+        FailureKind::TooManyOpenFiles,
+        FailureKind::Other,
+    ];
+
+    /// The kind's name as written in the JSON report and the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::ConnectionRefused => "connection_refused",
+            FailureKind::ConnectTimeout => "connect_timeout",
+            FailureKind::Reset => "reset",
+            FailureKind::EarlyEof => "early_eof",
+            FailureKind::WrongReply => "wrong_reply",
+            FailureKind::ReplyTimeout => "reply_timeout",
+            FailureKind::AddressNotAvailable => "address_not_available",
+            FailureKind::TooManyOpenFiles => "too_many_open_files",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
+/// Failed requests counted by [`FailureKind`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failures {
+    /// Connections refused by the server.
+    pub connection_refused: u64,
+    /// Connects that did not complete within the timeout.
+    pub connect_timeout: u64,
+    /// Connections reset by the server.
+    pub reset: u64,
+    /// Connections closed by the server before the whole reply arrived.
+    pub early_eof: u64,
+    /// Replies that were not the upper-cased request.
+    pub wrong_reply: u64,
+    /// Replies that did not arrive within the timeout.
+    pub reply_timeout: u64,
+    /// Connects that found no free local address/port.
+    pub address_not_available: u64,
+    /// Sockets the client could not create for lack of file descriptors.
+    pub too_many_open_files: u64,
+    /// Failures of any other kind.
+    pub other: u64,
+}
+
+impl Failures {
+    fn slot(&mut self, kind: FailureKind) -> &mut u64 {
+        match kind {
+            FailureKind::ConnectionRefused => &mut self.connection_refused,
+            FailureKind::ConnectTimeout => &mut self.connect_timeout,
+            FailureKind::Reset => &mut self.reset,
+            FailureKind::EarlyEof => &mut self.early_eof,
+            FailureKind::WrongReply => &mut self.wrong_reply,
+            FailureKind::ReplyTimeout => &mut self.reply_timeout,
+            FailureKind::AddressNotAvailable => &mut self.address_not_available,
+            FailureKind::TooManyOpenFiles => &mut self.too_many_open_files,
+            FailureKind::Other => &mut self.other,
+        }
+    }
+
+    /// Counts `n` more failures of `kind`.
+    pub fn add(&mut self, kind: FailureKind, n: u64) {
+        *self.slot(kind) += n;
+    }
+
+    /// How many failures of `kind` were counted.
+    pub fn get(&self, kind: FailureKind) -> u64 {
+        let mut copy = *self;
+        *copy.slot(kind)
+    }
+
+    /// All failures, whatever their kind.
+    pub fn total(&self) -> u64 {
+        FailureKind::ALL.iter().map(|&kind| self.get(kind)).sum()
+    }
+
+    /// Adds every count of `other` to `self`.
+    pub fn merge(&mut self, other: &Failures) {
+        for kind in FailureKind::ALL {
+            self.add(kind, other.get(kind));
+        }
+    }
+
+    /// The kinds with a non-zero count, with their counts.
+    pub fn nonzero(&self) -> impl Iterator<Item = (FailureKind, u64)> + '_ {
+        FailureKind::ALL
+            .into_iter()
+            .map(|kind| (kind, self.get(kind)))
+            .filter(|&(_, count)| count > 0)
+    }
+}
+
+/// A distribution summary in microseconds, read from one histogram (so the text summary and
+/// the JSON always agree).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Number of samples.
+    pub count: u64,
+    /// Smallest sample.
+    pub min_us: f64,
+    /// Arithmetic mean.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p99_9_us: f64,
+    /// Largest sample.
+    pub max_us: f64,
+}
+
+impl Percentiles {
+    /// Summarizes a histogram of nanoseconds; all zeros when it is empty.
+    pub fn from_histogram(histogram: &Histogram<u64>) -> Percentiles {
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        Percentiles {
+            count: histogram.len(),
+            min_us: us(histogram.min()),
+            mean_us: histogram.mean() / 1_000.0,
+            p50_us: us(histogram.value_at_quantile(0.50)),
+            p90_us: us(histogram.value_at_quantile(0.90)),
+            p99_us: us(histogram.value_at_quantile(0.99)),
+            p99_9_us: us(histogram.value_at_quantile(0.999)),
+            max_us: us(histogram.max()),
+        }
+    }
+}
+
+/// The full distributions, in [`HISTOGRAM_ENCODING`], values in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// How the histograms below are encoded: [`HISTOGRAM_ENCODING`].
+    pub encoding: String,
+    /// Request latencies (successful requests), nanoseconds.
+    pub latency_ns: String,
+    /// Connect times (established connections), nanoseconds.
+    pub connect_time_ns: String,
+}
+
+/// The raw measurements of a run, before they are summarized into a [`Report`].
+///
+/// Workers record into these; [`Report::merge`] decodes two reports back into them, which is
+/// why a merge is exact.
+#[derive(Debug, Clone)]
+pub struct Measurements {
+    /// Latencies of successful requests, nanoseconds.
+    pub latency_ns: Histogram<u64>,
+    /// Connect times of established connections, nanoseconds.
+    pub connect_time_ns: Histogram<u64>,
+    /// Requests with the right reply.
+    pub requests_ok: u64,
+    /// Requests skipped because their connection had failed.
+    pub requests_not_sent: u64,
+    /// Open-loop requests that started late.
+    pub requests_started_late: u64,
+    /// Failures by kind.
+    pub failures: Failures,
+    /// Successful connects.
+    pub connections_established: u64,
+    /// Time from the start until every worker's first connection was up (successful ones).
+    pub all_connected: Option<Duration>,
+}
+
+impl Default for Measurements {
+    fn default() -> Self {
+        Measurements {
+            latency_ns: new_histogram(),
+            connect_time_ns: new_histogram(),
+            requests_ok: 0,
+            requests_not_sent: 0,
+            requests_started_late: 0,
+            failures: Failures::default(),
+            connections_established: 0,
+            all_connected: None,
+        }
+    }
+}
+
+/// An empty histogram with the bounds every report uses (1 ns to [`HISTOGRAM_MAX_NS`]).
+pub fn new_histogram() -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, HISTOGRAM_SIGNIFICANT_DIGITS) {
+        Ok(histogram) => histogram,
+        // The bounds are constants that hdrhistogram accepts; tested below.
+        Err(error) => unreachable!("constant histogram bounds rejected: {error}"),
+    }
+}
+
+impl Measurements {
+    /// Records the latency of one successful request.
+    pub fn record_latency(&mut self, latency: Duration) {
+        self.requests_ok += 1;
+        self.latency_ns.saturating_record(clamp_ns(latency));
+    }
+
+    /// Records one established connection and how long its connect took.
+    pub fn record_connect(&mut self, connect_time: Duration) {
+        self.connections_established += 1;
+        self.connect_time_ns.saturating_record(clamp_ns(connect_time));
+    }
+
+    /// Adds every sample and count of `other` to `self`; `all_connected` takes the later
+    /// time (both must be measured from the same start).
+    pub fn merge(&mut self, other: &Measurements) {
+        add_histogram(&mut self.latency_ns, &other.latency_ns);
+        add_histogram(&mut self.connect_time_ns, &other.connect_time_ns);
+        self.requests_ok += other.requests_ok;
+        self.requests_not_sent += other.requests_not_sent;
+        self.requests_started_late += other.requests_started_late;
+        self.failures.merge(&other.failures);
+        self.connections_established += other.connections_established;
+        self.all_connected = self.all_connected.max(other.all_connected);
+    }
+}
+
+fn clamp_ns(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).map_or(HISTOGRAM_MAX_NS, |ns| ns.clamp(1, HISTOGRAM_MAX_NS))
+}
+
+fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    // Both histograms have the report bounds, so addition cannot run out of range; should a
+    // foreign report carry a wider one, fall back to adding value by value, clamped.
+    if into.add(from).is_err() {
+        for value in from.iter_recorded() {
+            let clamped = value.value_iterated_to().clamp(1, HISTOGRAM_MAX_NS);
+            into.saturating_record_n(clamped, value.count_at_value());
+        }
+    }
+}
+
+/// Serializes a histogram as HdrHistogram V2, hex-encoded.
+///
+/// # Errors
+/// [`ReportError::Histogram`] if the serializer fails (it should not for these bounds).
+pub fn encode_histogram(
+    name: &'static str,
+    histogram: &Histogram<u64>,
+) -> Result<String, ReportError> {
+    let mut bytes = Vec::new();
+    V2Serializer::new()
+        .serialize(histogram, &mut bytes)
+        .map_err(|error| ReportError::Histogram {
+            name,
+            reason: format!("{error:?}"),
+        })?;
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+    Ok(text)
+}
+
+/// Decodes a histogram written by [`encode_histogram`].
+///
+/// # Errors
+/// [`ReportError::Histogram`] naming the histogram if the hex or the V2 payload is invalid.
+pub fn decode_histogram(name: &'static str, text: &str) -> Result<Histogram<u64>, ReportError> {
+    let invalid = |reason: String| ReportError::Histogram { name, reason };
+    if text.len() % 2 != 0 {
+        return Err(invalid(format!("odd hex length {}", text.len())));
+    }
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|at| {
+            let pair = text.get(at..at + 2).unwrap_or("");
+            u8::from_str_radix(pair, 16).map_err(|_| invalid(format!("bad hex {pair:?} at {at}")))
+        })
+        .collect::<Result<Vec<u8>, _>>()?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|error| invalid(format!("{error:?}")))
+}
+
+/// What identifies a run apart from its measurements: everything [`Report::build`] needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// The address the load went to.
+    pub target: String,
+    /// The parameters of the run.
+    pub parameters: Parameters,
+    /// The client machine.
+    pub environment: Environment,
+    /// When the measured phase started.
+    pub started_at: SystemTime,
+    /// How long the measured phase lasted.
+    pub wall_time: Duration,
+    /// How many runs this covers.
+    pub runs_merged: u32,
+}
+
+impl Report {
+    /// Summarizes measurements into a report.
+    ///
+    /// # Errors
+    /// [`ReportError::Histogram`] if a histogram cannot be serialized.
+    pub fn build(info: RunInfo, measurements: &Measurements) -> Result<Report, ReportError> {
+        let wall_time_seconds = info.wall_time.as_secs_f64();
+        let throughput_requests_per_second = if wall_time_seconds > 0.0 {
+            measurements.requests_ok as f64 / wall_time_seconds
+        } else {
+            0.0
+        };
+        Ok(Report {
+            schema_version: SCHEMA_VERSION,
+            tool: "loadgen".to_owned(),
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            target: info.target,
+            parameters: info.parameters,
+            environment: info.environment,
+            started_at: humantime::format_rfc3339_nanos(info.started_at).to_string(),
+            wall_time_seconds,
+            runs_merged: info.runs_merged,
+            requests_ok: measurements.requests_ok,
+            requests_failed: measurements.failures.total(),
+            requests_not_sent: measurements.requests_not_sent,
+            requests_started_late: measurements.requests_started_late,
+            failures: measurements.failures,
+            connections_established: measurements.connections_established,
+            throughput_requests_per_second,
+            all_connected_seconds: measurements.all_connected.map(|d| d.as_secs_f64()),
+            connect_time: Percentiles::from_histogram(&measurements.connect_time_ns),
+            latency: Percentiles::from_histogram(&measurements.latency_ns),
+            histograms: Histograms {
+                encoding: HISTOGRAM_ENCODING.to_owned(),
+                latency_ns: encode_histogram("latency", &measurements.latency_ns)?,
+                connect_time_ns: encode_histogram("connect_time", &measurements.connect_time_ns)?,
+            },
+        })
+    }
+
+    /// Decodes the report's counts and histograms back into [`Measurements`].
+    ///
+    /// # Errors
+    /// [`ReportError::Histogram`] if a histogram is not valid.
+    pub fn measurements(&self) -> Result<Measurements, ReportError> {
+        Ok(Measurements {
+            latency_ns: decode_histogram("latency", &self.histograms.latency_ns)?,
+            connect_time_ns: decode_histogram("connect_time", &self.histograms.connect_time_ns)?,
+            requests_ok: self.requests_ok,
+            requests_not_sent: self.requests_not_sent,
+            requests_started_late: self.requests_started_late,
+            failures: self.failures,
+            connections_established: self.connections_established,
+            all_connected: self.all_connected_seconds.map(Duration::from_secs_f64),
+        })
+    }
+
+    /// The measured phase's start, parsed back from `started_at`.
+    ///
+    /// # Errors
+    /// [`ReportError::Timestamp`] if `started_at` is not RFC 3339.
+    pub fn started_at_time(&self) -> Result<SystemTime, ReportError> {
+        humantime::parse_rfc3339(&self.started_at).map_err(|error| ReportError::Timestamp {
+            value: self.started_at.clone(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// Combines the reports of runs against the same target (several loadgen processes or
+    /// hosts, run at the same time) into one, as if one client had made all the requests.
+    ///
+    /// Counts and histograms add up exactly; the time span runs from the earliest start to
+    /// the latest end, so throughput is the combined rate when the runs overlapped (for runs
+    /// made one after another it includes the gaps). `parameters` and `environment` are
+    /// those of `self`.
+    ///
+    /// # Errors
+    /// [`ReportError::TargetMismatch`] for different targets, [`ReportError::UnsupportedSchema`]
+    /// for a foreign schema version, or a histogram/timestamp decoding error.
+    pub fn merge(&self, other: &Report) -> Result<Report, ReportError> {
+        for report in [self, other] {
+            if report.schema_version != SCHEMA_VERSION {
+                return Err(ReportError::UnsupportedSchema {
+                    found: u64::from(report.schema_version),
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        }
+        if self.target != other.target {
+            return Err(ReportError::TargetMismatch {
+                left: self.target.clone(),
+                right: other.target.clone(),
+            });
+        }
+        let (start_a, start_b) = (self.started_at_time()?, other.started_at_time()?);
+        let started_at = start_a.min(start_b);
+        let offset = |start: SystemTime| start.duration_since(started_at).unwrap_or_default();
+        let end = |report: &Report, start| offset(start) + secs(report.wall_time_seconds);
+        let mut measurements = self.measurements()?;
+        let mut theirs = other.measurements()?;
+        measurements.all_connected = measurements.all_connected.map(|d| d + offset(start_a));
+        theirs.all_connected = theirs.all_connected.map(|d| d + offset(start_b));
+        measurements.merge(&theirs);
+        let info = RunInfo {
+            target: self.target.clone(),
+            parameters: self.parameters.clone(),
+            environment: self.environment.clone(),
+            started_at,
+            wall_time: end(self, start_a).max(end(other, start_b)),
+            runs_merged: self.runs_merged + other.runs_merged,
+        };
+        Report::build(info, &measurements)
+    }
+
+    /// Reads a report from JSON, refusing other schema versions.
+    ///
+    /// # Errors
+    /// [`ReportError::UnsupportedSchema`] or [`ReportError::Json`].
+    pub fn from_json(text: &str) -> Result<Report, ReportError> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        let found = value
+            .get("schema_version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(ReportError::UnsupportedSchema {
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// The report as pretty-printed JSON (with a trailing newline).
+    pub fn to_json(&self) -> String {
+        // Serializing plain structs of strings and numbers cannot fail; non-finite floats
+        // become `null`, which `from_json` would reject, so none are ever stored.
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Failed requests as a fraction of all requests that were attempted (0 when none were).
+    pub fn error_rate(&self) -> f64 {
+        let attempted = self.requests_ok + self.requests_failed;
+        if attempted == 0 {
+            0.0
+        } else {
+            self.requests_failed as f64 / attempted as f64
+        }
+    }
+}
+
+fn secs(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or_default()
+}
