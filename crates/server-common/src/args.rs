@@ -1,0 +1,209 @@
+//! [`ServerArgs`]: the flags every server binary accepts, flattened into each binary's own
+//! parser beside its variant flags (`--pool`, `--flavor`, `--loops`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::Args;
+use echo_core::{Config, DelayKind, DelayModel, Framing};
+
+use crate::config::ServerConfig;
+
+/// Flags shared by every server binary. `--help` shows them with their defaults.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on (use 0.0.0.0 for every interface).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
+
+    /// Port to listen on; 0 picks a free one (read it from the `listening on` line).
+    #[arg(long, default_value_t = 9090)]
+    pub port: u16,
+
+    /// Simulated IO wait before each reply: `100ms`, `0`, `uniform:50ms..150ms` or
+    /// `exp:100ms` (exponential with that mean).
+    #[arg(long, default_value = "100ms")]
+    pub delay: DelayModel,
+
+    /// How the wait is spent: `wait` (an honest IO wait: a timer, or a sleeping thread),
+    /// `block` (block the thread that runs the connection, even an event loop's) or `spin`
+    /// (burn CPU).
+    #[arg(long, default_value = "wait")]
+    pub delay_kind: DelayKind,
+
+    /// Seed of the delay generator; runs with the same seed see the same delays.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// `line`: one request per `\n`-terminated line, many per connection. `raw`: the
+    /// article's protocol, where one read is the message, the reply is it upper-cased with
+    /// nothing added, and the server closes after it.
+    #[arg(long, default_value = "line")]
+    pub framing: Framing,
+
+    /// Longest accepted line; a longer one gets `ERR line too long` and a close.
+    #[arg(long, default_value_t = Config::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+
+    /// Close a connection that makes no progress for this long (`30s`); `0` or `off`
+    /// disables the limit.
+    #[arg(long, default_value = "30s", value_parser = parse_optional_duration)]
+    pub idle_timeout: OptionalDuration,
+
+    /// Unwritten replies per connection above which the server stops reading from that
+    /// client until it reads its replies (backpressure).
+    #[arg(long, default_value_t = Config::DEFAULT_MAX_OUTPUT_BYTES)]
+    pub max_output_bytes: usize,
+
+    /// Open connections above which the server stops accepting until one closes.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Listen backlog. The std/mio default of 128 drops SYNs under a burst of connects, and
+    /// each drop costs the client a 1 s (then 3 s) retransmit; the kernel caps it at
+    /// net.core.somaxconn.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_BACKLOG)]
+    pub backlog: u32,
+
+    /// On SIGINT/SIGTERM, how long to wait for replies already owed before closing anyway.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log every connection, like the article's prints (off by default: printing per
+    /// request distorts timings). `RUST_LOG` overrides the log filter.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// A duration where zero means "none" (a disabled limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+fn parse_duration(text: &str) -> Result<Duration, echo_core::Error> {
+    echo_core::parse_duration(text)
+}
+
+fn parse_optional_duration(text: &str) -> Result<OptionalDuration, echo_core::Error> {
+    if text.trim() == "off" {
+        return Ok(OptionalDuration(None));
+    }
+    let duration = echo_core::parse_duration(text)?;
+    Ok(OptionalDuration((!duration.is_zero()).then_some(duration)))
+}
+
+impl ServerArgs {
+    /// The configuration these flags describe.
+    ///
+    /// # Errors
+    /// When a protocol limit is zero (the message names the flag's field).
+    pub fn to_config(&self) -> Result<ServerConfig, echo_core::Error> {
+        let protocol = Config {
+            delay: self.delay,
+            delay_kind: self.delay_kind,
+            seed: self.seed,
+            framing: self.framing,
+            max_line_bytes: self.max_line_bytes,
+            idle_timeout: self.idle_timeout.0,
+            max_output_bytes: self.max_output_bytes,
+        };
+        protocol.validate()?;
+        Ok(ServerConfig {
+            addr: SocketAddr::new(self.host, self.port),
+            protocol,
+            backlog: self.backlog,
+            max_connections: self.max_connections.max(1),
+            shutdown_timeout: self.shutdown_timeout,
+            verbose: self.verbose,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServerConfig, String> {
+        let cli = Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.server.to_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_defaults_are_the_articles_port_and_delay() -> Result<(), String> {
+        let config = parse(&[])?;
+        assert_eq!(config.addr, "127.0.0.1:9090".parse().expect("literal"));
+        assert_eq!(
+            config.protocol.delay,
+            DelayModel::Fixed(Duration::from_millis(100))
+        );
+        assert_eq!(config.backlog, 4096);
+        assert_eq!(config.protocol.idle_timeout, Some(Duration::from_secs(30)));
+        Ok(())
+    }
+
+    #[test]
+    fn every_flag_reaches_the_config() -> Result<(), String> {
+        let config = parse(&[
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--delay",
+            "exp:20ms",
+            "--delay-kind",
+            "spin",
+            "--seed",
+            "7",
+            "--framing",
+            "raw",
+            "--max-line-bytes",
+            "10",
+            "--idle-timeout",
+            "off",
+            "--max-output-bytes",
+            "20",
+            "--max-connections",
+            "5",
+            "--backlog",
+            "16",
+            "--shutdown-timeout",
+            "1s",
+            "-v",
+        ])?;
+        assert_eq!(config.addr, "0.0.0.0:0".parse().expect("literal"));
+        assert_eq!(config.protocol.delay_kind, DelayKind::Spin);
+        assert_eq!(config.protocol.framing, Framing::Raw);
+        assert_eq!(config.protocol.idle_timeout, None);
+        assert_eq!(
+            (
+                config.protocol.max_line_bytes,
+                config.protocol.max_output_bytes
+            ),
+            (10, 20)
+        );
+        assert_eq!((config.max_connections, config.backlog), (5, 16));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(1));
+        assert!(config.verbose);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_delay_spec_is_refused_naming_it() {
+        let err = parse(&["--delay", "soon"]).expect_err("not a delay");
+        assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_line_limit_is_refused_naming_the_field() {
+        let err = parse(&["--max-line-bytes", "0"]).expect_err("zero limit");
+        assert!(err.contains("max_line_bytes"), "{err}");
+    }
+}

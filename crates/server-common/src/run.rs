@@ -1,0 +1,78 @@
+//! [`run_binary`]: everything a server binary does after parsing its flags, so that each
+//! `main.rs` stays a few lines and every server behaves the same from the outside.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing_subscriber::EnvFilter;
+
+use crate::args::ServerArgs;
+use crate::config::ServerConfig;
+use crate::net::raise_nofile_limit;
+use crate::server::Server;
+
+/// Runs a server binary to completion: sets up logging, raises the open-file limit, starts
+/// the server with `start`, prints `listening on <ip>:<port>` to stdout, serves until
+/// SIGINT or SIGTERM, shuts down (answering what was received), prints the summary line to
+/// stderr and returns success. On failure prints `error: ...` naming the address or flag and
+/// returns failure.
+pub fn run_binary<S, F>(args: &ServerArgs, start: F) -> ExitCode
+where
+    S: Server + 'static,
+    F: FnOnce(ServerConfig) -> io::Result<S>,
+{
+    match run(args, start) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run<S, F>(args: &ServerArgs, start: F) -> anyhow::Result<()>
+where
+    S: Server + 'static,
+    F: FnOnce(ServerConfig) -> io::Result<S>,
+{
+    init_logging(args.verbose);
+    let config = args.to_config().context("invalid flags")?;
+    if let Err(err) = raise_nofile_limit() {
+        tracing::warn!("cannot raise the open-file limit: {err}");
+    }
+    // Registered before the server starts, so that a signal sent as soon as the
+    // `listening on` line appears is not lost (or fatal).
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let addr = config.addr;
+    let server = Box::new(start(config).with_context(|| format!("cannot serve on {addr}"))?);
+    announce(&*server)?;
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "shutting down");
+    }
+    let summary = server.shutdown().context("shutdown failed")?;
+    eprintln!("{summary}");
+    Ok(())
+}
+
+/// The one line tools wait for; flushed at once since stdout is a pipe for them.
+fn announce(server: &dyn Server) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "listening on {}", server.local_addr())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")
+}
+
+/// Warnings by default, per-connection `info` with `-v`; `RUST_LOG` overrides both. Logs go
+/// to stderr, leaving stdout to the `listening on` line.
+fn init_logging(verbose: bool) {
+    let default = if verbose { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // A second init (tests calling twice) is harmless: keep the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+}
