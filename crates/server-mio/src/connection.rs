@@ -1,0 +1,496 @@
+//! One accepted connection: a socket, its [`EchoProtocol`] and its one timer.
+//!
+//! This is the piece asyncio calls a transport (`_SelectorSocketTransport`): it owns the
+//! socket, reads when the protocol wants bytes, hands them to the protocol's callbacks,
+//! writes whatever output the protocol holds and, when the kernel buffer is full, keeps the
+//! rest and asks the loop to wait for writability.
+//!
+//! mio reports readiness *edges*: an event says "this became readable", once, not "this is
+//! readable" every poll. So the connection caches readiness the way tokio does: an event sets
+//! `readable`/`writable`, and only a `WouldBlock` clears them. Whatever stopped an operation
+//! early (the protocol's backpressure, the read budget) can then resume it later without a new
+//! event, and nothing is lost between edges.
+//!
+//! The type is generic over the stream so that the state machine is tested without sockets.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::Instant;
+
+use echo_core::{ConnectionStats, EchoProtocol, Protocol, Timeout};
+use mio::Interest;
+
+use crate::timers::{TimerKey, Timers};
+
+/// Reads one connection may do in one turn before it lets the others run. Without a budget, a
+/// client that writes as fast as the loop answers could keep the loop to itself.
+pub const READ_BUDGET: usize = 16;
+
+/// What the loop needs from a socket beyond `Read + Write`.
+pub trait Stream: Read + Write {
+    /// Sends FIN after the bytes already written (a graceful close).
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl Stream for mio::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+/// How a turn of [`Connection::drive`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing more can happen until an event or a timer.
+    Idle,
+    /// The read budget ran out with the socket still readable: drive it again soon, without
+    /// waiting for an event (none will come).
+    Yielded,
+}
+
+/// One connection's socket, protocol, readiness cache and timer.
+#[derive(Debug)]
+pub struct Connection<S> {
+    stream: S,
+    protocol: EchoProtocol,
+    /// The last read did not end in `WouldBlock` (or an event said there is more).
+    readable: bool,
+    /// The last write did not end in `WouldBlock`.
+    writable: bool,
+    /// A read returned 0: the client half-closed. Never read again.
+    eof: bool,
+    /// The armed timer, if any; it may be earlier than the protocol's deadline (see
+    /// [`Connection::rearm`]).
+    timer: Option<TimerKey>,
+    /// Interest currently registered with the poll.
+    registered: Interest,
+}
+
+impl<S: Stream> Connection<S> {
+    /// Wraps a just-accepted stream and tells the protocol (asyncio: `connection_made`). The
+    /// stream is assumed writable and not yet readable: a fresh socket has an empty send
+    /// buffer, and registering it reports any bytes that already arrived.
+    pub fn new(stream: S, mut protocol: EchoProtocol, registered: Interest, now: Instant) -> Self {
+        protocol.connection_made(now);
+        Connection {
+            stream,
+            protocol,
+            readable: false,
+            writable: true,
+            eof: false,
+            timer: None,
+            registered,
+        }
+    }
+
+    /// The socket, to register or deregister it.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Records a readiness event. Errors and hang-ups count as both, so that the next read or
+    /// write surfaces them.
+    pub fn ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    /// Moves bytes until nothing more can move: writes pending output, reads while the
+    /// protocol wants bytes (asyncio: `data_received`, `eof_received`), and repeats, because
+    /// each read may produce output and each write may reopen reading.
+    ///
+    /// # Errors
+    /// Any socket error other than `WouldBlock` and `Interrupted` (a reset, a broken pipe):
+    /// the connection is dead and the caller closes it.
+    pub fn drive(&mut self, buf: &mut [u8], now: Instant) -> io::Result<Progress> {
+        let mut budget = READ_BUDGET;
+        loop {
+            if self.protocol.is_closed() {
+                return Ok(Progress::Idle);
+            }
+            self.flush(now)?;
+            if self.protocol.is_closed() || !self.can_read() {
+                return Ok(Progress::Idle);
+            }
+            if budget == 0 {
+                return Ok(Progress::Yielded);
+            }
+            budget -= 1;
+            self.read_once(buf, now)?;
+        }
+    }
+
+    fn can_read(&self) -> bool {
+        self.readable && !self.eof && self.protocol.wants_read()
+    }
+
+    fn read_once(&mut self, buf: &mut [u8], now: Instant) -> io::Result<()> {
+        match self.stream.read(buf) {
+            Ok(0) => {
+                self.eof = true;
+                self.protocol.eof_received(now);
+            }
+            Ok(n) => self.protocol.data_received(&buf[..n], now),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Writes output until it is all gone or the kernel buffer is full; a partial write stays
+    /// in the protocol's output until the socket is writable again.
+    fn flush(&mut self, now: Instant) -> io::Result<()> {
+        while self.writable && !self.protocol.output().is_empty() {
+            match self.stream.write(self.protocol.output()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.protocol.output_written(n, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The protocol's next deadline, and how to spend the wait until it.
+    pub fn next_timeout(&self) -> Option<Timeout> {
+        self.protocol.next_timeout()
+    }
+
+    /// A deadline passed (asyncio: a `call_at` callback firing). `fired` is the key of the
+    /// timer that fired, if it was this connection's, so it is not cancelled twice.
+    pub fn timeout(&mut self, fired: Option<TimerKey>, now: Instant) {
+        if fired.is_some() && fired == self.timer {
+            self.timer = None;
+        }
+        self.protocol.timeout(now);
+    }
+
+    /// Keeps exactly one armed timer no later than the protocol's deadline.
+    ///
+    /// A timer *earlier* than the deadline is kept: when it fires, the protocol shrugs off the
+    /// early call and the connection rearms. That makes the common case cheap: the idle
+    /// deadline moves forward with every request, and moving it in the queue each time would
+    /// cost a remove and an insert per request.
+    pub fn rearm<T>(&mut self, timers: &mut Timers<T>, value: impl FnOnce() -> T) {
+        let wanted = self.protocol.next_timeout().map(|t| t.at);
+        match (self.timer, wanted) {
+            (Some(key), Some(at)) if key.at() <= at => {}
+            (current, wanted) => {
+                if let Some(key) = current {
+                    timers.cancel(key);
+                }
+                self.timer = wanted.map(|at| timers.insert(at, value()));
+            }
+        }
+    }
+
+    /// The interest to register now, or `None` when the connection waits for nothing but a
+    /// timer (mio cannot register an empty interest, so the caller keeps the old one and
+    /// tolerates the spurious event it may bring).
+    pub fn wanted_interest(&self) -> Option<Interest> {
+        let read = (!self.eof && self.protocol.wants_read()).then_some(Interest::READABLE);
+        let write =
+            (!self.writable && !self.protocol.output().is_empty()).then_some(Interest::WRITABLE);
+        match (read, write) {
+            (Some(r), Some(w)) => Some(r | w),
+            (r, w) => r.or(w),
+        }
+    }
+
+    /// The interest registered with the poll.
+    pub fn registered(&self) -> Interest {
+        self.registered
+    }
+
+    /// Records that `interest` is now registered.
+    pub fn set_registered(&mut self, interest: Interest) {
+        self.registered = interest;
+    }
+
+    /// The server is shutting down: answer what was received, then close.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.protocol.shutdown(now);
+    }
+
+    /// Whether the protocol is done and the socket must close now.
+    pub fn is_closed(&self) -> bool {
+        self.protocol.is_closed()
+    }
+
+    /// Requests and errors answered so far, for the server's running totals.
+    pub fn stats(&self) -> ConnectionStats {
+        self.protocol.stats()
+    }
+
+    /// Ends the connection (asyncio: `connection_lost`), returning its timer so the caller can
+    /// cancel it. A graceful end sends FIN and drains what the client already sent, so that
+    /// closing does not turn into a reset that could destroy the last reply in flight.
+    pub fn close(mut self, graceful: bool) -> Option<TimerKey> {
+        if graceful {
+            let _ = self.stream.shutdown_write();
+            self.discard_unread();
+        }
+        self.protocol.connection_lost();
+        self.timer
+    }
+
+    fn discard_unread(&mut self) {
+        let mut sink = [0u8; 4096];
+        for _ in 0..64 {
+            match self.stream.read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use echo_core::{Config, DelayKind, DelayModel};
+
+    use super::*;
+
+    /// What the fake socket does on the next read.
+    enum Step {
+        Data(&'static [u8]),
+        WouldBlock,
+        Interrupted,
+        Eof,
+        Reset,
+    }
+
+    /// An in-memory socket: reads follow a script, writes accept `capacity` bytes and then
+    /// block.
+    struct FakeStream {
+        reads: VecDeque<Step>,
+        written: Vec<u8>,
+        capacity: usize,
+        interrupt_next_write: bool,
+        reads_done: usize,
+    }
+
+    impl FakeStream {
+        fn new(reads: Vec<Step>) -> Self {
+            FakeStream {
+                reads: reads.into(),
+                written: Vec::new(),
+                capacity: usize::MAX,
+                interrupt_next_write: false,
+                reads_done: 0,
+            }
+        }
+    }
+
+    impl Read for FakeStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads_done += 1;
+            match self.reads.pop_front().unwrap_or(Step::WouldBlock) {
+                Step::Data(bytes) => {
+                    buf[..bytes.len()].copy_from_slice(bytes);
+                    Ok(bytes.len())
+                }
+                Step::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
+                Step::Interrupted => Err(io::ErrorKind::Interrupted.into()),
+                Step::Eof => Ok(0),
+                Step::Reset => Err(io::ErrorKind::ConnectionReset.into()),
+            }
+        }
+    }
+
+    impl Write for FakeStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if std::mem::take(&mut self.interrupt_next_write) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.capacity == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.capacity);
+            self.capacity -= n;
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Stream for FakeStream {
+        fn shutdown_write(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn config(delay_ms: u64) -> Config {
+        Config {
+            delay: DelayModel::Fixed(Duration::from_millis(delay_ms)),
+            ..Config::default()
+        }
+    }
+
+    fn connection(config: &Config, reads: Vec<Step>, now: Instant) -> Connection<FakeStream> {
+        let stream = FakeStream::new(reads);
+        let protocol = EchoProtocol::new(config, 0);
+        let mut conn = Connection::new(stream, protocol, Interest::READABLE, now);
+        conn.ready(true, false);
+        conn
+    }
+
+    #[test]
+    fn it_reads_until_would_block_and_answers_every_line() {
+        let t0 = Instant::now();
+        let steps = vec![Step::Data(b"ab\nc"), Step::Data(b"d\n"), Step::WouldBlock];
+        let mut conn = connection(&config(0), steps, t0);
+        let progress = conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(progress, Progress::Idle);
+        assert_eq!(conn.stream.written, b"AB\nCD\n");
+        assert!(conn.stream.reads.is_empty(), "read up to the would-block");
+        assert_eq!(conn.wanted_interest(), Some(Interest::READABLE));
+    }
+
+    #[test]
+    fn an_interrupted_read_or_write_is_retried() {
+        let t0 = Instant::now();
+        let steps = vec![Step::Interrupted, Step::Data(b"x\n"), Step::WouldBlock];
+        let mut conn = connection(&config(0), steps, t0);
+        conn.stream.interrupt_next_write = true;
+        conn.drive(&mut [0; 64], t0)
+            .expect("interruptions are not errors");
+        assert_eq!(conn.stream.written, b"X\n");
+    }
+
+    #[test]
+    fn a_partial_write_keeps_the_rest_and_waits_for_writability() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(0), vec![Step::Data(b"hello\n")], t0);
+        conn.stream.capacity = 2;
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(conn.stream.written, b"HE");
+        assert_eq!(
+            conn.wanted_interest(),
+            Some(Interest::READABLE | Interest::WRITABLE)
+        );
+        conn.stream.capacity = usize::MAX;
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(
+            conn.stream.written, b"HE",
+            "no write before a writable event"
+        );
+        conn.ready(false, true);
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(conn.stream.written, b"HELLO\n");
+        assert_eq!(conn.wanted_interest(), Some(Interest::READABLE));
+    }
+
+    #[test]
+    fn end_of_stream_is_reported_once_and_the_last_reply_is_sent_before_closing() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(0), vec![Step::Data(b"last"), Step::Eof], t0);
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(conn.stream.written, b"LAST\n");
+        assert!(conn.is_closed());
+        assert_eq!(conn.stream.reads_done, 2, "no read after end of stream");
+        assert_eq!(conn.wanted_interest(), None);
+    }
+
+    #[test]
+    fn reading_stops_while_the_protocol_applies_backpressure() {
+        let t0 = Instant::now();
+        let config = Config {
+            max_output_bytes: 4,
+            ..config(0)
+        };
+        let steps = vec![Step::Data(b"aaaa\nbbbb\n"), Step::Data(b"cccc\n")];
+        let mut conn = connection(&config, steps, t0);
+        conn.stream.capacity = 0;
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(
+            conn.stream.reads.len(),
+            1,
+            "the second chunk stays in the socket"
+        );
+        assert_eq!(conn.wanted_interest(), Some(Interest::WRITABLE));
+        conn.stream.capacity = usize::MAX;
+        conn.ready(false, true);
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(
+            conn.stream.written, b"AAAA\nBBBB\nCCCC\n",
+            "reading resumed"
+        );
+    }
+
+    #[test]
+    fn a_flooding_client_yields_after_the_read_budget() {
+        let t0 = Instant::now();
+        let steps = (0..READ_BUDGET + 1).map(|_| Step::Data(b"z\n")).collect();
+        let mut conn = connection(&config(0), steps, t0);
+        assert_eq!(conn.drive(&mut [0; 64], t0).ok(), Some(Progress::Yielded));
+        assert_eq!(conn.stream.reads.len(), 1);
+        assert_eq!(conn.drive(&mut [0; 64], t0).ok(), Some(Progress::Idle));
+    }
+
+    #[test]
+    fn a_reset_is_an_error_for_the_loop_to_close() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(0), vec![Step::Reset], t0);
+        let err = conn
+            .drive(&mut [0; 64], t0)
+            .expect_err("a reset must surface");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    fn a_waiting_request_arms_one_timer_and_its_firing_sends_the_reply() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(100), vec![Step::Data(b"hi\n")], t0);
+        let mut timers = Timers::new();
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        conn.rearm(&mut timers, || "conn");
+        assert_eq!(
+            timers.next_deadline(),
+            Some(t0 + Duration::from_millis(100))
+        );
+        assert!(conn.stream.written.is_empty(), "not before the delay");
+        let due = t0 + Duration::from_millis(100);
+        let (key, _) = timers.pop_expired(due).expect("due at the delay");
+        conn.timeout(Some(key), due);
+        conn.drive(&mut [0; 64], due).expect("no socket error");
+        assert_eq!(conn.stream.written, b"HI\n");
+        conn.rearm(&mut timers, || "conn");
+        assert_eq!(timers.len(), 1, "only the idle timer is left");
+        assert_eq!(conn.next_timeout().map(|t| t.kind), Some(DelayKind::Wait));
+    }
+
+    #[test]
+    fn an_earlier_timer_is_kept_when_the_deadline_moves_later() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(0), vec![Step::Data(b"a\n")], t0);
+        let mut timers = Timers::new();
+        conn.rearm(&mut timers, || ());
+        let idle = timers.next_deadline().expect("the idle limit is armed");
+        let later = t0 + Duration::from_secs(1);
+        conn.drive(&mut [0; 64], later).expect("no socket error");
+        conn.rearm(&mut timers, || ());
+        assert_eq!(timers.next_deadline(), Some(idle), "kept, not moved");
+        assert_eq!(timers.len(), 1);
+    }
+
+    #[test]
+    fn closing_returns_the_timer_for_the_loop_to_cancel() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(100), vec![Step::Data(b"a\n")], t0);
+        let mut timers = Timers::new();
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        conn.rearm(&mut timers, || ());
+        let key = conn.close(true).expect("a timer was armed");
+        assert_eq!(timers.cancel(key), Some(()));
+    }
+}

@@ -1,0 +1,509 @@
+//! The event loop: one thread, one `mio::Poll`, every connection.
+//!
+//! It is the loop asyncio runs in `BaseEventLoop._run_once`, written out:
+//!
+//! 1. work out how long `poll` may sleep: zero if a connection yielded with bytes still
+//!    waiting, else until the first timer (asyncio: the head of `_scheduled`);
+//! 2. `poll` for readiness (asyncio: `selector.select(timeout)`);
+//! 3. handle each event: the listener accepts until `WouldBlock`, a connection reads and
+//!    writes until `WouldBlock` (asyncio: `_ready` callbacks of the selector's readers and
+//!    writers);
+//! 4. fire the timers that are due (asyncio: moving due `TimerHandle`s to `_ready`);
+//! 5. after every callback, bring the connection's registration and timer in line with what
+//!    its protocol now wants.
+//!
+//! Tokens: the listener and the waker have fixed tokens at the top of the range; a
+//! connection's token is its key in the slab. Keys are reused, so an event that arrives for a
+//! connection closed earlier in the same round reaches its successor: it only marks that
+//! socket ready, a read or write answers `WouldBlock`, and nothing else happens. Spurious
+//! wake-ups are harmless by the same reasoning.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use echo_core::{Config, DelayKind, EchoProtocol, Timeout};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use server_common::{AcceptBackoff, ConnectionGuard, Stats, is_fd_exhaustion};
+use slab::Slab;
+
+use crate::connection::{Connection, Progress};
+use crate::timers::{TimerKey, Timers};
+
+/// The listener's token; connection tokens are slab keys, far below it.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// The token of the waker that interrupts `poll` for shutdown.
+const WAKER: Token = Token(usize::MAX);
+/// Events taken from the kernel per `poll`.
+const EVENTS_CAPACITY: usize = 1024;
+/// Bytes read per `read` call; one buffer per loop, shared by every connection.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What a timer wakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The connection with this slab key: a request's delay or its idle limit.
+    Connection(usize),
+    /// Try accepting again after a back-off.
+    ResumeAccept,
+    /// Shutdown has waited long enough for connections to finish.
+    ShutdownDeadline,
+}
+
+/// What one loop is told by the server.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// The protocol every connection runs.
+    pub protocol: Config,
+    /// Open connections (counted over every loop of the server) at which this loop stops
+    /// accepting.
+    pub max_connections: usize,
+    /// How long shutdown waits for connections to finish their requests.
+    pub shutdown_timeout: Duration,
+    /// Log each connection's life at `info` (the article's prints).
+    pub verbose: bool,
+    /// This loop's index and the number of loops, to number connections uniquely.
+    pub index: usize,
+    /// The number of loops sharing the port.
+    pub n_loops: usize,
+}
+
+/// What can stop a loop from outside: a flag and a waker to make `poll` notice it.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    /// Asks the loop to stop accepting, finish what it received and return.
+    ///
+    /// # Errors
+    /// Writing to the waker's eventfd failed (which does not happen short of a broken
+    /// process).
+    pub fn stop(&self) -> io::Result<()> {
+        self.flag.store(true, Ordering::SeqCst);
+        self.waker.wake()
+    }
+}
+
+/// A connection and its share of the server's counters.
+struct Slot {
+    conn: Connection<TcpStream>,
+    guard: ConnectionGuard,
+}
+
+/// One single-threaded event loop over one listener.
+pub struct EventLoop {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    /// The listener is registered (not paused for back-off or the connection limit).
+    listening: bool,
+    resume_timer: Option<TimerKey>,
+    backoff: AcceptBackoff,
+    connections: Slab<Slot>,
+    timers: Timers<Timer>,
+    /// Connections that yielded with their read budget spent, to drive again at once.
+    again: Vec<usize>,
+    buf: Box<[u8]>,
+    settings: LoopSettings,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    draining: bool,
+    deadline_passed: bool,
+    accepted: u64,
+}
+
+impl EventLoop {
+    /// A loop that will serve `listener` (already bound, listening and non-blocking).
+    ///
+    /// # Errors
+    /// Creating the poll, the waker, or registering the listener failed.
+    pub fn new(
+        listener: TcpListener,
+        settings: LoopSettings,
+        stats: Arc<Stats>,
+    ) -> io::Result<(EventLoop, StopHandle)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut event_loop = EventLoop {
+            poll,
+            listener: Some(listener),
+            listening: false,
+            resume_timer: None,
+            backoff: AcceptBackoff::new(),
+            connections: Slab::new(),
+            timers: Timers::new(),
+            again: Vec::new(),
+            buf: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
+            settings,
+            stats,
+            stop: Arc::clone(&stop),
+            draining: false,
+            deadline_passed: false,
+            accepted: 0,
+        };
+        event_loop.resume_accepting()?;
+        Ok((event_loop, StopHandle { flag: stop, waker }))
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    /// The loop was already stopped, or the socket could not say.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::Error::other("the loop has stopped listening")),
+        }
+    }
+
+    /// Runs until stopped and drained (or the shutdown deadline passes).
+    ///
+    /// # Errors
+    /// `poll` itself failed; connection errors never end the loop.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        while !self.finished() {
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                self.dispatch(event);
+            }
+            self.fire_timers(Instant::now());
+            self.drive_yielded();
+            if !self.draining && self.stop.load(Ordering::SeqCst) {
+                self.begin_shutdown();
+            }
+        }
+        self.close_all();
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.draining && (self.connections.is_empty() || self.deadline_passed)
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if self.again.is_empty() {
+            self.timers.next_timeout(Instant::now())
+        } else {
+            Some(Duration::ZERO)
+        }
+    }
+
+    fn dispatch(&mut self, event: &Event) {
+        match event.token() {
+            LISTENER => self.accept_all(),
+            // The flag is read after the round; the event itself carries nothing.
+            WAKER => {}
+            Token(key) => {
+                let Some(slot) = self.connections.get_mut(key) else {
+                    return; // spurious: the connection is gone
+                };
+                let broken = event.is_error() || event.is_read_closed() || event.is_write_closed();
+                slot.conn
+                    .ready(event.is_readable() || broken, event.is_writable() || broken);
+                self.settle(key);
+            }
+        }
+    }
+
+    /// Accepts until `WouldBlock` (asyncio: `_accept_connection`, which also loops up to its
+    /// backlog). Running out of descriptors, or reaching the connection limit, pauses
+    /// accepting instead of spinning on a failing accept: pending connections wait in the
+    /// kernel's backlog until a connection closes or the back-off timer fires.
+    fn accept_all(&mut self) {
+        while self.listening {
+            if self.stats.open_connections() >= self.settings.max_connections as u64 {
+                tracing::debug!(
+                    max_connections = self.settings.max_connections,
+                    "connection limit reached; pausing accept"
+                );
+                self.pause_accepting();
+                return;
+            }
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    self.backoff.reset();
+                    self.admit(stream, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_transient_accept_error(&e) => self.stats.accept_error(),
+                Err(e) => {
+                    self.stats.accept_error();
+                    if !is_fd_exhaustion(&e) {
+                        tracing::warn!(error = %e, "accept failed; pausing");
+                    }
+                    self.pause_accepting();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Registers a new connection and gives it its first turn (asyncio: creating the
+    /// transport, which calls `connection_made` and starts reading).
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+        }
+        let entry = self.connections.vacant_entry();
+        let key = entry.key();
+        let registry = self.poll.registry();
+        if let Err(e) = registry.register(&mut stream, Token(key), Interest::READABLE) {
+            tracing::warn!(%peer, error = %e, "could not register a connection; dropping it");
+            self.stats.accept_error();
+            return;
+        }
+        let n_loops = self.settings.n_loops as u64;
+        let id = self.accepted * n_loops + self.settings.index as u64;
+        self.accepted += 1;
+        let now = Instant::now();
+        let mut conn = Connection::new(
+            stream,
+            EchoProtocol::new(&self.settings.protocol, id),
+            Interest::READABLE,
+            now,
+        );
+        if self.draining {
+            conn.shutdown(now);
+        }
+        let guard = self.stats.open();
+        entry.insert(Slot { conn, guard });
+        if self.settings.verbose {
+            tracing::info!(%peer, key, "connection made");
+        }
+        self.settle(key);
+    }
+
+    /// After any callback: move bytes, spend blocking delays, close if the protocol is done,
+    /// else align the timer and the registered interest with what the protocol wants.
+    fn settle(&mut self, key: usize) {
+        loop {
+            let Some(Slot { conn, guard }) = self.connections.get_mut(key) else {
+                return;
+            };
+            let progress = match conn.drive(&mut self.buf, Instant::now()) {
+                Ok(progress) => progress,
+                Err(e) => return self.close(key, Some(e)),
+            };
+            guard.record(conn.stats());
+            if conn.is_closed() {
+                return self.close(key, None);
+            }
+            if let Some(timeout) = conn.next_timeout().filter(|t| t.kind != DelayKind::Wait) {
+                spend_on_this_thread(timeout);
+                conn.timeout(None, Instant::now());
+                continue;
+            }
+            if progress == Progress::Yielded {
+                self.again.push(key);
+            }
+            conn.rearm(&mut self.timers, || Timer::Connection(key));
+            return self.update_interest(key);
+        }
+    }
+
+    fn update_interest(&mut self, key: usize) {
+        let Some(Slot { conn, .. }) = self.connections.get_mut(key) else {
+            return;
+        };
+        let Some(wanted) = conn.wanted_interest() else {
+            return; // waits only on a timer: keep the old interest
+        };
+        if wanted == conn.registered() {
+            return;
+        }
+        match self
+            .poll
+            .registry()
+            .reregister(conn.stream_mut(), Token(key), wanted)
+        {
+            Ok(()) => conn.set_registered(wanted),
+            Err(e) => self.close(key, Some(e)),
+        }
+    }
+
+    /// Closes a connection (asyncio: `connection_lost`), cancels its timer and, if accepting
+    /// was paused for lack of room or descriptors, accepts again: one just freed up.
+    fn close(&mut self, key: usize, error: Option<io::Error>) {
+        let Some(Slot {
+            mut conn,
+            mut guard,
+        }) = self.connections.try_remove(key)
+        else {
+            return;
+        };
+        guard.record(conn.stats());
+        let _ = self.poll.registry().deregister(conn.stream_mut());
+        if let Some(timer) = conn.close(error.is_none()) {
+            self.timers.cancel(timer);
+        }
+        if let Some(e) = &error {
+            guard.failed();
+            tracing::debug!(key, error = %e, "connection failed");
+        }
+        drop(guard);
+        if self.settings.verbose {
+            tracing::info!(key, error = ?error.map(|e| e.to_string()), "connection lost");
+        }
+        if !self.listening && !self.draining {
+            if let Err(e) = self.resume_accepting() {
+                tracing::warn!(error = %e, "could not resume accepting");
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        // Bounded by the timers armed before this round, so a timer armed while firing
+        // waits for the next round.
+        for _ in 0..self.timers.len() {
+            let Some((fired, timer)) = self.timers.pop_expired(now) else {
+                return;
+            };
+            match timer {
+                Timer::Connection(key) => {
+                    if let Some(slot) = self.connections.get_mut(key) {
+                        slot.conn.timeout(Some(fired), Instant::now());
+                        self.settle(key);
+                    }
+                }
+                Timer::ResumeAccept => {
+                    self.resume_timer = None;
+                    if let Err(e) = self.resume_accepting() {
+                        tracing::warn!(error = %e, "could not resume accepting");
+                    }
+                }
+                Timer::ShutdownDeadline => self.deadline_passed = true,
+            }
+        }
+    }
+
+    fn drive_yielded(&mut self) {
+        for key in std::mem::take(&mut self.again) {
+            if let Some(slot) = self.connections.get_mut(key) {
+                slot.conn.ready(true, false);
+                self.settle(key);
+            }
+        }
+    }
+
+    /// Deregisters the listener and arms a timer to try again after a back-off. A closing
+    /// connection resumes sooner; the timer covers descriptors freed elsewhere (another loop's
+    /// connections, another process).
+    fn pause_accepting(&mut self) {
+        if self.listening {
+            self.stats.accept_backoff();
+        }
+        self.stop_listening();
+        if self.resume_timer.is_none() {
+            let at = Instant::now() + self.backoff.next_pause();
+            self.resume_timer = Some(self.timers.insert(at, Timer::ResumeAccept));
+        }
+    }
+
+    fn stop_listening(&mut self) {
+        if let (Some(listener), true) = (&mut self.listener, self.listening) {
+            let _ = self.poll.registry().deregister(listener);
+        }
+        self.listening = false;
+    }
+
+    /// Registers the listener again; connections that queued up meanwhile are reported by the
+    /// registration itself.
+    fn resume_accepting(&mut self) -> io::Result<()> {
+        if self.listening || self.draining {
+            return Ok(());
+        }
+        let Some(listener) = &mut self.listener else {
+            return Ok(());
+        };
+        if let Some(timer) = self.resume_timer.take() {
+            self.timers.cancel(timer);
+        }
+        self.poll
+            .registry()
+            .register(listener, LISTENER, Interest::READABLE)?;
+        self.listening = true;
+        Ok(())
+    }
+
+    /// Stops accepting (the listener closes, so new connects are refused), tells every
+    /// protocol to finish up (asyncio: `server.close()`, then the application's own drain),
+    /// and arms the shutdown deadline.
+    fn begin_shutdown(&mut self) {
+        self.draining = true;
+        self.stop_listening();
+        if let Some(timer) = self.resume_timer.take() {
+            self.timers.cancel(timer);
+        }
+        self.listener = None;
+        let now = Instant::now();
+        self.timers.insert(
+            now + self.settings.shutdown_timeout,
+            Timer::ShutdownDeadline,
+        );
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            if let Some(slot) = self.connections.get_mut(key) {
+                slot.conn.shutdown(now);
+            }
+            self.settle(key);
+        }
+    }
+
+    /// Closes whatever outlived the shutdown deadline.
+    fn close_all(&mut self) {
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        if !keys.is_empty() {
+            tracing::warn!(
+                n_connections = keys.len(),
+                "shutdown deadline passed; closing"
+            );
+        }
+        for key in keys {
+            self.close(key, None);
+        }
+    }
+}
+
+/// Spends a `block` or `spin` delay on the loop thread, as a blocking call inside a coroutine
+/// would: every other connection of this loop waits meanwhile. That is the point of those
+/// kinds.
+fn spend_on_this_thread(timeout: Timeout) {
+    match timeout.kind {
+        DelayKind::Block => {
+            let left = timeout.at.saturating_duration_since(Instant::now());
+            std::thread::sleep(left);
+        }
+        DelayKind::Spin => {
+            while Instant::now() < timeout.at {
+                std::hint::spin_loop();
+            }
+        }
+        DelayKind::Wait => {}
+    }
+}
+
+/// Accept errors about one failed connection, not about the listener: try the next one.
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}

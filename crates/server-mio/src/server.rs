@@ -1,0 +1,148 @@
+//! [`start`]: N event loops on N threads sharing one port, behind server-common's
+//! [`Server`] handle.
+//!
+//! One loop is asyncio's model exactly: one thread does everything. With `loops > 1`, each
+//! loop binds its own listener on the same address with SO_REUSEPORT, and the kernel spreads
+//! incoming connections across them by a hash of the connection's addresses; the loops share
+//! nothing but the [`Stats`] counters. It is how one runs one asyncio process per core behind
+//! a shared port, minus the processes. A connection stays on the loop that accepted it, so a
+//! loop that blocks (the `block` and `spin` delay kinds) stalls only its own share.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use mio::net::TcpListener;
+use server_common::{
+    Server, ServerConfig, Stats, Summary, bind_listener, bind_listener_reuse_port,
+};
+
+use crate::event_loop::{EventLoop, LoopSettings, StopHandle};
+
+/// A running mio server: its loops' threads and the way to stop them.
+#[derive(Debug)]
+pub struct MioServer {
+    local_addr: SocketAddr,
+    stats: Arc<Stats>,
+    loops: Vec<Running>,
+}
+
+/// One loop's thread and stop handle.
+#[derive(Debug)]
+struct Running {
+    stop: StopHandle,
+    thread: JoinHandle<io::Result<()>>,
+}
+
+/// Binds `config.addr` and starts `loops` event loops (at least one) on their own threads.
+/// Returns once every loop is listening, so a client may connect at once.
+///
+/// # Errors
+/// Binding failed (address in use or not local), or a poll or a thread could not be
+/// created; loops already started are stopped again before returning.
+pub fn start(config: ServerConfig, loops: usize) -> io::Result<MioServer> {
+    let n_loops = loops.max(1);
+    let listeners = bind_all(config.addr, config.backlog, n_loops)?;
+    let local_addr = listeners[0].local_addr()?;
+    let stats = Stats::new();
+    let mut ready = Vec::with_capacity(n_loops);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let settings = LoopSettings {
+            protocol: config.protocol.clone(),
+            max_connections: config.max_connections,
+            shutdown_timeout: config.shutdown_timeout,
+            verbose: config.verbose,
+            index,
+            n_loops,
+        };
+        ready.push(EventLoop::new(listener, settings, Arc::clone(&stats))?);
+    }
+    let loops = spawn_all(ready)?;
+    Ok(MioServer {
+        local_addr,
+        stats,
+        loops,
+    })
+}
+
+/// One non-blocking listener per loop: a plain one for a single loop, SO_REUSEPORT ones on
+/// the port the first one got otherwise.
+fn bind_all(addr: SocketAddr, backlog: u32, n_loops: usize) -> io::Result<Vec<TcpListener>> {
+    let first = if n_loops == 1 {
+        bind_listener(addr, backlog)?
+    } else {
+        bind_listener_reuse_port(addr, backlog)?
+    };
+    let shared_addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..n_loops {
+        listeners.push(bind_listener_reuse_port(shared_addr, backlog)?);
+    }
+    listeners
+        .into_iter()
+        .map(|listener| {
+            listener.set_nonblocking(true)?;
+            Ok(TcpListener::from_std(listener))
+        })
+        .collect()
+}
+
+fn spawn_all(ready: Vec<(EventLoop, StopHandle)>) -> io::Result<Vec<Running>> {
+    let mut running: Vec<Running> = Vec::with_capacity(ready.len());
+    for (index, (event_loop, stop)) in ready.into_iter().enumerate() {
+        let spawned = thread::Builder::new()
+            .name(format!("mio-loop-{index}"))
+            .spawn(move || event_loop.run());
+        match spawned {
+            Ok(thread) => running.push(Running { stop, thread }),
+            Err(e) => {
+                let _ = stop_and_join(running);
+                return Err(e);
+            }
+        }
+    }
+    Ok(running)
+}
+
+/// Stops every loop first (so they drain in parallel), then waits for each.
+fn stop_and_join(loops: Vec<Running>) -> io::Result<()> {
+    let mut first_error = None;
+    for running in &loops {
+        if let Err(e) = running.stop.stop() {
+            first_error.get_or_insert(e);
+        }
+    }
+    for (index, running) in loops.into_iter().enumerate() {
+        let outcome = running
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other(format!("event loop {index} panicked"))));
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+impl MioServer {
+    /// How many event loops serve the port.
+    pub fn n_loops(&self) -> usize {
+        self.loops.len()
+    }
+}
+
+impl Server for MioServer {
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn stats(&self) -> Summary {
+        self.stats.summary()
+    }
+
+    fn shutdown(self: Box<Self>) -> io::Result<Summary> {
+        stop_and_join(self.loops)?;
+        Ok(self.stats.summary())
+    }
+}
