@@ -445,6 +445,9 @@ impl EventLoop {
     /// protocol to finish up (asyncio: `server.close()`, then the application's own drain),
     /// and arms the shutdown deadline.
     fn begin_shutdown(&mut self) {
+        // Connections the kernel completed before the signal are taken in too: their clients
+        // may already have sent requests.
+        self.accept_all();
         self.draining = true;
         self.stop_listening();
         if let Some(timer) = self.resume_timer.take() {
@@ -458,6 +461,12 @@ impl EventLoop {
         );
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
+            // Read what the kernel already holds first: "requests already received" means
+            // received by the machine, not only by the protocol.
+            if let Some(slot) = self.connections.get_mut(key) {
+                slot.conn.ready(true, false);
+            }
+            self.settle(key);
             if let Some(slot) = self.connections.get_mut(key) {
                 slot.conn.shutdown(now);
             }

@@ -1,0 +1,94 @@
+//! What is particular to the mio server, beyond the conformance suite every server passes:
+//! several loops sharing one port, and what a `block` delay does to a single event loop.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use echo_core::{DelayKind, DelayModel};
+use server_common::{Server, ServerConfig};
+
+const GENEROUS: Duration = Duration::from_secs(20);
+
+fn config(delay: Duration, kind: DelayKind) -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.protocol.delay = DelayModel::Fixed(delay);
+    config.protocol.delay_kind = kind;
+    config
+}
+
+fn connect(server: &dyn Server) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(server.local_addr())?;
+    stream.set_read_timeout(Some(GENEROUS))?;
+    Ok(stream)
+}
+
+fn read_line(stream: &TcpStream) -> io::Result<String> {
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    Ok(line)
+}
+
+#[test]
+fn two_loops_share_one_port_and_answer_every_client() -> io::Result<()> {
+    let server = Box::new(server_mio::start(
+        config(Duration::ZERO, DelayKind::Wait),
+        2,
+    )?);
+    assert_eq!(server.n_loops(), 2);
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let mut stream = connect(&*server)?;
+        stream.write_all(format!("client {i}\n").as_bytes())?;
+        clients.push(stream);
+    }
+    for (i, stream) in clients.iter().enumerate() {
+        assert_eq!(read_line(stream)?, format!("CLIENT {i}\n"));
+    }
+    drop(clients);
+    let summary = server.shutdown()?;
+    assert_eq!((summary.connections_accepted, summary.requests), (40, 40));
+    Ok(())
+}
+
+#[test]
+fn a_block_delay_makes_one_loop_serve_its_clients_one_after_the_other() -> io::Result<()> {
+    let delay = Duration::from_millis(60);
+    let server = Box::new(server_mio::start(config(delay, DelayKind::Block), 1)?);
+    let (mut first, mut second) = (connect(&*server)?, connect(&*server)?);
+    let sent = Instant::now();
+    first.write_all(b"one\n")?;
+    second.write_all(b"two\n")?;
+    assert_eq!(read_line(&first)?, "ONE\n");
+    assert_eq!(read_line(&second)?, "TWO\n");
+    // With `wait` both replies would come after one delay; a blocked loop serves the second
+    // request only after the first one's delay is over, whichever it took first.
+    assert!(
+        sent.elapsed() >= delay * 2,
+        "a blocked loop served two requests at once"
+    );
+    server.shutdown()?;
+    Ok(())
+}
+
+#[test]
+fn shutdown_answers_a_request_already_received_before_returning() -> io::Result<()> {
+    let delay = Duration::from_millis(200);
+    let server = Box::new(server_mio::start(config(delay, DelayKind::Wait), 1)?);
+    let mut client = connect(&*server)?;
+    client.write_all(b"pending\n")?;
+    // The request is in the server's socket buffer once `write_all` returns (loopback); wait
+    // until the server has accepted the connection, then shut down mid-delay.
+    let deadline = Instant::now() + GENEROUS;
+    while server.stats().connections_accepted == 0 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let reader = std::thread::spawn(move || read_line(&client));
+    let summary = server.shutdown()?;
+    let reply = reader
+        .join()
+        .map_err(|_| io::Error::other("reader panicked"))??;
+    assert_eq!(reply, "PENDING\n");
+    assert_eq!(summary.requests, 1);
+    Ok(())
+}
