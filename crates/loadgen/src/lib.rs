@@ -6,9 +6,35 @@
 //! counted, latencies go into HdrHistograms, and the result is a versioned, mergeable
 //! [`Report`] that serializes to JSON.
 //!
+//! How a run works: [`run`] splits the workers (one per concurrent connection) over
+//! `n_threads` client threads, each with a single-threaded tokio runtime and one shared set
+//! of histograms. Workers take connections from a shared [`plan::Plan`] until it is done
+//! (a count, or a deadline); in open-loop mode (`rate`) they also take each request's
+//! scheduled start from it, and measure latency from that schedule, so a slow server
+//! cannot hide its slowness by slowing the client down (coordinated omission).
+//!
+//! - [`config`]: what a run does, and its validation.
+//! - [`run`](mod@run): the phases and threads of a run.
+//! - [`worker`], [`exchange`], [`net`]: connections, requests, sockets and failure kinds.
+//! - [`plan`]: the shared work and open-loop schedule.
+//! - [`limits`]: the open-file limit.
 //! - [`report`]: the [`Report`] schema, histogram encoding and [`Report::merge`].
+//! - [`summary`]: the human summary.
 #![deny(missing_docs)]
 
+pub mod config;
+pub mod error;
+pub mod exchange;
+pub mod limits;
+pub mod net;
+pub mod plan;
+mod progress;
 pub mod report;
+pub mod run;
+pub mod summary;
+pub mod worker;
 
+pub use config::Config;
+pub use error::{Error, Result};
 pub use report::{FailureKind, Failures, Measurements, Percentiles, Report, ReportError};
+pub use run::run;

@@ -420,7 +420,8 @@ impl Measurements {
     /// Records one established connection and how long its connect took.
     pub fn record_connect(&mut self, connect_time: Duration) {
         self.connections_established += 1;
-        self.connect_time_ns.saturating_record(clamp_ns(connect_time));
+        self.connect_time_ns
+            .saturating_record(clamp_ns(connect_time));
     }
 
     /// Adds every sample and count of `other` to `self`; `all_connected` takes the later

@@ -1,0 +1,155 @@
+//! The `loadgen` command: parses options, calls [`loadgen::run`], prints the summary and
+//! writes the JSON report. Exits 1 when requests failed (above `--max-error-rate`), 2 when
+//! the run could not be made.
+
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use echo_core::Framing;
+use loadgen::{Config, Report};
+
+/// Load client for the uppercase echo protocol, with JSON timing reports.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Server address, e.g. 127.0.0.1:9090 or localhost:9090.
+    addr: String,
+    /// Connections to make (the article's iterations).
+    #[arg(
+        short = 'n',
+        long,
+        visible_alias = "iterations",
+        default_value_t = 1000
+    )]
+    connections: u64,
+    /// Most connections open at once [default: all of them].
+    #[arg(short = 'c', long)]
+    concurrency: Option<u64>,
+    /// Sequential requests on each connection.
+    #[arg(short = 'm', long, default_value_t = 1)]
+    requests_per_conn: u64,
+    /// Open loop: start this many requests per second, latency from the schedule.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Run for this long (e.g. 10s) instead of for a number of connections.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Unmeasured warmup before the run (e.g. 2s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    warmup: Duration,
+    /// Limit on each connect and on each reply.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    timeout: Duration,
+    /// `line` (the project's protocol) or `raw` (the article's: no newline, server closes).
+    #[arg(long, default_value = "line")]
+    framing: Framing,
+    /// The request text.
+    #[arg(long, default_value = loadgen::config::DEFAULT_MESSAGE)]
+    message: String,
+    /// Client threads, each with a single-threaded runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Loopback source addresses to spread client sockets over [default: 16 for a
+    /// 127.0.0.0/8 target]; 0 lets the kernel choose.
+    #[arg(long)]
+    source_addresses: Option<u32>,
+    /// Write the JSON report to this file (`-` for stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Fraction of failed requests tolerated before exiting non-zero.
+    #[arg(long, default_value_t = 0.0)]
+    max_error_rate: f64,
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(report) if report.requests_failed > 0 && report.error_rate() > cli.max_error_rate => {
+            eprintln!(
+                "loadgen: {} of {} requests failed (error rate {:.4}, allowed {})",
+                report.requests_failed,
+                report.requests_ok + report.requests_failed,
+                report.error_rate(),
+                cli.max_error_rate
+            );
+            ExitCode::from(1)
+        }
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loadgen: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<Report> {
+    let config = config(cli)?;
+    let report = loadgen::run(&config).with_context(|| format!("load run against {}", cli.addr))?;
+    let json_to_stdout = cli
+        .json
+        .as_deref()
+        .is_some_and(|path| path.as_os_str() == "-");
+    if !cli.quiet {
+        let summary = loadgen::summary::render(&report);
+        if json_to_stdout {
+            eprint!("{summary}");
+        } else {
+            print!("{summary}");
+        }
+    }
+    if let Some(path) = &cli.json {
+        write_json(path, &report)?;
+    }
+    Ok(report)
+}
+
+fn config(cli: &Cli) -> anyhow::Result<Config> {
+    if !(0.0..=1.0).contains(&cli.max_error_rate) {
+        bail!(
+            "--max-error-rate {} is not between 0 and 1",
+            cli.max_error_rate
+        );
+    }
+    let mut config = Config::new(resolve(&cli.addr)?);
+    config.n_connections = cli.connections;
+    config.concurrency = cli.concurrency;
+    config.requests_per_conn = cli.requests_per_conn;
+    config.rate = cli.rate;
+    config.duration = cli.duration;
+    config.warmup = cli.warmup;
+    config.timeout = cli.timeout;
+    config.framing = cli.framing;
+    config.message.clone_from(&cli.message);
+    config.n_threads = cli.threads;
+    config.source_addresses = cli.source_addresses;
+    config.progress = !cli.quiet && std::io::stderr().is_terminal();
+    Ok(config)
+}
+
+fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("cannot resolve server address {addr:?}"))?
+        .next()
+        .with_context(|| format!("server address {addr:?} resolves to nothing"))
+}
+
+fn write_json(path: &std::path::Path, report: &Report) -> anyhow::Result<()> {
+    let json = report.to_json();
+    if path.as_os_str() == "-" {
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(json.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("cannot write the json report to stdout");
+    }
+    std::fs::write(path, json)
+        .with_context(|| format!("cannot write the json report to {}", path.display()))
+}

@@ -1,0 +1,174 @@
+//! Client sockets: creation, source addresses, connect with a timeout, and the
+//! classification of socket errors into [`FailureKind`]s.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::report::FailureKind;
+
+/// Where in a connection's life an error happened; a timeout means something different
+/// while connecting than while waiting for a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Creating the socket or connecting it.
+    Connect,
+    /// Writing a request or reading its reply.
+    Exchange,
+}
+
+/// Maps a socket error to the failure kind the report counts it under.
+pub fn classify(error: &io::Error, phase: Phase) -> FailureKind {
+    use io::ErrorKind as K;
+    match error.kind() {
+        K::ConnectionRefused => return FailureKind::ConnectionRefused,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => return FailureKind::Reset,
+        K::AddrNotAvailable => return FailureKind::AddressNotAvailable,
+        K::UnexpectedEof => return FailureKind::EarlyEof,
+        K::TimedOut if phase == Phase::Connect => return FailureKind::ConnectTimeout,
+        K::TimedOut => return FailureKind::ReplyTimeout,
+        _ => {}
+    }
+    match error.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => FailureKind::TooManyOpenFiles,
+        Some(libc::EADDRNOTAVAIL) => FailureKind::AddressNotAvailable,
+        Some(libc::ECONNRESET | libc::EPIPE) => FailureKind::Reset,
+        _ => FailureKind::Other,
+    }
+}
+
+/// The `index`-th of `count` loopback source addresses: 127.0.0.1, 127.0.0.2, ...
+///
+/// Each source address has its own ~28,000 ephemeral ports towards the target, so spreading
+/// over several keeps runs with many short connections clear of TIME_WAIT exhaustion.
+pub fn source_address(index: u64, count: u32) -> Option<IpAddr> {
+    if count == 0 {
+        return None;
+    }
+    let last_octet = 1 + (index % u64::from(count)) as u8;
+    Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last_octet)))
+}
+
+/// Opens a TCP connection to `target` (from `source` if given) with TCP_NODELAY set, within
+/// `timeout`.
+///
+/// # Errors
+/// The [`FailureKind`] of whatever went wrong: no descriptor, no free port, refused, timed out.
+pub async fn connect(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<TcpStream, FailureKind> {
+    let socket = new_socket(target, source).map_err(|e| classify(&e, Phase::Connect))?;
+    match tokio::time::timeout(timeout, socket.connect(target)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(classify(&error, Phase::Connect)),
+        Err(_elapsed) => Err(FailureKind::ConnectTimeout),
+    }
+}
+
+fn new_socket(target: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSocket> {
+    let socket = match target {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_nodelay(true)?;
+    if let Some(ip) = source {
+        bind_address_no_port(&socket)?;
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    Ok(socket)
+}
+
+/// Sets IP_BIND_ADDRESS_NO_PORT, so that binding a source address leaves the choice of the
+/// port to `connect`, which can then reuse a port towards another destination. Without it,
+/// `bind(ip:0)` reserves a port for all destinations and runs out after ~28,000 sockets.
+fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
+    let enable: libc::c_int = 1;
+    // SAFETY: the descriptor is a valid, open socket owned by `socket` for the whole call;
+    // the option value points to a live c_int and its exact size is passed.
+    let status = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const enable).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os_error(code: i32) -> io::Error {
+        io::Error::from_raw_os_error(code)
+    }
+
+    #[test]
+    fn descriptor_exhaustion_is_too_many_open_files() {
+        for code in [libc::EMFILE, libc::ENFILE] {
+            let kind = classify(&os_error(code), Phase::Connect);
+            assert_eq!(kind, FailureKind::TooManyOpenFiles);
+        }
+    }
+
+    #[test]
+    fn port_exhaustion_is_address_not_available() {
+        let kind = classify(&os_error(libc::EADDRNOTAVAIL), Phase::Connect);
+        assert_eq!(kind, FailureKind::AddressNotAvailable);
+    }
+
+    #[test]
+    fn a_kernel_timeout_is_a_connect_timeout_while_connecting_and_a_reply_timeout_after() {
+        let error = os_error(libc::ETIMEDOUT);
+        assert_eq!(
+            classify(&error, Phase::Connect),
+            FailureKind::ConnectTimeout
+        );
+        assert_eq!(classify(&error, Phase::Exchange), FailureKind::ReplyTimeout);
+    }
+
+    #[test]
+    fn resets_and_broken_pipes_are_resets_and_refusals_are_refusals() {
+        for code in [libc::ECONNRESET, libc::EPIPE, libc::ECONNABORTED] {
+            assert_eq!(
+                classify(&os_error(code), Phase::Exchange),
+                FailureKind::Reset
+            );
+        }
+        let refused = classify(&os_error(libc::ECONNREFUSED), Phase::Connect);
+        assert_eq!(refused, FailureKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn unknown_errors_are_other() {
+        assert_eq!(
+            classify(&os_error(libc::EPERM), Phase::Connect),
+            FailureKind::Other
+        );
+    }
+
+    #[test]
+    fn source_addresses_cycle_through_loopback() {
+        let ips: Vec<_> = (0..5).filter_map(|i| source_address(i, 3)).collect();
+        let last: Vec<_> = ips
+            .iter()
+            .map(|ip| match ip {
+                IpAddr::V4(v4) => v4.octets()[3],
+                IpAddr::V6(_) => 0,
+            })
+            .collect();
+        assert_eq!(last, [1, 2, 3, 1, 2]);
+        assert_eq!(source_address(7, 0), None);
+    }
+}

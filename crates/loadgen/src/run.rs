@@ -1,0 +1,146 @@
+//! A whole run: check limits, run the warmup and the measured phase on the client threads,
+//! and turn the measurements into a [`Report`].
+
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::LocalSet;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::exchange::Expectation;
+use crate::limits;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::report::{Environment, Measurements, Report, RunInfo};
+use crate::worker::{Shard, worker};
+
+/// Runs the load described by `config` and reports on it.
+///
+/// Raises the open-file limit first and refuses a concurrency that cannot fit. Failed
+/// requests do not make this fail: they are counted in the report by kind.
+///
+/// # Errors
+/// Invalid configuration, too many connections for the open-file limit, or a runtime that
+/// cannot start.
+pub fn run(config: &Config) -> Result<Report> {
+    config.validate()?;
+    let open_files_limit = limits::raise_open_files_limit()?;
+    limits::check_fits(config.effective_concurrency(), open_files_limit)?;
+    if !config.warmup.is_zero() {
+        let plan = Plan::new(config.n_connections, 1, Some(config.warmup), config.rate);
+        run_phase(config, Arc::new(plan), "warmup")?;
+    }
+    let started_at = SystemTime::now();
+    let plan = Arc::new(Plan::new(
+        config.n_connections,
+        config.requests_per_conn,
+        config.duration,
+        config.rate,
+    ));
+    let (measurements, wall_time) = run_phase(config, plan, "load")?;
+    let info = RunInfo {
+        target: config.target.to_string(),
+        parameters: config.parameters(),
+        environment: Environment::current(open_files_limit),
+        started_at,
+        wall_time,
+        runs_merged: 1,
+    };
+    Ok(Report::build(info, &measurements)?)
+}
+
+/// Runs one phase on `n_threads` threads and returns what they measured and how long the
+/// phase took.
+fn run_phase(
+    config: &Config,
+    plan: Arc<Plan>,
+    label: &'static str,
+) -> Result<(Measurements, Duration)> {
+    let n_workers = config.effective_concurrency();
+    let n_threads = (config.n_threads as u64).clamp(1, n_workers.max(1));
+    let total = plan
+        .bounded_by_count()
+        .then(|| config.n_connections * config.requests_per_conn);
+    let progress = config
+        .progress
+        .then(|| Progress::start(Arc::clone(&plan), label, total));
+    let outcomes: Vec<io::Result<Measurements>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..n_threads)
+            .map(|index| {
+                let share = n_workers / n_threads + u64::from(index < n_workers % n_threads);
+                let plan = Arc::clone(&plan);
+                let shard = ShardSpec {
+                    index,
+                    n_threads,
+                    n_workers: share,
+                };
+                scope.spawn(move || run_shard(config, plan, shard))
+            })
+            .collect();
+        threads.into_iter().map(join).collect()
+    });
+    let wall_time = plan.start.elapsed();
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    let mut total = Measurements::default();
+    for outcome in outcomes {
+        total.merge(&outcome.map_err(Error::Runtime)?);
+    }
+    Ok((total, wall_time))
+}
+
+fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Which part of the workers a client thread runs.
+#[derive(Debug, Clone, Copy)]
+struct ShardSpec {
+    index: u64,
+    n_threads: u64,
+    n_workers: u64,
+}
+
+/// Runs `spec.n_workers` workers on a single-threaded runtime on this thread.
+fn run_shard(config: &Config, plan: Arc<Plan>, spec: ShardSpec) -> io::Result<Measurements> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let shard = Rc::new(Shard {
+        plan,
+        expect: Expectation {
+            request: config.request_bytes(),
+            reply: config.expected_reply(),
+            framing: config.framing,
+            timeout: config.timeout,
+        },
+        target: config.target,
+        requests_per_conn: config.requests_per_conn,
+        n_source_addresses: config.effective_source_addresses(),
+        count_progress: config.progress,
+        measurements: Default::default(),
+        next_source: spec.index.into(),
+        source_stride: spec.n_threads,
+    });
+    LocalSet::new().block_on(&runtime, run_workers(Rc::clone(&shard), spec.n_workers));
+    Ok(shard.measurements.take())
+}
+
+async fn run_workers(shard: Rc<Shard>, n_workers: u64) {
+    let handles: Vec<_> = (0..n_workers)
+        .map(|_| tokio::task::spawn_local(worker(Rc::clone(&shard))))
+        .collect();
+    for handle in handles {
+        if let Err(error) = handle.await {
+            if error.is_panic() {
+                std::panic::resume_unwind(error.into_panic());
+            }
+        }
+    }
+}

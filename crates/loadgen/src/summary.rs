@@ -1,0 +1,69 @@
+//! The human summary printed at the end of a run, rendered from the [`Report`] so that the
+//! text and the JSON always agree.
+
+use std::fmt::Write as _;
+
+use crate::report::{Percentiles, Report};
+
+/// Renders the summary: wall time, requests ok and failed (by kind), req/s, and the
+/// connect-time and latency percentiles.
+pub fn render(report: &Report) -> String {
+    let mut text = String::new();
+    let p = &report.parameters;
+    let _ = writeln!(
+        text,
+        "loadgen {} -> {}: {} connections, concurrency {}, {} request(s) each, {} framing",
+        report.tool_version,
+        report.target,
+        p.n_connections,
+        p.concurrency,
+        p.requests_per_conn,
+        p.framing
+    );
+    let _ = writeln!(text, "  wall time        {:.3} s", report.wall_time_seconds);
+    let _ = writeln!(
+        text,
+        "  requests         {} ok, {} failed, {} not sent",
+        report.requests_ok, report.requests_failed, report.requests_not_sent
+    );
+    for (kind, count) in report.failures.nonzero() {
+        let _ = writeln!(text, "    {:<22} {count}", kind.name());
+    }
+    if p.rate_requests_per_second.is_some() {
+        let _ = writeln!(text, "  started late     {}", report.requests_started_late);
+    }
+    let _ = writeln!(
+        text,
+        "  throughput       {:.1} req/s",
+        report.throughput_requests_per_second
+    );
+    if let Some(seconds) = report.all_connected_seconds {
+        let _ = writeln!(text, "  all connected    {seconds:.3} s");
+    }
+    text.push_str(&line("connect time", &report.connect_time));
+    text.push_str(&line("latency", &report.latency));
+    text
+}
+
+fn line(name: &str, stats: &Percentiles) -> String {
+    format!(
+        "  {name:<16} p50 {} p90 {} p99 {} p99.9 {} max {} ({} samples)\n",
+        us(stats.p50_us),
+        us(stats.p90_us),
+        us(stats.p99_us),
+        us(stats.p99_9_us),
+        us(stats.max_us),
+        stats.count
+    )
+}
+
+/// Formats microseconds with a unit that keeps 3-4 significant digits.
+fn us(value: f64) -> String {
+    if value >= 1_000_000.0 {
+        format!("{:.2}s", value / 1_000_000.0)
+    } else if value >= 1_000.0 {
+        format!("{:.2}ms", value / 1_000.0)
+    } else {
+        format!("{value:.1}µs")
+    }
+}

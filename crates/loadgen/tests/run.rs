@@ -1,0 +1,269 @@
+//! Runs of the client against the in-process test server: counts, failure kinds, modes.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use echo_core::Framing;
+use loadgen::{Config, Error, FailureKind, Report};
+use support::{Behaviour, TestServer, refusing_addr};
+
+fn config_for(server: &TestServer) -> Config {
+    let mut config = Config::new(server.addr);
+    config.n_connections = 20;
+    config.timeout = Duration::from_secs(20);
+    config
+}
+
+fn run(config: &Config) -> Report {
+    loadgen::run(config).expect("the run can be made")
+}
+
+/// The attempted requests are exactly accounted for, and the histograms agree with counts.
+fn assert_counts_add_up(report: &Report, config: &Config) {
+    let planned = config.n_connections * config.requests_per_conn;
+    let accounted = report.requests_ok + report.requests_failed + report.requests_not_sent;
+    assert_eq!(accounted, planned, "{report:#?}");
+    assert_eq!(report.requests_failed, report.failures.total());
+    assert_eq!(report.latency.count, report.requests_ok);
+    assert_eq!(report.connect_time.count, report.connections_established);
+}
+
+fn assert_every_request_ok_with_threads(n_threads: usize) {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = config_for(&server);
+    config.n_connections = 40;
+    config.concurrency = Some(7);
+    config.requests_per_conn = 3;
+    config.n_threads = n_threads;
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 120);
+    assert_eq!(report.requests_failed, 0);
+    assert_eq!(report.connections_established, 40);
+    assert_eq!(report.parameters.concurrency, 7);
+    assert!(report.all_connected_seconds.is_some());
+    assert!(report.throughput_requests_per_second > 0.0);
+    assert_counts_add_up(&report, &config);
+}
+
+#[test]
+fn counts_add_up_when_every_request_succeeds_on_one_client_thread() {
+    assert_every_request_ok_with_threads(1);
+}
+
+#[test]
+fn counts_add_up_when_every_request_succeeds_on_three_client_threads() {
+    assert_every_request_ok_with_threads(3);
+}
+
+#[test]
+fn all_connections_open_at_once_by_default_as_in_the_article() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = config_for(&server);
+    config.n_connections = 200;
+    let report = run(&config);
+    assert_eq!(report.parameters.concurrency, 200);
+    assert_eq!(report.requests_ok, 200);
+}
+
+/// Runs 5 connections of 3 requests against a misbehaving server and checks that every
+/// connection failed once, of `kind`, cancelling its 2 remaining requests.
+fn assert_classified(behaviour: Behaviour, kind: FailureKind, timeout: Duration) {
+    let server = TestServer::start(behaviour);
+    let mut config = config_for(&server);
+    config.n_connections = 5;
+    config.requests_per_conn = 3;
+    config.timeout = timeout;
+    let report = run(&config);
+    assert_eq!(
+        report.failures.get(kind),
+        5,
+        "{kind:?}: {:#?}",
+        report.failures
+    );
+    assert_eq!(report.requests_failed, 5);
+    assert_eq!(report.requests_ok, 0);
+    assert_eq!(report.requests_not_sent, 10);
+    assert_counts_add_up(&report, &config);
+}
+
+#[test]
+fn a_wrong_reply_is_classified_as_wrong_reply() {
+    let timeout = Duration::from_secs(20);
+    assert_classified(Behaviour::WrongReply, FailureKind::WrongReply, timeout);
+}
+
+#[test]
+fn a_reset_is_classified_as_reset() {
+    assert_classified(
+        Behaviour::Reset,
+        FailureKind::Reset,
+        Duration::from_secs(20),
+    );
+}
+
+#[test]
+fn an_early_close_is_classified_as_early_eof() {
+    let timeout = Duration::from_secs(20);
+    assert_classified(Behaviour::EarlyClose, FailureKind::EarlyEof, timeout);
+}
+
+#[test]
+fn a_missing_reply_is_classified_as_reply_timeout() {
+    let timeout = Duration::from_millis(300);
+    assert_classified(Behaviour::NeverReply, FailureKind::ReplyTimeout, timeout);
+}
+
+#[test]
+fn a_refused_connection_is_classified_as_connection_refused() {
+    let mut config = Config::new(refusing_addr());
+    config.n_connections = 4;
+    config.requests_per_conn = 2;
+    let report = run(&config);
+    assert_eq!(report.failures.connection_refused, 4);
+    assert_eq!(report.connections_established, 0);
+    assert_eq!(report.all_connected_seconds, None);
+    assert_counts_add_up(&report, &config);
+}
+
+#[test]
+fn raw_framing_reads_the_reply_until_the_server_closes() {
+    let server = TestServer::start(Behaviour::RawEcho);
+    let mut config = config_for(&server);
+    config.framing = Framing::Raw;
+    config.message = "grüße, straße".to_owned();
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 20, "{:#?}", report.failures);
+}
+
+#[test]
+fn raw_framing_expects_full_unicode_upper_casing() {
+    let server = TestServer::start(Behaviour::RawEcho);
+    let mut config = config_for(&server);
+    config.framing = Framing::Raw;
+    let expected = config.expected_reply();
+    assert_eq!(expected, b"THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG");
+    config.message = "ǆ".to_owned(); // upper-cases to "Ǆ", a different character
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 20);
+}
+
+#[test]
+fn raw_framing_classifies_a_wrong_reply_and_a_close_without_reply() {
+    for (behaviour, kind) in [
+        (Behaviour::RawUnchanged, FailureKind::WrongReply),
+        (Behaviour::RawClose, FailureKind::EarlyEof),
+    ] {
+        let server = TestServer::start(behaviour);
+        let mut config = config_for(&server);
+        config.framing = Framing::Raw;
+        let report = run(&config);
+        assert_eq!(
+            report.failures.get(kind),
+            20,
+            "{kind:?}: {:#?}",
+            report.failures
+        );
+        assert_counts_add_up(&report, &config);
+    }
+}
+
+#[test]
+fn client_sockets_are_spread_over_loopback_source_addresses() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = config_for(&server);
+    config.n_connections = 12;
+    config.source_addresses = Some(4);
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 12);
+    let expected = (1..=4).map(|last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)));
+    assert_eq!(server.peer_ips(), expected.collect());
+}
+
+#[test]
+fn open_loop_mode_counts_late_starts_and_measures_from_the_schedule() {
+    let delay = Duration::from_millis(20);
+    let server = TestServer::start(Behaviour::DelayedEcho(delay));
+    let mut config = config_for(&server);
+    config.n_connections = 1;
+    config.requests_per_conn = 10;
+    config.rate = Some(1000.0); // one due every 1 ms, but each takes at least 20 ms
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 10);
+    assert!(report.requests_started_late >= 9, "{report:#?}");
+    // The tenth request was due at 9 ms and cannot finish before 10 × 20 ms.
+    assert!(report.latency.max_us >= 190_000.0, "{:#?}", report.latency);
+}
+
+#[test]
+fn closed_loop_mode_never_counts_late_starts() {
+    let server = TestServer::start(Behaviour::DelayedEcho(Duration::from_millis(5)));
+    let mut config = config_for(&server);
+    config.n_connections = 2;
+    config.requests_per_conn = 3;
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 6);
+    assert_eq!(report.requests_started_late, 0);
+}
+
+#[test]
+fn a_duration_run_lasts_at_least_its_duration_and_stops() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = config_for(&server);
+    config.concurrency = Some(2);
+    config.requests_per_conn = 1_000_000;
+    config.duration = Some(Duration::from_millis(300));
+    let report = run(&config);
+    assert!(report.requests_ok > 0);
+    assert_eq!(report.requests_failed, 0);
+    assert!(
+        report.wall_time_seconds >= 0.3,
+        "{}",
+        report.wall_time_seconds
+    );
+}
+
+#[test]
+fn warmup_requests_are_not_counted() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = config_for(&server);
+    config.n_connections = 5;
+    config.warmup = Duration::from_millis(100);
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 5);
+    assert_eq!(report.parameters.warmup_seconds, 0.1);
+}
+
+#[test]
+fn a_concurrency_beyond_the_open_file_limit_is_refused_before_connecting() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = config_for(&server);
+    config.n_connections = 10_000_000;
+    let error = loadgen::run(&config).expect_err("ten million sockets cannot fit");
+    assert!(matches!(error, Error::TooManyConnections { .. }), "{error}");
+    assert!(error.to_string().contains("connections fit"), "{error}");
+    assert!(server.peer_ips().is_empty(), "nothing was opened");
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    let mut config = Config::new(refusing_addr());
+    config.message = "two\nlines".to_owned();
+    assert!(matches!(
+        loadgen::run(&config),
+        Err(Error::NewlineInMessage { .. })
+    ));
+    config.message = "one line".to_owned();
+    config.framing = Framing::Raw;
+    config.requests_per_conn = 2;
+    assert!(matches!(
+        loadgen::run(&config),
+        Err(Error::RawManyRequests { .. })
+    ));
+    config.requests_per_conn = 0;
+    assert!(matches!(
+        loadgen::run(&config),
+        Err(Error::NotPositive { .. })
+    ));
+}
