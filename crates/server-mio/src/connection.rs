@@ -57,6 +57,10 @@ pub struct Connection<S> {
     readable: bool,
     /// The last write did not end in `WouldBlock`.
     writable: bool,
+    /// The poll reported the client's FIN (or a reset). Sticky, unlike `readable`: a short
+    /// read must not make the loop forget that a final read (of 0 bytes) is still owed, since
+    /// no further edge will announce it. tokio keeps `READ_CLOSED` apart for the same reason.
+    read_closed: bool,
     /// A read returned 0: the client half-closed. Never read again.
     eof: bool,
     /// The armed timer, if any; it may be earlier than the protocol's deadline (see
@@ -77,6 +81,7 @@ impl<S: Stream> Connection<S> {
             protocol,
             readable: false,
             writable: true,
+            read_closed: false,
             eof: false,
             timer: None,
             registered,
@@ -93,6 +98,12 @@ impl<S: Stream> Connection<S> {
     pub fn ready(&mut self, readable: bool, writable: bool) {
         self.readable |= readable;
         self.writable |= writable;
+    }
+
+    /// Records that the client closed its side (or the connection broke): keep reading until
+    /// the read that says so, however short the reads before it.
+    pub fn read_closed(&mut self) {
+        self.read_closed = true;
     }
 
     /// Moves bytes until nothing more can move: writes pending output, reads while the
@@ -121,7 +132,7 @@ impl<S: Stream> Connection<S> {
     }
 
     fn can_read(&self) -> bool {
-        self.readable && !self.eof && self.protocol.wants_read()
+        (self.readable || self.read_closed) && !self.eof && self.protocol.wants_read()
     }
 
     fn read_once(&mut self, buf: &mut [u8], now: Instant) -> io::Result<()> {
@@ -130,7 +141,13 @@ impl<S: Stream> Connection<S> {
                 self.eof = true;
                 self.protocol.eof_received(now);
             }
-            Ok(n) => self.protocol.data_received(&buf[..n], now),
+            Ok(n) => {
+                // A read that did not fill the buffer emptied the socket: the next read would
+                // only say `WouldBlock`, and bytes arriving later bring a new edge. Skipping
+                // it saves a syscall per request (tokio does the same).
+                self.readable = n == buf.len();
+                self.protocol.data_received(&buf[..n], now);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -144,7 +161,11 @@ impl<S: Stream> Connection<S> {
         while self.writable && !self.protocol.output().is_empty() {
             match self.stream.write(self.protocol.output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.protocol.output_written(n, now),
+                Ok(n) => {
+                    // A short write filled the kernel buffer; space freed later brings an edge.
+                    self.writable = n == self.protocol.output().len();
+                    self.protocol.output_written(n, now);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -347,13 +368,28 @@ mod tests {
     #[test]
     fn it_reads_until_would_block_and_answers_every_line() {
         let t0 = Instant::now();
-        let steps = vec![Step::Data(b"ab\nc"), Step::Data(b"d\n"), Step::WouldBlock];
+        let steps = vec![Step::Data(b"ab\nc"), Step::Data(b"d\nef"), Step::WouldBlock];
         let mut conn = connection(&config(0), steps, t0);
-        let progress = conn.drive(&mut [0; 64], t0).expect("no socket error");
+        let progress = conn.drive(&mut [0; 4], t0).expect("no socket error");
         assert_eq!(progress, Progress::Idle);
         assert_eq!(conn.stream.written, b"AB\nCD\n");
         assert!(conn.stream.reads.is_empty(), "read up to the would-block");
         assert_eq!(conn.wanted_interest(), Some(Interest::READABLE));
+    }
+
+    #[test]
+    fn a_read_that_does_not_fill_the_buffer_ends_the_turn_without_another_read() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(0), vec![Step::Data(b"ab\n"), Step::WouldBlock], t0);
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(conn.stream.written, b"AB\n");
+        assert_eq!(
+            conn.stream.reads_done, 1,
+            "the socket was empty after a short read"
+        );
+        conn.ready(true, false);
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(conn.stream.reads_done, 2, "a new edge reads again");
     }
 
     #[test]
@@ -394,11 +430,24 @@ mod tests {
     fn end_of_stream_is_reported_once_and_the_last_reply_is_sent_before_closing() {
         let t0 = Instant::now();
         let mut conn = connection(&config(0), vec![Step::Data(b"last"), Step::Eof], t0);
-        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        conn.drive(&mut [0; 4], t0).expect("no socket error");
         assert_eq!(conn.stream.written, b"LAST\n");
         assert!(conn.is_closed());
         assert_eq!(conn.stream.reads_done, 2, "no read after end of stream");
         assert_eq!(conn.wanted_interest(), None);
+    }
+
+    #[test]
+    fn a_hang_up_reported_with_the_data_still_leads_to_the_end_of_stream() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(0), vec![Step::Data(b"bye"), Step::Eof], t0);
+        conn.read_closed();
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(conn.stream.written, b"BYE\n", "the final line is answered");
+        assert!(
+            conn.is_closed(),
+            "the end of stream was read despite the short read"
+        );
     }
 
     #[test]
@@ -411,7 +460,7 @@ mod tests {
         let steps = vec![Step::Data(b"aaaa\nbbbb\n"), Step::Data(b"cccc\n")];
         let mut conn = connection(&config, steps, t0);
         conn.stream.capacity = 0;
-        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        conn.drive(&mut [0; 10], t0).expect("no socket error");
         assert_eq!(
             conn.stream.reads.len(),
             1,
@@ -420,7 +469,7 @@ mod tests {
         assert_eq!(conn.wanted_interest(), Some(Interest::WRITABLE));
         conn.stream.capacity = usize::MAX;
         conn.ready(false, true);
-        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        conn.drive(&mut [0; 10], t0).expect("no socket error");
         assert_eq!(
             conn.stream.written, b"AAAA\nBBBB\nCCCC\n",
             "reading resumed"
@@ -432,9 +481,9 @@ mod tests {
         let t0 = Instant::now();
         let steps = (0..READ_BUDGET + 1).map(|_| Step::Data(b"z\n")).collect();
         let mut conn = connection(&config(0), steps, t0);
-        assert_eq!(conn.drive(&mut [0; 64], t0).ok(), Some(Progress::Yielded));
+        assert_eq!(conn.drive(&mut [0; 2], t0).ok(), Some(Progress::Yielded));
         assert_eq!(conn.stream.reads.len(), 1);
-        assert_eq!(conn.drive(&mut [0; 64], t0).ok(), Some(Progress::Idle));
+        assert_eq!(conn.drive(&mut [0; 2], t0).ok(), Some(Progress::Idle));
     }
 
     #[test]

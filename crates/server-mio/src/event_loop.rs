@@ -213,6 +213,9 @@ impl EventLoop {
                 let broken = event.is_error() || event.is_read_closed() || event.is_write_closed();
                 slot.conn
                     .ready(event.is_readable() || broken, event.is_writable() || broken);
+                if event.is_read_closed() || event.is_error() {
+                    slot.conn.read_closed();
+                }
                 self.settle(key);
             }
         }
