@@ -48,17 +48,18 @@ pub fn render(report: &Report) -> String {
 fn line(name: &str, stats: &Percentiles) -> String {
     format!(
         "  {name:<16} p50 {} p90 {} p99 {} p99.9 {} max {} ({} samples)\n",
-        us(stats.p50_us),
-        us(stats.p90_us),
-        us(stats.p99_us),
-        us(stats.p99_9_us),
-        us(stats.max_us),
+        format_us(stats.p50_us),
+        format_us(stats.p90_us),
+        format_us(stats.p99_us),
+        format_us(stats.p99_9_us),
+        format_us(stats.max_us),
         stats.count
     )
 }
 
-/// Formats microseconds with a unit that keeps 3-4 significant digits.
-fn us(value: f64) -> String {
+/// Formats microseconds the way the summary shows them, with a unit that keeps 3-4
+/// significant digits (`250.1µs`, `12.35ms`, `1.07s`).
+pub fn format_us(value: f64) -> String {
     if value >= 1_000_000.0 {
         format!("{:.2}s", value / 1_000_000.0)
     } else if value >= 1_000.0 {

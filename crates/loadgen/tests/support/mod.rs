@@ -2,6 +2,8 @@
 //!
 //! Thread per connection on std sockets: simple enough to be obviously right, which is what
 //! a test of the client needs. It never depends on the project's real servers.
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};

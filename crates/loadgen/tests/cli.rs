@@ -1,0 +1,65 @@
+//! The `loadgen` binary: exit status, JSON output, refusal messages.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use loadgen::Report;
+use support::{Behaviour, TestServer, refusing_addr};
+
+fn loadgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .expect("the loadgen binary runs")
+}
+
+#[test]
+fn a_clean_run_exits_zero_and_writes_its_json_report_to_a_file() {
+    let server = TestServer::start(Behaviour::Echo);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("report.json");
+    let addr = server.addr.to_string();
+    let json_arg = json.to_str().expect("utf-8 path");
+    let output = loadgen(&[&addr, "--iterations", "30", "-m", "2", "--json", json_arg]);
+    assert!(output.status.success(), "{output:?}");
+    let text = std::fs::read_to_string(&json).expect("report written");
+    let report = Report::from_json(&text).expect("a valid report");
+    assert_eq!(report.requests_ok, 60);
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("60 ok, 0 failed"), "{summary}");
+}
+
+#[test]
+fn json_to_stdout_keeps_stdout_pure_json() {
+    let server = TestServer::start(Behaviour::Echo);
+    let output = loadgen(&[&server.addr.to_string(), "-n", "5", "--json", "-"]);
+    assert!(output.status.success(), "{output:?}");
+    let report = Report::from_json(&String::from_utf8_lossy(&output.stdout)).expect("json");
+    assert_eq!(report.requests_ok, 5);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("5 ok"));
+}
+
+#[test]
+fn any_failed_request_makes_the_exit_status_non_zero() {
+    let output = loadgen(&[&refusing_addr().to_string(), "-n", "3", "--quiet"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("3 of 3 requests failed"), "{stderr}");
+}
+
+#[test]
+fn failures_within_the_max_error_rate_exit_zero() {
+    let addr = refusing_addr().to_string();
+    let output = loadgen(&[&addr, "-n", "3", "--quiet", "--max-error-rate", "1"]);
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
+fn a_concurrency_that_cannot_fit_is_refused_with_how_many_fit() {
+    let addr = refusing_addr().to_string();
+    let output = loadgen(&[&addr, "--connections", "5000000"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("connections fit"), "{stderr}");
+}

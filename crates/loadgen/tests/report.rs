@@ -1,0 +1,188 @@
+//! The report: JSON round trip, schema, exact merge, and the summary agreeing with the JSON.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use loadgen::report::{Environment, HISTOGRAM_ENCODING, RunInfo, SCHEMA_VERSION, decode_histogram};
+use loadgen::{Config, FailureKind, Measurements, Report, ReportError};
+use serde_json::Value;
+use support::{Behaviour, TestServer};
+
+fn real_report() -> Report {
+    report_from(&TestServer::start(Behaviour::Echo))
+}
+
+fn report_from(server: &TestServer) -> Report {
+    let mut config = Config::new(server.addr);
+    config.n_connections = 10;
+    config.requests_per_conn = 2;
+    loadgen::run(&config).expect("the run can be made")
+}
+
+fn info(started_at: SystemTime, wall_time: Duration, runs_merged: u32) -> RunInfo {
+    RunInfo {
+        target: "127.0.0.1:9".to_owned(),
+        parameters: Config::new("127.0.0.1:9".parse().expect("address")).parameters(),
+        environment: Environment::current(20_000),
+        started_at,
+        wall_time,
+        runs_merged,
+    }
+}
+
+/// Records `latencies_us` as successes and `failures` as wrong replies, connecting once per
+/// request, into `measurements`.
+fn record(measurements: &mut Measurements, latencies_us: &[u64], failures: u64) {
+    for &us in latencies_us {
+        measurements.record_connect(Duration::from_micros(us / 2));
+        measurements.record_latency(Duration::from_micros(us));
+    }
+    measurements.failures.add(FailureKind::WrongReply, failures);
+}
+
+#[test]
+fn a_report_survives_a_json_round_trip_unchanged() {
+    let report = real_report();
+    let back = Report::from_json(&report.to_json()).expect("own json reads back");
+    assert_eq!(back, report);
+}
+
+#[test]
+fn the_json_has_the_documented_fields_with_units_in_their_names() {
+    let report = real_report();
+    let json: Value = serde_json::from_str(&report.to_json()).expect("valid json");
+    let mut keys: Vec<_> = json
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    let mut expected = vec![
+        "schema_version",
+        "tool",
+        "tool_version",
+        "target",
+        "parameters",
+        "environment",
+        "started_at",
+        "wall_time_seconds",
+        "runs_merged",
+        "requests_ok",
+        "requests_failed",
+        "requests_not_sent",
+        "requests_started_late",
+        "failures",
+        "connections_established",
+        "throughput_requests_per_second",
+        "all_connected_seconds",
+        "connect_time",
+        "latency",
+        "histograms",
+    ];
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    assert_eq!(json["schema_version"], SCHEMA_VERSION);
+    assert_eq!(json["histograms"]["encoding"], HISTOGRAM_ENCODING);
+    for kind in FailureKind::ALL {
+        assert_eq!(json["failures"][kind.name()], 0, "{}", kind.name());
+    }
+    for field in ["p50_us", "p90_us", "p99_us", "p99_9_us", "max_us"] {
+        assert!(
+            json["latency"][field].as_f64().is_some_and(|us| us > 0.0),
+            "{field}"
+        );
+    }
+    assert!(humantime::parse_rfc3339(json["started_at"].as_str().unwrap_or("")).is_ok());
+}
+
+#[test]
+fn the_serialized_histogram_holds_every_successful_request() {
+    let report = real_report();
+    let latency = decode_histogram("latency", &report.histograms.latency_ns).expect("decodes");
+    assert_eq!(latency.len(), report.requests_ok);
+    assert_eq!(latency.len(), 20);
+}
+
+#[test]
+fn a_report_of_another_schema_version_is_refused() {
+    let mut json: Value = serde_json::from_str(&real_report().to_json()).expect("valid json");
+    json["schema_version"] = Value::from(SCHEMA_VERSION + 1);
+    let error = Report::from_json(&json.to_string()).expect_err("future schema");
+    assert!(
+        matches!(error, ReportError::UnsupportedSchema { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn merging_two_reports_equals_one_report_over_both() {
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let (a_us, b_us) = ([120, 80, 95_000, 40], [300, 7, 1_200_000]);
+    let (mut a, mut b, mut both) = Default::default();
+    record(&mut a, &a_us, 1);
+    record(&mut b, &b_us, 2);
+    record(&mut both, &a_us, 1);
+    record(&mut both, &b_us, 2);
+    // b starts 0.5 s after a; each lasts 1 s; b's connections were all up 0.25 s after it.
+    a.all_connected = Some(Duration::from_millis(125));
+    b.all_connected = Some(Duration::from_millis(250));
+    both.all_connected = Some(Duration::from_millis(750));
+    let second = Duration::from_secs(1);
+    let report_a = Report::build(info(t0, second, 1), &a).expect("builds");
+    let half_later = t0 + Duration::from_millis(500);
+    let report_b = Report::build(info(half_later, second, 1), &b).expect("builds");
+    let merged = report_a.merge(&report_b).expect("same target merges");
+    let direct = Report::build(info(t0, Duration::from_millis(1500), 2), &both).expect("builds");
+    assert_eq!(merged, direct);
+    assert_eq!(merged.requests_ok, 7);
+    assert_eq!(merged.requests_failed, 3);
+}
+
+#[test]
+fn merging_is_the_same_in_either_order() {
+    let server = TestServer::start(Behaviour::Echo);
+    let (first, second) = (report_from(&server), report_from(&server));
+    let one_way = first.merge(&second);
+    let other_way = second.merge(&first);
+    let (one_way, other_way) = (one_way.expect("merges"), other_way.expect("merges"));
+    assert_eq!(one_way.histograms, other_way.histograms);
+    assert_eq!(one_way.requests_ok, 40);
+    assert_eq!(one_way.started_at, other_way.started_at);
+}
+
+#[test]
+fn reports_of_different_targets_do_not_merge() {
+    let report = real_report();
+    let mut other = report.clone();
+    other.target = "127.0.0.1:1".to_owned();
+    let error = report.merge(&other).expect_err("different targets");
+    assert!(
+        matches!(error, ReportError::TargetMismatch { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_summary_shows_the_same_percentiles_as_the_json() {
+    let report = real_report();
+    let summary = loadgen::summary::render(&report);
+    let latency_line = summary
+        .lines()
+        .find(|line| line.trim_start().starts_with("latency"))
+        .expect("a latency line");
+    let stats = &report.latency;
+    for (name, us) in [
+        ("p50", stats.p50_us),
+        ("p99.9", stats.p99_9_us),
+        ("max", stats.max_us),
+    ] {
+        let shown = format!("{name} {}", loadgen::summary::format_us(us));
+        assert!(
+            latency_line.contains(&shown),
+            "{shown} not in {latency_line}"
+        );
+    }
+    assert!(summary.contains("20 ok, 0 failed"), "{summary}");
+}
