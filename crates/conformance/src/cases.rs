@@ -1,0 +1,550 @@
+//! The conformance cases. Each is a function taking the [`Target`] under test; [`crate::suite!`]
+//! turns each into a `#[test]` of the same name. The wire protocol they check is echo-core's
+//! (`docs/PROTOCOL.md`); the server behaviour is the contract in `server_common::server`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use echo_core::{Config, DelayModel, Framing};
+use server_common::{Server, ServerConfig, Summary};
+use socket2::SockRef;
+
+use crate::Target;
+use crate::client::{Client, PATIENCE};
+use crate::process::{ServerProcess, exited_cleanly};
+
+/// The delay of most cases: short, so the suite is quick, yet long enough to tell a reply
+/// that waited from one that did not.
+const DELAY: Duration = Duration::from_millis(20);
+
+/// A server started in-process; shut down when dropped.
+struct Running {
+    server: Option<Box<dyn Server>>,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(target: &Target, config: ServerConfig) -> io::Result<Running> {
+        let server = (target.start)(config)?;
+        let addr = server.local_addr();
+        Ok(Running {
+            server: Some(server),
+            addr,
+        })
+    }
+
+    fn connect(&self) -> io::Result<Client> {
+        Client::connect(self.addr)
+    }
+
+    fn stats(&self) -> Summary {
+        self.server.as_ref().map(|s| s.stats()).unwrap_or_default()
+    }
+
+    fn shutdown(mut self) -> io::Result<Summary> {
+        match self.server.take() {
+            Some(server) => server.shutdown(),
+            None => Ok(Summary::default()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = server.shutdown();
+        }
+    }
+}
+
+/// The suite's configuration: `delay`, a short shutdown timeout, everything else default.
+fn config(delay: Duration) -> ServerConfig {
+    ServerConfig {
+        protocol: Config {
+            delay: DelayModel::Fixed(delay),
+            ..Config::default()
+        },
+        shutdown_timeout: Duration::from_secs(5),
+        ..ServerConfig::default()
+    }
+}
+
+fn start(target: &Target) -> io::Result<Running> {
+    Running::start(target, config(DELAY))
+}
+
+/// Sends `request` and returns the reply line.
+fn ask(client: &mut Client, request: &str) -> io::Result<String> {
+    client.send(format!("{request}\n"))?;
+    client.read_line()
+}
+
+/// One line, correct reply, never before the configured delay.
+pub fn a_line_is_answered_upper_cased_and_never_before_the_delay(
+    target: &Target,
+) -> io::Result<()> {
+    let delay = Duration::from_millis(50);
+    let server = Running::start(target, config(delay))?;
+    let mut client = server.connect()?;
+    let sent_at = Instant::now();
+    let reply = ask(&mut client, "hello, world")?;
+    let waited = sent_at.elapsed();
+    assert_eq!(reply, "HELLO, WORLD");
+    assert!(
+        waited >= delay,
+        "answered after {waited:?}, before the {delay:?} delay"
+    );
+    Ok(())
+}
+
+pub fn many_lines_in_one_write_are_answered_in_order(target: &Target) -> io::Result<()> {
+    let server = start(target)?;
+    let mut client = server.connect()?;
+    client.send("one\ntwo\nthree\n")?;
+    for expected in ["ONE", "TWO", "THREE"] {
+        assert_eq!(client.read_line()?, expected);
+    }
+    Ok(())
+}
+
+/// Pauses between writes so that they arrive as separate segments. A stimulus, not a
+/// synchronisation: the case passes whatever the server's reads happen to see.
+fn send_in_pieces(client: &mut Client, pieces: &[&[u8]]) -> io::Result<()> {
+    for piece in pieces {
+        client.send(piece)?;
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    Ok(())
+}
+
+pub fn a_line_sent_in_many_writes_is_answered_once(target: &Target) -> io::Result<()> {
+    let server = start(target)?;
+    let mut client = server.connect()?;
+    send_in_pieces(&mut client, &[b"hel", b"lo wo", b"rld", b"\n"])?;
+    assert_eq!(client.read_line()?, "HELLO WORLD");
+    assert_eq!(
+        ask(&mut client, "next")?,
+        "NEXT",
+        "one line must give exactly one reply"
+    );
+    Ok(())
+}
+
+pub fn a_character_split_across_writes_is_upper_cased_whole(target: &Target) -> io::Result<()> {
+    let server = start(target)?;
+    let mut client = server.connect()?;
+    let bytes = "straße\n".as_bytes();
+    let inside_sharp_s = 5; // "stra" then the first byte of the two-byte "ß"
+    send_in_pieces(
+        &mut client,
+        &[&bytes[..inside_sharp_s], &bytes[inside_sharp_s..]],
+    )?;
+    assert_eq!(client.read_line()?, "STRASSE");
+    Ok(())
+}
+
+pub fn upper_casing_covers_all_of_unicode(target: &Target) -> io::Result<()> {
+    let server = start(target)?;
+    let mut client = server.connect()?;
+    assert_eq!(ask(&mut client, "straße")?, "STRASSE");
+    assert_eq!(ask(&mut client, "ﬁne ǆ ŉ")?, "FINE Ǆ ʼN");
+    for text in ["éàü çœ", "σοφία", "привет", "ﬀ ΐ ſ", "日本語 stays"] {
+        assert_eq!(
+            ask(&mut client, text)?,
+            text.to_uppercase(),
+            "upper-casing {text:?}"
+        );
+    }
+    Ok(())
+}
+
+pub fn invalid_utf8_gets_an_err_line_and_the_connection_lives_on(
+    target: &Target,
+) -> io::Result<()> {
+    let server = start(target)?;
+    let mut client = server.connect()?;
+    client.send(b"ab\xff\xfecd\n")?;
+    assert_eq!(client.read_line()?, "ERR invalid utf-8");
+    assert_eq!(ask(&mut client, "still here")?, "STILL HERE");
+    Ok(())
+}
+
+pub fn an_oversized_line_gets_an_err_line_and_a_close_while_others_are_unaffected(
+    target: &Target,
+) -> io::Result<()> {
+    let mut settings = config(DELAY);
+    settings.protocol.max_line_bytes = 1024;
+    let server = Running::start(target, settings)?;
+    let mut bystander = server.connect()?;
+    assert_eq!(ask(&mut bystander, "before")?, "BEFORE");
+    let mut offender = server.connect()?;
+    offender.send(vec![b'a'; 2000])?;
+    assert_eq!(
+        offender.read_line()?,
+        "ERR line too long (limit 1024 bytes)"
+    );
+    offender.expect_closed()?;
+    assert_eq!(ask(&mut bystander, "after")?, "AFTER");
+    let mut newcomer = server.connect()?;
+    assert_eq!(ask(&mut newcomer, "new")?, "NEW");
+    Ok(())
+}
+
+pub fn a_half_closed_client_gets_every_reply_including_an_unterminated_last_line(
+    target: &Target,
+) -> io::Result<()> {
+    let server = start(target)?;
+    let mut client = server.connect()?;
+    client.send("one\ntwo\nthree")?;
+    client.finish_sending()?;
+    assert_eq!(client.read_to_close()?, b"ONE\nTWO\nTHREE\n");
+    Ok(())
+}
+
+/// The article's server: one read is the message, the reply is it upper-cased with nothing
+/// added, then the server closes.
+pub fn raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_server(
+    target: &Target,
+) -> io::Result<()> {
+    let mut settings = config(DELAY);
+    settings.protocol.framing = Framing::Raw;
+    let server = Running::start(target, settings)?;
+    for message in ["hello, world", "straße"] {
+        let mut client = server.connect()?;
+        client.send(message)?;
+        let reply = client.read_to_close()?;
+        assert_eq!(String::from_utf8_lossy(&reply), message.to_uppercase());
+    }
+    Ok(())
+}
+
+pub fn an_idle_client_is_closed_after_the_idle_limit(target: &Target) -> io::Result<()> {
+    let limit = Duration::from_millis(300);
+    let mut settings = config(DELAY);
+    settings.protocol.idle_timeout = Some(limit);
+    let server = Running::start(target, settings)?;
+    let connected_at = Instant::now();
+    let mut idle = server.connect()?;
+    assert_eq!(idle.read_line()?, "ERR idle timeout (limit 300ms)");
+    idle.expect_closed()?;
+    assert!(
+        connected_at.elapsed() >= limit,
+        "closed before the idle limit"
+    );
+    let mut busy = server.connect()?;
+    assert_eq!(ask(&mut busy, "awake")?, "AWAKE");
+    Ok(())
+}
+
+/// With no delay the server answers as fast as it reads, so a client that never reads
+/// fills the server's output; a bounded server then stops reading from it, and the client's
+/// writes stall. An unbounded one would swallow everything sent.
+pub fn a_client_that_never_reads_is_throttled_and_others_are_still_served(
+    target: &Target,
+) -> io::Result<()> {
+    const CEILING_BYTES: usize = 256 * 1024 * 1024;
+    let server = Running::start(target, config(Duration::ZERO))?;
+    let hog = server.connect()?;
+    hog.stream()
+        .set_write_timeout(Some(Duration::from_secs(2)))?;
+    let chunk = "x".repeat(1023) + "\n";
+    let chunk = chunk.repeat(64);
+    let mut sent = 0usize;
+    let stalled = loop {
+        match io::Write::write(&mut hog.stream(), chunk.as_bytes()) {
+            Ok(n) => sent += n,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break true;
+            }
+            Err(err) => return Err(err),
+        }
+        if sent > CEILING_BYTES {
+            break false;
+        }
+    };
+    assert!(
+        stalled,
+        "the server took {sent} bytes from a client that never reads"
+    );
+    let mut other = server.connect()?;
+    assert_eq!(ask(&mut other, "served")?, "SERVED");
+    Ok(())
+}
+
+/// Closes with SO_LINGER 0, so the server sees a reset instead of an orderly close.
+fn reset(client: Client) -> io::Result<()> {
+    SockRef::from(client.stream()).set_linger(Some(Duration::ZERO))?;
+    drop(client);
+    Ok(())
+}
+
+pub fn abrupt_resets_mid_request_do_not_disturb_other_clients(target: &Target) -> io::Result<()> {
+    let server = start(target)?;
+    let mut observer = server.connect()?;
+    for round in 0..30 {
+        let mut victim = server.connect()?;
+        match round % 3 {
+            0 => victim.send("half a li")?,
+            1 => victim.send("a whole line\n")?,
+            _ => victim
+                .send("answered\nthen one in flight\n")
+                .and_then(|()| {
+                    assert_eq!(victim.read_line()?, "ANSWERED");
+                    Ok(())
+                })?,
+        }
+        reset(victim)?;
+        if round % 10 == 9 {
+            assert_eq!(
+                ask(&mut observer, &format!("round {round}"))?,
+                format!("ROUND {round}")
+            );
+        }
+    }
+    let mut newcomer = server.connect()?;
+    assert_eq!(ask(&mut newcomer, "fine")?, "FINE");
+    Ok(())
+}
+
+/// Every client sends its line and half-closes before any reply is read, so all 2000 are
+/// in the server at once (a pool's queue included).
+pub fn two_thousand_concurrent_clients_all_get_correct_replies(target: &Target) -> io::Result<()> {
+    const CLIENTS: usize = 2000;
+    let server = start(target)?;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        let mut client = server.connect()?;
+        client.send(format!("client {i}\n"))?;
+        client.finish_sending()?;
+        clients.push(client);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        let reply = client.read_to_close()?;
+        assert_eq!(String::from_utf8_lossy(&reply), format!("CLIENT {i}\n"));
+    }
+    Ok(())
+}
+
+/// Waits for a reply that must not come while the server is saturated: a read that times
+/// out is the expected outcome.
+fn assert_unanswered(client: &mut Client, patience: Duration, why: &str) -> io::Result<()> {
+    client.set_patience(patience)?;
+    match client.read_line() {
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("{why}: expected no reply yet, got {other:?}"),
+    }
+    client.set_patience(PATIENCE)
+}
+
+pub fn at_max_connections_the_server_waits_and_accepts_again_when_a_client_leaves(
+    target: &Target,
+) -> io::Result<()> {
+    let mut settings = config(DELAY);
+    settings.max_connections = 3;
+    let server = Running::start(target, settings)?;
+    let mut admitted = Vec::new();
+    for i in 0..3 {
+        let mut client = server.connect()?;
+        assert_eq!(ask(&mut client, &format!("in {i}"))?, format!("IN {i}"));
+        admitted.push(client);
+    }
+    let mut waiting = server.connect()?;
+    waiting.send("let me in\n")?;
+    assert_unanswered(
+        &mut waiting,
+        Duration::from_millis(500),
+        "a fourth connection",
+    )?;
+    assert_eq!(ask(&mut admitted[0], "still served")?, "STILL SERVED");
+    drop(admitted.pop());
+    assert_eq!(waiting.read_line()?, "LET ME IN");
+    assert!(
+        server.stats().accept_backoffs > 0,
+        "the server never backed off"
+    );
+    Ok(())
+}
+
+pub fn the_summary_counts_connections_requests_and_errors(target: &Target) -> io::Result<()> {
+    let server = start(target)?;
+    for _ in 0..2 {
+        let mut client = server.connect()?;
+        client.send(b"one\n\xff\ntwo\n")?;
+        client.finish_sending()?;
+        assert_eq!(client.read_to_close()?, b"ONE\nERR invalid utf-8\nTWO\n");
+    }
+    let summary = server.shutdown()?;
+    assert_eq!(summary.connections_accepted, 2, "{summary}");
+    assert_eq!((summary.requests, summary.errors), (4, 2), "{summary}");
+    assert_eq!(summary.connections_open, 0, "{summary}");
+    Ok(())
+}
+
+/// The second request of each client is in flight (its first reply has come back, and both
+/// were sent in one write) when shutdown begins; it must still be answered.
+pub fn shutdown_answers_every_request_already_received(target: &Target) -> io::Result<()> {
+    let server = Running::start(target, config(Duration::from_millis(200)))?;
+    let mut clients = in_flight_clients(server.addr, 5)?;
+    let stopping = std::thread::spawn(move || server.shutdown());
+    for client in &mut clients {
+        assert_eq!(client.read_line()?, "SECOND");
+        client.expect_closed()?;
+    }
+    let summary = stopping
+        .join()
+        .map_err(|_| io::Error::other("shutdown panicked"))??;
+    assert_eq!(summary.requests, 10, "{summary}");
+    Ok(())
+}
+
+/// `n` clients, each with a second request received by the server and in flight.
+fn in_flight_clients(addr: SocketAddr, n: usize) -> io::Result<Vec<Client>> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut client = Client::connect(addr)?;
+        client.send("first\nsecond\n")?;
+        clients.push(client);
+    }
+    for client in &mut clients {
+        assert_eq!(client.read_line()?, "FIRST");
+    }
+    Ok(clients)
+}
+
+pub fn the_binary_announces_its_address_and_explains_every_flag(target: &Target) -> io::Result<()> {
+    let process = ServerProcess::spawn(target.binary, target.args, None)?;
+    assert!(
+        process.addr().ip().is_loopback(),
+        "listening on {}",
+        process.addr()
+    );
+    assert_ne!(process.addr().port(), 0);
+    let mut client = Client::connect(process.addr())?;
+    assert_eq!(ask(&mut client, "binary")?, "BINARY");
+    let help = std::process::Command::new(target.binary)
+        .arg("--help")
+        .output()?;
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--host",
+        "--port",
+        "--delay",
+        "--delay-kind",
+        "--framing",
+        "--max-line-bytes",
+        "--idle-timeout",
+        "--max-connections",
+        "--backlog",
+        "--shutdown-timeout",
+        "--verbose",
+    ] {
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
+    }
+    Ok(())
+}
+
+/// Run with only 32 descriptors, the server soon fails to accept (EMFILE). It must keep
+/// serving the connections it has, pause instead of retrying in a loop, and accept the
+/// waiting connection once others leave.
+pub fn out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again(
+    target: &Target,
+) -> io::Result<()> {
+    let args: Vec<&str> = ["--delay", "20ms"]
+        .iter()
+        .chain(target.args)
+        .copied()
+        .collect();
+    let process = ServerProcess::spawn(target.binary, &args, Some(32))?;
+    let (mut served, mut waiting) = saturate(process.addr())?;
+    assert!(
+        served.len() >= 5,
+        "only {} connections served",
+        served.len()
+    );
+    assert_eq!(ask(&mut served[0], "still served")?, "STILL SERVED");
+    let window = Duration::from_secs(1);
+    let before = process.cpu_time()?;
+    // The measurement window itself, not a synchronisation.
+    std::thread::sleep(window);
+    let burnt = process.cpu_time()? - before;
+    assert!(
+        burnt < window / 2,
+        "the saturated server used {burnt:?} of CPU in {window:?}"
+    );
+    served.clear();
+    assert_eq!(waiting.read_line()?, "WAITING");
+    Ok(())
+}
+
+/// Opens connections one by one until one is not answered; returns the answered ones (still
+/// open) and the waiting one.
+fn saturate(addr: SocketAddr) -> io::Result<(Vec<Client>, Client)> {
+    let mut served = Vec::new();
+    for _ in 0..64 {
+        let mut client = Client::connect(addr)?;
+        client.send("waiting\n")?;
+        client.set_patience(Duration::from_secs(2))?;
+        match client.read_line() {
+            Ok(reply) => {
+                assert_eq!(reply, "WAITING");
+                client.set_patience(PATIENCE)?;
+                served.push(client);
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                client.set_patience(PATIENCE)?;
+                return Ok((served, client));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(io::Error::other(
+        "64 connections served with 32 descriptors: the limit had no effect",
+    ))
+}
+
+pub fn sigterm_during_load_answers_every_request_received_and_exits_cleanly(
+    target: &Target,
+) -> io::Result<()> {
+    const CLIENTS: usize = 20;
+    let args: Vec<&str> = ["--delay", "300ms"]
+        .iter()
+        .chain(target.args)
+        .copied()
+        .collect();
+    let process = ServerProcess::spawn(target.binary, &args, None)?;
+    let mut clients = in_flight_clients(process.addr(), CLIENTS)?;
+    process.signal(libc::SIGTERM)?;
+    for client in &mut clients {
+        assert_eq!(client.read_line()?, "SECOND");
+        client.expect_closed()?;
+    }
+    let (status, stderr) = process.wait(PATIENCE)?;
+    assert!(
+        exited_cleanly(status),
+        "exit status {status:?}, stderr:\n{stderr}"
+    );
+    let expected = format!("connections {CLIENTS}, requests {}, errors 0", 2 * CLIENTS);
+    assert!(
+        stderr.contains(&expected),
+        "no `{expected}` summary in stderr:\n{stderr}"
+    );
+    Ok(())
+}
