@@ -1,2 +1,41 @@
-//! Project automation: `cargo xtask compare` (filled in by its issue).
-fn main() {}
+//! `cargo xtask`: parses the command line and hands over to the library; see `lib.rs`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Project automation for the threads vs tokio vs mio study.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Build the servers and loadgen, run the article's experiment on every variant, and
+    /// write benches-results/<date>-<label>/ (JSON, README.md, chart.svg) and LATEST.md.
+    Compare(xtask::compare::CompareArgs),
+    /// Re-render DIR/README.md (and chart.svg) from DIR/summary.json, and LATEST.md.
+    Report {
+        /// A comparison directory, e.g. benches-results/2026-11-25-compare-10000.
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Compare(args) => xtask::compare::run(args),
+        Cmd::Report { dir } => xtask::report::run(&dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Running loadgen against one server as a separate process, and reading its JSON report.
+//!
+//! loadgen runs in its own process, as the article's client did, so that its CPU time and
+//! memory are never counted as the server's. Its report is read back through the loadgen
+//! crate's own [`Report`] type, so a schema change breaks this build instead of the tables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use loadgen::{FailureKind, Report};
+
+use crate::results::LoadFigures;
+
+/// What one loadgen run is asked to do.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// The loadgen executable.
+    pub program: PathBuf,
+    /// Connections to open.
+    pub iterations: u64,
+    /// Connections open at once; `None` for all.
+    pub concurrency: Option<u64>,
+    /// Sequential requests per connection.
+    pub requests_per_conn: u64,
+    /// loadgen's connect and reply timeout.
+    pub timeout: Duration,
+}
+
+impl LoadSpec {
+    /// loadgen's arguments against `addr`, writing its report to `json`.
+    pub fn args(&self, addr: SocketAddr, json: &Path) -> Vec<String> {
+        let mut args = vec![
+            addr.to_string(),
+            "--connections".to_owned(),
+            self.iterations.to_string(),
+            "--requests-per-conn".to_owned(),
+            self.requests_per_conn.to_string(),
+            "--timeout".to_owned(),
+            format!("{}ms", self.timeout.as_millis()),
+            "--json".to_owned(),
+            json.display().to_string(),
+            "--quiet".to_owned(),
+        ];
+        if let Some(c) = self.concurrency {
+            args.extend(["--concurrency".to_owned(), c.to_string()]);
+        }
+        args
+    }
+
+    /// The longest a run may take before it is killed: every connection wave timing out
+    /// once, plus slack. loadgen bounds itself; this only guards against a hung client.
+    fn deadline(&self) -> Duration {
+        let waves = self
+            .concurrency
+            .map_or(1, |c| self.iterations.div_ceil(c.max(1)));
+        let per_wave = self.timeout * u32::try_from(self.requests_per_conn + 1).unwrap_or(u32::MAX);
+        per_wave * u32::try_from(waves).unwrap_or(u32::MAX) + Duration::from_secs(60)
+    }
+}
+
+/// What came out of one loadgen run.
+#[derive(Debug, Clone)]
+pub struct LoadOutcome {
+    /// The command line as run.
+    pub command: String,
+    /// Its report, when it wrote a readable one.
+    pub report: Option<Report>,
+    /// Why the run counts as failed, if it does.
+    pub failure: Option<String>,
+}
+
+/// Runs loadgen against `addr`; its report goes to `json` and is read back.
+///
+/// Never returns an error: a client that cannot start, hangs or writes no report makes a
+/// failed run, described in [`LoadOutcome::failure`].
+pub fn run(spec: &LoadSpec, addr: SocketAddr, json: &Path) -> LoadOutcome {
+    let args = spec.args(addr, json);
+    let command = format!("{} {}", spec.program.display(), args.join(" "));
+    let _ = std::fs::remove_file(json);
+    let failure = match run_to_end(spec, &args) {
+        Ok(stderr) => stderr,
+        Err(reason) => Some(reason),
+    };
+    let report = std::fs::read_to_string(json)
+        .map_err(|e| format!("loadgen wrote no report to {}: {e}", json.display()))
+        .and_then(|text| Report::from_json(&text).map_err(|e| format!("loadgen's report: {e}")));
+    let (report, failure) = match report {
+        Ok(report) => {
+            let failed = request_failure(&report);
+            (Some(report), failed.or(failure))
+        }
+        Err(reason) => (
+            None,
+            Some(failure.map_or(reason.clone(), |f| format!("{reason}; {f}"))),
+        ),
+    };
+    LoadOutcome {
+        command,
+        report,
+        failure,
+    }
+}
+
+/// Runs loadgen until it exits or its deadline passes. `Ok(Some(text))` carries its stderr
+/// tail when it exited non-zero (which it does when any request failed).
+fn run_to_end(spec: &LoadSpec, args: &[String]) -> Result<Option<String>, String> {
+    let mut child = Command::new(&spec.program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start loadgen {}: {e}", spec.program.display()))?;
+    let stderr = child.stderr.take();
+    let reader = thread::spawn(move || stderr.map(crate::server::read_tail).unwrap_or_default());
+    let deadline = Instant::now() + spec.deadline();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "loadgen did not finish within {}",
+                    humantime::format_duration(spec.deadline())
+                ));
+            }
+        }
+    };
+    let tail = reader.join().unwrap_or_default();
+    Ok((!status.success()).then(|| format!("loadgen exited with {status}: {tail}")))
+}
+
+/// A run with any failed or unsent request is a failed run.
+fn request_failure(report: &Report) -> Option<String> {
+    if report.requests_failed == 0 && report.requests_not_sent == 0 {
+        return None;
+    }
+    let kinds: Vec<String> = FailureKind::ALL
+        .iter()
+        .filter(|&&k| report.failures.get(k) > 0)
+        .map(|&k| format!("{} {}", k.name(), report.failures.get(k)))
+        .collect();
+    let total = report.requests_ok + report.requests_failed + report.requests_not_sent;
+    Some(format!(
+        "{} of {total} requests failed ({}), {} not sent",
+        report.requests_failed,
+        kinds.join(", "),
+        report.requests_not_sent
+    ))
+}
+
+/// The part of a loadgen report the tables use, with latencies in milliseconds.
+pub fn figures(report: &Report) -> LoadFigures {
+    let failures_by_kind = FailureKind::ALL
+        .iter()
+        .filter(|&&k| report.failures.get(k) > 0)
+        .map(|&k| (k.name().to_owned(), report.failures.get(k)))
+        .collect();
+    LoadFigures {
+        wall_seconds: report.wall_time_seconds,
+        requests_ok: report.requests_ok,
+        requests_failed: report.requests_failed + report.requests_not_sent,
+        failures_by_kind,
+        throughput_rps: report.throughput_requests_per_second,
+        latency_p50_ms: report.latency.p50_us / 1000.0,
+        latency_p99_ms: report.latency.p99_us / 1000.0,
+        latency_max_ms: report.latency.max_us / 1000.0,
+    }
+}

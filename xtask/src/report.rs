@@ -1,0 +1,123 @@
+//! `cargo xtask report DIR`: re-renders a comparison's `README.md` and chart from its
+//! `summary.json`, and the `LATEST.md` index; also the writers `compare` uses.
+//!
+//! Rendering is the only way reports are made, so editing a number means editing the JSON
+//! and re-rendering; `tests/reports_match_json.rs` fails when a committed report differs from
+//! what its JSON renders to.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::results::{SCHEMA_VERSION, Summary};
+use crate::{chart, render};
+
+/// Name of the summary file in a comparison directory.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// Name of the rendered report in a comparison directory.
+pub const README_FILE: &str = "README.md";
+/// Name of the index beside the comparison directories.
+pub const LATEST_FILE: &str = "LATEST.md";
+
+/// Re-renders `dir` from its summary, then the index of its parent directory.
+///
+/// # Errors
+/// When the summary cannot be read or parsed, or a file cannot be written.
+pub fn run(dir: &Path) -> anyhow::Result<()> {
+    let summary = read_summary(dir)?;
+    write_rendered(dir, &summary)?;
+    write_latest(&parent_of(dir))?;
+    eprintln!("rendered {}", dir.join(README_FILE).display());
+    Ok(())
+}
+
+/// Writes a new comparison: its summary, report, chart, and the refreshed index.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_all(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
+    write_json(&dir.join(SUMMARY_FILE), summary)?;
+    write_rendered(dir, summary)?;
+    write_latest(&parent_of(dir))
+}
+
+fn parent_of(dir: &Path) -> PathBuf {
+    dir.parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Reads `<dir>/summary.json`.
+///
+/// # Errors
+/// When it is missing, is not a summary, or has another schema version.
+pub fn read_summary(dir: &Path) -> anyhow::Result<Summary> {
+    let path = dir.join(SUMMARY_FILE);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let summary: Summary =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if summary.schema_version != SCHEMA_VERSION {
+        bail!(
+            "{} has schema_version {}, this xtask reads {SCHEMA_VERSION}",
+            path.display(),
+            summary.schema_version
+        );
+    }
+    Ok(summary)
+}
+
+fn write_rendered(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
+    write_text(&dir.join(README_FILE), &render::readme(summary))?;
+    if let Some(svg) = chart::svg(summary)? {
+        write_text(&dir.join(render::CHART_FILE), &svg)?;
+    }
+    Ok(())
+}
+
+/// Every comparison under `results_dir` (directories with a summary), newest first.
+///
+/// # Errors
+/// When the directory cannot be listed or a summary there cannot be read.
+pub fn comparisons(results_dir: &Path) -> anyhow::Result<Vec<(String, Summary)>> {
+    let mut entries = Vec::new();
+    let listing =
+        fs::read_dir(results_dir).with_context(|| format!("listing {}", results_dir.display()))?;
+    for entry in listing {
+        let path = entry?.path();
+        if path.join(SUMMARY_FILE).is_file() {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            entries.push((name, read_summary(&path)?));
+        }
+    }
+    entries
+        .sort_by(|(a_dir, a), (b_dir, b)| (&b.env.date_utc, b_dir).cmp(&(&a.env.date_utc, a_dir)));
+    Ok(entries)
+}
+
+/// Rewrites `<results_dir>/LATEST.md` from every summary there.
+///
+/// # Errors
+/// As [`comparisons`], or when the file cannot be written.
+pub fn write_latest(results_dir: &Path) -> anyhow::Result<()> {
+    let entries = comparisons(results_dir)?;
+    write_text(&results_dir.join(LATEST_FILE), &render::latest(&entries))
+}
+
+/// Writes `value` as pretty JSON with a final newline.
+///
+/// # Errors
+/// When it cannot be serialized or written; the message names the file.
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)
+        .with_context(|| format!("serializing {}", path.display()))?;
+    text.push('\n');
+    write_text(path, &text)
+}
+
+fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

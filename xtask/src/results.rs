@@ -1,0 +1,306 @@
+//! The typed results of a comparison: what is written to JSON and the only thing reports are
+//! rendered from.
+//!
+//! **JSON is the source of truth.** `summary.json` holds a [`Summary`]; each run also leaves
+//! a [`RunRecord`] under `runs/`. The markdown report and the chart are pure functions of a
+//! [`Summary`] (see `render.rs`), so a committed report can always be checked against its
+//! JSON. Every quantity carries its unit in its name (`_seconds`, `_bytes`, `_ms`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bump when a field changes meaning or disappears, so old summaries are not misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One comparison: environment, parameters, and a row per server and iteration count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// [`SCHEMA_VERSION`] when this file was written.
+    pub schema_version: u32,
+    /// Short name of the comparison, the second half of its directory name.
+    pub label: String,
+    /// The machine and the code that were measured.
+    pub env: Environment,
+    /// Everything the user chose, and what was used by default.
+    pub params: Params,
+    /// One row per server variant and iteration count, in the order they were configured.
+    pub rows: Vec<Row>,
+    /// Variants that were asked for but not run, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The machine and the code, as found when the comparison started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Logical CPUs the process may run on.
+    pub cores: u32,
+    /// `MemTotal` from /proc/meminfo.
+    pub memory_bytes: u64,
+    /// `uname -r` (from /proc/sys/kernel/osrelease).
+    pub kernel: String,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// `python3 --version`, or `None` when python3 is not on PATH.
+    pub python: Option<String>,
+    /// `git rev-parse HEAD`, with `-dirty` appended when the work tree had changes.
+    pub git_commit: String,
+    /// When the comparison started, RFC 3339 in UTC.
+    pub date_utc: String,
+    /// Soft `RLIMIT_NOFILE` inherited by the servers and loadgen.
+    pub open_files_limit: u64,
+    /// `net.core.somaxconn`: the kernel caps every listen backlog at this.
+    pub somaxconn: Option<u64>,
+}
+
+/// The parameters of a comparison, as used (defaults filled in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Connections per run; more than one value makes a sweep.
+    pub iterations: Vec<u64>,
+    /// The delay spec given to every server (`100ms`, `uniform:50ms..150ms`, ...).
+    pub delay: String,
+    /// The mean of that delay, used for the physical floor.
+    pub delay_mean_ms: f64,
+    /// How servers spend the delay (`wait`, `block`, `spin`).
+    pub delay_kind: String,
+    /// Connections open at once; `None` means all of them, as in the article.
+    pub concurrency: Option<u64>,
+    /// Sequential requests on each connection.
+    pub requests_per_conn: u64,
+    /// Measured runs per server and iteration count.
+    pub repeat: u32,
+    /// Whether one unmeasured warm-up run preceded the measured ones.
+    pub warmup: bool,
+    /// Whether every server was also measured at zero delay (the floor's second term).
+    pub zero_delay: bool,
+    /// Listen backlog passed to every server that takes one.
+    pub backlog: u32,
+    /// Worker threads of the `threaded-pool` variant.
+    pub pool_size: u32,
+    /// loadgen's connect and reply timeout.
+    pub timeout_ms: u64,
+    /// The command line that produced this comparison.
+    pub command: String,
+}
+
+/// A variant that was asked for but could not run, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Variant name, as in `--servers`.
+    pub server: String,
+    /// Why, in a sentence a reader can act on.
+    pub reason: String,
+}
+
+/// What kind of server a variant is, so the report can group and compare models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Model {
+    /// One OS thread per connection, or a bounded pool of them.
+    Threads,
+    /// The tokio runtime.
+    Tokio,
+    /// The hand-written mio event loop.
+    Mio,
+    /// The article's Python servers.
+    PythonBaseline,
+    /// A server given with `--external`.
+    External,
+}
+
+/// Median and range of one quantity over the successful measured runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Middle value (the mean of the two middle values for an even count).
+    pub median: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The median and range of `values`, or `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        })
+    }
+}
+
+/// One server variant at one iteration count: the medians over its successful runs.
+///
+/// A run whose loadgen reported any failed request, or whose server did not start or exit
+/// cleanly, is counted in `runs_failed` and left out of every figure here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// Variant name (`tokio-multi`, `python-asyncio`, ...).
+    pub server: String,
+    /// Concurrency model.
+    pub model: Model,
+    /// The command that started the server (with the port as `0` or `{port}`).
+    pub command: String,
+    /// Connections in each run.
+    pub iterations: u64,
+    /// Connections open at once (iterations, or the concurrency limit if lower).
+    pub concurrent_connections: u64,
+    /// Measured runs attempted.
+    pub runs: u32,
+    /// Measured runs that failed; their figures are not in this row.
+    pub runs_failed: u32,
+    /// Why the runs failed, one line per distinct reason.
+    pub failure_reasons: Vec<String>,
+    /// Requests that failed or were never sent, over every measured run (failed runs too).
+    pub requests_failed: u64,
+    /// Figures over the successful runs; `None` when every run failed.
+    pub measured: Option<Measured>,
+    /// Median wall time of the zero-delay runs, when they were made and succeeded.
+    pub zero_delay_wall_seconds: Option<f64>,
+}
+
+/// The figures of a row, over its successful measured runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// loadgen's wall time for the whole run.
+    pub wall_seconds: Spread,
+    /// Successful requests per second (median).
+    pub throughput_rps: f64,
+    /// Median request latency (median over runs).
+    pub latency_p50_ms: f64,
+    /// 99th percentile request latency (median over runs).
+    pub latency_p99_ms: f64,
+    /// Slowest request of any run.
+    pub latency_max_ms: f64,
+    /// Peak resident memory of the server process (median over runs).
+    pub peak_rss_bytes: f64,
+    /// Resident memory right after the server said it was listening (median over runs).
+    pub idle_rss_bytes: f64,
+    /// Most threads the server had at once (largest over runs).
+    pub peak_threads: u64,
+    /// User plus system CPU time of the server (median over runs).
+    pub cpu_seconds: f64,
+    /// Voluntary context switches of the server, every thread (median over runs).
+    pub voluntary_ctx_switches: f64,
+    /// Involuntary context switches of the server, every thread (median over runs).
+    pub involuntary_ctx_switches: f64,
+    /// Kernel `TcpExt ListenOverflows` increase during the runs (sum over runs).
+    pub listen_overflows: u64,
+    /// Kernel `TcpExt ListenDrops` increase during the runs (sum over runs).
+    pub listen_drops: u64,
+}
+
+/// Which of the three kinds of run a [`RunRecord`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    /// Unmeasured: warms caches and the kernel's socket state.
+    Warmup,
+    /// Counted in the row's figures.
+    Measured,
+    /// The same run at zero delay: the server's own cost, the floor's second term.
+    ZeroDelay,
+}
+
+/// Everything known about one run; written to `runs/<server>-<iterations>-<kind>-<n>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Variant name.
+    pub server: String,
+    /// Connections in this run.
+    pub iterations: u64,
+    /// Warm-up, measured or zero-delay.
+    pub kind: RunKind,
+    /// 1-based index among runs of this kind.
+    pub index: u32,
+    /// The server's command line as started.
+    pub server_command: String,
+    /// loadgen's command line as started.
+    pub loadgen_command: String,
+    /// `None` when the run succeeded; otherwise why it failed.
+    pub failure: Option<String>,
+    /// What loadgen measured; `None` when it produced no report.
+    pub load: Option<LoadFigures>,
+    /// What was sampled from the server process; `None` when it never started.
+    pub process: Option<ProcessFigures>,
+    /// `TcpExt ListenOverflows` increase while the server ran (whole network namespace).
+    pub listen_overflows: u64,
+    /// `TcpExt ListenDrops` increase while the server ran (whole network namespace).
+    pub listen_drops: u64,
+    /// How the server ended.
+    pub exit: Option<ExitRecord>,
+    /// loadgen's own JSON report, unchanged.
+    pub loadgen_report: Option<serde_json::Value>,
+}
+
+/// The part of loadgen's report that the tables use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadFigures {
+    /// Wall time of the whole run.
+    pub wall_seconds: f64,
+    /// Requests answered correctly.
+    pub requests_ok: u64,
+    /// Requests that failed for any reason.
+    pub requests_failed: u64,
+    /// Failed requests by loadgen's failure kind.
+    pub failures_by_kind: BTreeMap<String, u64>,
+    /// Successful requests per second.
+    pub throughput_rps: f64,
+    /// Median latency.
+    pub latency_p50_ms: f64,
+    /// 99th percentile latency.
+    pub latency_p99_ms: f64,
+    /// Slowest request.
+    pub latency_max_ms: f64,
+}
+
+/// What the server process cost, from /proc samples and from `wait4`'s resource usage.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProcessFigures {
+    /// Peak resident memory (the larger of the kernel's high-water mark and the samples).
+    pub peak_rss_bytes: u64,
+    /// Resident memory at the first sample, right after the listening line.
+    pub idle_rss_bytes: u64,
+    /// Most threads seen in one sample.
+    pub peak_threads: u64,
+    /// User CPU time, all threads.
+    pub user_cpu_seconds: f64,
+    /// System CPU time, all threads.
+    pub system_cpu_seconds: f64,
+    /// Voluntary context switches, all threads (including those that exited).
+    pub voluntary_ctx_switches: u64,
+    /// Involuntary context switches, all threads (including those that exited).
+    pub involuntary_ctx_switches: u64,
+    /// How many /proc samples were taken.
+    pub samples: u64,
+}
+
+/// How a server process ended after SIGTERM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Exit status, when it exited.
+    pub code: Option<i32>,
+    /// Signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// True when it exited with status 0 within the timeout.
+    pub clean: bool,
+    /// Time from SIGTERM to exit.
+    pub stop_seconds: f64,
+    /// The last line it wrote to stderr (its summary, if it prints one).
+    pub last_stderr_line: Option<String>,
+}
