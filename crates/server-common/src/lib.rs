@@ -5,6 +5,7 @@
 //! - [`server`]: the [`Server`] handle trait and the contract every server meets on the wire
 //!   and at shutdown.
 //! - [`stats`]: [`Stats`], shared atomic counters, and their [`Summary`] snapshot.
+//! - [`delay`]: [`spend_on_thread`], how `block` and `spin` delays hold a thread.
 //! - [`net`]: listener binding with an explicit backlog, descriptor-limit handling and the
 //!   accept back-off.
 //! - [`args`]: [`ServerArgs`], the command-line flags every server binary accepts.
@@ -12,6 +13,7 @@
 
 pub mod args;
 pub mod config;
+pub mod delay;
 pub mod net;
 pub mod run;
 pub mod server;
@@ -19,6 +21,7 @@ pub mod stats;
 
 pub use args::ServerArgs;
 pub use config::ServerConfig;
+pub use delay::spend_on_thread;
 pub use net::{
     AcceptBackoff, bind_listener, bind_listener_reuse_port, is_fd_exhaustion, raise_nofile_limit,
     set_nodelay,

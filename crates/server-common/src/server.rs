@@ -28,8 +28,8 @@ use std::net::SocketAddr;
 
 use crate::stats::Summary;
 
-/// A running server. Dropping the handle without [`Server::shutdown`] leaves the server
-/// running in the background until the process exits.
+/// A running server. Stop it with [`Server::shutdown`]: a handle dropped without it may leave
+/// the server running in the background until the process exits.
 pub trait Server: Send {
     /// The address actually bound (the real port when the config asked for port 0).
     fn local_addr(&self) -> SocketAddr;

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use echo_core::{DelayKind, EchoProtocol, Protocol, Timeout};
-use server_common::ConnectionGuard;
+use server_common::{ConnectionGuard, spend_on_thread};
 
 use crate::{Accepted, Shared};
 
@@ -74,7 +74,7 @@ fn drive(
         } else if !protocol.output().is_empty() {
             write_output(stream, protocol, timeout)?;
         } else if let Some(t) = timeout.filter(|t| t.kind != DelayKind::Wait) {
-            spend(t);
+            spend_on_thread(t);
             protocol.timeout(Instant::now());
         } else if protocol.wants_read() && !eof {
             eof = read_input(stream, protocol, timeout)?;
@@ -126,20 +126,6 @@ fn read_input(
         Err(err) => return Err(err),
     }
     Ok(false)
-}
-
-/// Spends a `block` or `spin` delay on this thread.
-fn spend(timeout: Timeout) {
-    match timeout.kind {
-        DelayKind::Spin => {
-            while Instant::now() < timeout.at {
-                std::hint::spin_loop();
-            }
-        }
-        DelayKind::Wait | DelayKind::Block => {
-            std::thread::sleep(timeout.at.saturating_duration_since(Instant::now()));
-        }
-    }
 }
 
 /// A socket timeout reaching the deadline; at least 1 ms, since a zero timeout means "none"
