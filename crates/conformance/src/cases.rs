@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use echo_core::{Config, DelayModel, Framing};
+use echo_core::{Config, DelayKind, DelayModel, Framing};
 use server_common::{Server, ServerConfig, Summary};
 use socket2::SockRef;
 
@@ -95,6 +95,31 @@ pub fn a_line_is_answered_upper_cased_and_never_before_the_delay(
         waited >= delay,
         "answered after {waited:?}, before the {delay:?} delay"
     );
+    Ok(())
+}
+
+/// `block` and `spin` hold the thread that runs the connection instead of waiting beside it;
+/// either way the reply is correct and not early.
+pub fn block_and_spin_delays_are_also_answered_never_before_the_delay(
+    target: &Target,
+) -> io::Result<()> {
+    let delay = Duration::from_millis(30);
+    for kind in [DelayKind::Block, DelayKind::Spin] {
+        let mut settings = config(delay);
+        settings.protocol.delay_kind = kind;
+        let server = Running::start(target, settings)?;
+        let mut client = server.connect()?;
+        let sent_at = Instant::now();
+        assert_eq!(
+            ask(&mut client, &format!("{kind} me"))?,
+            format!("{} ME", kind.to_string().to_uppercase())
+        );
+        let waited = sent_at.elapsed();
+        assert!(
+            waited >= delay,
+            "{kind}: answered after {waited:?}, before the {delay:?} delay"
+        );
+    }
     Ok(())
 }
 

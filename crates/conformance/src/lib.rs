@@ -61,6 +61,7 @@ macro_rules! suite {
             }
             $crate::__cases!(
                 a_line_is_answered_upper_cased_and_never_before_the_delay,
+                block_and_spin_delays_are_also_answered_never_before_the_delay,
                 many_lines_in_one_write_are_answered_in_order,
                 a_line_sent_in_many_writes_is_answered_once,
                 a_character_split_across_writes_is_upper_cased_whole,
