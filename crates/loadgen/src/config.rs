@@ -81,6 +81,11 @@ impl Config {
         }
     }
 
+    /// Client threads actually used: no more than there are workers.
+    pub fn effective_threads(&self) -> u64 {
+        (self.n_threads as u64).clamp(1, self.effective_concurrency().max(1))
+    }
+
     /// Source addresses actually used: 0 unless the target is IPv4 loopback.
     pub fn effective_source_addresses(&self) -> u32 {
         match self.target.ip() {
@@ -164,7 +169,7 @@ impl Config {
             timeout_seconds: self.timeout.as_secs_f64(),
             framing: self.framing,
             message: self.message.clone(),
-            n_threads: self.n_threads as u64,
+            n_threads: self.effective_threads(),
             n_source_addresses: u64::from(self.effective_source_addresses()),
             late_start_tolerance_us: LATE_START_TOLERANCE.as_secs_f64() * 1e6,
         }

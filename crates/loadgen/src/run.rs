@@ -60,10 +60,12 @@ fn run_phase(
     label: &'static str,
 ) -> Result<(Measurements, Duration)> {
     let n_workers = config.effective_concurrency();
-    let n_threads = (config.n_threads as u64).clamp(1, n_workers.max(1));
-    let total = plan
-        .bounded_by_count()
-        .then(|| config.n_connections * config.requests_per_conn);
+    let n_threads = config.effective_threads();
+    let total = plan.bounded_by_count().then(|| {
+        config
+            .n_connections
+            .saturating_mul(config.requests_per_conn)
+    });
     let progress = config
         .progress
         .then(|| Progress::start(Arc::clone(&plan), label, total));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use echo_core::Framing;
 use loadgen::{Config, Error, FailureKind, Report};
-use support::{Behaviour, TestServer, refusing_addr};
+use support::{Behaviour, TestServer, full_backlog_listener, refusing_addr};
 
 fn config_for(server: &TestServer) -> Config {
     let mut config = Config::new(server.addr);
@@ -125,6 +125,24 @@ fn a_refused_connection_is_classified_as_connection_refused() {
     assert_eq!(report.connections_established, 0);
     assert_eq!(report.all_connected_seconds, None);
     assert_counts_add_up(&report, &config);
+}
+
+#[test]
+fn a_connect_to_a_full_accept_queue_is_classified_as_connect_timeout() {
+    let listener = full_backlog_listener();
+    let mut config = Config::new(listener.local_addr().expect("address"));
+    config.n_connections = 6;
+    config.concurrency = Some(1); // one connect at a time, so the queue fills in order
+    config.timeout = Duration::from_millis(300);
+    let report = run(&config);
+    // Connections that made it into the queue are never served: their replies time out.
+    assert!(
+        report.failures.connect_timeout >= 1,
+        "{:#?}",
+        report.failures
+    );
+    let timeouts = report.failures.connect_timeout + report.failures.reply_timeout;
+    assert_eq!(timeouts, 6, "{:#?}", report.failures);
 }
 
 #[test]

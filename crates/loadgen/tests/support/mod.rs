@@ -145,6 +145,18 @@ fn serve_raw(mut stream: TcpStream, behaviour: Behaviour) -> io::Result<()> {
     }
 }
 
+/// A listener that never accepts, with a backlog of 1: once its accept queue is full
+/// (two connections), the kernel drops further SYNs and those connects hang. Keep it alive
+/// for as long as the test needs the address.
+pub fn full_backlog_listener() -> TcpListener {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind 127.0.0.1:0");
+    socket.listen(1).expect("listen");
+    socket.into()
+}
+
 /// An address where nothing listens: bind, note the port, close.
 pub fn refusing_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
