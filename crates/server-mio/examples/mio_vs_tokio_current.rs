@@ -1,0 +1,353 @@
+//! Benchmark for issue 4's target: at zero delay on persistent connections, one mio loop
+//! serves at least as many requests per second as tokio's current-thread runtime, and uses
+//! no more memory per connection.
+//!
+//! Runs the two server binaries in turns (alternating, `--rounds` times, so drift on the
+//! shared machine hits both), drives each with the `loadgen` binary, then measures each
+//! server's resident memory before and after opening `--idle-connections` connections that
+//! each made one request and then sit idle. The server is pinned to CPU 0 and the client to
+//! CPU 1 with `taskset`, so the two do not fight over one core. Writes the results as JSON
+//! (the source of truth) and renders the markdown table from it.
+//!
+//! ```text
+//! cargo build --release -p server-mio -p server-async -p loadgen
+//! cargo run --release -p server-mio --example mio_vs_tokio_current -- \
+//!     --bin-dir target/release --out benches-results/mio-vs-tokio-current
+//! ```
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Serialize;
+
+/// Compare one mio loop with tokio's current-thread runtime at zero delay.
+#[derive(Debug, Parser)]
+struct Options {
+    /// Folder holding the release binaries `server-mio`, `server-async` and `loadgen`.
+    #[arg(long)]
+    bin_dir: PathBuf,
+    /// Output path without extension: `.json` and `.md` are written beside each other.
+    #[arg(long)]
+    out: PathBuf,
+    /// Throughput runs per server, alternating between the servers.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Persistent client connections in each throughput run.
+    #[arg(long, default_value_t = 100)]
+    connections: u64,
+    /// Sequential requests on each of those connections.
+    #[arg(long, default_value_t = 2000)]
+    requests_per_conn: u64,
+    /// Idle connections held open to measure memory per connection.
+    #[arg(long, default_value_t = 10_000)]
+    idle_connections: usize,
+}
+
+/// Everything measured, with units in the names.
+#[derive(Debug, Serialize)]
+struct Results {
+    /// The command line that produced these results.
+    command: String,
+    /// Persistent connections per throughput run.
+    connections: u64,
+    /// Requests on each connection per throughput run.
+    requests_per_conn: u64,
+    /// Idle connections held for the memory measurement.
+    idle_connections: usize,
+    /// One entry per server.
+    servers: Vec<ServerResult>,
+}
+
+/// One server's figures.
+#[derive(Debug, Serialize)]
+struct ServerResult {
+    /// Short name of the variant.
+    name: &'static str,
+    /// The server's flags.
+    args: Vec<&'static str>,
+    /// Throughput of each run, as loadgen measured it.
+    throughput_requests_per_second: Vec<f64>,
+    /// Median of those runs.
+    median_throughput_requests_per_second: f64,
+    /// Requests that failed over all runs.
+    requests_failed: u64,
+    /// Resident memory once listening, before any connection.
+    rss_before_bytes: u64,
+    /// Resident memory with the idle connections open.
+    rss_idle_bytes: u64,
+    /// `(rss_idle - rss_before) / idle_connections`: user-space memory per connection
+    /// (kernel socket buffers are not in a process's RSS).
+    bytes_per_idle_connection: f64,
+}
+
+/// The two variants compared: name, binary, flags.
+const VARIANTS: [(&str, &str, &[&str]); 2] = [
+    ("mio, 1 loop", "server-mio", &["--loops", "1"]),
+    (
+        "tokio current-thread",
+        "server-async",
+        &["--flavor", "current"],
+    ),
+];
+
+/// Flags both servers get: zero delay, no idle limit during the run.
+const COMMON_ARGS: [&str; 6] = ["--port", "0", "--delay", "0", "--idle-timeout", "off"];
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let mut servers: Vec<ServerResult> = VARIANTS.iter().map(empty_result).collect();
+    for round in 0..options.rounds {
+        for (result, variant) in servers.iter_mut().zip(VARIANTS) {
+            let (rps, failed) = throughput_run(&options, variant, round)?;
+            result.throughput_requests_per_second.push(rps);
+            result.requests_failed += failed;
+        }
+    }
+    for (result, variant) in servers.iter_mut().zip(VARIANTS) {
+        result.median_throughput_requests_per_second =
+            median(&result.throughput_requests_per_second);
+        measure_memory(&options, variant, result)?;
+    }
+    let results = Results {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        connections: options.connections,
+        requests_per_conn: options.requests_per_conn,
+        idle_connections: options.idle_connections,
+        servers,
+    };
+    write_outputs(&options.out, &results)
+}
+
+fn empty_result(variant: &(&'static str, &'static str, &'static [&'static str])) -> ServerResult {
+    ServerResult {
+        name: variant.0,
+        args: variant.2.to_vec(),
+        throughput_requests_per_second: Vec::new(),
+        median_throughput_requests_per_second: 0.0,
+        requests_failed: 0,
+        rss_before_bytes: 0,
+        rss_idle_bytes: 0,
+        bytes_per_idle_connection: 0.0,
+    }
+}
+
+type Variant = (&'static str, &'static str, &'static [&'static str]);
+
+/// One loadgen run against a fresh server; returns its throughput and failed requests.
+fn throughput_run(options: &Options, variant: Variant, round: usize) -> anyhow::Result<(f64, u64)> {
+    let server = RunningServer::spawn(&options.bin_dir, variant)?;
+    let json = std::env::temp_dir().join(format!("mio-vs-tokio-{}-{round}.json", variant.1));
+    let status = Command::new("taskset")
+        .args(["-c", "1"])
+        .arg(options.bin_dir.join("loadgen"))
+        .arg(server.addr.to_string())
+        .args(["-n", &options.connections.to_string()])
+        .args(["-m", &options.requests_per_conn.to_string()])
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .status()
+        .context("cannot run loadgen")?;
+    server.stop()?;
+    if !status.success() {
+        bail!("loadgen against {} failed: {status}", variant.0);
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let rps = report["throughput_requests_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let failed = report["requests_failed"].as_u64().unwrap_or(0);
+    eprintln!(
+        "{}: round {round}: {rps:.0} req/s, {failed} failed",
+        variant.0
+    );
+    Ok((rps, failed))
+}
+
+/// RSS of a fresh server before and after `idle_connections` clients made one request each.
+fn measure_memory(
+    options: &Options,
+    variant: Variant,
+    result: &mut ServerResult,
+) -> anyhow::Result<()> {
+    let server = RunningServer::spawn(&options.bin_dir, variant)?;
+    result.rss_before_bytes = rss_bytes(server.pid())?;
+    let idle = open_idle_connections(server.addr, options.idle_connections)
+        .with_context(|| format!("opening idle connections to {}", variant.0))?;
+    result.rss_idle_bytes = rss_bytes(server.pid())?;
+    drop(idle);
+    server.stop()?;
+    let grown = result
+        .rss_idle_bytes
+        .saturating_sub(result.rss_before_bytes);
+    result.bytes_per_idle_connection = grown as f64 / options.idle_connections.max(1) as f64;
+    eprintln!(
+        "{}: {:.0} bytes per idle connection",
+        variant.0, result.bytes_per_idle_connection
+    );
+    Ok(())
+}
+
+fn open_idle_connections(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
+    let mut streams = Vec::with_capacity(n);
+    let mut reply = [0u8; 64];
+    for _ in 0..n {
+        let mut stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.write_all(b"hello\n")?;
+        let mut got = 0;
+        while !reply[..got].contains(&b'\n') {
+            match stream.read(&mut reply[got..])? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => got += n,
+            }
+        }
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
+fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .with_context(|| format!("no VmRSS in {path}"))?;
+    Ok(kib * 1024)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// A server binary pinned to CPU 0; killed by PID if dropped without [`RunningServer::stop`].
+struct RunningServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl RunningServer {
+    fn spawn(bin_dir: &Path, (name, binary, args): Variant) -> anyhow::Result<Self> {
+        let mut child = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(bin_dir.join(binary))
+            .args(COMMON_ARGS)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|text| text.parse().ok())
+            .with_context(|| format!("{name} did not announce its address: {line:?}"))?;
+        Ok(RunningServer { child, addr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait for the clean exit the server contract promises.
+    fn stop(mut self) -> anyhow::Result<()> {
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("cannot run kill")?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("server exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_outputs(out: &Path, results: &Results) -> anyhow::Result<()> {
+    let json_path = out.with_extension("json");
+    let json = serde_json::to_string_pretty(results)?;
+    std::fs::write(&json_path, json + "\n").with_context(|| format!("writing {json_path:?}"))?;
+    let md_path = out.with_extension("md");
+    std::fs::write(&md_path, render_markdown(results))
+        .with_context(|| format!("writing {md_path:?}"))?;
+    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+fn render_markdown(results: &Results) -> String {
+    let mut md = String::from("# One mio loop vs tokio current-thread, zero delay\n\n");
+    md.push_str("Generated from the `.json` beside this file; do not edit by hand.\n\n");
+    let _ = writeln!(md, "Command: `{}`\n", results.command);
+    let _ = writeln!(
+        md,
+        "Load: {} persistent connections x {} requests each, line framing, delay 0; server on \
+         CPU 0, loadgen on CPU 1. Memory: {} connections that made one request each, then \
+         idle.\n",
+        results.connections, results.requests_per_conn, results.idle_connections
+    );
+    md.push_str("| server | median req/s | runs (req/s) | failed | RSS before | RSS with idle conns | bytes per idle conn |\n");
+    md.push_str("|---|---:|---|---:|---:|---:|---:|\n");
+    for s in &results.servers {
+        let runs: Vec<String> = s
+            .throughput_requests_per_second
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} (`{}`) | {:.0} | {} | {} | {:.1} MiB | {:.1} MiB | {:.0} |",
+            s.name,
+            s.args.join(" "),
+            s.median_throughput_requests_per_second,
+            runs.join(", "),
+            s.requests_failed,
+            s.rss_before_bytes as f64 / 1048576.0,
+            s.rss_idle_bytes as f64 / 1048576.0,
+            s.bytes_per_idle_connection
+        );
+    }
+    md.push_str(&render_verdict(results));
+    md
+}
+
+fn render_verdict(results: &Results) -> String {
+    let [mio, tokio] = [&results.servers[0], &results.servers[1]];
+    let throughput_ratio = mio.median_throughput_requests_per_second
+        / tokio
+            .median_throughput_requests_per_second
+            .max(f64::MIN_POSITIVE);
+    let memory_ratio =
+        mio.bytes_per_idle_connection / tokio.bytes_per_idle_connection.max(f64::MIN_POSITIVE);
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    format!(
+        "\nmio / tokio: throughput x{throughput_ratio:.2} (target >= 1: {}), memory per idle \
+         connection x{memory_ratio:.2} (target <= 1: {}).\n",
+        met(throughput_ratio >= 1.0),
+        met(memory_ratio <= 1.0)
+    )
+}
