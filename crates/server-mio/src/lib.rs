@@ -33,6 +33,14 @@
 //!    (an oversized line, the idle limit, shutdown), the loop deregisters the socket, cancels
 //!    its timer and calls `connection_lost`. *asyncio:* `_call_connection_lost`.
 //!
+//! **Shutdown.** The binary's main thread waits for SIGINT or SIGTERM (server-common's
+//! `run_binary`) and calls [`server_common::Server::shutdown`], which wakes every loop through
+//! a [`mio::Waker`] registered in its `Poll`: the signal reaches the loop as one more event.
+//! The loop accepts what the kernel already queued, closes its listener, reads what its
+//! sockets hold, calls each protocol's `shutdown` and keeps running until every connection
+//! has answered and closed or a shutdown-deadline timer fires. *asyncio:*
+//! `loop.add_signal_handler` (a self-pipe the selector watches), then `server.close()`.
+//!
 //! With the `block` or `spin` delay kinds, step 3 does not arm a timer: the loop thread
 //! sleeps or spins until the deadline right there, as a blocking call inside a coroutine
 //! would, and every other connection on that loop waits. That is what those kinds are for.
