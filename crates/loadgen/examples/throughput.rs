@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use loadgen::{Config, Report};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -81,7 +81,6 @@ impl Options {
 /// One measured configuration.
 struct Row {
     connections: u64,
-    threads: u64,
     report: Report,
     client_cpu: Cpu,
     server_cpu_seconds: f64,
@@ -132,7 +131,6 @@ fn measure(
     }
     Ok(Row {
         connections,
-        threads,
         report,
         client_cpu,
         server_cpu_seconds,
@@ -145,11 +143,18 @@ fn render(args: &[String], rows: &[Row]) -> String {
         args.join(" ")
     );
     let environment = rows.first().map(|row| &row.report.environment);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut text = format!(
         "# loadgen throughput (zero-delay server, persistent connections)\n\n\
          Written by `crates/loadgen/examples/throughput.rs`; do not edit by hand.\n\n\
          Command: `{command}`\n\n\
-         Machine: {} CPUs, kernel {}, shared with other work while measured. The server is a\n\
+         Machine: {} CPUs, kernel {}, load average {load} when the table was written (the\n\
+         machine is shared: other work competes for the two cores). The server is a\n\
          minimal single-threaded tokio line echo in a separate process. Client CPU is\n\
          `getrusage(RUSAGE_SELF)` of the loadgen process over the measured run (after a 1 s\n\
          warmup run); server CPU is from `/proc/<pid>/stat` over the same run. On loopback the\n\
@@ -167,7 +172,7 @@ fn render(args: &[String], rows: &[Row]) -> String {
         text.push_str(&format!(
             "| {} | {} | {:.2} | {} | {:.0} | {:.2} ({:.2} + {:.2}) | {:.2} | {:.1} | {:.1} |\n",
             row.connections,
-            row.threads,
+            report.parameters.n_threads,
             report.wall_time_seconds,
             report.requests_ok,
             report.throughput_requests_per_second,
@@ -260,7 +265,10 @@ fn serve() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        // A backlog of 4096 (somaxconn here) so bursts of connects are not dropped.
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let listener = socket.listen(4096)?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "{}", listener.local_addr()?)?;
         stdout.flush()?;
