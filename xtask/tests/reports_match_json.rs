@@ -1,0 +1,41 @@
+//! Every committed report is exactly what rendering its JSON gives, so reports cannot drift
+//! from their data (or be edited by hand).
+
+use std::fs;
+use std::path::PathBuf;
+
+use xtask::render;
+use xtask::report::{self, LATEST_FILE, README_FILE};
+
+fn results_dir() -> PathBuf {
+    xtask::workspace_root().join("benches-results")
+}
+
+#[test]
+fn every_committed_comparison_readme_equals_its_rendered_summary() {
+    let comparisons = report::comparisons(&results_dir()).expect("benches-results is readable");
+    for (dir, summary) in &comparisons {
+        let path = results_dir().join(dir).join(README_FILE);
+        let committed = fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == render::readme(summary),
+            "{} differs from its summary.json; run `cargo xtask report benches-results/{dir}`",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn latest_md_equals_the_rendered_index_of_every_comparison() {
+    let comparisons = report::comparisons(&results_dir()).expect("benches-results is readable");
+    if comparisons.is_empty() {
+        return;
+    }
+    let path = results_dir().join(LATEST_FILE);
+    let committed = fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == render::latest(&comparisons),
+        "{} is stale; run `cargo xtask report` on any comparison directory",
+        path.display()
+    );
+}
