@@ -23,7 +23,7 @@ pub struct Plan {
 /// Open-loop schedule: request `i` is due at `start + i / rate`.
 #[derive(Debug)]
 struct Schedule {
-    interval: Duration,
+    interval_ns: f64,
     n_slots: Option<u64>,
     slots_claimed: AtomicU64,
 }
@@ -49,7 +49,7 @@ impl Plan {
         let start = Instant::now();
         let bounded_by_count = duration.is_none();
         let schedule = rate.map(|rate| Schedule {
-            interval: Duration::from_secs_f64(1.0 / rate),
+            interval_ns: 1e9 / rate,
             n_slots: bounded_by_count.then(|| n_connections.saturating_mul(requests_per_conn)),
             slots_claimed: AtomicU64::new(0),
         });
@@ -102,8 +102,8 @@ impl Plan {
         if schedule.n_slots.is_some_and(|n_slots| index >= n_slots) {
             return None;
         }
-        let offset = schedule.interval.checked_mul(u32::try_from(index).ok()?)?;
-        let due = self.start + offset;
+        let offset = Duration::from_nanos((index as f64 * schedule.interval_ns).round() as u64);
+        let due = self.start.checked_add(offset)?;
         if self.expired(due) {
             return None;
         }

@@ -119,9 +119,11 @@ pub struct Report {
     pub all_connected_seconds: Option<f64>,
     /// Distribution of TCP connect times (from `connect()` to established).
     pub connect_time: Percentiles,
-    /// Distribution of request latencies: from writing the request to reading the whole
-    /// reply; with `--rate`, from the request's scheduled start instead (no coordinated
-    /// omission). Successful requests only.
+    /// Distribution of request latencies, successful requests only. Closed loop: from
+    /// writing the request to reading the whole reply. Open loop (`--rate`): from the
+    /// request's scheduled start when it fell due while its connection was busy (no
+    /// coordinated omission), else from when it actually started; either way including the
+    /// connect when the request opened a new connection.
     pub latency: Percentiles,
     /// The full distributions, serialized so that reports can be merged exactly.
     pub histograms: Histograms,

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use crate::config::LATE_START_TOLERANCE;
 use crate::exchange::{Expectation, exchange};
 use crate::net::{connect, source_address};
-use crate::plan::{Plan, Slot};
+use crate::plan::Plan;
 use crate::report::{FailureKind, Measurements};
 
 /// What the workers of one client thread share.
@@ -57,20 +57,22 @@ pub async fn worker(shard: Rc<Shard>) {
 impl Shard {
     /// One connection and its requests. Returns `false` when the phase has no more work.
     async fn connection(&self, first: bool) -> bool {
-        let Some(slot) = self.next_slot().await else {
+        let Some(mut origin) = self.next_start().await else {
             return false;
         };
         let Some(mut stream) = self.open(first).await else {
             return true;
         };
         let mut buffer = Vec::with_capacity(self.expect.reply.len() * 2);
-        let mut slot = slot;
         for index in 0..self.requests_per_conn {
             if index > 0 {
-                let Some(next) = self.next_slot().await else {
+                let Some(next) = self.next_start().await else {
                     return false;
                 };
-                slot = next;
+                origin = next;
+            }
+            if !self.plan.open_loop() {
+                origin = Instant::now();
             }
             let outcome = exchange(&mut stream, &mut buffer, &self.expect).await;
             self.progress();
@@ -79,9 +81,7 @@ impl Shard {
                 return true;
             }
             let done = Instant::now();
-            self.measurements
-                .borrow_mut()
-                .record_latency(done - slot.due);
+            self.measurements.borrow_mut().record_latency(done - origin);
         }
         true
     }
@@ -111,18 +111,30 @@ impl Shard {
         }
     }
 
-    /// The next request's start: now in closed loop; in open loop its scheduled time, after
-    /// waiting for it. `None` when the phase is over.
-    async fn next_slot(&self) -> Option<Slot> {
+    /// Waits for the next request's turn and returns the instant its latency is measured
+    /// from, or `None` when the phase is over.
+    ///
+    /// Closed loop: now, without waiting. Open loop: a request that fell due while its
+    /// connection was still busy is timed from its scheduled start (so a slow server cannot
+    /// hide behind the client it slowed down: coordinated omission); one that was waited
+    /// for is timed from when the wait ended, so the timer's millisecond granularity is not
+    /// charged to the server.
+    async fn next_start(&self) -> Option<Instant> {
         let now = Instant::now();
         let slot = self.plan.claim_slot(now, LATE_START_TOLERANCE)?;
+        if !self.plan.open_loop() {
+            return Some(now);
+        }
         if slot.late {
             self.measurements.borrow_mut().requests_started_late += 1;
+        }
+        if slot.due <= now {
+            return Some(slot.due);
         }
         if slot.due > now + Duration::from_micros(50) {
             tokio::time::sleep_until(slot.due.into()).await;
         }
-        Some(slot)
+        Some(Instant::now())
     }
 
     fn fail(&self, kind: FailureKind, requests_cancelled: u64) {
