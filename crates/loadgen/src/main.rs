@@ -36,7 +36,9 @@ struct Cli {
     /// Open loop: start this many requests per second, latency from the schedule.
     #[arg(long)]
     rate: Option<f64>,
-    /// Run for this long (e.g. 10s) instead of for a number of connections.
+    /// Run for this long (e.g. 10s) instead of for a number of connections; workers then
+    /// reconnect after each connection's requests, and --connections only sets the default
+    /// concurrency.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
     /// Unmeasured warmup before the run (e.g. 2s).

@@ -26,7 +26,7 @@ impl Progress {
     pub fn start(plan: Arc<Plan>, label: &'static str, total: Option<u64>) -> Progress {
         let bar = match total {
             Some(total) => ProgressBar::new(total).with_style(bar_style()),
-            None => ProgressBar::new_spinner(),
+            None => ProgressBar::new_spinner().with_style(spinner_style()),
         };
         bar.set_message(label);
         let (stop, stopped) = mpsc::channel::<()>();
@@ -49,4 +49,9 @@ impl Progress {
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{elapsed_precise}] {spinner} {pos} requests ({per_sec})")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }

@@ -75,13 +75,13 @@ impl Shard {
                 origin = Instant::now();
             }
             let outcome = exchange(&mut stream, &mut buffer, &self.expect).await;
-            self.progress();
             if let Err(kind) = outcome {
                 self.fail(kind, self.requests_per_conn - 1 - index);
                 return true;
             }
             let done = Instant::now();
             self.measurements.borrow_mut().record_latency(done - origin);
+            self.progress(1);
         }
         true
     }
@@ -104,7 +104,6 @@ impl Shard {
                 Some(stream)
             }
             Err(kind) => {
-                self.progress();
                 self.fail(kind, self.requests_per_conn - 1);
                 None
             }
@@ -137,7 +136,9 @@ impl Shard {
         Some(Instant::now())
     }
 
+    /// Counts a failure, and the requests of its connection that will not be sent.
     fn fail(&self, kind: FailureKind, requests_cancelled: u64) {
+        self.progress(1 + requests_cancelled);
         let mut measurements = self.measurements.borrow_mut();
         measurements.failures.add(kind, 1);
         if self.plan.bounded_by_count() {
@@ -145,9 +146,9 @@ impl Shard {
         }
     }
 
-    fn progress(&self) {
+    fn progress(&self, requests: u64) {
         if self.count_progress {
-            self.plan.finished.fetch_add(1, Ordering::Relaxed);
+            self.plan.finished.fetch_add(requests, Ordering::Relaxed);
         }
     }
 }
