@@ -6,7 +6,7 @@
 //! counted, latencies go into HdrHistograms, and the result is a versioned, mergeable
 //! [`Report`] that serializes to JSON.
 //!
-//! How a run works: [`run`] splits the workers (one per concurrent connection) over
+//! How a run works: [`run()`] splits the workers (one per concurrent connection) over
 //! `n_threads` client threads, each with a single-threaded tokio runtime and one shared set
 //! of histograms. Workers take connections from a shared [`plan::Plan`] until it is done
 //! (a count, or a deadline); in open-loop mode (`rate`) they also take each request's
