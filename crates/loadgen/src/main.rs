@@ -1,24 +1,31 @@
 //! The `loadgen` command: parses options, calls [`loadgen::run`], prints the summary and
 //! writes the JSON report. Exits 1 when requests failed (above `--max-error-rate`), 2 when
-//! the run could not be made.
+//! the run could not be made. `loadgen merge A.json B.json` merges reports instead.
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use echo_core::Framing;
 use loadgen::{Config, Report};
 
 /// Load client for the uppercase echo protocol, with JSON timing reports.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Server address, e.g. 127.0.0.1:9090 or localhost:9090.
-    addr: String,
+    #[arg(required = true)]
+    addr: Option<String>,
     /// Connections to make (the article's iterations).
     #[arg(
         short = 'n',
@@ -71,8 +78,39 @@ struct Cli {
     quiet: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Merge the JSON reports of runs against the same target (several loadgen processes or
+    /// hosts run at once) into one; exits 0 once merged, whatever the reports counted.
+    Merge {
+        /// The reports to merge.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Where to write the merged report (`-` for stdout).
+        #[arg(long, default_value = "-")]
+        json: PathBuf,
+        /// No summary.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Merge {
+        reports,
+        json,
+        quiet,
+    }) = &cli.command
+    {
+        return match merge(reports, json, *quiet) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("loadgen merge: {error:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run(&cli) {
         Ok(report) if report.requests_failed > 0 && report.error_rate() > cli.max_error_rate => {
             eprintln!(
@@ -94,23 +132,45 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<Report> {
     let config = config(cli)?;
-    let report = loadgen::run(&config).with_context(|| format!("load run against {}", cli.addr))?;
-    let json_to_stdout = cli
-        .json
-        .as_deref()
-        .is_some_and(|path| path.as_os_str() == "-");
-    if !cli.quiet {
-        let summary = loadgen::summary::render(&report);
+    let report =
+        loadgen::run(&config).with_context(|| format!("load run against {}", config.target))?;
+    emit(&report, cli.json.as_deref(), cli.quiet)?;
+    Ok(report)
+}
+
+fn merge(paths: &[PathBuf], json: &Path, quiet: bool) -> anyhow::Result<()> {
+    let mut merged: Option<Report> = None;
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read report {}", path.display()))?;
+        let report = Report::from_json(&text)
+            .with_context(|| format!("cannot read report {}", path.display()))?;
+        merged = Some(match merged {
+            None => report,
+            Some(so_far) => so_far
+                .merge(&report)
+                .with_context(|| format!("cannot merge report {}", path.display()))?,
+        });
+    }
+    let merged = merged.context("no reports to merge")?;
+    emit(&merged, Some(json), quiet)
+}
+
+/// Prints the summary (to stderr when the JSON goes to stdout) and writes the JSON.
+fn emit(report: &Report, json: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
+    let json_to_stdout = json.is_some_and(|path| path.as_os_str() == "-");
+    if !quiet {
+        let summary = loadgen::summary::render(report);
         if json_to_stdout {
             eprint!("{summary}");
         } else {
             print!("{summary}");
         }
     }
-    if let Some(path) = &cli.json {
-        write_json(path, &report)?;
+    match json {
+        Some(path) => write_json(path, report),
+        None => Ok(()),
     }
-    Ok(report)
 }
 
 fn config(cli: &Cli) -> anyhow::Result<Config> {
@@ -120,7 +180,11 @@ fn config(cli: &Cli) -> anyhow::Result<Config> {
             cli.max_error_rate
         );
     }
-    let mut config = Config::new(resolve(&cli.addr)?);
+    let addr = cli
+        .addr
+        .as_deref()
+        .context("a server address is required")?;
+    let mut config = Config::new(resolve(addr)?);
     config.n_connections = cli.connections;
     config.concurrency = cli.concurrency;
     config.requests_per_conn = cli.requests_per_conn;
@@ -143,7 +207,7 @@ fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("server address {addr:?} resolves to nothing"))
 }
 
-fn write_json(path: &std::path::Path, report: &Report) -> anyhow::Result<()> {
+fn write_json(path: &Path, report: &Report) -> anyhow::Result<()> {
     let json = report.to_json();
     if path.as_os_str() == "-" {
         let mut stdout = std::io::stdout().lock();

@@ -63,3 +63,35 @@ fn a_concurrency_that_cannot_fit_is_refused_with_how_many_fit() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("connections fit"), "{stderr}");
 }
+
+#[test]
+fn merge_combines_the_reports_of_two_runs_into_one() {
+    let server = TestServer::start(Behaviour::Echo);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = server.addr.to_string();
+    let paths: Vec<String> = ["a.json", "b.json"]
+        .iter()
+        .map(|name| dir.path().join(name).to_string_lossy().into_owned())
+        .collect();
+    for (path, connections) in paths.iter().zip(["7", "5"]) {
+        let output = loadgen(&[&addr, "-n", connections, "-q", "--json", path]);
+        assert!(output.status.success(), "{output:?}");
+    }
+    let output = loadgen(&["merge", &paths[0], &paths[1], "--quiet"]);
+    assert!(output.status.success(), "{output:?}");
+    let merged = Report::from_json(&String::from_utf8_lossy(&output.stdout)).expect("json");
+    assert_eq!(merged.requests_ok, 12);
+    assert_eq!(merged.runs_merged, 2);
+}
+
+#[test]
+fn merge_refuses_a_file_that_is_not_a_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bogus = dir.path().join("bogus.json");
+    std::fs::write(&bogus, "{\"hello\": 1}").expect("write");
+    let bogus = bogus.to_string_lossy().into_owned();
+    let output = loadgen(&["merge", &bogus, &bogus]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bogus.json"), "{stderr}");
+}
