@@ -54,6 +54,8 @@ struct Options {
 struct Results {
     /// The command line that produced these results.
     command: String,
+    /// CPU model and count, and kernel release, of the machine measured on.
+    environment: String,
     /// Persistent connections per throughput run.
     connections: u64,
     /// Requests on each connection per throughput run.
@@ -77,6 +79,14 @@ struct ServerResult {
     median_throughput_requests_per_second: f64,
     /// Requests that failed over all runs.
     requests_failed: u64,
+    /// Server CPU time (user + system) per answered request, for each run: what a request
+    /// costs the server, whether or not the client was the bottleneck.
+    cpu_microseconds_per_request: Vec<f64>,
+    /// Median of those runs.
+    median_cpu_microseconds_per_request: f64,
+    /// Server CPU time over the run's wall time, for each run: below 1, the server had
+    /// time to spare and the client (or the machine) set the pace.
+    cpu_busy_fraction: Vec<f64>,
     /// Resident memory once listening, before any connection.
     rss_before_bytes: u64,
     /// Resident memory with the idle connections open.
@@ -104,18 +114,19 @@ fn main() -> anyhow::Result<()> {
     let mut servers: Vec<ServerResult> = VARIANTS.iter().map(empty_result).collect();
     for round in 0..options.rounds {
         for (result, variant) in servers.iter_mut().zip(VARIANTS) {
-            let (rps, failed) = throughput_run(&options, variant, round)?;
-            result.throughput_requests_per_second.push(rps);
-            result.requests_failed += failed;
+            let run = throughput_run(&options, variant, round)?;
+            result.record(&run);
         }
     }
     for (result, variant) in servers.iter_mut().zip(VARIANTS) {
         result.median_throughput_requests_per_second =
             median(&result.throughput_requests_per_second);
+        result.median_cpu_microseconds_per_request = median(&result.cpu_microseconds_per_request);
         measure_memory(&options, variant, result)?;
     }
     let results = Results {
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        environment: environment(),
         connections: options.connections,
         requests_per_conn: options.requests_per_conn,
         idle_connections: options.idle_connections,
@@ -131,6 +142,9 @@ fn empty_result(variant: &(&'static str, &'static str, &'static [&'static str]))
         throughput_requests_per_second: Vec::new(),
         median_throughput_requests_per_second: 0.0,
         requests_failed: 0,
+        cpu_microseconds_per_request: Vec::new(),
+        median_cpu_microseconds_per_request: 0.0,
+        cpu_busy_fraction: Vec::new(),
         rss_before_bytes: 0,
         rss_idle_bytes: 0,
         bytes_per_idle_connection: 0.0,
@@ -139,8 +153,27 @@ fn empty_result(variant: &(&'static str, &'static str, &'static [&'static str]))
 
 type Variant = (&'static str, &'static str, &'static [&'static str]);
 
-/// One loadgen run against a fresh server; returns its throughput and failed requests.
-fn throughput_run(options: &Options, variant: Variant, round: usize) -> anyhow::Result<(f64, u64)> {
+/// What one loadgen run against a fresh server measured.
+struct Run {
+    requests_per_second: f64,
+    requests_failed: u64,
+    cpu_microseconds_per_request: f64,
+    cpu_busy_fraction: f64,
+}
+
+impl ServerResult {
+    fn record(&mut self, run: &Run) {
+        self.throughput_requests_per_second
+            .push(run.requests_per_second);
+        self.cpu_microseconds_per_request
+            .push(run.cpu_microseconds_per_request);
+        self.cpu_busy_fraction.push(run.cpu_busy_fraction);
+        self.requests_failed += run.requests_failed;
+    }
+}
+
+/// One loadgen run against a fresh server.
+fn throughput_run(options: &Options, variant: Variant, round: usize) -> anyhow::Result<Run> {
     let server = RunningServer::spawn(&options.bin_dir, variant)?;
     let json = std::env::temp_dir().join(format!("mio-vs-tokio-{}-{round}.json", variant.1));
     let status = Command::new("taskset")
@@ -153,20 +186,40 @@ fn throughput_run(options: &Options, variant: Variant, round: usize) -> anyhow::
         .arg(&json)
         .status()
         .context("cannot run loadgen")?;
+    let cpu_seconds = cpu_seconds(server.pid())?;
     server.stop()?;
     if !status.success() {
         bail!("loadgen against {} failed: {status}", variant.0);
     }
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
-    let rps = report["throughput_requests_per_second"]
-        .as_f64()
-        .unwrap_or(0.0);
-    let failed = report["requests_failed"].as_u64().unwrap_or(0);
+    let field = |name: &str| report[name].as_f64().unwrap_or(0.0);
+    let run = Run {
+        requests_per_second: field("throughput_requests_per_second"),
+        requests_failed: report["requests_failed"].as_u64().unwrap_or(0),
+        cpu_microseconds_per_request: cpu_seconds * 1e6 / field("requests_ok").max(1.0),
+        cpu_busy_fraction: cpu_seconds / field("wall_time_seconds").max(f64::MIN_POSITIVE),
+    };
     eprintln!(
-        "{}: round {round}: {rps:.0} req/s, {failed} failed",
-        variant.0
+        "{}: round {round}: {:.0} req/s, {:.1} us CPU/request, {} failed",
+        variant.0, run.requests_per_second, run.cpu_microseconds_per_request, run.requests_failed
     );
-    Ok((rps, failed))
+    Ok(run)
+}
+
+/// User plus system CPU time of a process, from `/proc/<pid>/stat` (clock ticks of 1/100 s,
+/// the Linux value of `CLK_TCK` on every supported architecture).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
+        bail!("cannot read CPU times in {path}");
+    };
+    Ok((utime + stime) as f64 / 100.0)
 }
 
 /// RSS of a fresh server before and after `idle_connections` clients made one request each.
@@ -227,6 +280,18 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
         })
         .with_context(|| format!("no VmRSS in {path}"))?;
     Ok(kib * 1024)
+}
+
+fn environment() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} x {model}, Linux {}", kernel.trim())
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -303,6 +368,12 @@ fn render_markdown(results: &Results) -> String {
     let mut md = String::from("# One mio loop vs tokio current-thread, zero delay\n\n");
     md.push_str("Generated from the `.json` beside this file; do not edit by hand.\n\n");
     let _ = writeln!(md, "Command: `{}`\n", results.command);
+    let _ = writeln!(md, "Machine: {}\n", results.environment);
+    md.push_str(
+        "Reproduce: `cargo build --release -p server-mio -p server-async -p loadgen && cargo run \
+         --release -p server-mio --example mio_vs_tokio_current -- --bin-dir target/release \
+         --out benches-results/mio-vs-tokio-current`\n\n",
+    );
     let _ = writeln!(
         md,
         "Load: {} persistent connections x {} requests each, line framing, delay 0; server on \
@@ -310,21 +381,31 @@ fn render_markdown(results: &Results) -> String {
          idle.\n",
         results.connections, results.requests_per_conn, results.idle_connections
     );
-    md.push_str("| server | median req/s | runs (req/s) | failed | RSS before | RSS with idle conns | bytes per idle conn |\n");
-    md.push_str("|---|---:|---|---:|---:|---:|---:|\n");
+    md.push_str(
+        "| server | median req/s | runs (req/s) | server CPU µs/request | server CPU busy \
+         | failed | RSS before | RSS with idle conns | bytes per idle conn |\n",
+    );
+    md.push_str("|---|---:|---|---:|---|---:|---:|---:|---:|\n");
     for s in &results.servers {
         let runs: Vec<String> = s
             .throughput_requests_per_second
             .iter()
             .map(|r| format!("{r:.0}"))
             .collect();
+        let busy: Vec<String> = s
+            .cpu_busy_fraction
+            .iter()
+            .map(|f| format!("{:.0}%", f * 100.0))
+            .collect();
         let _ = writeln!(
             md,
-            "| {} (`{}`) | {:.0} | {} | {} | {:.1} MiB | {:.1} MiB | {:.0} |",
+            "| {} (`{}`) | {:.0} | {} | {:.1} | {} | {} | {:.1} MiB | {:.1} MiB | {:.0} |",
             s.name,
             s.args.join(" "),
             s.median_throughput_requests_per_second,
             runs.join(", "),
+            s.median_cpu_microseconds_per_request,
+            busy.join(", "),
             s.requests_failed,
             s.rss_before_bytes as f64 / 1048576.0,
             s.rss_idle_bytes as f64 / 1048576.0,
@@ -337,17 +418,39 @@ fn render_markdown(results: &Results) -> String {
 
 fn render_verdict(results: &Results) -> String {
     let [mio, tokio] = [&results.servers[0], &results.servers[1]];
-    let throughput_ratio = mio.median_throughput_requests_per_second
-        / tokio
-            .median_throughput_requests_per_second
-            .max(f64::MIN_POSITIVE);
-    let memory_ratio =
-        mio.bytes_per_idle_connection / tokio.bytes_per_idle_connection.max(f64::MIN_POSITIVE);
+    let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
+    let throughput_ratio = ratio(
+        mio.median_throughput_requests_per_second,
+        tokio.median_throughput_requests_per_second,
+    );
+    let cpu_ratio = ratio(
+        mio.median_cpu_microseconds_per_request,
+        tokio.median_cpu_microseconds_per_request,
+    );
+    let memory_ratio = ratio(
+        mio.bytes_per_idle_connection,
+        tokio.bytes_per_idle_connection,
+    );
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
-    format!(
-        "\nmio / tokio: throughput x{throughput_ratio:.2} (target >= 1: {}), memory per idle \
-         connection x{memory_ratio:.2} (target <= 1: {}).\n",
+    let mut text = format!(
+        "\nmio / tokio: throughput x{throughput_ratio:.2} (target >= 1: {}), server CPU per \
+         request x{cpu_ratio:.2} (lower is better), memory per idle connection \
+         x{memory_ratio:.2} (target <= 1: {}).\n",
         met(throughput_ratio >= 1.0),
         met(memory_ratio <= 1.0)
-    )
+    );
+    let busiest = [mio, tokio]
+        .iter()
+        .map(|s| median(&s.cpu_busy_fraction))
+        .fold(0.0, f64::max);
+    if busiest < 0.9 {
+        let _ = write!(
+            text,
+            "\nNeither server was saturated (median CPU busy at most {:.0}%): the client and the \
+             shared machine set the pace, so req/s differ by noise, and the server's CPU per \
+             request is the cost to compare.\n",
+            busiest * 100.0
+        );
+    }
+    text
 }

@@ -538,13 +538,23 @@ mod tests {
         let mut conn = connection(&config(100), vec![], t0);
         let mut timers = Timers::new();
         conn.rearm(&mut timers, || ());
-        assert_eq!(timers.next_deadline(), Some(t0 + Config::DEFAULT_IDLE_TIMEOUT));
+        assert_eq!(
+            timers.next_deadline(),
+            Some(t0 + Config::DEFAULT_IDLE_TIMEOUT)
+        );
         conn.stream.reads.push_back(Step::Data(b"go\n"));
         conn.ready(true, false);
         conn.drive(&mut [0; 64], t0).expect("no socket error");
         conn.rearm(&mut timers, || ());
-        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_millis(100)));
-        assert_eq!(timers.len(), 1, "the idle timer was cancelled, not left behind");
+        assert_eq!(
+            timers.next_deadline(),
+            Some(t0 + Duration::from_millis(100))
+        );
+        assert_eq!(
+            timers.len(),
+            1,
+            "the idle timer was cancelled, not left behind"
+        );
     }
 
     #[test]
