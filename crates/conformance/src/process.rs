@@ -101,6 +101,32 @@ impl ServerProcess {
         Ok(Duration::from_millis(total * 1000 / per_second.max(1)))
     }
 
+    /// Resident memory of the child now (`VmRSS` in `/proc/<pid>/status`).
+    ///
+    /// # Errors
+    /// When the file cannot be read or has no such field.
+    pub fn resident_bytes(&self) -> io::Result<u64> {
+        Ok(self.status_field("VmRSS")? * 1024)
+    }
+
+    /// Threads of the child now (`Threads` in `/proc/<pid>/status`).
+    ///
+    /// # Errors
+    /// When the file cannot be read or has no such field.
+    pub fn threads(&self) -> io::Result<u64> {
+        self.status_field("Threads")
+    }
+
+    /// The number at the start of a `/proc/<pid>/status` field (kB for sizes).
+    fn status_field(&self, name: &str) -> io::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no {name} in /proc/{}/status", self.pid())))
+    }
+
     /// Waits (up to `patience`) for the child to exit; returns its status and all it wrote
     /// to stderr.
     ///

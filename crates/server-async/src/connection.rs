@@ -8,12 +8,12 @@
 //! delays are spent right on the runtime thread, on purpose.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echo_core::{DelayKind, EchoProtocol, Protocol, Timeout};
 use server_common::{ConnectionGuard, spend_on_thread};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -23,29 +23,36 @@ use crate::Shared;
 /// only, never in the task, so an idle connection costs no buffer at all.
 const READ_CHUNK_BYTES: usize = 4096;
 
-/// The connection task: serves `stream` until it closes, then records its end.
+/// The connection task: serves `stream` until it closes, then records its end and tells the
+/// accept task a slot is free.
+///
+/// Everything this future holds lives as long as the connection, so it holds little: no
+/// peer address (logged once at the start), no buffer, one readiness future at a time.
 pub(crate) async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
     id: u64,
     mut guard: ConnectionGuard,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    tracing::info!(%peer, id, "connection made");
     let mut protocol = EchoProtocol::new(&shared.config.protocol, id);
     let outcome = drive(&stream, &mut protocol, &mut guard, &mut stop).await;
     protocol.connection_lost();
     guard.record(protocol.stats());
     match outcome {
-        Ok(()) => {
-            tracing::info!(%peer, id, requests = protocol.stats().requests, "connection closed")
-        }
+        Ok(()) => tracing::info!(
+            id,
+            requests = protocol.stats().requests,
+            "connection closed"
+        ),
         Err(err) => {
             guard.failed();
-            tracing::info!(%peer, id, "connection lost: {err}");
+            tracing::info!(id, "connection lost: {err}");
         }
     }
+    drop(stream);
+    drop(guard);
+    shared.closed.notify_one();
 }
 
 /// Where the connection stands besides the protocol's own state.
@@ -119,12 +126,20 @@ async fn wait(
         ));
     }
     let deadline = timeout.map_or_else(far_future, |t| t.at);
+    // One readiness future for both directions: it is part of every idle connection's task.
+    let interest = match (wants_read, wants_write) {
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    };
     tokio::select! {
-        ready = stream.readable(), if wants_read => {
-            ready?;
-            progress.eof = read_some(stream, protocol)?;
+        ready = stream.ready(interest.unwrap_or(Interest::READABLE)), if interest.is_some() => {
+            // Writing is retried by the caller's loop; reading happens here.
+            if wants_read && ready?.is_readable() {
+                progress.eof = read_some(stream, protocol)?;
+            }
         }
-        ready = stream.writable(), if wants_write => ready?,
         () = tokio::time::sleep_until(deadline.into()), if timeout.is_some() => {
             protocol.timeout(Instant::now());
         }

@@ -1,9 +1,9 @@
 //! server-async: the uppercase echo server on tokio, the analogue of the article's asyncio
 //! server.
 //!
-//! One task per connection drives an `echo_core::EchoProtocol` (see [`connection`]); one
-//! accept task spawns them into a `JoinSet`, which also bounds open connections and lets a
-//! shutdown wait for them. The runtime is chosen by [`Flavor`]:
+//! One task per connection drives an `echo_core::EchoProtocol` (see `connection`); one
+//! accept task spawns them, stops accepting at `max_connections` or when descriptors run out,
+//! and at shutdown waits for them (see `acceptor`). The runtime is chosen by [`Flavor`]:
 //! - [`Flavor::Multi`]: tokio's work-stealing multi-thread runtime (`workers` threads);
 //! - [`Flavor::Current`]: one thread running everything, the closest analogue of asyncio's
 //!   single event loop.
@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use server_common::{Server, ServerConfig, Stats, Summary, bind_listener};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 /// Which tokio runtime runs the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,6 +83,9 @@ pub struct Options {
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<Stats>,
+    /// Signalled by each connection task as it ends, after its stats guard is dropped: wakes
+    /// the accept task waiting for a free slot or for the last connection at shutdown.
+    pub(crate) closed: Notify,
 }
 
 /// A running tokio server; see [`Server`].
@@ -112,6 +115,7 @@ pub fn start(config: ServerConfig, options: Options) -> io::Result<AsyncServer> 
     let shared = Arc::new(Shared {
         config,
         stats: Arc::clone(&stats),
+        closed: Notify::new(),
     });
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new()
