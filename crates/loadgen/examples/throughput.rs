@@ -8,7 +8,13 @@
 //!
 //! ```text
 //! cargo run --release -p loadgen --example throughput -- \
-//!     [--connections 32,256] [--threads 1,2] [--seconds 5] [--out FILE]
+//!     [--connections 32,256] [--threads 1,2] [--seconds 5] [--burst 10000] [--out FILE]
+//! ```
+//!
+//! `--burst N` adds the article's load: N connections at once, one request each, so that
+//! the client's cost per connection (socket, connect, close) is measured too.
+//!
+//! ```text
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -39,10 +45,12 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What to measure: every combination of the listed connection and thread counts.
+/// What to measure: every combination of the listed connection and thread counts, then
+/// (with `--burst N`) the article's load for each thread count.
 struct Options {
     connections: Vec<u64>,
     threads: Vec<u64>,
+    burst: Option<u64>,
     seconds: u64,
     out: Option<String>,
 }
@@ -52,6 +60,7 @@ impl Options {
         let mut options = Options {
             connections: vec![32],
             threads: vec![1],
+            burst: None,
             seconds: 5,
             out: None,
         };
@@ -69,6 +78,7 @@ impl Options {
             match flag.as_str() {
                 "--connections" => options.connections = list()?,
                 "--threads" => options.threads = list()?,
+                "--burst" => options.burst = Some(value.parse().context("--burst")?),
                 "--seconds" => options.seconds = value.parse().context("--seconds")?,
                 "--out" => options.out = Some(value.clone()),
                 other => bail!("unknown option {other}"),
@@ -78,46 +88,57 @@ impl Options {
     }
 }
 
+/// The shape of a measured load.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// This many connections kept open, sending request after request for a while.
+    Persistent(u64),
+    /// The article's load: this many connections at once, one request each.
+    Burst(u64),
+}
+
 /// One measured configuration.
 struct Row {
-    connections: u64,
+    load: Load,
     report: Report,
     client_cpu: Cpu,
     server_cpu_seconds: f64,
 }
 
 fn measure_all(options: &Options, addr: SocketAddr, server_pid: u32) -> anyhow::Result<Vec<Row>> {
+    let mut loads: Vec<Load> = options
+        .connections
+        .iter()
+        .map(|&n| Load::Persistent(n))
+        .collect();
+    loads.extend(options.burst.map(Load::Burst));
     let mut rows = Vec::new();
-    for &connections in &options.connections {
+    for &load in &loads {
         for &threads in &options.threads {
-            rows.push(measure(
-                addr,
-                server_pid,
-                connections,
-                threads,
-                options.seconds,
-            )?);
+            let mut config = Config::new(addr);
+            config.n_threads = usize::try_from(threads)?;
+            config.timeout = Duration::from_secs(5);
+            rows.push(measure(config, load, server_pid, options.seconds)?);
         }
     }
     Ok(rows)
 }
 
-/// Warms up for 1 s, then runs the measured load, timing client and server CPU around it.
-fn measure(
-    addr: SocketAddr,
-    server_pid: u32,
-    connections: u64,
-    threads: u64,
-    seconds: u64,
-) -> anyhow::Result<Row> {
-    let mut config = Config::new(addr);
-    config.n_connections = connections;
-    config.requests_per_conn = u64::MAX / 2;
-    config.n_threads = usize::try_from(threads)?;
-    config.timeout = Duration::from_secs(5);
-    config.duration = Some(Duration::from_secs(1));
+/// Warms up, then runs the measured load, timing client and server CPU around it.
+fn measure(mut config: Config, load: Load, server_pid: u32, seconds: u64) -> anyhow::Result<Row> {
+    match load {
+        Load::Persistent(connections) => {
+            config.n_connections = connections;
+            config.requests_per_conn = u64::MAX / 2;
+            config.duration = Some(Duration::from_secs(1));
+        }
+        Load::Burst(connections) => config.n_connections = connections.min(1000),
+    }
     loadgen::run(&config).context("warmup run")?;
-    config.duration = Some(Duration::from_secs(seconds));
+    match load {
+        Load::Persistent(_) => config.duration = Some(Duration::from_secs(seconds)),
+        Load::Burst(connections) => config.n_connections = connections,
+    }
     let (client_before, server_before) = (own_cpu_seconds(), process_cpu_seconds(server_pid)?);
     let report = loadgen::run(&config).context("measured run")?;
     let client_cpu = own_cpu_seconds().since(client_before);
@@ -130,7 +151,7 @@ fn measure(
         );
     }
     Ok(Row {
-        connections,
+        load,
         report,
         client_cpu,
         server_cpu_seconds,
@@ -156,11 +177,13 @@ fn render(args: &[String], rows: &[Row]) -> String {
          Machine: {} CPUs, kernel {}, load average {load} when the table was written (the\n\
          machine is shared: other work competes for the two cores). The server is a\n\
          minimal single-threaded tokio line echo in a separate process. Client CPU is\n\
-         `getrusage(RUSAGE_SELF)` of the loadgen process over the measured run (after a 1 s\n\
-         warmup run); server CPU is from `/proc/<pid>/stat` over the same run. On loopback the\n\
-         kernel time of a `send` includes the receiving side's TCP processing.\n\n\
-         | connections | client threads | seconds | requests ok | req/s | client CPU µs/req (user + system) | server CPU µs/req | p50 latency µs | p99 latency µs |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         `getrusage(RUSAGE_SELF)` of the loadgen process over the measured run (after a\n\
+         warmup run: 1 s persistent, or a burst of at most 1000); server CPU is from\n\
+         `/proc/<pid>/stat` over the same run. On loopback the kernel time of a `send` or a\n\
+         `connect` includes the receiving side's TCP processing. With one request per\n\
+         connection, CPU per request is CPU per connection (socket, connect, close included).\n\n\
+         | load | connections | client threads | seconds | requests ok | req/s | client CPU µs/req (user + system) | server CPU µs/req | p50 latency µs | p99 latency µs |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
         environment.map_or(0, |e| e.n_cpus),
         environment
             .and_then(|e| e.kernel_release.as_deref())
@@ -169,9 +192,14 @@ fn render(args: &[String], rows: &[Row]) -> String {
     for row in rows {
         let report = &row.report;
         let per_request_us = |cpu: f64| cpu * 1e6 / report.requests_ok as f64;
+        let (load_name, connections) = match row.load {
+            Load::Persistent(n) => ("persistent", n),
+            Load::Burst(n) => ("burst, 1 request/conn", n),
+        };
         text.push_str(&format!(
-            "| {} | {} | {:.2} | {} | {:.0} | {:.2} ({:.2} + {:.2}) | {:.2} | {:.1} | {:.1} |\n",
-            row.connections,
+            "| {} | {} | {} | {:.2} | {} | {:.0} | {:.2} ({:.2} + {:.2}) | {:.2} | {:.1} | {:.1} |\n",
+            load_name,
+            connections,
             report.parameters.n_threads,
             report.wall_time_seconds,
             report.requests_ok,
