@@ -83,6 +83,13 @@ fn measure(ok: &[&RunRecord]) -> Option<Measured> {
             .iter()
             .map(|(l, _, _)| l.latency_max_ms)
             .fold(0.0, f64::max),
+        all_connected_seconds: Spread::of(
+            &pairs
+                .iter()
+                .filter_map(|(l, _, _)| l.all_connected_seconds)
+                .collect::<Vec<_>>(),
+        )
+        .map(|s| s.median),
         peak_rss_bytes: median(&|i| pairs[i].1.peak_rss_bytes as f64),
         idle_rss_bytes: median(&|i| pairs[i].1.idle_rss_bytes as f64),
         peak_threads: pairs
@@ -121,6 +128,7 @@ mod tests {
                 latency_p50_ms: 100.0,
                 latency_p99_ms: 101.0,
                 latency_max_ms: wall * 1000.0,
+                all_connected_seconds: Some(wall / 2.0),
             }),
             process: Some(ProcessFigures {
                 peak_rss_bytes: 1 << 20,

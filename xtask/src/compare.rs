@@ -498,8 +498,9 @@ fn unclean_exit(name: &str, exit: &crate::results::ExitRecord, tail: &str) -> St
         (None, Some(signal)) => format!("was killed by signal {signal}"),
         (None, None) => "ended in an unknown way".to_owned(),
     };
+    let last = exit.last_stderr_line.as_deref().unwrap_or("(none)");
     format!(
-        "server {name} {how} after SIGTERM ({:.1} s); {tail}",
+        "server {name} {how} after SIGTERM ({:.1} s); last stderr line: {last}; before SIGTERM {tail}",
         exit.stop_seconds
     )
 }

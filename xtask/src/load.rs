@@ -170,5 +170,6 @@ pub fn figures(report: &Report) -> LoadFigures {
         latency_p50_ms: report.latency.p50_us / 1000.0,
         latency_p99_ms: report.latency.p99_us / 1000.0,
         latency_max_ms: report.latency.max_us / 1000.0,
+        all_connected_seconds: report.all_connected_seconds,
     }
 }

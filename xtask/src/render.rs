@@ -179,10 +179,12 @@ fn floor_section(out: &mut String, summary: &Summary) {
     out.push_str(
         "The floor of a run is what it cannot beat: the delay every connection must wait \
          (per wave of concurrent connections and per request) plus the same server's time for \
-         the same run at zero delay.\n\n",
+         the same run at zero delay. \"All connected after\" is when loadgen had its whole \
+         first wave of connections established: a burst of connects costs the kernel, the \
+         server's accept loop and the client real time before any delay starts.\n\n",
     );
-    out.push_str("| server | connections | wall s | delay floor s | zero-delay s | floor s | wall / floor | × faster than python-asyncio |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| server | connections | wall s | all connected after s | delay floor s | zero-delay s | floor s | wall / floor | × faster than python-asyncio |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for &n in &summary.params.iterations {
         let rows = rows_at(summary, n);
         let python = python_asyncio_wall(&rows);
@@ -197,11 +199,13 @@ fn floor_line(summary: &Summary, row: &Row, python: Option<f64>) -> String {
     let delay = delay_floor_seconds(&summary.params, row.iterations, row.concurrent_connections);
     let wall = row.measured.as_ref().map(|m| m.wall_seconds.median);
     let floor = full_floor_seconds(summary, row);
+    let connected = row.measured.as_ref().and_then(|m| m.all_connected_seconds);
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
         row.server,
         row.iterations,
         wall.map_or_else(dash, secs),
+        connected.map_or_else(dash, secs),
         secs(delay),
         row.zero_delay_wall_seconds.map_or_else(dash, secs),
         floor.map_or_else(dash, secs),

@@ -187,6 +187,9 @@ pub struct Measured {
     pub latency_p99_ms: f64,
     /// Slowest request of any run.
     pub latency_max_ms: f64,
+    /// Time until loadgen had every concurrent connection established (median over runs):
+    /// how much of the wall time went into connecting.
+    pub all_connected_seconds: Option<f64>,
     /// Peak resident memory of the server process (median over runs).
     pub peak_rss_bytes: f64,
     /// Resident memory right after the server said it was listening (median over runs).
@@ -267,6 +270,8 @@ pub struct LoadFigures {
     pub latency_p99_ms: f64,
     /// Slowest request.
     pub latency_max_ms: f64,
+    /// Time until every connection of the first wave was established; `None` when none was.
+    pub all_connected_seconds: Option<f64>,
 }
 
 /// What the server process cost, from /proc samples and from `wait4`'s resource usage.

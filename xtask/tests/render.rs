@@ -63,6 +63,7 @@ fn row(server: &str, model: Model, n: u64, wall: f64, rss_mib: f64, zero: f64) -
             latency_p50_ms: 100.5,
             latency_p99_ms: 120.0,
             latency_max_ms: 130.0,
+            all_connected_seconds: Some(wall / 2.0),
             peak_rss_bytes: rss_mib * MIB,
             idle_rss_bytes: 2.0 * MIB,
             peak_threads: if model == Model::Threads { n + 1 } else { 2 },
