@@ -177,6 +177,59 @@ mod tests {
         assert_eq!(timers.len(), 1);
     }
 
+    /// One step of a random workload for the model check below.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u64),
+        Cancel(usize),
+        Pop(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..50u64).prop_map(Op::Insert),
+            any::<usize>().prop_map(Op::Cancel),
+            (0..50u64).prop_map(Op::Pop),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a plain list sorted by (deadline, insertion order), any mix of inserts,
+        /// cancellations and pops yields the same timers in the same order.
+        #[test]
+        fn the_queue_behaves_like_a_sorted_list(ops in proptest::collection::vec(op(), 0..200)) {
+            let t0 = Instant::now();
+            let mut timers = Timers::new();
+            let mut model: Vec<(u64, usize, TimerKey)> = Vec::new();
+            for (n, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Insert(at) => {
+                        let key = timers.insert(t0 + ms(at), n);
+                        model.push((at, n, key));
+                        model.sort_by_key(|&(at, n, _)| (at, n));
+                    }
+                    Op::Cancel(i) if !model.is_empty() => {
+                        let (_, n, key) = model.remove(i % model.len());
+                        proptest::prop_assert_eq!(timers.cancel(key), Some(n));
+                    }
+                    Op::Cancel(_) => {}
+                    Op::Pop(now) => {
+                        let expected = model.first().filter(|&&(at, _, _)| at <= now).map(|e| e.1);
+                        if expected.is_some() {
+                            model.remove(0);
+                        }
+                        let popped = timers.pop_expired(t0 + ms(now)).map(|(_, n)| n);
+                        proptest::prop_assert_eq!(popped, expected);
+                    }
+                }
+                proptest::prop_assert_eq!(timers.len(), model.len());
+                let first = model.first().map(|&(at, _, _)| t0 + ms(at));
+                proptest::prop_assert_eq!(timers.next_deadline(), first);
+            }
+        }
+    }
+
     #[test]
     fn next_timeout_is_none_when_empty_and_the_distance_to_the_first_deadline_otherwise() {
         let t0 = Instant::now();
