@@ -33,11 +33,12 @@ fn main() -> anyhow::Result<()> {
         return serve();
     }
     let options = Options::parse(&args)?;
+    let load_before = load_average();
     let mut server = spawn_server()?;
     let rows = server_addr(&mut server).and_then(|addr| measure_all(&options, addr, server.id()));
     let _ = server.kill();
     let _ = server.wait();
-    let text = render(&args, &rows?);
+    let text = render(&args, &rows?, &load_before);
     print!("{text}");
     if let Some(path) = &options.out {
         std::fs::write(path, &text).with_context(|| format!("cannot write {path}"))?;
@@ -158,24 +159,29 @@ fn measure(mut config: Config, load: Load, server_pid: u32, seconds: u64) -> any
     })
 }
 
-fn render(args: &[String], rows: &[Row]) -> String {
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` shows them.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn render(args: &[String], rows: &[Row], load_before: &str) -> String {
     let command = format!(
         "cargo run --release -p loadgen --example throughput -- {}",
         args.join(" ")
     );
     let environment = rows.first().map(|row| &row.report.environment);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let load_after = load_average();
     let mut text = format!(
         "# loadgen throughput (zero-delay server, persistent connections)\n\n\
          Written by `crates/loadgen/examples/throughput.rs`; do not edit by hand.\n\n\
          Command: `{command}`\n\n\
-         Machine: {} CPUs, kernel {}, load average {load} when the table was written (the\n\
-         machine is shared: other work competes for the two cores). The server is a\n\
+         Machine: {} CPUs, kernel {}; load average {load_before} before and {load_after} after\n\
+         the measurements (the machine is shared: other work competes for the two cores).\n\
+         The server is a\n\
          minimal single-threaded tokio line echo in a separate process. Client CPU is\n\
          `getrusage(RUSAGE_SELF)` of the loadgen process over the measured run (after a\n\
          warmup run: 1 s persistent, or a burst of at most 1000); server CPU is from\n\
