@@ -671,3 +671,54 @@ impl Report {
 fn secs(seconds: f64) -> Duration {
     Duration::try_from_secs_f64(seconds).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_histogram_bounds_are_accepted_and_hold_an_hour() {
+        let mut histogram = new_histogram();
+        histogram.saturating_record(HISTOGRAM_MAX_NS);
+        assert_eq!(histogram.len(), 1);
+    }
+
+    #[test]
+    fn a_histogram_survives_encoding_as_hex() {
+        let mut histogram = new_histogram();
+        for ns in [1, 999, 45_000, 100_000_000, HISTOGRAM_MAX_NS] {
+            histogram.saturating_record(ns);
+        }
+        let text = encode_histogram("latency", &histogram).expect("encodes");
+        assert!(text.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        let back = decode_histogram("latency", &text).expect("decodes");
+        assert_eq!(back, histogram);
+    }
+
+    #[test]
+    fn invalid_hex_is_refused_naming_the_histogram() {
+        for text in ["abc", "zz00", ""] {
+            let error = decode_histogram("connect_time", text).expect_err(text);
+            assert!(error.to_string().contains("connect_time"), "{error}");
+        }
+    }
+
+    #[test]
+    fn failures_count_by_kind_and_in_total() {
+        let mut failures = Failures::default();
+        for (n, kind) in FailureKind::ALL.into_iter().enumerate() {
+            failures.add(kind, n as u64 + 1);
+        }
+        assert_eq!(failures.get(FailureKind::ConnectionRefused), 1);
+        assert_eq!(failures.get(FailureKind::Other), 9);
+        assert_eq!(failures.total(), 45);
+        assert_eq!(failures.nonzero().count(), 9);
+    }
+
+    #[test]
+    fn durations_are_clamped_into_the_histogram_range() {
+        assert_eq!(clamp_ns(Duration::ZERO), 1);
+        assert_eq!(clamp_ns(Duration::from_secs(10_000)), HISTOGRAM_MAX_NS);
+        assert_eq!(clamp_ns(Duration::from_micros(5)), 5_000);
+    }
+}
