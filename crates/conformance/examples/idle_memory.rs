@@ -84,7 +84,10 @@ fn render(rows: &[IdleMemory], command: &str) -> String {
     let mut md = String::from(
         "# Resident memory per idle connection (issue 3 target: tokio <= 2 KiB at 10000)\n\n",
     );
-    let _ = writeln!(md, "Command:\n\n```\n{command}\n```\n");
+    let _ = writeln!(
+        md,
+        "Command (after `cargo build --release -p server-threaded -p server-async`):\n\n```\n{command}\n```\n"
+    );
     md.push_str("| server | connections | failed | RSS before (KiB) | RSS after (KiB) | per connection (bytes) |\n");
     md.push_str("|---|---:|---:|---:|---:|---:|\n");
     for row in rows {

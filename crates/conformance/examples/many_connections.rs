@@ -39,9 +39,9 @@ struct ManyConnections {
     connect_seconds: f64,
     /// Time of each round: reading every reply (and sending the next requests).
     round_seconds: Vec<f64>,
-    /// Server threads with every connection open.
+    /// Server threads with every connection open and served once.
     server_threads: u64,
-    /// Server RSS with every connection open.
+    /// Server RSS with every connection open and served once.
     server_rss_bytes: u64,
 }
 
@@ -66,43 +66,53 @@ fn run(
         }
     }
     let connect_seconds = started.elapsed().as_secs_f64();
-    let (server_threads, server_rss_bytes) = (server.threads()?, server.resident_bytes()?);
-    let (mut ok_requests, mut round_seconds) = (0, Vec::new());
-    for round in 0..rounds {
-        let round_started = Instant::now();
-        for (i, client) in &mut clients {
-            if client
-                .read_line()
-                .is_ok_and(|reply| reply == format!("C{i} R{round}"))
-            {
-                ok_requests += 1;
-            } else {
-                failures += 1;
-            }
-            if round + 1 < rounds && client.send(format!("c{i} r{}\n", round + 1)).is_err() {
-                failures += 1;
-            }
-        }
-        round_seconds.push(round_started.elapsed().as_secs_f64());
-    }
-    Ok(ManyConnections {
+    let mut row = ManyConnections {
         server: format!("{binary} {}", args.join(" ")),
         connections,
         rounds,
-        ok_requests,
+        ok_requests: 0,
         failures,
         connect_seconds,
-        round_seconds,
-        server_threads,
-        server_rss_bytes,
-    })
+        round_seconds: Vec::new(),
+        server_threads: 0,
+        server_rss_bytes: 0,
+    };
+    for round in 0..rounds {
+        play_round(&mut clients, round, &mut row);
+        if round == 0 {
+            // Every connection has been served once: all threads exist by now.
+            (row.server_threads, row.server_rss_bytes) =
+                (server.threads()?, server.resident_bytes()?);
+        }
+    }
+    Ok(row)
+}
+
+/// Reads every connection's reply to `round` and sends its next request (unless last).
+fn play_round(clients: &mut [(usize, Client)], round: usize, row: &mut ManyConnections) {
+    let started = Instant::now();
+    for (i, client) in clients {
+        let expected = format!("C{i} R{round}");
+        if client.read_line().is_ok_and(|reply| reply == expected) {
+            row.ok_requests += 1;
+        } else {
+            row.failures += 1;
+        }
+        if round + 1 < row.rounds && client.send(format!("c{i} r{}\n", round + 1)).is_err() {
+            row.failures += 1;
+        }
+    }
+    row.round_seconds.push(started.elapsed().as_secs_f64());
 }
 
 fn render(rows: &[ManyConnections], command: &str) -> String {
     let mut md = String::from(
         "# Concurrent connections at 100 ms (issue 3 target: threaded survives 10000 without a failed request)\n\n",
     );
-    let _ = writeln!(md, "Command:\n\n```\n{command}\n```\n");
+    let _ = writeln!(
+        md,
+        "Command (after `cargo build --release -p server-threaded -p server-async`):\n\n```\n{command}\n```\n"
+    );
     md.push_str("| server | connections | rounds | ok requests | failures | connect (s) | rounds (s) | server threads | server RSS (MiB) |\n");
     md.push_str("|---|---:|---:|---:|---:|---:|---|---:|---:|\n");
     for row in rows {
