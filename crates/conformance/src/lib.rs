@@ -3,7 +3,7 @@
 //!
 //! A server crate adds `tests/conformance.rs`:
 //!
-//! ```ignore
+//! ```text
 //! conformance::suite!(
 //!     threaded,
 //!     start = |config| server_threaded::start(config, server_threaded::Mode::PerConnection),

@@ -1,7 +1,7 @@
 //! [`run_binary`]: everything a server binary does after parsing its flags, so that each
 //! `main.rs` stays a few lines and every server behaves the same from the outside.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -74,5 +74,6 @@ fn init_logging(verbose: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .try_init();
 }
