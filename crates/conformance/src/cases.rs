@@ -481,6 +481,30 @@ pub fn the_binary_announces_its_address_and_explains_every_flag(target: &Target)
     Ok(())
 }
 
+pub fn the_binary_refuses_an_address_in_use_naming_it(target: &Target) -> io::Result<()> {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.port().to_string();
+    let output = std::process::Command::new(target.binary)
+        .args(target.args)
+        .args(["--port", &port])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "started on a port in use; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")),
+        "error does not name the address:\n{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "announced a listener it does not have"
+    );
+    Ok(())
+}
+
 /// Run with only 32 descriptors, the server soon fails to accept (EMFILE). It must keep
 /// serving the connections it has, pause instead of retrying in a loop, and accept the
 /// waiting connection once others leave.

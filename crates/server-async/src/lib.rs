@@ -165,3 +165,21 @@ impl Server for AsyncServer {
         Ok(self.stats.summary())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flavors_read_back_what_they_print() {
+        for flavor in [Flavor::Multi, Flavor::Current] {
+            assert_eq!(flavor.to_string().parse(), Ok(flavor));
+        }
+    }
+
+    #[test]
+    fn an_unknown_flavor_is_refused_naming_it() {
+        let err = "threads".parse::<Flavor>().expect_err("not a flavor");
+        assert!(err.to_string().contains("\"threads\""), "{err}");
+    }
+}
