@@ -524,13 +524,15 @@ pub fn out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accep
         served.len()
     );
     assert_eq!(ask(&mut served[0], "still served")?, "STILL SERVED");
-    let window = Duration::from_secs(1);
+    // A server retrying `accept` in a loop burns most of a core; one that backs off uses
+    // next to nothing. A quarter of the window separates them even on a busy machine.
+    let window = Duration::from_secs(2);
     let before = process.cpu_time()?;
     // The measurement window itself, not a synchronisation.
     std::thread::sleep(window);
     let burnt = process.cpu_time()? - before;
     assert!(
-        burnt < window / 2,
+        burnt < window / 4,
         "the saturated server used {burnt:?} of CPU in {window:?}"
     );
     served.clear();
