@@ -123,6 +123,7 @@ pub fn block_and_spin_delays_are_also_answered_never_before_the_delay(
     Ok(())
 }
 
+/// Pipelined requests: one segment holding three lines gets three replies, in order.
 pub fn many_lines_in_one_write_are_answered_in_order(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
@@ -143,6 +144,7 @@ fn send_in_pieces(client: &mut Client, pieces: &[&[u8]]) -> io::Result<()> {
     Ok(())
 }
 
+/// TCP is a stream: a line spread over several segments is one request.
 pub fn a_line_sent_in_many_writes_is_answered_once(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
@@ -156,6 +158,8 @@ pub fn a_line_sent_in_many_writes_is_answered_once(target: &Target) -> io::Resul
     Ok(())
 }
 
+/// Decoding happens per line, not per read: a two-byte character cut between segments is
+/// upper-cased whole.
 pub fn a_character_split_across_writes_is_upper_cased_whole(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
@@ -169,6 +173,7 @@ pub fn a_character_split_across_writes_is_upper_cased_whole(target: &Target) -> 
     Ok(())
 }
 
+/// Full Unicode upper-casing, including characters that grow (`ß` becomes `SS`).
 pub fn upper_casing_covers_all_of_unicode(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
@@ -184,6 +189,7 @@ pub fn upper_casing_covers_all_of_unicode(target: &Target) -> io::Result<()> {
     Ok(())
 }
 
+/// A line that is not UTF-8 is answered `ERR invalid utf-8`, and the next line is served.
 pub fn invalid_utf8_gets_an_err_line_and_the_connection_lives_on(
     target: &Target,
 ) -> io::Result<()> {
@@ -195,6 +201,8 @@ pub fn invalid_utf8_gets_an_err_line_and_the_connection_lives_on(
     Ok(())
 }
 
+/// A line past `max_line_bytes` is answered `ERR line too long (limit N bytes)` and the
+/// connection is closed; a client already connected and a new one are served as usual.
 pub fn an_oversized_line_gets_an_err_line_and_a_close_while_others_are_unaffected(
     target: &Target,
 ) -> io::Result<()> {
@@ -216,6 +224,8 @@ pub fn an_oversized_line_gets_an_err_line_and_a_close_while_others_are_unaffecte
     Ok(())
 }
 
+/// A client that sends and then half-closes gets every reply, the last line (with no `\n`)
+/// included, before the server closes.
 pub fn a_half_closed_client_gets_every_reply_including_an_unterminated_last_line(
     target: &Target,
 ) -> io::Result<()> {
@@ -244,6 +254,8 @@ pub fn raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_se
     Ok(())
 }
 
+/// A client that sends nothing is told `ERR idle timeout (limit ...)` and closed, not before
+/// the limit; others are served meanwhile.
 pub fn an_idle_client_is_closed_after_the_idle_limit(target: &Target) -> io::Result<()> {
     let limit = Duration::from_millis(300);
     let mut settings = config(DELAY);
@@ -309,6 +321,8 @@ fn reset(client: Client) -> io::Result<()> {
     Ok(())
 }
 
+/// Resets (SO_LINGER 0) mid-line, during a request's delay, and during a second request's
+/// delay after a reply: an observer connection and a newcomer are served throughout.
 pub fn abrupt_resets_mid_request_do_not_disturb_other_clients(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut observer = server.connect()?;
@@ -316,13 +330,11 @@ pub fn abrupt_resets_mid_request_do_not_disturb_other_clients(target: &Target) -
         let mut victim = server.connect()?;
         match round % 3 {
             0 => victim.send("half a li")?,
-            1 => victim.send("a whole line\n")?,
-            _ => victim
-                .send("answered\nthen one in flight\n")
-                .and_then(|()| {
-                    assert_eq!(victim.read_line()?, "ANSWERED");
-                    Ok(())
-                })?,
+            1 => victim.send("a whole line, reset during its delay\n")?,
+            _ => {
+                victim.send("answered\nthen reset during the second\n")?;
+                assert_eq!(victim.read_line()?, "ANSWERED");
+            }
         }
         reset(victim)?;
         if round % 10 == 9 {
@@ -371,6 +383,8 @@ fn assert_unanswered(client: &mut Client, patience: Duration, why: &str) -> io::
     client.set_patience(PATIENCE)
 }
 
+/// At `max_connections` the server leaves new connections in the backlog (serving the open
+/// ones), and takes the next one as soon as a client leaves.
 pub fn at_max_connections_the_server_waits_and_accepts_again_when_a_client_leaves(
     target: &Target,
 ) -> io::Result<()> {
@@ -400,6 +414,7 @@ pub fn at_max_connections_the_server_waits_and_accepts_again_when_a_client_leave
     Ok(())
 }
 
+/// The final summary counts connections, answered requests and `ERR` replies exactly.
 pub fn the_summary_counts_connections_requests_and_errors(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     for _ in 0..2 {
@@ -446,6 +461,8 @@ fn in_flight_clients(addr: SocketAddr, n: usize) -> io::Result<Vec<Client>> {
     Ok(clients)
 }
 
+/// The binary prints `listening on <ip>:<port>` (with the real port for `--port 0`), serves
+/// on it, and `--help` explains every common flag.
 pub fn the_binary_announces_its_address_and_explains_every_flag(target: &Target) -> io::Result<()> {
     let process = ServerProcess::spawn(target.binary, target.args, None)?;
     assert!(
@@ -481,6 +498,7 @@ pub fn the_binary_announces_its_address_and_explains_every_flag(target: &Target)
     Ok(())
 }
 
+/// A port already taken: the binary exits non-zero, names the address, announces nothing.
 pub fn the_binary_refuses_an_address_in_use_naming_it(target: &Target) -> io::Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port().to_string();
@@ -569,6 +587,8 @@ fn saturate(addr: SocketAddr) -> io::Result<(Vec<Client>, Client)> {
     ))
 }
 
+/// SIGTERM while every client has a request in flight: each is answered, each connection
+/// is closed, the process exits 0 and prints the summary line on stderr.
 pub fn sigterm_during_load_answers_every_request_received_and_exits_cleanly(
     target: &Target,
 ) -> io::Result<()> {
