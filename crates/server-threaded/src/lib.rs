@@ -11,7 +11,7 @@
 //!   stats show how many and for how long.
 //!
 //! One acceptor thread accepts (and backs off when descriptors or `max_connections` run out,
-//! see [`server_common::AcceptBackoff`]); [`connection`] drives each connection's protocol
+//! see [`server_common::AcceptBackoff`]); `connection` drives each connection's protocol
 //! with blocking calls. The crate meets the contract in [`server_common::server`].
 
 mod acceptor;
