@@ -7,7 +7,9 @@
 //! server's resident memory before and after opening `--idle-connections` connections that
 //! each made one request and then sit idle. The server is pinned to CPU 0 and the client to
 //! CPU 1 with `taskset`, so the two do not fight over one core. Writes the results as JSON
-//! (the source of truth) and renders the markdown table from it.
+//! (the source of truth) and renders the markdown table from it (`report.rs`);
+//! `tests/bench_report.rs` checks that the committed markdown is that rendering, and
+//! `--render-only` redoes it after a change to the rendering.
 //!
 //! ```text
 //! cargo build --release -p server-mio -p server-async -p loadgen
@@ -15,7 +17,6 @@
 //!     --bin-dir target/release --out benches-results/mio-vs-tokio-current
 //! ```
 
-use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use serde::Serialize;
+use report::{Results, ServerResult, median, render_markdown};
+
+mod report;
 
 /// Compare one mio loop with tokio's current-thread runtime at zero delay.
 #[derive(Debug, Parser)]
@@ -47,53 +50,10 @@ struct Options {
     /// Idle connections held open to measure memory per connection.
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
-}
-
-/// Everything measured, with units in the names.
-#[derive(Debug, Serialize)]
-struct Results {
-    /// The command line that produced these results.
-    command: String,
-    /// CPU model and count, and kernel release, of the machine measured on.
-    environment: String,
-    /// Persistent connections per throughput run.
-    connections: u64,
-    /// Requests on each connection per throughput run.
-    requests_per_conn: u64,
-    /// Idle connections held for the memory measurement.
-    idle_connections: usize,
-    /// One entry per server.
-    servers: Vec<ServerResult>,
-}
-
-/// One server's figures.
-#[derive(Debug, Serialize)]
-struct ServerResult {
-    /// Short name of the variant.
-    name: &'static str,
-    /// The server's flags.
-    args: Vec<&'static str>,
-    /// Throughput of each run, as loadgen measured it.
-    throughput_requests_per_second: Vec<f64>,
-    /// Median of those runs.
-    median_throughput_requests_per_second: f64,
-    /// Requests that failed over all runs.
-    requests_failed: u64,
-    /// Server CPU time (user + system) per answered request, for each run: what a request
-    /// costs the server, whether or not the client was the bottleneck.
-    cpu_microseconds_per_request: Vec<f64>,
-    /// Median of those runs.
-    median_cpu_microseconds_per_request: f64,
-    /// Server CPU time over the run's wall time, for each run: below 1, the server had
-    /// time to spare and the client (or the machine) set the pace.
-    cpu_busy_fraction: Vec<f64>,
-    /// Resident memory once listening, before any connection.
-    rss_before_bytes: u64,
-    /// Resident memory with the idle connections open.
-    rss_idle_bytes: u64,
-    /// `(rss_idle - rss_before) / idle_connections`: user-space memory per connection
-    /// (kernel socket buffers are not in a process's RSS).
-    bytes_per_idle_connection: f64,
+    /// Measure nothing: render `<out>.md` again from `<out>.json` (after a change to the
+    /// rendering).
+    #[arg(long)]
+    render_only: bool,
 }
 
 /// The two variants compared: name, binary, flags.
@@ -111,6 +71,9 @@ const COMMON_ARGS: [&str; 6] = ["--port", "0", "--delay", "0", "--idle-timeout",
 
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    if options.render_only {
+        return render_again(&options.out);
+    }
     let mut servers: Vec<ServerResult> = VARIANTS.iter().map(empty_result).collect();
     for round in 0..options.rounds {
         for (result, variant) in servers.iter_mut().zip(VARIANTS) {
@@ -137,8 +100,8 @@ fn main() -> anyhow::Result<()> {
 
 fn empty_result(variant: &(&'static str, &'static str, &'static [&'static str])) -> ServerResult {
     ServerResult {
-        name: variant.0,
-        args: variant.2.to_vec(),
+        name: variant.0.to_owned(),
+        args: variant.2.iter().map(|&arg| arg.to_owned()).collect(),
         throughput_requests_per_second: Vec::new(),
         median_throughput_requests_per_second: 0.0,
         requests_failed: 0,
@@ -294,12 +257,6 @@ fn environment() -> String {
     format!("{cores} x {model}, Linux {}", kernel.trim())
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
-}
-
 /// A server binary pinned to CPU 0; killed by PID if dropped without [`RunningServer::stop`].
 struct RunningServer {
     child: Child,
@@ -353,104 +310,26 @@ impl Drop for RunningServer {
     }
 }
 
+fn render_again(out: &Path) -> anyhow::Result<()> {
+    let json_path = out.with_extension("json");
+    let json =
+        std::fs::read_to_string(&json_path).with_context(|| format!("reading {json_path:?}"))?;
+    let results: Results = serde_json::from_str(&json)?;
+    let md_path = out.with_extension("md");
+    std::fs::write(&md_path, render_markdown(&results))
+        .with_context(|| format!("writing {md_path:?}"))
+}
+
+/// Writes the JSON, then renders the markdown from the JSON as written (not from the values
+/// in memory), so that `tests/bench_report.rs` can demand an exact match.
 fn write_outputs(out: &Path, results: &Results) -> anyhow::Result<()> {
     let json_path = out.with_extension("json");
-    let json = serde_json::to_string_pretty(results)?;
-    std::fs::write(&json_path, json + "\n").with_context(|| format!("writing {json_path:?}"))?;
+    let json = serde_json::to_string_pretty(results)? + "\n";
+    std::fs::write(&json_path, &json).with_context(|| format!("writing {json_path:?}"))?;
+    let written: Results = serde_json::from_str(&json)?;
     let md_path = out.with_extension("md");
-    std::fs::write(&md_path, render_markdown(results))
+    std::fs::write(&md_path, render_markdown(&written))
         .with_context(|| format!("writing {md_path:?}"))?;
     eprintln!("wrote {} and {}", json_path.display(), md_path.display());
     Ok(())
-}
-
-fn render_markdown(results: &Results) -> String {
-    let mut md = String::from("# One mio loop vs tokio current-thread, zero delay\n\n");
-    md.push_str("Generated from the `.json` beside this file; do not edit by hand.\n\n");
-    let _ = writeln!(md, "Command: `{}`\n", results.command);
-    let _ = writeln!(md, "Machine: {}\n", results.environment);
-    md.push_str(
-        "Reproduce: `cargo build --release -p server-mio -p server-async -p loadgen && cargo run \
-         --release -p server-mio --example mio_vs_tokio_current -- --bin-dir target/release \
-         --out benches-results/mio-vs-tokio-current`\n\n",
-    );
-    let _ = writeln!(
-        md,
-        "Load: {} persistent connections x {} requests each, line framing, delay 0; server on \
-         CPU 0, loadgen on CPU 1. Memory: {} connections that made one request each, then \
-         idle.\n",
-        results.connections, results.requests_per_conn, results.idle_connections
-    );
-    md.push_str(
-        "| server | median req/s | runs (req/s) | server CPU µs/request | server CPU busy \
-         | failed | RSS before | RSS with idle conns | bytes per idle conn |\n",
-    );
-    md.push_str("|---|---:|---|---:|---|---:|---:|---:|---:|\n");
-    for s in &results.servers {
-        let runs: Vec<String> = s
-            .throughput_requests_per_second
-            .iter()
-            .map(|r| format!("{r:.0}"))
-            .collect();
-        let busy: Vec<String> = s
-            .cpu_busy_fraction
-            .iter()
-            .map(|f| format!("{:.0}%", f * 100.0))
-            .collect();
-        let _ = writeln!(
-            md,
-            "| {} (`{}`) | {:.0} | {} | {:.1} | {} | {} | {:.1} MiB | {:.1} MiB | {:.0} |",
-            s.name,
-            s.args.join(" "),
-            s.median_throughput_requests_per_second,
-            runs.join(", "),
-            s.median_cpu_microseconds_per_request,
-            busy.join(", "),
-            s.requests_failed,
-            s.rss_before_bytes as f64 / 1048576.0,
-            s.rss_idle_bytes as f64 / 1048576.0,
-            s.bytes_per_idle_connection
-        );
-    }
-    md.push_str(&render_verdict(results));
-    md
-}
-
-fn render_verdict(results: &Results) -> String {
-    let [mio, tokio] = [&results.servers[0], &results.servers[1]];
-    let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
-    let throughput_ratio = ratio(
-        mio.median_throughput_requests_per_second,
-        tokio.median_throughput_requests_per_second,
-    );
-    let cpu_ratio = ratio(
-        mio.median_cpu_microseconds_per_request,
-        tokio.median_cpu_microseconds_per_request,
-    );
-    let memory_ratio = ratio(
-        mio.bytes_per_idle_connection,
-        tokio.bytes_per_idle_connection,
-    );
-    let met = |ok: bool| if ok { "met" } else { "NOT met" };
-    let mut text = format!(
-        "\nmio / tokio: throughput x{throughput_ratio:.2} (target >= 1: {}), server CPU per \
-         request x{cpu_ratio:.2} (lower is better), memory per idle connection \
-         x{memory_ratio:.2} (target <= 1: {}).\n",
-        met(throughput_ratio >= 1.0),
-        met(memory_ratio <= 1.0)
-    );
-    let busiest = [mio, tokio]
-        .iter()
-        .map(|s| median(&s.cpu_busy_fraction))
-        .fold(0.0, f64::max);
-    if busiest < 0.9 {
-        let _ = write!(
-            text,
-            "\nNeither server was saturated (median CPU busy at most {:.0}%): the client and the \
-             shared machine set the pace, so req/s differ by noise, and the server's CPU per \
-             request is the cost to compare.\n",
-            busiest * 100.0
-        );
-    }
-    text
 }
