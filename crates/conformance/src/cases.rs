@@ -498,6 +498,34 @@ pub fn the_binary_announces_its_address_and_explains_every_flag(target: &Target)
     Ok(())
 }
 
+/// `-v` logs every connection (naming the client's address, like the article's prints);
+/// without it, nothing per connection reaches stderr.
+pub fn verbose_mode_logs_each_connection_and_quiet_mode_does_not(
+    target: &Target,
+) -> io::Result<()> {
+    for verbose in [true, false] {
+        let flags: &[&str] = if verbose { &["-v"] } else { &[] };
+        let args: Vec<&str> = flags.iter().chain(target.args).copied().collect();
+        let process = ServerProcess::spawn(target.binary, &args, None)?;
+        let mut client = Client::connect(process.addr())?;
+        let peer = client.stream().local_addr()?.to_string();
+        assert_eq!(ask(&mut client, "log me")?, "LOG ME");
+        drop(client);
+        process.signal(libc::SIGTERM)?;
+        let (status, stderr) = process.wait(PATIENCE)?;
+        assert!(
+            exited_cleanly(status),
+            "exit status {status:?}, stderr:\n{stderr}"
+        );
+        assert_eq!(
+            stderr.contains(&peer),
+            verbose,
+            "verbose {verbose}, stderr:\n{stderr}"
+        );
+    }
+    Ok(())
+}
+
 /// A port already taken: the binary exits non-zero, names the address, announces nothing.
 pub fn the_binary_refuses_an_address_in_use_naming_it(target: &Target) -> io::Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;

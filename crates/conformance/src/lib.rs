@@ -79,6 +79,7 @@ macro_rules! suite {
                 shutdown_answers_every_request_already_received,
                 the_binary_announces_its_address_and_explains_every_flag,
                 the_binary_refuses_an_address_in_use_naming_it,
+                verbose_mode_logs_each_connection_and_quiet_mode_does_not,
                 out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again,
                 sigterm_during_load_answers_every_request_received_and_exits_cleanly,
             );

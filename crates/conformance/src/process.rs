@@ -27,6 +27,8 @@ impl ServerProcess {
         command
             .args(["--port", "0"])
             .args(args)
+            // The cases expect the servers' own log levels.
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
