@@ -95,6 +95,8 @@ impl StopHandle {
 struct Slot {
     conn: Connection<TcpStream>,
     guard: ConnectionGuard,
+    /// The connection's number, unique in the server: seeds its delays, names it in logs.
+    id: u64,
 }
 
 /// One single-threaded event loop over one listener.
@@ -285,9 +287,9 @@ impl EventLoop {
             conn.shutdown(now);
         }
         let guard = self.stats.open();
-        entry.insert(Slot { conn, guard });
+        entry.insert(Slot { conn, guard, id });
         if self.settings.verbose {
-            tracing::info!(%peer, key, "connection made");
+            tracing::info!(%peer, id, "connection made");
         }
         self.settle(key);
     }
@@ -296,7 +298,7 @@ impl EventLoop {
     /// else align the timer and the registered interest with what the protocol wants.
     fn settle(&mut self, key: usize) {
         loop {
-            let Some(Slot { conn, guard }) = self.connections.get_mut(key) else {
+            let Some(Slot { conn, guard, .. }) = self.connections.get_mut(key) else {
                 return;
             };
             let progress = match conn.drive(&mut self.buf, Instant::now()) {
@@ -346,23 +348,28 @@ impl EventLoop {
         let Some(Slot {
             mut conn,
             mut guard,
+            id,
         }) = self.connections.try_remove(key)
         else {
             return;
         };
         guard.record(conn.stats());
+        let requests = conn.stats().requests;
         let _ = self.poll.registry().deregister(conn.stream_mut());
         if let Some(timer) = conn.close(error.is_none()) {
             self.timers.cancel(timer);
         }
-        if let Some(e) = &error {
-            guard.failed();
-            tracing::debug!(key, error = %e, "connection failed");
+        match &error {
+            Some(e) => {
+                guard.failed();
+                if self.settings.verbose {
+                    tracing::info!(id, requests, "connection lost: {e}");
+                }
+            }
+            None if self.settings.verbose => tracing::info!(id, requests, "connection closed"),
+            None => {}
         }
         drop(guard);
-        if self.settings.verbose {
-            tracing::info!(key, error = ?error.map(|e| e.to_string()), "connection lost");
-        }
         if !self.listening && !self.draining {
             if let Err(e) = self.resume_accepting() {
                 tracing::warn!(error = %e, "could not resume accepting");
