@@ -117,7 +117,10 @@ pub struct Report {
     /// is until the full concurrency was reached (all N connections at once by default).
     /// Counts only connections that succeeded; `None` when none did.
     pub all_connected_seconds: Option<f64>,
-    /// Distribution of TCP connect times (from `connect()` to established).
+    /// Distribution of TCP connect times as the client saw them: from creating the socket
+    /// until the client noticed it established. When thousands of connections open at once
+    /// this includes the client's own turn-around and the server's accept backlog (a dropped
+    /// SYN costs a 1 s retransmit), which is what the article's client experienced too.
     pub connect_time: Percentiles,
     /// Distribution of request latencies, successful requests only. Closed loop: from
     /// writing the request to reading the whole reply. Open loop (`--rate`): from the
