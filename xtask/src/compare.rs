@@ -218,7 +218,6 @@ fn python_blocker(variant: &Variant, args: &CompareArgs, has_python: bool) -> Op
 fn build(root: &Path, selected: &[Variant]) -> anyhow::Result<()> {
     let mut packages: Vec<&str> = selected.iter().filter_map(Variant::package).collect();
     packages.push("loadgen");
-    packages.dedup();
     packages.sort_unstable();
     packages.dedup();
     let mut command = Command::new(cargo());
