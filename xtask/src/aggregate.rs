@@ -98,6 +98,13 @@ fn measure(ok: &[&RunRecord]) -> Option<Measured> {
             .max()
             .unwrap_or(0),
         cpu_seconds: median(&|i| pairs[i].1.user_cpu_seconds + pairs[i].1.system_cpu_seconds),
+        client_cpu_seconds: Spread::of(
+            &pairs
+                .iter()
+                .filter_map(|(_, _, r)| r.client_cpu_seconds)
+                .collect::<Vec<_>>(),
+        )
+        .map(|s| s.median),
         voluntary_ctx_switches: median(&|i| pairs[i].1.voluntary_ctx_switches as f64),
         involuntary_ctx_switches: median(&|i| pairs[i].1.involuntary_ctx_switches as f64),
         listen_overflows: pairs.iter().map(|(_, _, r)| r.listen_overflows).sum(),
@@ -140,6 +147,7 @@ mod tests {
                 involuntary_ctx_switches: 1,
                 samples: 3,
             }),
+            client_cpu_seconds: Some(0.3),
             listen_overflows: 0,
             listen_drops: 0,
             exit: None,

@@ -447,6 +447,7 @@ fn run_step(ctx: &Study, variant: &Variant, step: &Step, json: &Path) -> RunReco
     let delta = ListenCounters::read().unwrap_or_default().since(before);
     let _ = fs::remove_file(json);
     record.loadgen_command = outcome.command;
+    record.client_cpu_seconds = outcome.client_cpu_seconds;
     record.load = outcome.report.as_ref().map(load::figures);
     record.loadgen_report = outcome
         .report
@@ -477,6 +478,7 @@ fn empty_record(variant: &Variant, step: &Step) -> RunRecord {
         loadgen_command: String::new(),
         failure: None,
         load: None,
+        client_cpu_seconds: None,
         process: None,
         listen_overflows: 0,
         listen_drops: 0,

@@ -8,11 +8,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use loadgen::{FailureKind, Report};
 
+use crate::procstat::Usage;
 use crate::results::LoadFigures;
+use crate::server::reap_within;
 
 /// What one loadgen run is asked to do.
 #[derive(Debug, Clone)]
@@ -70,6 +72,8 @@ pub struct LoadOutcome {
     pub report: Option<Report>,
     /// Why the run counts as failed, if it does.
     pub failure: Option<String>,
+    /// loadgen's own CPU time (user plus system, every thread), when it was reaped.
+    pub client_cpu_seconds: Option<f64>,
 }
 
 /// Runs loadgen against `addr`; its report goes to `json` and is read back.
@@ -80,9 +84,9 @@ pub fn run(spec: &LoadSpec, addr: SocketAddr, json: &Path) -> LoadOutcome {
     let args = spec.args(addr, json);
     let command = format!("{} {}", spec.program.display(), args.join(" "));
     let _ = std::fs::remove_file(json);
-    let failure = match run_to_end(spec, &args) {
-        Ok(stderr) => stderr,
-        Err(reason) => Some(reason),
+    let (failure, usage) = match run_to_end(spec, &args) {
+        Ok((failure, usage)) => (failure, Some(usage)),
+        Err(reason) => (Some(reason), None),
     };
     let report = std::fs::read_to_string(json)
         .map_err(|e| format!("loadgen wrote no report to {}: {e}", json.display()))
@@ -101,12 +105,14 @@ pub fn run(spec: &LoadSpec, addr: SocketAddr, json: &Path) -> LoadOutcome {
         command,
         report,
         failure,
+        client_cpu_seconds: usage.map(|u| u.user_cpu_seconds + u.system_cpu_seconds),
     }
 }
 
-/// Runs loadgen until it exits or its deadline passes. `Ok(Some(text))` carries its stderr
-/// tail when it exited non-zero (which it does when any request failed).
-fn run_to_end(spec: &LoadSpec, args: &[String]) -> Result<Option<String>, String> {
+/// Runs loadgen until it exits or its deadline passes, and reaps it with `wait4` so that
+/// the client's own CPU time is known. The text is its stderr tail when it exited non-zero
+/// (which it does when any request failed).
+fn run_to_end(spec: &LoadSpec, args: &[String]) -> Result<(Option<String>, Usage), String> {
     let mut child = Command::new(&spec.program)
         .args(args)
         .stdin(Stdio::null())
@@ -116,23 +122,18 @@ fn run_to_end(spec: &LoadSpec, args: &[String]) -> Result<Option<String>, String
         .map_err(|e| format!("cannot start loadgen {}: {e}", spec.program.display()))?;
     let stderr = child.stderr.take();
     let reader = thread::spawn(move || stderr.map(crate::server::read_tail).unwrap_or_default());
-    let deadline = Instant::now() + spec.deadline();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "loadgen did not finish within {}",
-                    humantime::format_duration(spec.deadline())
-                ));
-            }
-        }
+    let pid = child.id() as libc::pid_t;
+    let reaped = reap_within(pid, spec.deadline()).map_err(|e| format!("{e:#}"))?;
+    let Some((status, usage)) = reaped else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let limit = humantime::format_duration(spec.deadline());
+        return Err(format!("loadgen did not finish within {limit}"));
     };
     let tail = reader.join().unwrap_or_default();
-    Ok((!status.success()).then(|| format!("loadgen exited with {status}: {tail}")))
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let failure = (!ok).then(|| format!("loadgen exited with wait status {status}: {tail}"));
+    Ok((failure, usage))
 }
 
 /// A run with any failed or unsent request is a failed run.

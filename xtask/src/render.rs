@@ -181,10 +181,12 @@ fn floor_section(out: &mut String, summary: &Summary) {
          (per wave of concurrent connections and per request) plus the same server's time for \
          the same run at zero delay. \"All connected after\" is when loadgen had its whole \
          first wave of connections established: a burst of connects costs the kernel, the \
-         server's accept loop and the client real time before any delay starts.\n\n",
+         server's accept loop and the client real time before any delay starts. \"Cores busy\" is \
+         server plus loadgen CPU time over the wall time: near the machine's core count, the \
+         run was bound by CPU (the client's included), not by waiting.\n\n",
     );
-    out.push_str("| server | connections | wall s | all connected after s | delay floor s | zero-delay s | floor s | wall / floor | × faster than python-asyncio |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| server | connections | wall s | all connected after s | server CPU s | loadgen CPU s | cores busy | delay floor s | zero-delay s | floor s | wall / floor | × faster than python-asyncio |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for &n in &summary.params.iterations {
         let rows = rows_at(summary, n);
         let python = python_asyncio_wall(&rows);
@@ -200,12 +202,18 @@ fn floor_line(summary: &Summary, row: &Row, python: Option<f64>) -> String {
     let wall = row.measured.as_ref().map(|m| m.wall_seconds.median);
     let floor = full_floor_seconds(summary, row);
     let connected = row.measured.as_ref().and_then(|m| m.all_connected_seconds);
+    let cpu = row.measured.as_ref().map(|m| m.cpu_seconds);
+    let client = row.measured.as_ref().and_then(|m| m.client_cpu_seconds);
+    let busy = wall.zip(cpu).zip(client).map(|((w, s), c)| (s + c) / w);
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
         row.server,
         row.iterations,
         wall.map_or_else(dash, secs),
         connected.map_or_else(dash, secs),
+        cpu.map_or_else(dash, secs),
+        client.map_or_else(dash, secs),
+        busy.map_or_else(dash, |b| format!("{b:.2} of {}", summary.env.cores)),
         secs(delay),
         row.zero_delay_wall_seconds.map_or_else(dash, secs),
         floor.map_or_else(dash, secs),

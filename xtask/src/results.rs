@@ -198,6 +198,9 @@ pub struct Measured {
     pub peak_threads: u64,
     /// User plus system CPU time of the server (median over runs).
     pub cpu_seconds: f64,
+    /// User plus system CPU time of loadgen, the client (median over runs): with the server's,
+    /// it says whether the two cores were saturated.
+    pub client_cpu_seconds: Option<f64>,
     /// Voluntary context switches of the server, every thread (median over runs).
     pub voluntary_ctx_switches: f64,
     /// Involuntary context switches of the server, every thread (median over runs).
@@ -239,6 +242,8 @@ pub struct RunRecord {
     pub failure: Option<String>,
     /// What loadgen measured; `None` when it produced no report.
     pub load: Option<LoadFigures>,
+    /// loadgen's own CPU time, user plus system; `None` when it could not be reaped.
+    pub client_cpu_seconds: Option<f64>,
     /// What was sampled from the server process; `None` when it never started.
     pub process: Option<ProcessFigures>,
     /// `TcpExt ListenOverflows` increase while the server ran (whole network namespace).

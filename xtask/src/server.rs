@@ -294,7 +294,7 @@ impl Drop for Server {
 
 /// Reaps `pid` with `wait4` if it exits within `timeout`, returning its wait status and
 /// resource usage; `Ok(None)` when it is still running.
-fn reap_within(pid: libc::pid_t, timeout: Duration) -> anyhow::Result<Option<(i32, Usage)>> {
+pub fn reap_within(pid: libc::pid_t, timeout: Duration) -> anyhow::Result<Option<(i32, Usage)>> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut status = 0;

@@ -68,6 +68,7 @@ fn row(server: &str, model: Model, n: u64, wall: f64, rss_mib: f64, zero: f64) -
             idle_rss_bytes: 2.0 * MIB,
             peak_threads: if model == Model::Threads { n + 1 } else { 2 },
             cpu_seconds: 0.25,
+            client_cpu_seconds: Some(0.5),
             voluntary_ctx_switches: 1000.0,
             involuntary_ctx_switches: 10.0,
             listen_overflows: 0,
