@@ -572,3 +572,88 @@ fn shorten_command(command: &str, settings: &Settings) -> String {
     let root = format!("{}/", settings.root.display());
     command.replace(&bin, "").replace(&root, "")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        compare: CompareArgs,
+    }
+
+    fn args(line: &[&str]) -> CompareArgs {
+        let argv = std::iter::once("compare").chain(line.iter().copied());
+        Cli::try_parse_from(argv).expect("valid flags").compare
+    }
+
+    fn variants(names: &[&str]) -> Vec<Variant> {
+        let settings = settings(&args(&[]), Path::new("/repo"));
+        names
+            .iter()
+            .map(|n| variants::builtin(n, &settings).expect("known"))
+            .collect()
+    }
+
+    #[test]
+    fn the_defaults_are_the_articles_experiment_repeated_three_times() {
+        let a = args(&[]);
+        assert_eq!(
+            (a.iterations.as_slice(), a.delay.as_str(), a.repeat),
+            (&[10000][..], "100ms", 3)
+        );
+        assert_eq!(label(&a), "compare-10000");
+        assert_eq!(
+            label(&args(&["--iterations", "1000,50000"])),
+            "sweep-1000-50000"
+        );
+    }
+
+    #[test]
+    fn rounds_interleave_servers_after_one_warmup_round() {
+        let steps = steps(&args(&["--repeat", "2"]), &variants(&["mio", "threaded"]));
+        let plan: Vec<(usize, RunKind, u32)> =
+            steps.iter().map(|s| (s.variant, s.kind, s.index)).collect();
+        use RunKind::*;
+        assert_eq!(
+            plan,
+            [
+                (0, Warmup, 1),
+                (1, Warmup, 1),
+                (0, Measured, 1),
+                (1, Measured, 1),
+                (0, ZeroDelay, 1),
+                (1, ZeroDelay, 1),
+                (0, Measured, 2),
+                (1, Measured, 2),
+                (0, ZeroDelay, 2),
+                (1, ZeroDelay, 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_python_the_baselines_are_skipped_with_the_reason() {
+        let a = args(&["--servers", "mio,python-asyncio"]);
+        let settings = settings(&a, Path::new("/repo"));
+        let (selected, skipped) = select(&a, &settings, false).expect("known names");
+        assert_eq!(selected.len(), 1);
+        assert_eq!(skipped[0].server, "python-asyncio");
+        assert!(
+            skipped[0].reason.contains("python3 is not on PATH"),
+            "{}",
+            skipped[0].reason
+        );
+    }
+
+    #[test]
+    fn nonsense_options_are_refused_before_anything_runs() {
+        assert!(validate(&args(&["--iterations", "0"])).is_err());
+        assert!(validate(&args(&["--delay-kind", "nap"])).is_err());
+        assert!(validate(&args(&["--concurrency", "0"])).is_err());
+        assert!(validate(&args(&[])).is_ok());
+    }
+}

@@ -243,3 +243,92 @@ fn external_launch(name: &str, template: &str, delay: &str) -> anyhow::Result<La
         ready: Ready::Connect(SocketAddr::from(([127, 0, 0, 1], port))),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            root: PathBuf::from("/repo"),
+            bin_dir: PathBuf::from("/target/release"),
+            delay_kind: "wait".to_owned(),
+            backlog: 4096,
+            pool_size: 64,
+            workers: 2,
+        }
+    }
+
+    #[test]
+    fn every_builtin_variant_gets_port_zero_the_delay_and_the_backlog() {
+        for name in BUILTIN {
+            let launch = builtin(name, &settings())
+                .and_then(|v| v.launch(&settings(), "100ms"))
+                .expect("builtin variants launch");
+            let line = launch.command_line();
+            assert!(
+                line.contains("--port 0 --delay 100ms --backlog 4096"),
+                "{line}"
+            );
+            assert_eq!(launch.ready, Ready::ListeningLine);
+        }
+    }
+
+    #[test]
+    fn variants_differ_by_their_own_flags() {
+        let line = |name| {
+            let variant = builtin(name, &settings()).expect("known");
+            variant
+                .launch(&settings(), "0")
+                .expect("launches")
+                .command_line()
+        };
+        assert!(line("threaded-pool").ends_with("--pool 64"));
+        assert!(line("tokio-multi").ends_with("--flavor multi --workers 2"));
+        assert!(line("mio-2loops").ends_with("--loops 2"));
+        assert!(line("python-asyncio").starts_with("python3 /repo/baselines/asyncio_server.py"));
+    }
+
+    #[test]
+    fn an_unknown_variant_is_refused_with_the_known_names() {
+        let error = builtin("nginx", &settings()).expect_err("unknown");
+        assert!(
+            error.to_string().contains("`nginx`; known: threaded"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_external_command_gets_a_free_port_and_the_delay_in_its_placeholders() {
+        let variant = external("go=./echo -p {port} -d {delay_ms}").expect("valid");
+        assert!(variant.controls_delay());
+        let launch = variant.launch(&settings(), "100ms").expect("launches");
+        let Ready::Connect(addr) = launch.ready else {
+            panic!("externals are polled with connects");
+        };
+        assert_eq!(
+            launch.args,
+            [
+                "-p".to_owned(),
+                addr.port().to_string(),
+                "-d".to_owned(),
+                "100".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn an_external_command_without_a_port_placeholder_is_refused() {
+        let error = external("go=./echo").expect_err("no {port}");
+        assert!(
+            error.to_string().contains("needs a {port} placeholder"),
+            "{error}"
+        );
+        assert!(external("no equals sign").is_err());
+        assert!(
+            !external("go=./echo {port}")
+                .expect("valid")
+                .controls_delay()
+        );
+    }
+}
