@@ -183,7 +183,8 @@ fn floor_section(out: &mut String, summary: &Summary) {
          first wave of connections established: a burst of connects costs the kernel, the \
          server's accept loop and the client real time before any delay starts. \"Cores busy\" is \
          server plus loadgen CPU time over the wall time: near the machine's core count, the \
-         run was bound by CPU (the client's included), not by waiting.\n\n",
+         run was bound by CPU (the client's included), not by waiting. A wall / floor below 1× \
+         is possible: with a delay, connecting and waiting overlap, while the floor adds them.\n\n",
     );
     out.push_str("| server | connections | wall s | all connected after s | server CPU s | loadgen CPU s | cores busy | delay floor s | zero-delay s | floor s | wall / floor | × faster than python-asyncio |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
