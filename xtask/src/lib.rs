@@ -9,6 +9,16 @@
 //! life), [`load`] (one loadgen run), [`procstat`] (what the server process cost), [`env`]
 //! (machine and kernel counters), [`aggregate`] (runs into rows), [`results`] (the JSON
 //! types), [`render`] and [`chart`] (markdown and SVG from the JSON only).
+//!
+//! Invariants:
+//! - **JSON is the source of truth.** Reports and charts are rendered from `summary.json`
+//!   alone, deterministically; a test re-renders every committed report and compares bytes.
+//! - **A failed run is never averaged in.** Any failed request, a server that does not start
+//!   or does not exit 0 after SIGTERM makes the run failed; rows show it and leave it out.
+//! - **Every run starts a fresh server process**, so its peak memory, threads and CPU time
+//!   belong to that run alone; loadgen always runs in a process of its own.
+//! - **Every server gets the same delay, delay kind and listen backlog**, the Python
+//!   baselines included, so rows differ only in their concurrency model.
 
 pub mod aggregate;
 pub mod chart;

@@ -18,6 +18,7 @@ pub fn readme(summary: &Summary) -> String {
     let mut out = String::new();
     header(&mut out, summary);
     parameters(&mut out, &summary.params);
+    servers(&mut out, summary);
     out.push_str(&headline(summary));
     floor_section(&mut out, summary);
     targets(&mut out, summary);
@@ -105,6 +106,29 @@ fn parameters(out: &mut String, p: &Params) {
          connects into 1 s SYN retransmits.\n",
         p.backlog
     );
+}
+
+fn servers(out: &mut String, summary: &Summary) {
+    out.push_str(
+        "## Servers\n\n| server | model | command (a fresh process per run) |\n|---|---|---|\n",
+    );
+    for name in server_names(summary) {
+        let Some(row) = summary.rows.iter().find(|r| r.server == name) else {
+            continue;
+        };
+        let command = if row.command.is_empty() {
+            "never started"
+        } else {
+            &row.command
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {} | `{}` |",
+            model_name(row.model),
+            escape(command)
+        );
+    }
+    out.push('\n');
 }
 
 const HEADER: &str = "| server | model | wall s, median (min–max) | × fastest | × delay floor | req/s | p50 ms | p99 ms | max ms | failed runs | failed requests | peak RSS MiB | RSS/conn KiB | peak threads | CPU s | ctx switches vol / invol | listen overflows |\n\

@@ -115,8 +115,11 @@ fn summary() -> Summary {
     }
 }
 
+/// The first line of the results table starting with `start`.
 fn line_of<'a>(text: &'a str, start: &str) -> &'a str {
-    text.lines()
+    let results = text.find("## Results").map_or(text, |at| &text[at..]);
+    results
+        .lines()
         .find(|l| l.starts_with(start))
         .unwrap_or_else(|| panic!("no line starting with {start:?} in:\n{text}"))
 }
@@ -166,6 +169,13 @@ fn a_row_whose_runs_all_failed_says_so_and_shows_no_figures() {
         "{pool}"
     );
     assert!(pool.contains("| 3/3 | 36 |"), "{pool}");
+}
+
+#[test]
+fn the_servers_section_lists_each_command_once() {
+    let text = render::readme(&summary());
+    assert!(text.contains("| mio | mio | `mio --port 0` |"));
+    assert_eq!(text.matches("`threaded --port 0`").count(), 1);
 }
 
 #[test]
