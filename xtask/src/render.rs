@@ -347,11 +347,17 @@ fn python_check(row: &Row, python: Option<f64>) -> Option<Check> {
 /// its own client, asyncio's backlog of 100).
 const ARTICLE_ASYNCIO_10000_SECONDS: f64 = 20.1;
 
+/// The article's threaded figure for the same setting.
+const ARTICLE_THREADS_10000_SECONDS: f64 = 36.9;
+
+/// Whether `n` connections under these parameters is the article's own 10000 × 100 ms setting.
+fn article_setting(params: &Params, n: u64) -> bool {
+    n == 10000 && params.delay_mean_ms == 100.0 && params.requests_per_conn == 1
+}
+
 /// Against the article's published asyncio row, where this run reproduces its setting.
 fn article_check(summary: &Summary, row: &Row) -> Option<Check> {
-    let p = &summary.params;
-    let same_setting =
-        row.iterations == 10000 && p.delay_mean_ms == 100.0 && p.requests_per_conn == 1;
+    let same_setting = article_setting(&summary.params, row.iterations);
     let wall = row.measured.as_ref()?.wall_seconds.median;
     same_setting.then(|| Check {
         met: ARTICLE_ASYNCIO_10000_SECONDS >= 10.0 * wall,
@@ -421,6 +427,16 @@ pub fn verdict(summary: &Summary, n: u64) -> String {
             })
             .collect();
         let _ = write!(text, " Best of each other model: {}.", parts.join("; "));
+    }
+    if article_setting(&summary.params, n) {
+        let _ = write!(
+            text,
+            " The article took {ARTICLE_THREADS_10000_SECONDS} s (threads) and \
+             {ARTICLE_ASYNCIO_10000_SECONDS} s (asyncio) for this on its 2014 laptop: {} and {} \
+             the time of this run's winner.",
+            ratio(ARTICLE_THREADS_10000_SECONDS / best),
+            ratio(ARTICLE_ASYNCIO_10000_SECONDS / best)
+        );
     }
     text.push_str(&memory_sentence(&ok));
     text.push_str(&failure_sentence(&rows));
