@@ -39,13 +39,13 @@ struct Options {
     #[arg(long)]
     out: PathBuf,
     /// Throughput runs per server, alternating between the servers.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 15)]
     rounds: usize,
     /// Persistent client connections in each throughput run.
     #[arg(long, default_value_t = 100)]
     connections: u64,
     /// Sequential requests on each of those connections.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1000)]
     requests_per_conn: u64,
     /// Idle connections held open to measure memory per connection.
     #[arg(long, default_value_t = 10_000)]
