@@ -148,7 +148,12 @@ impl<S: Stream> Connection<S> {
                 self.readable = n == buf.len();
                 self.protocol.data_received(&buf[..n], now);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // After a reported hang-up this does not happen on Linux; should it, trusting
+                // edges again is safe, while a sticky flag would retry the read forever.
+                self.readable = false;
+                self.read_closed = false;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -448,6 +453,17 @@ mod tests {
             conn.is_closed(),
             "the end of stream was read despite the short read"
         );
+    }
+
+    #[test]
+    fn a_hang_up_that_is_not_there_does_not_keep_the_connection_reading() {
+        let t0 = Instant::now();
+        let mut conn = connection(&config(0), vec![Step::WouldBlock], t0);
+        conn.read_closed();
+        assert_eq!(conn.drive(&mut [0; 64], t0).ok(), Some(Progress::Idle));
+        assert_eq!(conn.stream.reads_done, 1, "one would-block ends the turn");
+        conn.drive(&mut [0; 64], t0).expect("no socket error");
+        assert_eq!(conn.stream.reads_done, 1, "and no read without a new event");
     }
 
     #[test]
