@@ -179,15 +179,17 @@ fn render(args: &[String], rows: &[Row], load_before: &str) -> String {
         "# loadgen throughput (zero-delay server, persistent connections)\n\n\
          Written by `crates/loadgen/examples/throughput.rs`; do not edit by hand.\n\n\
          Command: `{command}`\n\n\
-         Machine: {} CPUs, kernel {}; load average {load_before} before and {load_after} after\n\
-         the measurements (the machine is shared: other work competes for the two cores).\n\
-         The server is a\n\
-         minimal single-threaded tokio line echo in a separate process. Client CPU is\n\
-         `getrusage(RUSAGE_SELF)` of the loadgen process over the measured run (after a\n\
-         warmup run: 1 s persistent, or a burst of at most 1000); server CPU is from\n\
-         `/proc/<pid>/stat` over the same run. On loopback the kernel time of a `send` or a\n\
-         `connect` includes the receiving side's TCP processing. With one request per\n\
-         connection, CPU per request is CPU per connection (socket, connect, close included).\n\n\
+         Machine: {} CPUs, kernel {}; load average {load_before} before and {load_after}\n\
+         after the measurements (the machine is shared: other work competes for its two\n\
+         cores).\n\n\
+         The server is a minimal single-threaded tokio line echo in a separate process.\n\
+         Client CPU is `getrusage(RUSAGE_SELF)` of the loadgen process over the measured run\n\
+         (after a warmup run: 1 s persistent, or a burst of at most 1000); server CPU is from\n\
+         `/proc/<pid>/stat` over the same run. The user part is loadgen's own work; the\n\
+         system part is the kernel's TCP path, and on loopback the kernel time of a `send` or\n\
+         a `connect` includes the receiving side's TCP processing, which is why the client and\n\
+         the server spend about the same per request. With one request per connection, CPU\n\
+         per request is CPU per connection (socket, connect, close included).\n\n\
          | load | connections | client threads | seconds | requests ok | req/s | client CPU µs/req (user + system) | server CPU µs/req | p50 latency µs | p99 latency µs |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
         environment.map_or(0, |e| e.n_cpus),
