@@ -578,6 +578,20 @@ pub fn out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accep
     );
     served.clear();
     assert_eq!(waiting.read_line()?, "WAITING");
+    drop(waiting);
+    process.signal(libc::SIGTERM)?;
+    let (_, stderr) = process.wait(PATIENCE)?;
+    // The operator hears of the episode once, not once per failed retry (2 s of saturation at
+    // pauses of at most 100 ms means dozens of failures), and hears when it is over.
+    let failures = stderr.matches("accept failed (out of descriptors)").count();
+    assert!(
+        (1..=4).contains(&failures),
+        "expected one warning per loop's episode, got {failures}:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("accepting again"),
+        "no recovery logged:\n{stderr}"
+    );
     Ok(())
 }
 

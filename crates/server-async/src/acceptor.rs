@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use server_common::{AcceptBackoff, is_fd_exhaustion, set_nodelay};
+use server_common::{AcceptBackoff, set_nodelay};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -22,7 +22,6 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = AcceptBackoff::new();
-    let mut saturated = false;
     let mut next_id = 0u64;
     let max = u64::try_from(shared.config.max_connections).unwrap_or(u64::MAX);
     loop {
@@ -36,10 +35,7 @@ pub(crate) async fn run(
             () = shared.closed.notified(), if full => {}
             accepted = listener.accept(), if !full => match accepted {
                 Ok((stream, peer)) => {
-                    if std::mem::take(&mut saturated) {
-                        tracing::warn!("accepting again");
-                    }
-                    backoff.reset();
+                    backoff.succeeded();
                     if let Err(err) = set_nodelay(&stream) {
                         tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
                     }
@@ -52,11 +48,7 @@ pub(crate) async fn run(
                 Err(err) => {
                     shared.stats.accept_error();
                     shared.stats.accept_backoff();
-                    // One warning per episode: a saturated server fails ten times a second.
-                    if !std::mem::replace(&mut saturated, true) {
-                        let cause = if is_fd_exhaustion(&err) { "out of descriptors" } else { "error" };
-                        tracing::warn!("accept failed ({cause}): {err}; backing off until it succeeds");
-                    }
+                    backoff.failed(&err);
                     tokio::time::sleep(backoff.next_pause()).await;
                 }
             },

@@ -71,15 +71,21 @@ pub fn is_fd_exhaustion(err: &io::Error) -> bool {
     )
 }
 
-/// How long to stop accepting after a failure: 10 ms, doubling up to 100 ms while failures
-/// go on, back to 10 ms after a success.
+/// How long to stop accepting after a failure (10 ms, doubling up to 100 ms while failures
+/// go on, back to 10 ms after a success), and the one place that tells the operator about it.
 ///
 /// A failing `accept` fails again at once if retried (the pending connection stays in the
 /// kernel's queue), so retrying without a pause would burn a core while saturated. Pausing
 /// leaves pending connections waiting in the backlog, where the kernel keeps them.
+///
+/// A saturated server fails ten times a second, so it warns once per *episode*: at the first
+/// failure after a success, and again when accepting succeeds. Every server logs this the same
+/// way because it is the back-off, not each server, that knows where an episode begins and ends.
 #[derive(Debug, Clone)]
 pub struct AcceptBackoff {
     next: Duration,
+    /// An accept has failed since the last success.
+    failing: bool,
 }
 
 impl AcceptBackoff {
@@ -90,7 +96,10 @@ impl AcceptBackoff {
 
     /// A back-off at its shortest pause.
     pub fn new() -> Self {
-        AcceptBackoff { next: Self::MIN }
+        AcceptBackoff {
+            next: Self::MIN,
+            failing: false,
+        }
     }
 
     /// The pause to take now; the next one will be twice as long (up to [`Self::MAX`]).
@@ -100,9 +109,25 @@ impl AcceptBackoff {
         pause
     }
 
-    /// An accept succeeded: the next failure starts again at [`Self::MIN`].
-    pub fn reset(&mut self) {
+    /// An accept failed with `err`: warns if this starts an episode of failures.
+    pub fn failed(&mut self, err: &io::Error) {
+        if !std::mem::replace(&mut self.failing, true) {
+            let cause = if is_fd_exhaustion(err) {
+                "out of descriptors"
+            } else {
+                "error"
+            };
+            tracing::warn!("accept failed ({cause}): {err}; backing off until it succeeds");
+        }
+    }
+
+    /// An accept succeeded: the next failure starts again at [`Self::MIN`], and an episode of
+    /// failures, if one was going on, is reported over.
+    pub fn succeeded(&mut self) {
         self.next = Self::MIN;
+        if std::mem::take(&mut self.failing) {
+            tracing::warn!("accepting again");
+        }
     }
 }
 
@@ -151,7 +176,7 @@ mod tests {
         assert_eq!(pauses[0], AcceptBackoff::MIN);
         assert_eq!(pauses[1], AcceptBackoff::MIN * 2);
         assert_eq!(pauses[5], AcceptBackoff::MAX);
-        backoff.reset();
+        backoff.succeeded();
         assert_eq!(backoff.next_pause(), AcceptBackoff::MIN);
     }
 }

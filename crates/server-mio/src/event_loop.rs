@@ -28,7 +28,7 @@ use echo_core::{Config, DelayKind, EchoProtocol, Timeout};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use server_common::{AcceptBackoff, ConnectionGuard, Stats, is_fd_exhaustion};
+use server_common::{AcceptBackoff, ConnectionGuard, Stats};
 use slab::Slab;
 
 use crate::connection::{Connection, Progress};
@@ -242,16 +242,14 @@ impl EventLoop {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    self.backoff.reset();
+                    self.backoff.succeeded();
                     self.admit(stream, peer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_transient_accept_error(&e) => self.stats.accept_error(),
                 Err(e) => {
                     self.stats.accept_error();
-                    if !is_fd_exhaustion(&e) {
-                        tracing::warn!(error = %e, "accept failed; pausing");
-                    }
+                    self.backoff.failed(&e);
                     self.pause_accepting();
                     return;
                 }

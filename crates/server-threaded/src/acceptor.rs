@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use server_common::{AcceptBackoff, is_fd_exhaustion, set_nodelay};
+use server_common::{AcceptBackoff, set_nodelay};
 
 use crate::pool::Pool;
 use crate::{Accepted, Shared, THREAD_STACK_BYTES, connection};
@@ -25,7 +25,6 @@ pub(crate) fn spawn(
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, pool: Option<&Pool>) {
     let mut backoff = AcceptBackoff::new();
-    let mut saturated = false;
     let mut next_id = 0u64;
     while !shared.is_stopping() {
         let open = shared.stats.open_connections();
@@ -35,10 +34,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, pool: Option<&Pool>
         }
         match listener.accept() {
             Ok((stream, peer)) => {
-                if std::mem::take(&mut saturated) {
-                    tracing::warn!("accepting again");
-                }
-                backoff.reset();
+                backoff.succeeded();
                 if let Err(err) = set_nodelay(&stream) {
                     tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
                 }
@@ -56,15 +52,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, pool: Option<&Pool>
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
                 shared.stats.accept_error();
-                // One warning per episode: a saturated server fails ten times a second.
-                if !std::mem::replace(&mut saturated, true) {
-                    let cause = if is_fd_exhaustion(&err) {
-                        "out of descriptors"
-                    } else {
-                        "error"
-                    };
-                    tracing::warn!("accept failed ({cause}): {err}; backing off until it succeeds");
-                }
+                backoff.failed(&err);
                 pause(shared, &mut backoff);
             }
         }
