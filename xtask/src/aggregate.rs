@@ -158,7 +158,7 @@ mod tests {
     fn key() -> RowKey<'static> {
         RowKey {
             server: "mio",
-            model: Model::Mio,
+            model: Model::new("mio"),
             command: "server-mio".to_owned(),
             iterations: 100,
             concurrent_connections: 100,

@@ -1,5 +1,10 @@
-//! The servers a comparison can run: the project's six variants, the article's two Python
-//! baselines, and any `--external NAME=COMMAND`, each turned into a [`Launch`] for one run.
+//! The catalogue: every server variant a study can run, one row each, and the one place that
+//! says how it is started and what the report checks on it.
+//!
+//! The `--servers` help and its accepted names, the model label in every table, which rows the
+//! issue's targets are checked on, and which row is the reference the others are compared
+//! with all derive from [`CATALOGUE`]. A new variant (or a new model, with its own crate) is
+//! one row here and nothing else in xtask.
 //!
 //! Every variant gets the same delay, delay kind and listen backlog, so that rows differ only
 //! in their concurrency model. The backlog is passed explicitly even to the Python baselines,
@@ -9,37 +14,195 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use echo_core::{DelayKind, DelayModel};
 
-use crate::results::Model;
-use crate::server::{Launch, Ready, free_port};
+use crate::results::{Model, Summary};
+use crate::run::server::{Launch, Ready, free_port};
 
-/// Names of the built-in variants, in table order.
-pub const BUILTIN: [&str; 8] = [
-    "threaded",
-    "threaded-pool",
-    "tokio-multi",
-    "tokio-current",
-    "mio",
-    "mio-2loops",
-    "python-threaded",
-    "python-asyncio",
+/// One server variant: its name, its concurrency model, how it is started, and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Name in tables and in `--servers`.
+    pub name: &'static str,
+    /// Its concurrency model, the label in every table and in `summary.json`. Variants of one
+    /// model share it, and the verdict compares the best of each model.
+    pub model: &'static str,
+    /// Who wrote it, which decides what the report checks on it.
+    pub side: Side,
+    /// The program that runs it.
+    pub program: Program,
+    /// The arguments that make this variant, after the common ones.
+    pub args: &'static [Arg],
+}
+
+/// Who wrote a variant, and so what its row is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// One of this project's servers: the targets are checked on its row. The
+    /// event-loop targets (near the floor, faster than the reference, small per-connection
+    /// memory) apply when it waits with an event loop rather than a thread.
+    Rust {
+        /// Whether its waits are timers in an event loop.
+        event_loop: bool,
+    },
+    /// One of the article's servers, a reference row that is never checked. The one marked
+    /// `reference` is what "× faster than" compares with: the article's asyncio server.
+    Baseline {
+        /// Whether this is the row every other is compared with.
+        reference: bool,
+    },
+    /// A server given with `--external`: measured, never checked.
+    External,
+}
+
+/// The program that runs a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// A binary of this workspace, built by cargo: the package (and binary) name.
+    Cargo(&'static str),
+    /// A script under `baselines/`, run with python3 (standard library only).
+    Python(&'static str),
+}
+
+/// One argument of a variant: fixed text, or a study setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// Given as written.
+    Text(&'static str),
+    /// [`Settings::pool_size`].
+    PoolSize,
+    /// [`Settings::workers`].
+    Workers,
+}
+
+const RUST_THREADS: Side = Side::Rust { event_loop: false };
+const RUST_EVENT_LOOP: Side = Side::Rust { event_loop: true };
+
+/// Every built-in variant, in table order.
+pub const CATALOGUE: &[Entry] = &[
+    Entry {
+        name: "threaded",
+        model: "threads",
+        side: RUST_THREADS,
+        program: Program::Cargo("server-threaded"),
+        args: &[],
+    },
+    Entry {
+        name: "threaded-pool",
+        model: "threads",
+        side: RUST_THREADS,
+        program: Program::Cargo("server-threaded"),
+        args: &[Arg::Text("--pool"), Arg::PoolSize],
+    },
+    Entry {
+        name: "tokio-multi",
+        model: "tokio",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-async"),
+        args: &[
+            Arg::Text("--flavor"),
+            Arg::Text("multi"),
+            Arg::Text("--workers"),
+            Arg::Workers,
+        ],
+    },
+    Entry {
+        name: "tokio-current",
+        model: "tokio",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-async"),
+        args: &[Arg::Text("--flavor"), Arg::Text("current")],
+    },
+    Entry {
+        name: "mio",
+        model: "mio",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-mio"),
+        args: &[Arg::Text("--loops"), Arg::Text("1")],
+    },
+    Entry {
+        name: "mio-2loops",
+        model: "mio",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-mio"),
+        args: &[Arg::Text("--loops"), Arg::Text("2")],
+    },
+    Entry {
+        name: "python-threaded",
+        model: "python-threads",
+        side: Side::Baseline { reference: false },
+        program: Program::Python("threaded_server.py"),
+        args: &[],
+    },
+    Entry {
+        name: "python-asyncio",
+        model: "asyncio",
+        side: Side::Baseline { reference: true },
+        program: Program::Python("asyncio_server.py"),
+        args: &[],
+    },
 ];
+
+/// The model of a server given with `--external`.
+pub const EXTERNAL_MODEL: &str = "external";
+
+/// The model summaries of schema 1 gave both Python baselines, before they had a model each.
+const LEGACY_BASELINE_MODEL: &str = "python-baseline";
+
+/// The names `--servers` accepts, in table order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    CATALOGUE.iter().map(|e| e.name)
+}
+
+/// The entry called `name`.
+///
+/// # Errors
+/// When `name` is not in the catalogue; the message lists the known names.
+pub fn entry(name: &str) -> anyhow::Result<&'static Entry> {
+    CATALOGUE.iter().find(|e| e.name == name).with_context(|| {
+        format!(
+            "unknown server variant `{name}`; known: {}",
+            names().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// What a row of `model` is: the side of the catalogue rows of that model, or
+/// [`Side::External`] for a model the catalogue does not have.
+pub fn side_of(model: &Model) -> Side {
+    CATALOGUE
+        .iter()
+        .find(|e| e.model == model.as_str())
+        .map_or(Side::External, |e| e.side)
+}
+
+/// The model every other row is compared with (the article's asyncio server), if any.
+pub fn reference_model() -> Option<Model> {
+    CATALOGUE
+        .iter()
+        .find(|e| e.side == Side::Baseline { reference: true })
+        .map(|e| Model::new(e.model))
+}
+
+/// Gives the rows of a schema-1 summary, which labelled both Python baselines
+/// `python-baseline`, the model their catalogue row has now; every other row is left alone.
+pub fn upgrade_legacy_models(summary: &mut Summary) {
+    let legacy = summary
+        .rows
+        .iter_mut()
+        .filter(|row| row.model.as_str() == LEGACY_BASELINE_MODEL);
+    for row in legacy {
+        if let Ok(entry) = entry(&row.server) {
+            row.model = Model::new(entry.model);
+        }
+    }
+}
 
 /// How a variant is started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipe {
-    /// One of the project's binaries, built by cargo.
-    Binary {
-        /// Cargo package (and binary) name.
-        package: &'static str,
-        /// Arguments that make this variant.
-        args: Vec<String>,
-    },
-    /// A script under `baselines/`, run with python3.
-    Python {
-        /// File name under `baselines/`.
-        script: &'static str,
-    },
+    /// A catalogue row.
+    Builtin(&'static Entry),
     /// A user's command, split on white space, with `{port}`, `{delay}`, `{delay_ms}`.
     External {
         /// The command template.
@@ -66,7 +229,7 @@ pub struct Settings {
     /// Where the release binaries are.
     pub bin_dir: PathBuf,
     /// Delay kind for every server.
-    pub delay_kind: String,
+    pub delay_kind: DelayKind,
     /// Listen backlog for every server.
     pub backlog: u32,
     /// Threads of `threaded-pool`.
@@ -75,58 +238,27 @@ pub struct Settings {
     pub workers: u32,
 }
 
+impl Settings {
+    /// `text` (a command line) as a user of a fresh clone types it from the repository root:
+    /// the release directory becomes `target/release` and the root itself goes, so committed
+    /// records name no directory of the machine they ran on.
+    pub fn for_the_record(&self, text: &str) -> String {
+        let bin = format!("{}/", self.bin_dir.display());
+        let root = format!("{}/", self.root.display());
+        text.replace(&bin, "target/release/").replace(&root, "")
+    }
+}
+
 /// The built-in variant called `name`.
 ///
 /// # Errors
-/// When `name` is not one of [`BUILTIN`].
-pub fn builtin(name: &str, settings: &Settings) -> anyhow::Result<Variant> {
-    let binary = |package, args: &[String]| Recipe::Binary {
-        package,
-        args: args.to_vec(),
-    };
-    let s = |text: &str| text.to_owned();
-    let (model, recipe) = match name {
-        "threaded" => (Model::Threads, binary("server-threaded", &[])),
-        "threaded-pool" => {
-            let pool = [s("--pool"), settings.pool_size.to_string()];
-            (Model::Threads, binary("server-threaded", &pool))
-        }
-        "tokio-multi" => {
-            let args = [
-                s("--flavor"),
-                s("multi"),
-                s("--workers"),
-                settings.workers.to_string(),
-            ];
-            (Model::Tokio, binary("server-async", &args))
-        }
-        "tokio-current" => (
-            Model::Tokio,
-            binary("server-async", &[s("--flavor"), s("current")]),
-        ),
-        "mio" => (Model::Mio, binary("server-mio", &[s("--loops"), s("1")])),
-        "mio-2loops" => (Model::Mio, binary("server-mio", &[s("--loops"), s("2")])),
-        "python-threaded" => (
-            Model::PythonBaseline,
-            Recipe::Python {
-                script: "threaded_server.py",
-            },
-        ),
-        "python-asyncio" => (
-            Model::PythonBaseline,
-            Recipe::Python {
-                script: "asyncio_server.py",
-            },
-        ),
-        other => bail!(
-            "unknown server variant `{other}`; known: {}",
-            BUILTIN.join(", ")
-        ),
-    };
+/// When `name` is not in the catalogue.
+pub fn builtin(name: &str) -> anyhow::Result<Variant> {
+    let entry = entry(name)?;
     Ok(Variant {
-        name: name.to_owned(),
-        model,
-        recipe,
+        name: entry.name.to_owned(),
+        model: Model::new(entry.model),
+        recipe: Recipe::Builtin(entry),
     })
 }
 
@@ -139,7 +271,7 @@ pub fn external(spec: &str) -> anyhow::Result<Variant> {
         .split_once('=')
         .with_context(|| format!("--external `{spec}` is not NAME=COMMAND"))?;
     let name = name.trim();
-    if name.is_empty() || BUILTIN.contains(&name) {
+    if name.is_empty() || entry(name).is_ok() {
         bail!("--external `{spec}`: the name must be new and not empty");
     }
     if !template.contains("{port}") {
@@ -147,7 +279,7 @@ pub fn external(spec: &str) -> anyhow::Result<Variant> {
     }
     Ok(Variant {
         name: name.to_owned(),
-        model: Model::External,
+        model: Model::new(EXTERNAL_MODEL),
         recipe: Recipe::External {
             template: template.trim().to_owned(),
         },
@@ -155,83 +287,90 @@ pub fn external(spec: &str) -> anyhow::Result<Variant> {
 }
 
 impl Variant {
+    /// The catalogue row it comes from; `None` for an external server.
+    pub fn entry(&self) -> Option<&'static Entry> {
+        match self.recipe {
+            Recipe::Builtin(entry) => Some(entry),
+            Recipe::External { .. } => None,
+        }
+    }
+
     /// The cargo package it needs built, if any.
     pub fn package(&self) -> Option<&'static str> {
-        match &self.recipe {
-            Recipe::Binary { package, .. } => Some(package),
-            _ => None,
+        match self.entry()?.program {
+            Program::Cargo(package) => Some(package),
+            Program::Python(_) => None,
         }
+    }
+
+    /// Whether it is one of the article's Python servers.
+    pub fn is_baseline(&self) -> bool {
+        self.entry()
+            .is_some_and(|e| matches!(e.side, Side::Baseline { .. }))
     }
 
     /// Whether its delay can be set, so that a zero-delay run means something.
     pub fn controls_delay(&self) -> bool {
         match &self.recipe {
             Recipe::External { template } => template.contains("{delay"),
-            _ => true,
+            Recipe::Builtin(_) => true,
         }
     }
 
-    /// The command for one run at `delay` (a spec such as `100ms` or `0`).
+    /// The command for one run at `delay`.
     ///
     /// # Errors
     /// When no free port can be found for an external server.
-    pub fn launch(&self, settings: &Settings, delay: &str) -> anyhow::Result<Launch> {
-        let common = |args: &mut Vec<String>| {
-            args.extend(["--host", "127.0.0.1", "--port", "0", "--delay", delay].map(String::from));
-            args.extend(["--backlog".to_owned(), settings.backlog.to_string()]);
-        };
-        let (program, args, envs, ready) = match &self.recipe {
-            Recipe::Binary { package, args: own } => {
-                let mut args = Vec::new();
-                common(&mut args);
-                args.extend(["--delay-kind".to_owned(), settings.delay_kind.clone()]);
-                args.extend(own.iter().cloned());
-                (
-                    settings.bin_dir.join(package),
-                    args,
-                    vec![],
-                    Ready::ListeningLine,
-                )
-            }
-            Recipe::Python { script } => {
-                let mut args = vec![
-                    settings
-                        .root
-                        .join("baselines")
-                        .join(script)
-                        .display()
-                        .to_string(),
-                ];
-                common(&mut args);
-                // Keeps baselines/ free of __pycache__ litter.
-                let envs = vec![("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned())];
-                (PathBuf::from("python3"), args, envs, Ready::ListeningLine)
-            }
+    pub fn launch(&self, settings: &Settings, delay: &DelayModel) -> anyhow::Result<Launch> {
+        let entry = match &self.recipe {
+            Recipe::Builtin(entry) => entry,
             Recipe::External { template } => return external_launch(&self.name, template, delay),
         };
+        let mut args = Vec::new();
+        let program = match entry.program {
+            Program::Cargo(package) => settings.bin_dir.join(package),
+            Program::Python(script) => {
+                let path = settings.root.join("baselines").join(script);
+                args.push(path.display().to_string());
+                PathBuf::from("python3")
+            }
+        };
+        let delay = delay.to_string();
+        args.extend(["--host", "127.0.0.1", "--port", "0", "--delay", &delay].map(String::from));
+        args.extend(["--backlog".to_owned(), settings.backlog.to_string()]);
+        let mut envs = Vec::new();
+        match entry.program {
+            Program::Cargo(_) => {
+                args.extend(["--delay-kind".to_owned(), settings.delay_kind.to_string()]);
+            }
+            // Keeps baselines/ free of __pycache__ litter.
+            Program::Python(_) => envs.push(("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned())),
+        }
+        args.extend(entry.args.iter().map(|arg| match arg {
+            Arg::Text(text) => (*text).to_owned(),
+            Arg::PoolSize => settings.pool_size.to_string(),
+            Arg::Workers => settings.workers.to_string(),
+        }));
         Ok(Launch {
             name: self.name.clone(),
             program,
             args,
             envs,
-            ready,
+            ready: Ready::ListeningLine,
         })
     }
 }
 
-fn external_launch(name: &str, template: &str, delay: &str) -> anyhow::Result<Launch> {
+fn external_launch(name: &str, template: &str, delay: &DelayModel) -> anyhow::Result<Launch> {
     let port = free_port().context("cannot find a free port on 127.0.0.1")?;
-    // `0` and every spec the servers accept parse here; the mean is what `{delay_ms}` gets.
-    let delay_ms = delay
-        .parse::<echo_core::DelayModel>()
-        .map_or(0, |model| model.mean().as_millis())
-        .to_string();
+    let delay_ms = delay.mean().as_millis().to_string();
+    let delay = delay.to_string();
     let words: Vec<String> = template
         .split_whitespace()
         .map(|w| {
             w.replace("{port}", &port.to_string())
                 .replace("{delay_ms}", &delay_ms)
-                .replace("{delay}", delay)
+                .replace("{delay}", &delay)
         })
         .collect();
     let (program, args) = words.split_first().context("empty external command")?;
@@ -246,25 +385,31 @@ fn external_launch(name: &str, template: &str, delay: &str) -> anyhow::Result<La
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn settings() -> Settings {
         Settings {
             root: PathBuf::from("/repo"),
             bin_dir: PathBuf::from("/target/release"),
-            delay_kind: "wait".to_owned(),
+            delay_kind: DelayKind::Wait,
             backlog: 4096,
             pool_size: 64,
             workers: 2,
         }
     }
 
+    fn ms(n: u64) -> DelayModel {
+        DelayModel::Fixed(Duration::from_millis(n))
+    }
+
     #[test]
-    fn every_builtin_variant_gets_port_zero_the_delay_and_the_backlog() {
-        for name in BUILTIN {
-            let launch = builtin(name, &settings())
-                .and_then(|v| v.launch(&settings(), "100ms"))
-                .expect("builtin variants launch");
+    fn every_catalogue_variant_gets_port_zero_the_delay_and_the_backlog() {
+        for name in names() {
+            let launch = builtin(name)
+                .and_then(|v| v.launch(&settings(), &ms(100)))
+                .expect("catalogue variants launch");
             let line = launch.command_line();
             assert!(
                 line.contains("--port 0 --delay 100ms --backlog 4096"),
@@ -277,9 +422,9 @@ mod tests {
     #[test]
     fn variants_differ_by_their_own_flags() {
         let line = |name| {
-            let variant = builtin(name, &settings()).expect("known");
+            let variant = builtin(name).expect("known");
             variant
-                .launch(&settings(), "0")
+                .launch(&settings(), &ms(0))
                 .expect("launches")
                 .command_line()
         };
@@ -287,11 +432,37 @@ mod tests {
         assert!(line("tokio-multi").ends_with("--flavor multi --workers 2"));
         assert!(line("mio-2loops").ends_with("--loops 2"));
         assert!(line("python-asyncio").starts_with("python3 /repo/baselines/asyncio_server.py"));
+        assert!(line("mio").contains("--delay 0s "), "{}", line("mio"));
+    }
+
+    #[test]
+    fn names_and_models_are_consistent_across_the_catalogue() {
+        let mut seen: Vec<&str> = Vec::new();
+        for entry in CATALOGUE {
+            assert!(!seen.contains(&entry.name), "{} twice", entry.name);
+            seen.push(entry.name);
+            for other in CATALOGUE.iter().filter(|o| o.model == entry.model) {
+                assert_eq!(other.side, entry.side, "model {} has one side", entry.model);
+            }
+            assert_ne!(entry.model, EXTERNAL_MODEL);
+        }
+        let references = CATALOGUE
+            .iter()
+            .filter(|e| e.side == Side::Baseline { reference: true })
+            .count();
+        assert_eq!(references, 1, "exactly one reference row");
+        assert_eq!(reference_model(), Some(Model::new("asyncio")));
+    }
+
+    #[test]
+    fn a_model_outside_the_catalogue_is_external() {
+        assert_eq!(side_of(&Model::new("nginx")), Side::External);
+        assert_eq!(side_of(&Model::new("mio")), Side::Rust { event_loop: true });
     }
 
     #[test]
     fn an_unknown_variant_is_refused_with_the_known_names() {
-        let error = builtin("nginx", &settings()).expect_err("unknown");
+        let error = builtin("nginx").expect_err("unknown");
         assert!(
             error.to_string().contains("`nginx`; known: threaded"),
             "{error}"
@@ -299,10 +470,19 @@ mod tests {
     }
 
     #[test]
+    fn records_name_paths_as_typed_from_the_repository_root() {
+        let line = "/target/release/server-mio --port 0 --json /repo/benches-results/x.json";
+        assert_eq!(
+            settings().for_the_record(line),
+            "target/release/server-mio --port 0 --json benches-results/x.json"
+        );
+    }
+
+    #[test]
     fn an_external_command_gets_a_free_port_and_the_delay_in_its_placeholders() {
         let variant = external("go=./echo -p {port} -d {delay_ms}").expect("valid");
         assert!(variant.controls_delay());
-        let launch = variant.launch(&settings(), "100ms").expect("launches");
+        let launch = variant.launch(&settings(), &ms(100)).expect("launches");
         let Ready::Connect(addr) = launch.ready else {
             panic!("externals are polled with connects");
         };
@@ -325,6 +505,7 @@ mod tests {
             "{error}"
         );
         assert!(external("no equals sign").is_err());
+        assert!(external("mio=./echo {port}").is_err(), "taken name");
         assert!(
             !external("go=./echo {port}")
                 .expect("valid")

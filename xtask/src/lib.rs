@@ -1,14 +1,15 @@
 //! Project automation, run as `cargo xtask <command>` (the alias is in .cargo/config.toml).
 //!
 //! One subcommand a file, as in rust-analyzer's xtask:
-//! - [`compare`]: builds the servers and loadgen, runs the article's experiment on every
-//!   server variant, and writes `benches-results/<date>-<label>/`;
+//! - [`study::compare`]: builds the servers and loadgen, runs the article's experiment on
+//!   every server variant, and writes `benches-results/<date>-<label>/`;
 //! - [`report`]: re-renders a comparison's report from its `summary.json`.
 //!
-//! Their parts: [`variants`] (which servers, started how), [`server`] (one server process's
-//! life), [`load`] (one loadgen run), [`procstat`] (what the server process cost), [`env`]
-//! (machine and kernel counters), [`aggregate`] (runs into rows), [`results`] (the JSON
-//! types), [`render`] and [`chart`] (markdown and SVG from the JSON only).
+//! Their parts, arrows pointing down: [`catalogue`] (every server variant, one row each);
+//! [`study`] (one file per question, and what a study needs: build, one run); [`run`] (one
+//! server process, one loadgen run, /proc samples, the machine); [`aggregate`] (runs into
+//! rows); [`results`] (the JSON types); [`export`] (markdown, SVG and JSON from a summary
+//! only). Nothing in `run` or `export` knows which study called it.
 //!
 //! Invariants:
 //! - **JSON is the source of truth.** Reports and charts are rendered from `summary.json`
@@ -19,18 +20,18 @@
 //!   belong to that run alone; loadgen always runs in a process of its own.
 //! - **Every server gets the same delay, delay kind and listen backlog**, the Python
 //!   baselines included, so rows differ only in their concurrency model.
+//! - **Settings are typed end to end**: a delay is an `echo_core::DelayModel` from the
+//!   command line to `summary.json`, parsed once by echo-core's parser.
+//! - **Records name no machine's directories**: commands are written as a user types them
+//!   from the repository root (`target/release/server-mio ...`).
 
 pub mod aggregate;
-pub mod chart;
-pub mod compare;
-pub mod env;
-pub mod load;
-pub mod procstat;
-pub mod render;
+pub mod catalogue;
+pub mod export;
 pub mod report;
 pub mod results;
-pub mod server;
-pub mod variants;
+pub mod run;
+pub mod study;
 
 use std::path::PathBuf;
 

@@ -17,7 +17,7 @@ struct Cli {
 enum Cmd {
     /// Build the servers and loadgen, run the article's experiment on every variant, and
     /// write benches-results/<date>-<label>/ (JSON, README.md, chart.svg) and LATEST.md.
-    Compare(xtask::compare::CompareArgs),
+    Compare(xtask::study::compare::CompareArgs),
     /// Re-render DIR/README.md (and chart.svg) from DIR/summary.json, and LATEST.md.
     Report {
         /// A comparison directory, e.g. benches-results/2026-11-25-compare-10000.
@@ -28,7 +28,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Compare(args) => xtask::compare::run(args),
+        Cmd::Compare(args) => xtask::study::compare::run(args),
         Cmd::Report { dir } => xtask::report::run(&dir),
     };
     match result {

@@ -1,5 +1,5 @@
 //! `cargo xtask report DIR`: re-renders a comparison's `README.md` and chart from its
-//! `summary.json`, and the `LATEST.md` index; also the writers `compare` uses.
+//! `summary.json`, and the `LATEST.md` index; also the readers and writers studies use.
 //!
 //! Rendering is the only way reports are made, so editing a number means editing the JSON
 //! and re-rendering; `tests/reports_match_json.rs` fails when a committed report differs from
@@ -11,13 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use crate::results::{SCHEMA_VERSION, Summary};
-use crate::{chart, render};
+use crate::export::{self, README_FILE, SUMMARY_FILE, markdown};
+use crate::results::{OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, Summary};
 
-/// Name of the summary file in a comparison directory.
-pub const SUMMARY_FILE: &str = "summary.json";
-/// Name of the rendered report in a comparison directory.
-pub const README_FILE: &str = "README.md";
 /// Name of the index beside the comparison directories.
 pub const LATEST_FILE: &str = "LATEST.md";
 
@@ -27,7 +23,7 @@ pub const LATEST_FILE: &str = "LATEST.md";
 /// When the summary cannot be read or parsed, or a file cannot be written.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let summary = read_summary(dir)?;
-    write_rendered(dir, &summary)?;
+    export::write(dir, &summary, &export::RENDERED)?;
     write_latest(&parent_of(dir))?;
     eprintln!("rendered {}", dir.join(README_FILE).display());
     Ok(())
@@ -38,8 +34,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
 /// # Errors
 /// When a file cannot be written.
 pub fn write_all(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
-    write_json(&dir.join(SUMMARY_FILE), summary)?;
-    write_rendered(dir, summary)?;
+    export::write(dir, summary, &export::ALL)?;
     write_latest(&parent_of(dir))
 }
 
@@ -48,31 +43,24 @@ fn parent_of(dir: &Path) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// Reads `<dir>/summary.json`.
+/// Reads `<dir>/summary.json`, upgrading an older schema's models to the catalogue's.
 ///
 /// # Errors
-/// When it is missing, is not a summary, or has another schema version.
+/// When it is missing, is not a summary, or has a schema version this xtask does not read.
 pub fn read_summary(dir: &Path) -> anyhow::Result<Summary> {
     let path = dir.join(SUMMARY_FILE);
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let summary: Summary =
+    let mut summary: Summary =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    if summary.schema_version != SCHEMA_VERSION {
+    if !(OLDEST_READABLE_SCHEMA..=SCHEMA_VERSION).contains(&summary.schema_version) {
         bail!(
-            "{} has schema_version {}, this xtask reads {SCHEMA_VERSION}",
+            "{} has schema_version {}, this xtask reads {OLDEST_READABLE_SCHEMA} to {SCHEMA_VERSION}",
             path.display(),
             summary.schema_version
         );
     }
+    crate::catalogue::upgrade_legacy_models(&mut summary);
     Ok(summary)
-}
-
-fn write_rendered(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
-    write_text(&dir.join(README_FILE), &render::readme(summary))?;
-    if let Some(svg) = chart::svg(summary)? {
-        write_text(&dir.join(render::CHART_FILE), &svg)?;
-    }
-    Ok(())
 }
 
 /// Every comparison under `results_dir` (directories with a summary), newest first.
@@ -104,7 +92,7 @@ pub fn comparisons(results_dir: &Path) -> anyhow::Result<Vec<(String, Summary)>>
 /// As [`comparisons`], or when the file cannot be written.
 pub fn write_latest(results_dir: &Path) -> anyhow::Result<()> {
     let entries = comparisons(results_dir)?;
-    write_text(&results_dir.join(LATEST_FILE), &render::latest(&entries))
+    export::write_text(&results_dir.join(LATEST_FILE), &markdown::latest(&entries))
 }
 
 /// Writes `value` as pretty JSON with a final newline.
@@ -112,12 +100,6 @@ pub fn write_latest(results_dir: &Path) -> anyhow::Result<()> {
 /// # Errors
 /// When it cannot be serialized or written; the message names the file.
 pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)
-        .with_context(|| format!("serializing {}", path.display()))?;
-    text.push('\n');
-    write_text(path, &text)
-}
-
-fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    let text = export::to_json(value).with_context(|| format!("serializing {}", path.display()))?;
+    export::write_text(path, &text)
 }

@@ -8,10 +8,17 @@
 
 use std::collections::BTreeMap;
 
+use echo_core::{DelayKind, DelayModel};
 use serde::{Deserialize, Serialize};
 
 /// Bump when a field changes meaning or disappears, so old summaries are not misread.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: `params.delay_mean_ms` is gone (it is the mean of `params.delay`), and each Python
+/// baseline has a model of its own instead of both being `python-baseline`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema this xtask still reads (and upgrades on reading).
+pub const OLDEST_READABLE_SCHEMA: u32 = 1;
 
 /// One comparison: environment, parameters, and a row per server and iteration count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,12 +67,11 @@ pub struct Environment {
 pub struct Params {
     /// Connections per run; more than one value makes a sweep.
     pub iterations: Vec<u64>,
-    /// The delay spec given to every server (`100ms`, `uniform:50ms..150ms`, ...).
-    pub delay: String,
-    /// The mean of that delay, used for the physical floor.
-    pub delay_mean_ms: f64,
+    /// The delay given to every server, written as its spec (`100ms`, `uniform:50ms..150ms`,
+    /// ...); its mean makes the physical floor.
+    pub delay: DelayModel,
     /// How servers spend the delay (`wait`, `block`, `spin`).
-    pub delay_kind: String,
+    pub delay_kind: DelayKind,
     /// Connections open at once; `None` means all of them, as in the article.
     pub concurrency: Option<u64>,
     /// Sequential requests on each connection.
@@ -95,20 +101,31 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// What kind of server a variant is, so the report can group and compare models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Model {
-    /// One OS thread per connection, or a bounded pool of them.
-    Threads,
-    /// The tokio runtime.
-    Tokio,
-    /// The hand-written mio event loop.
-    Mio,
-    /// The article's Python servers.
-    PythonBaseline,
-    /// A server given with `--external`.
-    External,
+/// A row's concurrency model, as the catalogue labels it (`threads`, `tokio`, `mio`,
+/// `asyncio`, ...), or `external`.
+///
+/// Text, not an enum, so that a new model is one catalogue row; what a model is (Rust or
+/// baseline, event loop or threads) is looked up there (`catalogue::side_of`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Model(String);
+
+impl Model {
+    /// The model called `name`.
+    pub fn new(name: &str) -> Model {
+        Model(name.to_owned())
+    }
+
+    /// Its label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Median and range of one quantity over the successful measured runs.

@@ -1,7 +1,10 @@
 //! Rendering a small, hand-made summary: the tables, the verdict, the targets and the chart
 //! say what the numbers say, and rendering is repeatable.
 
-use xtask::render;
+use std::time::Duration;
+
+use echo_core::{DelayKind, DelayModel};
+use xtask::export::{chart, markdown as render, verdict};
 use xtask::results::{
     Environment, Measured, Model, Params, Row, SCHEMA_VERSION, Skipped, Spread, Summary,
 };
@@ -26,9 +29,8 @@ fn env() -> Environment {
 fn params(iterations: Vec<u64>) -> Params {
     Params {
         iterations,
-        delay: "100ms".to_owned(),
-        delay_mean_ms: 100.0,
-        delay_kind: "wait".to_owned(),
+        delay: DelayModel::Fixed(Duration::from_millis(100)),
+        delay_kind: DelayKind::Wait,
         concurrency: None,
         requests_per_conn: 1,
         repeat: 3,
@@ -42,10 +44,10 @@ fn params(iterations: Vec<u64>) -> Params {
 }
 
 /// A successful row: `wall` seconds median, `rss_mib` peak, `zero` seconds at zero delay.
-fn row(server: &str, model: Model, n: u64, wall: f64, rss_mib: f64, zero: f64) -> Row {
+fn row(server: &str, model: &str, n: u64, wall: f64, rss_mib: f64, zero: f64) -> Row {
     Row {
         server: server.to_owned(),
-        model,
+        model: Model::new(model),
         command: format!("{server} --port 0"),
         iterations: n,
         concurrent_connections: n,
@@ -66,7 +68,7 @@ fn row(server: &str, model: Model, n: u64, wall: f64, rss_mib: f64, zero: f64) -
             all_connected_seconds: Some(wall / 2.0),
             peak_rss_bytes: rss_mib * MIB,
             idle_rss_bytes: 2.0 * MIB,
-            peak_threads: if model == Model::Threads { n + 1 } else { 2 },
+            peak_threads: if model == "threads" { n + 1 } else { 2 },
             cpu_seconds: 0.25,
             client_cpu_seconds: Some(0.5),
             voluntary_ctx_switches: 1000.0,
@@ -85,7 +87,7 @@ fn failed_row(server: &str, n: u64) -> Row {
         requests_failed: 36,
         measured: None,
         zero_delay_wall_seconds: None,
-        ..row(server, Model::Threads, n, 1.0, 1.0, 0.1)
+        ..row(server, "threads", n, 1.0, 1.0, 0.1)
     }
 }
 
@@ -96,17 +98,10 @@ fn summary() -> Summary {
         env: env(),
         params: params(vec![1000]),
         rows: vec![
-            row("threaded", Model::Threads, 1000, 0.5, 30.0, 0.2),
+            row("threaded", "threads", 1000, 0.5, 30.0, 0.2),
             failed_row("threaded-pool", 1000),
-            row("mio", Model::Mio, 1000, 0.125, 3.0, 0.025),
-            row(
-                "python-asyncio",
-                Model::PythonBaseline,
-                1000,
-                2.5,
-                20.0,
-                0.5,
-            ),
+            row("mio", "mio", 1000, 0.125, 3.0, 0.025),
+            row("python-asyncio", "asyncio", 1000, 2.5, 20.0, 0.5),
         ],
         skipped: vec![Skipped {
             server: "python-threaded".to_owned(),
@@ -186,7 +181,7 @@ fn skipped_baselines_appear_in_the_table_with_their_reason() {
 
 #[test]
 fn the_verdict_names_the_winner_and_how_much_slower_the_others_were() {
-    let verdict = render::verdict(&summary(), 1000);
+    let verdict = verdict::verdict(&summary(), 1000);
     assert!(verdict.starts_with("At 1000 connections **mio** (mio) was fastest: 0.125 s median, 1.00× its floor of 0.125 s."), "{verdict}");
     assert!(
         verdict.contains("threaded 0.500 s (4.00× slower)"),
@@ -220,7 +215,7 @@ fn targets_are_marked_met_or_missed_plainly() {
 fn a_single_count_has_no_sweep_section_and_no_chart() {
     let s = summary();
     assert!(!render::readme(&s).contains("## Sweep"));
-    assert!(xtask::chart::svg(&s).expect("renders").is_none());
+    assert!(chart::svg(&s).expect("renders").is_none());
 }
 
 fn sweep_summary() -> Summary {
@@ -228,13 +223,13 @@ fn sweep_summary() -> Summary {
     for (n, scale) in [(1000, 1.0), (10000, 4.0)] {
         rows.push(row(
             "threaded",
-            Model::Threads,
+            "threads",
             n,
             0.5 * scale,
             30.0 * scale,
             0.2,
         ));
-        rows.push(row("mio", Model::Mio, n, 0.125 * scale, 3.0 * scale, 0.02));
+        rows.push(row("mio", "mio", n, 0.125 * scale, 3.0 * scale, 0.02));
     }
     Summary {
         label: "sweep-1000-10000".to_owned(),
@@ -254,7 +249,7 @@ fn a_sweep_has_a_table_per_metric_with_a_column_per_count_and_a_chart() {
     assert!(text.contains(
         "### peak threads\n\n| server | 1000 | 10000 |\n|---|---|---|\n| threaded | 1001 | 10001 |"
     ));
-    let svg = xtask::chart::svg(&s)
+    let svg = chart::svg(&s)
         .expect("renders")
         .expect("a sweep has a chart");
     assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
@@ -273,4 +268,50 @@ fn latest_points_at_the_first_entry_and_lists_every_comparison() {
     let text = render::latest(&entries);
     assert!(text.contains("The newest is [2026-11-25-sweep](2026-11-25-sweep/README.md)"));
     assert!(text.contains("| [2026-11-24-compare-1000](2026-11-24-compare-1000/README.md) |"));
+}
+
+#[test]
+fn the_reference_row_is_found_by_its_model_whatever_its_name() {
+    let mut s = summary();
+    s.rows[3].server = "asyncio-under-another-name".to_owned();
+    let text = render::readme(&s);
+    assert!(
+        text.contains("at least 10× faster than asyncio-under-another-name (got 20.0×"),
+        "{text}"
+    );
+    assert!(text.contains("| × faster than asyncio-under-another-name |"));
+    s.rows[3].model = Model::new("python-threads");
+    let text = render::readme(&s);
+    assert!(!text.contains("faster than asyncio-under-another-name (got"));
+}
+
+#[test]
+fn machine_facts_in_the_prose_come_from_the_recorded_environment() {
+    let mut s = summary();
+    s.env.cores = 7;
+    let text = render::readme(&s);
+    assert!(text.contains("loadgen runs in another, on the same 7 cores."));
+    assert!(text.contains("near the machine's 7 cores"));
+    assert!(!text.contains("2 cores"), "{text}");
+}
+
+#[test]
+fn the_report_cites_no_file_outside_the_repository() {
+    let text = render::readme(&summary());
+    let root = xtask::workspace_root();
+    for cited in text.split('`').skip(1).step_by(2) {
+        let looks_like_a_file = cited.ends_with(".md") || cited.ends_with(".py");
+        if looks_like_a_file && !cited.contains(' ') {
+            assert!(root.join(cited).is_file(), "the report cites `{cited}`");
+        }
+    }
+}
+
+#[test]
+fn a_row_of_a_model_outside_the_catalogue_is_measured_but_never_checked() {
+    let mut s = summary();
+    s.rows.push(row("nginx", "external", 1000, 0.1, 2.0, 0.02));
+    let text = render::readme(&s);
+    assert!(text.contains("| nginx | external | 0.100"), "{text}");
+    assert!(!text.contains("- met: nginx"));
 }

@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::PathBuf;
 
-use xtask::render;
-use xtask::report::{self, LATEST_FILE, README_FILE};
+use xtask::export::{README_FILE, markdown as render};
+use xtask::report::{self, LATEST_FILE};
 
 fn results_dir() -> PathBuf {
     xtask::workspace_root().join("benches-results")

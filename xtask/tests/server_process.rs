@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use xtask::server::{self, Launch, Ready};
+use xtask::run::server::{self, Launch, Ready};
 
 const GENEROUS: Duration = Duration::from_secs(30);
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use loadgen::{FailureKind, Report};
 
-use crate::procstat::Usage;
 use crate::results::LoadFigures;
-use crate::server::reap_within;
+use crate::run::procstat::Usage;
+use crate::run::server::reap_within;
 
 /// What one loadgen run is asked to do.
 #[derive(Debug, Clone)]
@@ -121,7 +121,11 @@ fn run_to_end(spec: &LoadSpec, args: &[String]) -> Result<(Option<String>, Usage
         .spawn()
         .map_err(|e| format!("cannot start loadgen {}: {e}", spec.program.display()))?;
     let stderr = child.stderr.take();
-    let reader = thread::spawn(move || stderr.map(crate::server::read_tail).unwrap_or_default());
+    let reader = thread::spawn(move || {
+        stderr
+            .map(crate::run::server::read_tail)
+            .unwrap_or_default()
+    });
     let pid = child.id() as libc::pid_t;
     let reaped = reap_within(pid, spec.deadline()).map_err(|e| format!("{e:#}"))?;
     let Some((status, usage)) = reaped else {

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::procstat::Usage;
 use crate::results::ExitRecord;
+use crate::run::procstat::Usage;
 
 /// How many stderr lines an error message or a record keeps.
 const TAIL_LINES: usize = 20;

@@ -1,0 +1,125 @@
+//! Turning a [`Summary`] into files, in hyperfine's manner: one [`Exporter`] per format
+//! (JSON, markdown, SVG), each a pure function of the summary, and [`write`] to put the chosen
+//! ones into a comparison directory.
+//!
+//! The parts: [`markdown`] (the report and its tables), [`targets`] (the checks, their
+//! thresholds and the article's published figures, as data), [`verdict`] (the generated
+//! prose), [`figures`] (derived numbers), [`format`] (number formatting), [`chart`] (the SVG).
+//! Nothing here knows which study made the summary.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::results::Summary;
+
+pub mod chart;
+pub mod figures;
+pub mod format;
+pub mod markdown;
+pub mod targets;
+pub mod verdict;
+
+/// Name of the summary file in a comparison directory.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// Name of the rendered report in a comparison directory.
+pub const README_FILE: &str = "README.md";
+/// Name of the chart written beside the report for sweeps.
+pub const CHART_FILE: &str = "chart.svg";
+
+/// One output format of a comparison.
+pub trait Exporter {
+    /// The file it writes in a comparison directory.
+    fn file_name(&self) -> &'static str;
+
+    /// The file's text, or `None` when this summary has nothing to show in this format (a
+    /// chart of a single iteration count).
+    ///
+    /// # Errors
+    /// When the summary cannot be put into this format.
+    fn serialize(&self, summary: &Summary) -> anyhow::Result<Option<String>>;
+}
+
+/// `summary.json`: the source of truth, pretty-printed with a final newline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonExporter;
+
+/// `README.md`: the report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MarkdownExporter;
+
+/// `chart.svg`: wall time and memory against iterations, for sweeps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SvgExporter;
+
+impl Exporter for JsonExporter {
+    fn file_name(&self) -> &'static str {
+        SUMMARY_FILE
+    }
+
+    fn serialize(&self, summary: &Summary) -> anyhow::Result<Option<String>> {
+        Ok(Some(to_json(summary)?))
+    }
+}
+
+impl Exporter for MarkdownExporter {
+    fn file_name(&self) -> &'static str {
+        README_FILE
+    }
+
+    fn serialize(&self, summary: &Summary) -> anyhow::Result<Option<String>> {
+        Ok(Some(markdown::readme(summary)))
+    }
+}
+
+impl Exporter for SvgExporter {
+    fn file_name(&self) -> &'static str {
+        CHART_FILE
+    }
+
+    fn serialize(&self, summary: &Summary) -> anyhow::Result<Option<String>> {
+        chart::svg(summary)
+    }
+}
+
+/// What is rendered from a summary: every format but the summary itself.
+pub const RENDERED: [&dyn Exporter; 2] = [&MarkdownExporter, &SvgExporter];
+
+/// Every format, the summary first.
+pub const ALL: [&dyn Exporter; 3] = [&JsonExporter, &MarkdownExporter, &SvgExporter];
+
+/// Writes `summary` into `dir` in each of `exporters`' formats.
+///
+/// # Errors
+/// When a format fails or a file cannot be written; the message names the file.
+pub fn write(dir: &Path, summary: &Summary, exporters: &[&dyn Exporter]) -> anyhow::Result<()> {
+    for exporter in exporters {
+        let path = dir.join(exporter.file_name());
+        let text = exporter
+            .serialize(summary)
+            .with_context(|| format!("rendering {}", path.display()))?;
+        if let Some(text) = text {
+            write_text(&path, &text)?;
+        }
+    }
+    Ok(())
+}
+
+/// `value` as pretty JSON with a final newline.
+///
+/// # Errors
+/// When it cannot be serialized.
+pub fn to_json(value: &impl serde::Serialize) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(value).context("serializing to json")?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Writes `text` to `path`.
+///
+/// # Errors
+/// When it cannot be written; the message names the file.
+pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

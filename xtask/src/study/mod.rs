@@ -1,0 +1,288 @@
+//! The studies, one question each: [`compare`] (the article's experiment on every variant).
+//!
+//! What every study needs lives here, so that the next one (capacity, scenarios, soak) is
+//! its own plan of runs and nothing more: building the binaries, finding them, the output
+//! directory, and [`Bench::run`], one measured run of one variant (a fresh server, loadgen in
+//! its own process, /proc samples, SIGTERM, the record). A study decides what to run;
+//! [`crate::run`] runs it; [`crate::export`] writes what came out.
+
+pub mod compare;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use echo_core::DelayModel;
+
+use crate::catalogue::{Settings, Variant};
+use crate::results::{ExitRecord, RunKind, RunRecord};
+use crate::run::env::ListenCounters;
+use crate::run::load::{self, LoadSpec};
+use crate::run::procstat::{self, Sampler};
+use crate::run::server;
+
+/// How long a server may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a server may take to exit after SIGTERM (its own shutdown timeout is 5 s).
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Everything a run needs besides what it is: the variants, how they are started, the load
+/// and where records go.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    /// The variants of this study, indexed by [`Step::variant`].
+    pub variants: Vec<Variant>,
+    /// What every variant is started with.
+    pub settings: Settings,
+    /// The delay of measured runs (zero-delay runs get zero).
+    pub delay: DelayModel,
+    /// The load of every run, but for its connection count.
+    pub load: LoadSpec,
+    /// Where each run's record is written.
+    pub runs_dir: PathBuf,
+}
+
+/// One run to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Index into [`Bench::variants`].
+    pub variant: usize,
+    /// Connections of this run.
+    pub iterations: u64,
+    /// What the run is for.
+    pub kind: RunKind,
+    /// 1-based number among the runs of the same variant, count and kind.
+    pub index: u32,
+}
+
+impl Bench {
+    /// Makes every step in order, printing a progress line per run and saving each record
+    /// under [`Bench::runs_dir`].
+    ///
+    /// # Errors
+    /// When a record cannot be written; a failed run is a record, not an error.
+    pub fn execute(&self, steps: &[Step]) -> anyhow::Result<Vec<RunRecord>> {
+        let mut records = Vec::with_capacity(steps.len());
+        for (i, step) in steps.iter().enumerate() {
+            let variant = &self.variants[step.variant];
+            let kind = kind_name(step.kind);
+            eprint!(
+                "[{}/{}] {} n={} {kind} {}: ",
+                i + 1,
+                steps.len(),
+                variant.name,
+                step.iterations,
+                step.index
+            );
+            let name = format!("{}-{}-{kind}-{}", variant.name, step.iterations, step.index);
+            let json = self.runs_dir.join(format!("{name}.loadgen.json"));
+            let record = self.run(step, &json);
+            eprintln!("{}", outcome_line(&record));
+            let path = self.runs_dir.join(format!("{name}.json"));
+            crate::report::write_json(&path, &record)?;
+            records.push(record);
+        }
+        Ok(records)
+    }
+
+    /// One run: a fresh server, loadgen against it (its report in `json`, removed after),
+    /// /proc samples, SIGTERM, the record. Commands are recorded as typed from the
+    /// repository root.
+    pub fn run(&self, step: &Step, json: &Path) -> RunRecord {
+        let variant = &self.variants[step.variant];
+        let delay = if step.kind == RunKind::ZeroDelay {
+            DelayModel::Fixed(Duration::ZERO)
+        } else {
+            self.delay
+        };
+        let mut record = empty_record(variant, step);
+        let launch = match variant.launch(&self.settings, &delay) {
+            Ok(launch) => launch,
+            Err(e) => return failed(record, format!("{e:#}")),
+        };
+        record.server_command = self.settings.for_the_record(&launch.command_line());
+        let before = ListenCounters::read().unwrap_or_default();
+        let server = match server::start(&launch, START_TIMEOUT) {
+            Ok(server) => server,
+            Err(e) => return failed(record, format!("{e:#}")),
+        };
+        let sampler = Sampler::start(server.pid());
+        let spec = LoadSpec {
+            iterations: step.iterations,
+            ..self.load.clone()
+        };
+        let outcome = load::run(&spec, server.addr(), json);
+        let peaks = sampler.stop();
+        let tail = server.stderr_tail_text();
+        let stopped = server.stop(STOP_TIMEOUT);
+        let delta = ListenCounters::read().unwrap_or_default().since(before);
+        let _ = fs::remove_file(json);
+        record.loadgen_command = self.settings.for_the_record(&outcome.command);
+        record.client_cpu_seconds = outcome.client_cpu_seconds;
+        record.load = outcome.report.as_ref().map(load::figures);
+        record.loadgen_report = outcome
+            .report
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok());
+        (record.listen_overflows, record.listen_drops) = (delta.overflows, delta.drops);
+        record.failure = outcome.failure;
+        match stopped {
+            Ok((exit, usage)) => {
+                record.process = Some(procstat::figures(peaks, usage));
+                if !exit.clean && record.failure.is_none() {
+                    record.failure = Some(unclean_exit(&variant.name, &exit, &tail));
+                }
+                record.exit = Some(exit);
+            }
+            Err(e) => record.failure = Some(format!("{e:#}")),
+        }
+        record
+    }
+}
+
+fn kind_name(kind: RunKind) -> &'static str {
+    match kind {
+        RunKind::Warmup => "warmup",
+        RunKind::Measured => "run",
+        RunKind::ZeroDelay => "zero-delay",
+    }
+}
+
+fn outcome_line(record: &RunRecord) -> String {
+    let wall = record
+        .load
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |l| format!("{:.3} s", l.wall_seconds));
+    match &record.failure {
+        None => format!("{wall} ok"),
+        Some(reason) => format!("{wall} FAILED: {reason}"),
+    }
+}
+
+fn empty_record(variant: &Variant, step: &Step) -> RunRecord {
+    RunRecord {
+        server: variant.name.clone(),
+        iterations: step.iterations,
+        kind: step.kind,
+        index: step.index,
+        server_command: String::new(),
+        loadgen_command: String::new(),
+        failure: None,
+        load: None,
+        client_cpu_seconds: None,
+        process: None,
+        listen_overflows: 0,
+        listen_drops: 0,
+        exit: None,
+        loadgen_report: None,
+    }
+}
+
+fn failed(mut record: RunRecord, reason: String) -> RunRecord {
+    eprintln!("\n{reason}");
+    record.failure = Some(reason);
+    record
+}
+
+fn unclean_exit(name: &str, exit: &ExitRecord, tail: &str) -> String {
+    let how = match (exit.code, exit.signal) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "ended in an unknown way".to_owned(),
+    };
+    let last = exit.last_stderr_line.as_deref().unwrap_or("(none)");
+    format!(
+        "server {name} {how} after SIGTERM ({:.1} s); last stderr line: {last}; before SIGTERM {tail}",
+        exit.stop_seconds
+    )
+}
+
+/// `cargo build --release` of the packages `variants` need, plus loadgen.
+///
+/// # Errors
+/// When cargo cannot run or the build fails.
+pub fn build(root: &Path, variants: &[Variant]) -> anyhow::Result<()> {
+    let mut packages: Vec<&str> = variants.iter().filter_map(Variant::package).collect();
+    packages.push("loadgen");
+    packages.sort_unstable();
+    packages.dedup();
+    let mut command = Command::new(cargo());
+    command.current_dir(root).args(["build", "--release"]);
+    for package in &packages {
+        command.args(["-p", package]);
+    }
+    eprintln!(
+        "building: cargo build --release -p {}",
+        packages.join(" -p ")
+    );
+    let status = command.status().context("cannot run cargo build")?;
+    if !status.success() {
+        bail!(
+            "cargo build --release -p {} failed with {status}",
+            packages.join(" -p ")
+        );
+    }
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// `<target dir>/release`, asking cargo where the target directory is (it honours
+/// CARGO_TARGET_DIR and .cargo/config.toml).
+///
+/// # Errors
+/// When cargo metadata cannot run or says nothing about the target directory.
+pub fn release_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    let out = Command::new(cargo())
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata output")?;
+    let target = meta["target_directory"]
+        .as_str()
+        .context("cargo metadata has no target_directory")?;
+    Ok(Path::new(target).join("release"))
+}
+
+/// `out`, or `benches-results/<date>-<label>` under `root`, with an empty `runs/` in it:
+/// stale run records there are removed.
+///
+/// # Errors
+/// When the directory cannot be listed, cleaned or created.
+pub fn output_dir(
+    out: Option<&Path>,
+    root: &Path,
+    date_utc: &str,
+    label: &str,
+) -> anyhow::Result<PathBuf> {
+    let out = match out {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let date = date_utc.get(..10).unwrap_or("undated");
+            root.join("benches-results").join(format!("{date}-{label}"))
+        }
+    };
+    let runs = out.join("runs");
+    if runs.is_dir() {
+        for entry in fs::read_dir(&runs).with_context(|| format!("reading {}", runs.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+    }
+    fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+    Ok(out)
+}
