@@ -148,6 +148,17 @@ impl Launch {
     }
 }
 
+/// A port that was free a moment ago on 127.0.0.1, for a server from elsewhere that cannot
+/// bind port 0 and report what it got (then started with [`Ready::Connect`]). Another
+/// process may take it meanwhile; the start then fails naming the address.
+///
+/// # Errors
+/// When no socket can be bound at all.
+pub fn free_port() -> io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
 /// Lowers the child's soft and hard open-file limits to `limit`. Both, because a server
 /// raises its soft limit to the hard one at start.
 pub fn limit_descriptors(command: &mut Command, limit: u64) {
@@ -210,6 +221,12 @@ mod tests {
         assert_eq!(launch.display_name(), "server-mio");
         assert_eq!(launch.command_line(), "target/release/server-mio --loops 1");
         assert_eq!(launch.name("mio").display_name(), "mio");
+    }
+
+    #[test]
+    fn a_free_port_is_a_real_port() -> io::Result<()> {
+        assert_ne!(free_port()?, 0);
+        Ok(())
     }
 
     #[test]

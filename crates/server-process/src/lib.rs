@@ -32,7 +32,7 @@ mod reap;
 mod sampler;
 
 pub use capture::{Capture, KEEP_BYTES};
-pub use launch::{Launch, Ready, limit_descriptors, pin_to_cpus};
+pub use launch::{Launch, Ready, free_port, limit_descriptors, pin_to_cpus};
 pub use listening::{ListeningLineError, parse_listening_line};
 pub use process::{Error, Exit, ServerProcess, exited_cleanly};
 pub use reap::{Usage, reap_within};
