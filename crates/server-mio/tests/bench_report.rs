@@ -24,8 +24,9 @@ fn the_committed_mio_vs_tokio_markdown_is_its_json_rendered()
     let results: report::Results = serde_json::from_str(&json)?;
     assert_eq!(results.servers.len(), 2, "mio and tokio");
     assert!(
-        markdown == report::render_markdown(&results),
-        "benches-results/mio-vs-tokio-current.md differs from its JSON; rerun the benchmark"
+        markdown == report::render_markdown(&results, "benches-results/mio-vs-tokio-current"),
+        "benches-results/mio-vs-tokio-current.md differs from its JSON; render it again with \
+         the command in the file"
     );
     Ok(())
 }

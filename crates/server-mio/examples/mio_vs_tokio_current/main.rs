@@ -6,34 +6,39 @@
 //! shared machine hits both), drives each with the `loadgen` binary, then measures each
 //! server's resident memory before and after opening `--idle-connections` connections that
 //! each made one request and then sit idle. The server is pinned to CPU 0 and the client to
-//! CPU 1 with `taskset`, so the two do not fight over one core. Writes the results as JSON
-//! (the source of truth) and renders the markdown table from it (`report.rs`);
-//! `tests/bench_report.rs` checks that the committed markdown is that rendering, and
-//! `--render-only` redoes it after a change to the rendering.
+//! CPU 1, so the two do not fight over one core. Servers run through the project's one
+//! process harness (`server-process`), which also reads their CPU time and memory from
+//! `/proc`. Writes the results as JSON (the source of truth) and renders the markdown table
+//! from it (`report.rs`); `tests/bench_report.rs` checks that the committed markdown is that
+//! rendering, and `--render-only` redoes it after a change to the rendering.
 //!
 //! ```text
 //! cargo build --release -p server-mio -p server-async -p loadgen
 //! cargo run --release -p server-mio --example mio_vs_tokio_current -- \
 //!     --bin-dir target/release --out benches-results/mio-vs-tokio-current
+//! cargo run --release -p server-mio --example mio_vs_tokio_current -- \
+//!     --out benches-results/mio-vs-tokio-current --render-only
 //! ```
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use report::{Results, ServerResult, median, render_markdown};
+use server_process::{Launch, ServerProcess, pin_to_cpus, procfs};
 
 mod report;
 
 /// Compare one mio loop with tokio's current-thread runtime at zero delay.
 #[derive(Debug, Parser)]
 struct Options {
-    /// Folder holding the release binaries `server-mio`, `server-async` and `loadgen`.
-    #[arg(long)]
+    /// Folder holding the release binaries `server-mio`, `server-async` and `loadgen`, inside
+    /// the repository (it is recorded relative to the repository root).
+    #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
     /// Output path without extension: `.json` and `.md` are written beside each other.
     #[arg(long)]
@@ -69,6 +74,13 @@ const VARIANTS: [(&str, &str, &[&str]); 2] = [
 /// Flags both servers get: zero delay, no idle limit during the run.
 const COMMON_ARGS: [&str; 6] = ["--port", "0", "--delay", "0", "--idle-timeout", "off"];
 
+/// The CPU the server runs on, and the one loadgen runs on.
+const SERVER_CPU: usize = 0;
+const CLIENT_CPU: usize = 1;
+
+/// How long a server may take to announce itself, and to exit after SIGTERM.
+const PATIENCE: Duration = Duration::from_secs(30);
+
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     if options.render_only {
@@ -88,7 +100,8 @@ fn main() -> anyhow::Result<()> {
         measure_memory(&options, variant, result)?;
     }
     let results = Results {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: recorded_command()?,
+        note: None,
         environment: environment(),
         connections: options.connections,
         requests_per_conn: options.requests_per_conn,
@@ -137,20 +150,20 @@ impl ServerResult {
 
 /// One loadgen run against a fresh server.
 fn throughput_run(options: &Options, variant: Variant, round: usize) -> anyhow::Result<Run> {
-    let server = RunningServer::spawn(&options.bin_dir, variant)?;
+    let server = start(&options.bin_dir, variant)?;
     let json = std::env::temp_dir().join(format!("mio-vs-tokio-{}-{round}.json", variant.1));
-    let status = Command::new("taskset")
-        .args(["-c", "1"])
-        .arg(options.bin_dir.join("loadgen"))
-        .arg(server.addr.to_string())
+    let mut loadgen = Command::new(options.bin_dir.join("loadgen"));
+    pin_to_cpus(&mut loadgen, &[CLIENT_CPU])?;
+    let status = loadgen
+        .arg(server.addr().to_string())
         .args(["-n", &options.connections.to_string()])
         .args(["-m", &options.requests_per_conn.to_string()])
         .args(["--quiet", "--json"])
         .arg(&json)
         .status()
         .context("cannot run loadgen")?;
-    let cpu_seconds = cpu_seconds(server.pid())?;
-    server.stop()?;
+    let cpu_seconds = server.sample()?.cpu_time().as_secs_f64();
+    stop(server)?;
     if !status.success() {
         bail!("loadgen against {} failed: {status}", variant.0);
     }
@@ -169,35 +182,19 @@ fn throughput_run(options: &Options, variant: Variant, round: usize) -> anyhow::
     Ok(run)
 }
 
-/// User plus system CPU time of a process, from `/proc/<pid>/stat` (clock ticks of 1/100 s,
-/// the Linux value of `CLK_TCK` on every supported architecture).
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // The command name may hold spaces; the fields after its closing parenthesis do not.
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
-        bail!("cannot read CPU times in {path}");
-    };
-    Ok((utime + stime) as f64 / 100.0)
-}
-
 /// RSS of a fresh server before and after `idle_connections` clients made one request each.
 fn measure_memory(
     options: &Options,
     variant: Variant,
     result: &mut ServerResult,
 ) -> anyhow::Result<()> {
-    let server = RunningServer::spawn(&options.bin_dir, variant)?;
-    result.rss_before_bytes = rss_bytes(server.pid())?;
-    let idle = open_idle_connections(server.addr, options.idle_connections)
+    let server = start(&options.bin_dir, variant)?;
+    result.rss_before_bytes = procfs::read_status(server.pid())?.rss_bytes;
+    let idle = open_idle_connections(server.addr(), options.idle_connections)
         .with_context(|| format!("opening idle connections to {}", variant.0))?;
-    result.rss_idle_bytes = rss_bytes(server.pid())?;
+    result.rss_idle_bytes = procfs::read_status(server.pid())?.rss_bytes;
     drop(idle);
-    server.stop()?;
+    stop(server)?;
     let grown = result
         .rss_idle_bytes
         .saturating_sub(result.rss_before_bytes);
@@ -228,23 +225,6 @@ fn open_idle_connections(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream
     Ok(streams)
 }
 
-fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .with_context(|| format!("no VmRSS in {path}"))?;
-    Ok(kib * 1024)
-}
-
 fn environment() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -257,67 +237,90 @@ fn environment() -> String {
     format!("{cores} x {model}, Linux {}", kernel.trim())
 }
 
-/// A server binary pinned to CPU 0; killed by PID if dropped without [`RunningServer::stop`].
-struct RunningServer {
-    child: Child,
-    addr: SocketAddr,
+/// Starts a variant on a free port, pinned to [`SERVER_CPU`].
+fn start(bin_dir: &Path, (name, binary, args): Variant) -> anyhow::Result<ServerProcess> {
+    let launch = Launch::new(bin_dir.join(binary))
+        .name(name)
+        .args(COMMON_ARGS)
+        .args(args.iter().copied())
+        .cpus(&[SERVER_CPU]);
+    Ok(ServerProcess::start(&launch, PATIENCE)?)
 }
 
-impl RunningServer {
-    fn spawn(bin_dir: &Path, (name, binary, args): Variant) -> anyhow::Result<Self> {
-        let mut child = Command::new("taskset")
-            .args(["-c", "0"])
-            .arg(bin_dir.join(binary))
-            .args(COMMON_ARGS)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|text| text.parse().ok())
-            .with_context(|| format!("{name} did not announce its address: {line:?}"))?;
-        Ok(RunningServer { child, addr })
+/// SIGTERM, then the clean exit the server contract promises.
+fn stop(server: ServerProcess) -> anyhow::Result<()> {
+    let name = server.name().to_owned();
+    let exit = server.stop(PATIENCE)?;
+    if !exit.clean() {
+        bail!("server {name} did not exit cleanly: {exit:?}");
     }
+    Ok(())
+}
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then wait for the clean exit the server contract promises.
-    fn stop(mut self) -> anyhow::Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .context("cannot run kill")?;
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("server exited with {status}");
+/// This run's command line as a user types it at the repository root: the folder arguments
+/// relative to it, so the committed JSON names no path of the machine it ran on.
+fn recorded_command() -> anyhow::Result<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()?;
+    let mut words =
+        vec!["cargo run --release -p server-mio --example mio_vs_tokio_current --".to_owned()];
+    let mut args = std::env::args().skip(1);
+    let mut saw_bin_dir = false;
+    while let Some(arg) = args.next() {
+        let is_path = arg == "--bin-dir" || arg == "--out";
+        saw_bin_dir |= arg == "--bin-dir";
+        words.push(arg);
+        if is_path {
+            if let Some(path) = args.next() {
+                words.push(inside(&root, Path::new(&path))?);
+            }
         }
-        Ok(())
     }
+    if !saw_bin_dir {
+        words.push("--bin-dir target/release".to_owned());
+    }
+    Ok(words.join(" "))
 }
 
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `path` relative to `root`; an error if it lies outside (the report could not be replayed).
+fn inside(root: &Path, path: &Path) -> anyhow::Result<String> {
+    // The output file need not exist yet; its folder must.
+    let (folder, file) = match (path.parent(), path.file_name()) {
+        (Some(folder), Some(file)) if !folder.as_os_str().is_empty() => (folder, Some(file)),
+        _ => (path, None),
+    };
+    let absolute = folder
+        .canonicalize()
+        .with_context(|| format!("cannot find {}", folder.display()))?;
+    let relative = absolute.strip_prefix(root).with_context(|| {
+        format!(
+            "{} lies outside the repository {}",
+            path.display(),
+            root.display()
+        )
+    })?;
+    Ok(file
+        .map_or(relative.to_path_buf(), |f| relative.join(f))
+        .display()
+        .to_string())
 }
 
+/// Renders `<out>.md` from `<out>.json`, as `--render-only` asks.
 fn render_again(out: &Path) -> anyhow::Result<()> {
     let json_path = out.with_extension("json");
-    let json =
-        std::fs::read_to_string(&json_path).with_context(|| format!("reading {json_path:?}"))?;
-    let results: Results = serde_json::from_str(&json)?;
+    let json = std::fs::read_to_string(&json_path)
+        .with_context(|| format!("cannot read {}", json_path.display()))?;
+    let results: Results = serde_json::from_str(&json)
+        .with_context(|| format!("cannot parse {}", json_path.display()))?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()?;
     let md_path = out.with_extension("md");
-    std::fs::write(&md_path, render_markdown(&results))
-        .with_context(|| format!("writing {md_path:?}"))
+    std::fs::write(&md_path, render_markdown(&results, &inside(&root, out)?))
+        .with_context(|| format!("cannot write {}", md_path.display()))?;
+    eprintln!("wrote {}", md_path.display());
+    Ok(())
 }
 
 /// Writes the JSON, then renders the markdown from the JSON as written (not from the values
@@ -325,11 +328,7 @@ fn render_again(out: &Path) -> anyhow::Result<()> {
 fn write_outputs(out: &Path, results: &Results) -> anyhow::Result<()> {
     let json_path = out.with_extension("json");
     let json = serde_json::to_string_pretty(results)? + "\n";
-    std::fs::write(&json_path, &json).with_context(|| format!("writing {json_path:?}"))?;
-    let written: Results = serde_json::from_str(&json)?;
-    let md_path = out.with_extension("md");
-    std::fs::write(&md_path, render_markdown(&written))
-        .with_context(|| format!("writing {md_path:?}"))?;
-    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
-    Ok(())
+    std::fs::write(&json_path, &json)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    render_again(out)
 }

@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 /// Everything measured, with units in the names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results {
-    /// The command line that produced these results.
+    /// The command that produced these results, as typed at the repository root.
     pub command: String,
+    /// Anything done to this file after the run (e.g. paths rewritten), so the report says
+    /// how its JSON came to be what it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// CPU model and count, and kernel release, of the machine measured on.
     pub environment: String,
     /// Persistent connections per throughput run.
@@ -60,17 +64,25 @@ pub fn median(values: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// The markdown report: a table per server and the verdict against issue 4's targets.
-pub fn render_markdown(results: &Results) -> String {
+/// The markdown report of the results in `<out>.json` (`out` repository-relative): a table
+/// per server and the verdict against issue 4's targets.
+pub fn render_markdown(results: &Results, out: &str) -> String {
     let mut md = String::from("# One mio loop vs tokio current-thread, zero delay\n\n");
-    md.push_str("Generated from the `.json` beside this file; do not edit by hand.\n\n");
-    let _ = writeln!(md, "Command: `{}`\n", results.command);
-    let _ = writeln!(md, "Machine: {}\n", results.environment);
-    md.push_str(
-        "Reproduce: `cargo build --release -p server-mio -p server-async -p loadgen && cargo run \
-         --release -p server-mio --example mio_vs_tokio_current -- --bin-dir target/release \
-         --out benches-results/mio-vs-tokio-current`\n\n",
+    let _ = writeln!(
+        md,
+        "Rendered from `{out}.json` by `cargo run --release -p server-mio --example \
+         mio_vs_tokio_current -- --out {out} --render-only`; do not edit by hand.\n"
     );
+    let _ = writeln!(
+        md,
+        "Measured (after `cargo build --release -p server-mio -p server-async -p loadgen`) \
+         with: `{}`\n",
+        results.command
+    );
+    if let Some(note) = &results.note {
+        let _ = writeln!(md, "Note: {note}\n");
+    }
+    let _ = writeln!(md, "Machine: {}\n", results.environment);
     let _ = writeln!(
         md,
         "Load: {} persistent connections x {} requests each, line framing, delay 0; server on \

@@ -1,0 +1,259 @@
+//! What to start and how it shows it is ready: the program, its arguments and environment,
+//! and the limits the harness puts on the child before it runs (descriptors, CPUs).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// How a started server says it is ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Ready {
+    /// It prints `listening on <ip>:<port>` as its first stdout line (every server of this
+    /// project does), which also tells the port it bound when given port 0.
+    #[default]
+    ListeningLine,
+    /// It prints nothing useful (a server from elsewhere): ready once a TCP connect to this
+    /// address succeeds.
+    Connect(SocketAddr),
+}
+
+/// Everything needed to start one server process. Fields are public so a caller can write
+/// a literal with `..Launch::default()`; the builder methods say the same thing in a chain.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Name used in every message (the variant's name); empty means the program's file name.
+    pub name: String,
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub envs: Vec<(String, String)>,
+    /// Environment variables it must not inherit (e.g. `RUST_LOG`, which changes what a
+    /// server logs).
+    pub env_remove: Vec<String>,
+    /// How it says it is ready.
+    pub ready: Ready,
+    /// Lowers its open-file limit, soft and hard, to this many descriptors.
+    pub nofile: Option<u64>,
+    /// Pins it to these CPUs (empty: wherever the scheduler likes), so that a server and its
+    /// load client on one small machine do not take turns on one core.
+    pub cpus: Vec<usize>,
+}
+
+impl Launch {
+    /// Starts `program` with no arguments, waiting for its listening line.
+    pub fn new(program: impl Into<PathBuf>) -> Launch {
+        Launch {
+            program: program.into(),
+            ..Launch::default()
+        }
+    }
+
+    /// Names it in messages.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Launch {
+        self.name = name.into();
+        self
+    }
+
+    /// Appends arguments.
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Launch
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable.
+    #[must_use]
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Launch {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Keeps an environment variable from the child.
+    #[must_use]
+    pub fn env_remove(mut self, key: impl Into<String>) -> Launch {
+        self.env_remove.push(key.into());
+        self
+    }
+
+    /// Says how it shows it is ready.
+    #[must_use]
+    pub fn ready(mut self, ready: Ready) -> Launch {
+        self.ready = ready;
+        self
+    }
+
+    /// Lowers its open-file limit (soft and hard) to `limit`, or leaves it with `None`.
+    #[must_use]
+    pub fn nofile(mut self, limit: Option<u64>) -> Launch {
+        self.nofile = limit;
+        self
+    }
+
+    /// Pins it to `cpus`.
+    #[must_use]
+    pub fn cpus(mut self, cpus: &[usize]) -> Launch {
+        self.cpus = cpus.to_vec();
+        self
+    }
+
+    /// The name for messages: [`Launch::name`], else the program's file name.
+    pub fn display_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        self.program.file_name().map_or_else(
+            || self.program.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// The command line, for records and messages (arguments are not quoted).
+    pub fn command_line(&self) -> String {
+        let mut line = self.program.display().to_string();
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
+    }
+
+    /// The [`Command`] this describes, with its limits applied; stdio is left to the caller.
+    ///
+    /// # Errors
+    /// When a CPU number is beyond what `sched_setaffinity` can name.
+    pub fn command(&self) -> io::Result<Command> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        for key in &self.env_remove {
+            command.env_remove(key);
+        }
+        if let Some(limit) = self.nofile {
+            limit_descriptors(&mut command, limit);
+        }
+        if !self.cpus.is_empty() {
+            pin_to_cpus(&mut command, &self.cpus)?;
+        }
+        Ok(command)
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1, for a server from elsewhere that cannot
+/// bind port 0 and report what it got (then started with [`Ready::Connect`]). Another
+/// process may take it meanwhile; the start then fails naming the address.
+///
+/// # Errors
+/// When no socket can be bound at all.
+pub fn free_port() -> io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Lowers the child's soft and hard open-file limits to `limit`. Both, because a server
+/// raises its soft limit to the hard one at start.
+pub fn limit_descriptors(command: &mut Command, limit: u64) {
+    let rlimit = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit,
+    // which is async-signal-safe, on a value copied into the closure.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Pins the child (every thread it will start) to `cpus`, as `taskset -c` would, without
+/// depending on taskset being installed.
+///
+/// # Errors
+/// When a CPU number is at or beyond `CPU_SETSIZE`; a CPU the machine lacks makes the
+/// child fail to start instead.
+pub fn pin_to_cpus(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
+    let size = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
+    if let Some(cpu) = cpus.iter().find(|&&cpu| cpu >= size) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cpu {cpu} is beyond the {size} that sched_setaffinity can name"),
+        ));
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        // SAFETY: cpu < CPU_SETSIZE was checked above.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // sched_setaffinity system call on a set built (and copied in) before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_defaults_to_the_programs_file_name_and_the_command_line_lists_arguments() {
+        let launch = Launch::new("target/release/server-mio").args(["--loops", "1"]);
+        assert_eq!(launch.display_name(), "server-mio");
+        assert_eq!(launch.command_line(), "target/release/server-mio --loops 1");
+        assert_eq!(launch.name("mio").display_name(), "mio");
+    }
+
+    #[test]
+    fn a_free_port_is_a_real_port() -> io::Result<()> {
+        assert_ne!(free_port()?, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_cpu_beyond_the_set_size_is_refused_naming_it() {
+        let mut command = Command::new("true");
+        let error = pin_to_cpus(&mut command, &[0, 1 << 20]).expect_err("too large");
+        assert!(
+            error.to_string().starts_with("cpu 1048576 is beyond"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn limits_and_pinning_reach_the_child() -> io::Result<()> {
+        let launch = Launch::new("sh")
+            .args(["-c", "ulimit -n; grep Cpus_allowed_list /proc/self/status"])
+            .nofile(Some(64))
+            .cpus(&[0]);
+        let output = launch.command()?.output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{text}");
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("64"));
+        assert!(
+            lines.next().is_some_and(|l| l.ends_with("\t0")),
+            "not pinned to cpu 0: {text}"
+        );
+        Ok(())
+    }
+}
