@@ -1,12 +1,16 @@
-"""Shared pieces of the two article baselines: options, the reply rule, counters.
+"""Shared pieces of the article baselines: options, the reply rule, counters, and the one
+event-loop connection that the asyncio servers differ from only in how they spend a wait.
 
 Standard library only, so that `cargo xtask compare` can run these rows on any machine that
-has a `python3`. Both servers speak the project's line protocol (see docs/PROTOCOL.md):
+has a `python3`. Every server speaks the project's line protocol (see docs/PROTOCOL.md):
 a request is a line ending in "\\n", the reply is that line upper-cased plus "\\n", a
 connection carries many requests and closes when the client closes its side.
 """
 
 import argparse
+import asyncio
+import collections
+import signal
 import re
 import resource
 import sys
@@ -60,16 +64,30 @@ def raise_nofile_limit():
 INVALID_UTF8 = b"ERR invalid utf-8\n"
 
 
-def reply_for(line):
-    """The reply to one request line (without its "\\n"), or None when it is not UTF-8.
+def decode(line):
+    """One request line (without its "\\n") as text, or None when it is not UTF-8.
 
     echo-core answers invalid UTF-8 at once with INVALID_UTF8, without the simulated wait
     (it never reaches the "database"); the baselines do the same.
     """
     try:
-        return line.decode("utf-8").upper().encode("utf-8") + b"\n"
+        return line.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def encode_reply(upper):
+    """The bytes on the wire for an already upper-cased message: its UTF-8 and the "\\n"."""
+    return upper.encode("utf-8") + b"\n"
+
+
+def reply_for(line):
+    """The reply to one request line (without its "\\n"), or None when it is not UTF-8.
+
+    str.upper is Unicode's full case mapping, as echo-core's, so "straße" becomes "STRASSE".
+    """
+    message = decode(line)
+    return None if message is None else encode_reply(message.upper())
 
 
 def announce(address):
@@ -97,3 +115,154 @@ class Counters:
         """Writes the exit summary to stderr, the same shape as the Rust servers'."""
         print(f"{name}: connections={self.connections} requests={self.requests} "
               f"errors={self.errors}", file=sys.stderr, flush=True)
+
+
+class LoopShared:
+    """What every connection of one event-loop server shares: the delay and the counters,
+    and the count of waits in progress, which is what a SIGTERM drain waits on.
+
+    The count is kept instead of scanning the connections so that a drain is woken by the
+    last reply (an Event), not by polling 10000 connections every few milliseconds.
+    """
+
+    def __init__(self, delay):
+        self.delay = delay
+        self.counters = Counters()
+        self.waits = 0
+        self.stopping = False
+        self.drained = asyncio.Event()
+
+    def wait_started(self):
+        self.waits += 1
+
+    def wait_ended(self):
+        self.waits -= 1
+        if self.stopping and self.waits == 0:
+            self.drained.set()
+
+    async def drain(self, timeout):
+        """Waits, at most `timeout` seconds, for the waits in progress to be answered.
+
+        A connection with requests still queued always has one wait in progress (the next
+        one starts as the previous reply is written), so no wait means nothing left to answer.
+        """
+        self.stopping = True
+        if self.waits == 0:
+            return
+        try:
+            await asyncio.wait_for(self.drained.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+class LineConnection(asyncio.Protocol):
+    """One connection of an event-loop baseline: lines are queued and answered strictly in
+    order, one wait at a time.
+
+    Everything but the wait lives here, so the asyncio servers differ in one method:
+    `begin(message)` spends the simulated IO wait for one decoded request and, once it is
+    over, calls `answer(reply)` with the reply's bytes; `self.wait` holds what `cancel()`
+    stops if the client goes away first (a task, or a timer handle).
+    """
+
+    def __init__(self, shared):
+        self.shared = shared
+        self.transport = None
+        self.partial = bytearray()
+        self.queue = collections.deque()
+        self.wait = None
+        self.eof = False
+
+    def begin(self, message):
+        raise NotImplementedError("a LineConnection subclass spends the wait")
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.shared.counters.add(connections=1)
+
+    def data_received(self, data):
+        self.partial += data
+        *lines, rest = self.partial.split(b"\n")
+        self.queue.extend(bytes(line) for line in lines)
+        self.partial = bytearray(rest)
+        if len(self.partial) > MAX_LINE_BYTES:
+            self.transport.write(f"ERR line too long (limit {MAX_LINE_BYTES} bytes)\n".encode())
+            self.shared.counters.add(errors=1)
+            self.transport.close()
+            return
+        self.advance()
+
+    def eof_received(self):
+        self.eof = True
+        if self.partial:
+            self.queue.append(bytes(self.partial))
+            self.partial = bytearray()
+        self.advance()
+        return True  # keep the transport open to write the remaining replies
+
+    def advance(self):
+        """Starts the next request's wait, or closes once everything asked has been answered."""
+        if self.wait is not None or self.transport.is_closing():
+            return
+        while self.queue:
+            message = decode(self.queue.popleft())
+            if message is None:
+                self.transport.write(INVALID_UTF8)
+                self.shared.counters.add(errors=1)
+                continue
+            self.shared.wait_started()
+            self.begin(message)
+            return
+        if self.eof:
+            self.transport.close()
+
+    def answer(self, reply):
+        """Ends the wait in progress with `reply` written, then starts the next request."""
+        self.wait = None
+        if not self.transport.is_closing():
+            self.transport.write(reply)
+            self.shared.counters.add(requests=1)
+            self.advance()
+        # After advance, so a connection with more queued is never counted as drained.
+        self.shared.wait_ended()
+
+    def connection_lost(self, exc):
+        if exc is not None:
+            self.shared.counters.add(errors=1)
+        if self.wait is not None:
+            self.wait.cancel()
+            self.wait = None
+            self.shared.wait_ended()
+
+
+def loop_parser(description):
+    """The event-loop baselines' options; their default backlog is asyncio.create_server's
+    100, the article's."""
+    return parser(description, default_backlog=100)
+
+
+async def serve_loop(args, connection, name):
+    """Serves `connection` (a LineConnection subclass) until SIGTERM or SIGINT, then stops
+    accepting, drains, and prints the summary."""
+    loop = asyncio.get_running_loop()
+    shared = LoopShared(args.delay)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = await loop.create_server(
+        lambda: connection(shared), args.host, args.port, backlog=args.backlog,
+        reuse_address=True)
+    announce(server.sockets[0].getsockname())
+    await stop.wait()
+    server.close()
+    await shared.drain(args.shutdown_timeout)
+    shared.counters.summary(name)
+
+
+def run_loop_server(description, connection, name, run=asyncio.run):
+    """The whole life of an event-loop baseline: options, descriptor limit, then `run` (the
+    event loop's runner: asyncio.run, or uvloop.run) of serve_loop. Returns the exit code."""
+    args = loop_parser(description).parse_args()
+    raise_nofile_limit()
+    run(serve_loop(args, connection, name))
+    return 0

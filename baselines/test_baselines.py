@@ -1,0 +1,294 @@
+"""Tests of the article baselines, runnable without cargo: `python3 -m unittest discover -s baselines`.
+
+Every server script is started as a process on port 0 and checked over loopback with one body
+of cases (split writes, UTF-8 cut between reads, order, errors, SIGTERM drain), the way the
+conformance suite checks the Rust servers; the event-loop connection is also driven in-process
+with a fake transport, where the cases that depend on what happens when are exact. No case
+asserts a duration beyond "not before the delay".
+"""
+
+import asyncio
+import importlib.util
+import os
+import pathlib
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import asyncio_server  # noqa: E402
+import asyncio_timer_server  # noqa: E402
+import common  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+DELAY_S = 0.05
+GENEROUS_S = 30.0
+HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+
+
+class Process:
+    """One baseline server process, on a free port, stopped by its PID."""
+
+    def __init__(self, script, env=None):
+        args = [sys.executable, str(HERE / script), "--port", "0",
+                "--delay", f"{int(DELAY_S * 1000)}ms", "--backlog", "64"]
+        environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {}))
+        self.child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      env=environment)
+        self.first_line = self.child.stdout.readline().decode()
+        self.port = None
+        self.conns = []
+        if self.first_line.startswith("listening on 127.0.0.1:"):
+            self.port = int(self.first_line.rsplit(":", 1)[1])
+
+    def connect(self):
+        conn = socket.create_connection(("127.0.0.1", self.port), timeout=GENEROUS_S)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conns.append(conn)
+        return conn
+
+    def stop(self, terminate=True):
+        """SIGTERM (unless the case sent it), then the exit status and the last line of
+        stderr (the summary)."""
+        if terminate:
+            self.child.send_signal(signal.SIGTERM)
+        _, err = self.child.communicate(timeout=GENEROUS_S)
+        lines = err.decode().strip().splitlines()
+        return self.child.returncode, lines[-1] if lines else ""
+
+    def kill(self):
+        """Closes the test's sockets and ends a process a failed case left running."""
+        for conn in self.conns:
+            conn.close()
+        if self.child.poll() is None:
+            self.child.kill()
+        self.child.communicate()
+
+
+def read_until_closed(conn):
+    replies = b""
+    while chunk := conn.recv(65536):
+        replies += chunk
+    return replies
+
+
+def read_line(conn):
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = conn.recv(1)
+        if not chunk:
+            break
+        line += chunk
+    return line
+
+
+class ServerCases:
+    """The cases every baseline passes; a subclass names the script."""
+
+    script = None
+
+    def setUp(self):
+        self.server = Process(self.script)
+        self.addCleanup(self.server.kill)
+        self.assertIsNotNone(self.server.port, f"{self.script}: {self.server.first_line!r}")
+
+    def test_lines_split_across_reads_are_answered_in_order_and_not_before_the_delays(self):
+        conn = self.server.connect()
+        sent = time.monotonic()
+        data = "hello\nstraße wörld\nlast".encode()
+        cut = data.index("ß".encode()) + 1  # inside the two bytes of ß
+        conn.sendall(data[:cut])
+        conn.sendall(data[cut:])
+        conn.shutdown(socket.SHUT_WR)
+        replies = read_until_closed(conn)
+        self.assertEqual(replies.decode(), "HELLO\nSTRASSE WÖRLD\nLAST\n")
+        self.assertGreaterEqual(time.monotonic() - sent, 3 * DELAY_S, "one wait at a time, in order")
+        self.assertEqual(self.server.stop(), (0, f"{self.name()}: connections=1 requests=3 errors=0"))
+
+    def test_invalid_utf8_is_answered_at_once_and_the_connection_goes_on(self):
+        conn = self.server.connect()
+        conn.sendall(b"\xff\xfe\nok\n")
+        conn.shutdown(socket.SHUT_WR)
+        self.assertEqual(read_until_closed(conn), b"ERR invalid utf-8\nOK\n")
+
+    def test_a_line_over_the_limit_is_refused_and_the_connection_closed(self):
+        conn = self.server.connect()
+        conn.sendall(b"x" * (common.MAX_LINE_BYTES + 1))
+        self.assertEqual(read_until_closed(conn), b"ERR line too long (limit 65536 bytes)\n")
+
+    def test_many_connections_at_once_each_get_their_own_reply(self):
+        conns = [self.server.connect() for _ in range(50)]
+        for i, conn in enumerate(conns):
+            conn.sendall(f"client {i}\n".encode())
+            conn.shutdown(socket.SHUT_WR)
+        for i, conn in enumerate(conns):
+            self.assertEqual(read_until_closed(conn), f"CLIENT {i}\n".encode())
+        self.assertEqual(self.server.stop(), (0, f"{self.name()}: connections=50 requests=50 errors=0"))
+
+    def test_sigterm_answers_what_was_received_then_exits_cleanly(self):
+        conn = self.server.connect()
+        conn.sendall(b"a\nb\n")  # one segment: when A is answered, b has been read too
+        self.assertEqual(read_line(conn), b"A\n")
+        self.server.child.send_signal(signal.SIGTERM)
+        self.assertEqual(read_line(conn), b"B\n")
+        self.assertEqual(self.server.stop(terminate=False), (0, f"{self.name()}: connections=1 requests=2 errors=0"))
+
+    def test_a_client_that_resets_takes_only_its_own_connection(self):
+        lost = self.server.connect()
+        lost.sendall(b"never answered\n")
+        lost.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        lost.close()  # a reset, before the reply
+        conn = self.server.connect()
+        conn.sendall(b"still served\n")
+        conn.shutdown(socket.SHUT_WR)
+        self.assertEqual(read_until_closed(conn), b"STILL SERVED\n")
+        code, summary = self.server.stop()
+        self.assertEqual(code, 0, summary)
+
+    def name(self):
+        return self.server_name
+
+
+class ThreadedServer(ServerCases, unittest.TestCase):
+    script = "threaded_server.py"
+    server_name = "python-threaded"
+
+
+class ArticleAsyncioServer(ServerCases, unittest.TestCase):
+    script = "asyncio_server.py"
+    server_name = "python-asyncio"
+
+
+class TimerAsyncioServer(ServerCases, unittest.TestCase):
+    script = "asyncio_timer_server.py"
+    server_name = "python-asyncio-timer"
+
+
+if HAS_UVLOOP:
+    class UvloopServer(ServerCases, unittest.TestCase):
+        script = "uvloop_server.py"
+        server_name = "python-uvloop"
+
+
+class UvloopAbsence(unittest.TestCase):
+    """Without uvloop the row must say why it is skipped, with a status of its own."""
+
+    def test_without_uvloop_the_server_exits_3_naming_the_cause_and_the_fix(self):
+        with tempfile.TemporaryDirectory() as hidden:
+            # A uvloop that cannot be imported stands in for one that is not installed.
+            pathlib.Path(hidden, "uvloop.py").write_text("raise ImportError('hidden by the test')\n")
+            server = Process("uvloop_server.py", env={"PYTHONPATH": hidden})
+            code, reason = server.stop(terminate=False)
+        self.assertEqual(server.first_line, "")
+        self.assertEqual((code, reason),
+                         (3, "skipped: uvloop is not importable (pip install uvloop)"))
+
+
+class FakeTransport:
+    """Records what a connection writes and whether it closed, like asyncio's transport."""
+
+    def __init__(self):
+        self.written = b""
+        self.closed = False
+        self.done = asyncio.get_running_loop().create_future()
+
+    def write(self, data):
+        self.written += data
+
+    def close(self):
+        self.closed = True
+        self.done.set_result(None)
+
+    def is_closing(self):
+        return self.closed
+
+
+class InProcess:
+    """The event-loop connection driven on a real loop with a fake transport."""
+
+    connection = None
+
+    def drive(self, steps):
+        async def body():
+            shared = common.LoopShared(DELAY_S)
+            conn = self.connection(shared)
+            conn.connection_made(FakeTransport())
+            await steps(conn, shared)
+            return conn, shared
+        return asyncio.run(body())
+
+    def test_the_next_wait_starts_only_when_the_previous_reply_is_written(self):
+        async def steps(conn, shared):
+            conn.data_received(b"one\ntwo\n")
+            self.assertEqual((shared.waits, len(conn.queue)), (1, 1))
+            conn.eof_received()
+            await asyncio.wait_for(conn.transport.done, GENEROUS_S)
+        conn, shared = self.drive(steps)
+        self.assertEqual(conn.transport.written, b"ONE\nTWO\n")
+        self.assertEqual((shared.waits, shared.counters.requests), (0, 2))
+
+    def test_a_connection_lost_during_its_wait_writes_nothing_and_ends_the_wait_once(self):
+        async def steps(conn, shared):
+            conn.data_received(b"gone\n")
+            wait = conn.wait
+            conn.connection_lost(ConnectionResetError())
+            if isinstance(wait, asyncio.Task):
+                await asyncio.wait({wait})  # its done callback has run by now
+            self.assertTrue(wait.cancelled())
+        conn, shared = self.drive(steps)
+        self.assertEqual(conn.transport.written, b"")
+        self.assertEqual((shared.waits, shared.counters.errors), (0, 1))
+
+    def test_a_drain_returns_when_the_last_wait_is_answered(self):
+        async def steps(conn, shared):
+            conn.data_received(b"late\n")
+            await shared.drain(GENEROUS_S)
+            self.assertEqual(conn.transport.written, b"LATE\n")
+        self.drive(steps)
+
+
+class ArticleInProcess(InProcess, unittest.TestCase):
+    connection = asyncio_server.EchoServerProtocol
+
+    def test_each_request_is_a_task_running_the_articles_coroutine(self):
+        async def steps(conn, shared):
+            conn.data_received(b"db\n")
+            self.assertIsInstance(conn.wait, asyncio.Task)
+            self.assertEqual(conn.wait.get_coro().__name__, "simulate_network_io")
+            await conn.wait
+        conn, _ = self.drive(steps)
+        self.assertEqual(conn.transport.written, b"DB\n")
+
+    def test_a_task_finished_before_its_connection_was_lost_writes_nothing(self):
+        async def steps(conn, shared):
+            conn.data_received(b"raced\n")
+            conn.connection_lost(None)
+            # As if its sleep had ended just before the loss: a finished task whose done
+            # callback runs after the connection was lost.
+            finished = asyncio.get_running_loop().create_future()
+            finished.set_result("RACED")
+            conn.handle_network_io_result(finished)
+        conn, shared = self.drive(steps)
+        self.assertEqual(conn.transport.written, b"")
+        self.assertEqual((shared.waits, shared.counters.requests), (0, 0))
+
+
+class TimerInProcess(InProcess, unittest.TestCase):
+    connection = asyncio_timer_server.TimerEcho
+
+    def test_each_request_is_one_loop_timer(self):
+        async def steps(conn, shared):
+            conn.data_received(b"db\n")
+            self.assertIsInstance(conn.wait, asyncio.TimerHandle)
+            conn.wait.cancel()
+        self.drive(steps)
+
+
+if __name__ == "__main__":
+    unittest.main()
