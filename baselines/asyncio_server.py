@@ -12,7 +12,10 @@ next request's task is created when the previous reply has been written.
 
 Run it as `python3 baselines/asyncio_server.py --port 0 --delay 100 --backlog 4096`; it prints
 `listening on <ip>:<port>` when ready and exits 0 on SIGTERM with a summary on stderr.
-Its default backlog is asyncio.create_server's 100, the article's.
+With `--framing raw` it is the article's protocol too: one message per connection, closed
+after its reply. With `--delay-kind block` or `spin` the coroutine holds the loop's thread
+(time.sleep or a busy loop) instead of awaiting the sleep. Its default backlog is
+asyncio.create_server's 100, the article's.
 """
 
 import asyncio
@@ -23,7 +26,7 @@ import common
 NAME = "python-asyncio"
 
 
-class EchoServerProtocol(common.LineConnection):
+class EchoServerProtocol(common.LoopConnection):
     """One connection; the wait is the article's task, coroutine, sleep and done callback."""
 
     def begin(self, message):
@@ -32,6 +35,10 @@ class EchoServerProtocol(common.LineConnection):
         self.wait = task
 
     async def simulate_network_io(self, message):
+        if self.shared.holds_thread():
+            # --delay-kind block or spin: the classic mistake, a blocking call in a coroutine.
+            common.hold_thread(self.shared.kind, self.shared.delay)
+            return message.upper()
         # DB request, as in the article: the upper-cased text is the sleep's result.
         return await asyncio.sleep(self.shared.delay, result=message.upper())
 
@@ -40,7 +47,7 @@ class EchoServerProtocol(common.LineConnection):
         # when the loop shuts down, has no reply to write.
         if task is not self.wait or task.cancelled():
             return
-        self.answer(common.encode_reply(task.result()))
+        self.answer(self.reply(task.result()))
 
 
 def main(name=NAME, run=asyncio.run):

@@ -20,13 +20,19 @@ import common
 NAME = "python-asyncio-timer"
 
 
-class TimerEcho(common.LineConnection):
+class TimerEcho(common.LoopConnection):
     """One connection; the wait is one loop timer whose callback writes the reply."""
 
     def begin(self, message):
-        reply = common.encode_reply(message.upper())
+        reply = self.reply(message.upper())
         loop = asyncio.get_running_loop()
-        self.wait = loop.call_later(self.shared.delay, self.answer, reply)
+        if self.shared.holds_thread():
+            # --delay-kind block or spin: the loop's thread is held, then the reply goes out
+            # on the next turn of the loop (never from inside advance, which would recurse).
+            common.hold_thread(self.shared.kind, self.shared.delay)
+            self.wait = loop.call_soon(self.answer, reply)
+        else:
+            self.wait = loop.call_later(self.shared.delay, self.answer, reply)
 
 
 def main():

@@ -1,26 +1,32 @@
-"""Shared pieces of the article baselines: options, the reply rule, counters, and the one
-event-loop connection that the asyncio servers differ from only in how they spend a wait.
+"""Shared pieces of the article baselines: options, framing and the reply rule, spending a
+delay on a thread, counters, and the one event-loop connection that the asyncio servers
+differ from only in how they spend a wait.
 
 Standard library only, so that `cargo xtask compare` can run these rows on any machine that
-has a `python3`. Every server speaks the project's line protocol (see docs/PROTOCOL.md):
-a request is a line ending in "\\n", the reply is that line upper-cased plus "\\n", a
-connection carries many requests and closes when the client closes its side.
+has a `python3`. Every server speaks the project's protocol (see docs/PROTOCOL.md): with the
+default line framing a request is a line ending in "\\n", the reply is that line upper-cased
+plus "\\n", a connection carries many requests and closes when the client closes its side;
+with `--framing raw`, the article's, the first chunk read is the message, its reply has
+nothing added, and the server closes after it.
 """
 
 import argparse
 import asyncio
 import collections
-import signal
 import re
 import resource
+import signal
 import sys
 import threading
+import time
 
 # The article's limit on one message; here the limit on one line, like echo-core's
 # max_line_bytes default (64 KiB).
 MAX_LINE_BYTES = 64 * 1024
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "": 1e-3}
+
+DELAY_KINDS = ("wait", "block", "spin")
 
 
 def parse_delay(text):
@@ -35,14 +41,57 @@ def parse_delay(text):
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+class Framing:
+    """How requests are cut and replies ended: "line" (ours) or "raw" (the article's).
+
+    Raw is what the article's servers do: one read is the message, the reply is it
+    upper-cased with nothing added (errors too), and the server closes after it.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.raw = name == "raw"
+        self.end = b"" if self.raw else b"\n"
+
+    @classmethod
+    def named(cls, text):
+        """The framing called `text`; argparse's type, so a typo names itself at start."""
+        if text not in ("line", "raw"):
+            raise argparse.ArgumentTypeError(f"invalid framing {text!r}: want line or raw")
+        return cls(text)
+
+    def reply(self, upper):
+        """The bytes on the wire for an already upper-cased message."""
+        return upper.encode("utf-8") + self.end
+
+    def error(self, text):
+        """An error reply: `ERR ` and lower-case text, ended like every reply."""
+        return f"ERR {text}".encode() + self.end
+
+    def invalid_utf8(self):
+        """echo-core answers invalid UTF-8 at once, without the simulated wait (it never
+        reaches the "database"); the baselines do the same."""
+        return self.error("invalid utf-8")
+
+    def too_long(self):
+        return self.error(f"line too long (limit {MAX_LINE_BYTES} bytes)")
+
+
 def parser(description, default_backlog):
-    """Options shared by both baselines, named like the Rust servers' flags."""
+    """Options shared by every baseline, named like the Rust servers' flags."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9090,
                    help="port to bind; 0 picks a free one (default 9090, as in the article)")
     p.add_argument("--delay", type=parse_delay, default=0.1,
                    help="simulated IO wait per request: bare milliseconds or 100ms/1s (default 100)")
+    p.add_argument("--delay-kind", choices=DELAY_KINDS, default="wait",
+                   help="how a delay is spent: wait (the server's own way of waiting), block "
+                        "(time.sleep on the thread that serves the connection, the event "
+                        "loop's included), spin (a busy loop on that thread); default wait")
+    p.add_argument("--framing", type=Framing.named, default=Framing("line"),
+                   help="line (a request per line, the default) or raw (the article's: "
+                        "the first chunk read is the message, then close)")
     p.add_argument("--backlog", type=int, default=default_backlog,
                    help=f"listen backlog (default {default_backlog}, the article's library default)")
     p.add_argument("--shutdown-timeout", type=parse_delay, default=5.0,
@@ -61,14 +110,11 @@ def raise_nofile_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-INVALID_UTF8 = b"ERR invalid utf-8\n"
-
-
 def decode(line):
-    """One request line (without its "\\n") as text, or None when it is not UTF-8.
+    """One request (without its "\\n") as text, or None when it is not UTF-8.
 
-    echo-core answers invalid UTF-8 at once with INVALID_UTF8, without the simulated wait
-    (it never reaches the "database"); the baselines do the same.
+    The reply is then text.upper(): Unicode's full case mapping, as echo-core's, so
+    "straße" becomes "STRASSE".
     """
     try:
         return line.decode("utf-8")
@@ -76,18 +122,18 @@ def decode(line):
         return None
 
 
-def encode_reply(upper):
-    """The bytes on the wire for an already upper-cased message: its UTF-8 and the "\\n"."""
-    return upper.encode("utf-8") + b"\n"
+def hold_thread(kind, seconds):
+    """Spends a delay on the calling thread: a busy loop for "spin", time.sleep otherwise.
 
-
-def reply_for(line):
-    """The reply to one request line (without its "\\n"), or None when it is not UTF-8.
-
-    str.upper is Unicode's full case mapping, as echo-core's, so "straße" becomes "STRASSE".
+    The same as server-common's spend_on_thread: on an event loop's thread, "block" and
+    "spin" stall every connection of the loop, which is what they are there to show.
     """
-    message = decode(line)
-    return None if message is None else encode_reply(message.upper())
+    if kind == "spin":
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pass
+    else:
+        time.sleep(seconds)
 
 
 def announce(address):
@@ -118,19 +164,25 @@ class Counters:
 
 
 class LoopShared:
-    """What every connection of one event-loop server shares: the delay and the counters,
-    and the count of waits in progress, which is what a SIGTERM drain waits on.
+    """What every connection of one event-loop server shares: the delay, its kind and the
+    framing, the counters, and the count of waits in progress, which a SIGTERM drain waits on.
 
     The count is kept instead of scanning the connections so that a drain is woken by the
     last reply (an Event), not by polling 10000 connections every few milliseconds.
     """
 
-    def __init__(self, delay):
+    def __init__(self, delay, kind="wait", framing=None):
         self.delay = delay
+        self.kind = kind
+        self.framing = framing or Framing("line")
         self.counters = Counters()
         self.waits = 0
         self.stopping = False
         self.drained = asyncio.Event()
+
+    def holds_thread(self):
+        """True for --delay-kind block or spin: the wait is spent on the loop's own thread."""
+        return self.kind != "wait"
 
     def wait_started(self):
         self.waits += 1
@@ -155,14 +207,14 @@ class LoopShared:
             pass
 
 
-class LineConnection(asyncio.Protocol):
-    """One connection of an event-loop baseline: lines are queued and answered strictly in
-    order, one wait at a time.
+class LoopConnection(asyncio.Protocol):
+    """One connection of an event-loop baseline: requests are queued and answered strictly
+    in order, one wait at a time.
 
     Everything but the wait lives here, so the asyncio servers differ in one method:
     `begin(message)` spends the simulated IO wait for one decoded request and, once it is
-    over, calls `answer(reply)` with the reply's bytes; `self.wait` holds what `cancel()`
-    stops if the client goes away first (a task, or a timer handle).
+    over, calls `answer(self.reply(upper))`; `self.wait` holds what `cancel()` stops if the
+    client goes away first (a task, or a timer handle).
     """
 
     def __init__(self, shared):
@@ -174,23 +226,45 @@ class LineConnection(asyncio.Protocol):
         self.eof = False
 
     def begin(self, message):
-        raise NotImplementedError("a LineConnection subclass spends the wait")
+        raise NotImplementedError("a LoopConnection subclass spends the wait")
+
+    def reply(self, upper):
+        """The bytes of the reply to a message, once upper-cased, in this framing."""
+        return self.shared.framing.reply(upper)
 
     def connection_made(self, transport):
         self.transport = transport
         self.shared.counters.add(connections=1)
 
     def data_received(self, data):
+        if self.shared.framing.raw:
+            self.raw_received(data)
+            return
         self.partial += data
         *lines, rest = self.partial.split(b"\n")
         self.queue.extend(bytes(line) for line in lines)
         self.partial = bytearray(rest)
         if len(self.partial) > MAX_LINE_BYTES:
-            self.transport.write(f"ERR line too long (limit {MAX_LINE_BYTES} bytes)\n".encode())
-            self.shared.counters.add(errors=1)
-            self.transport.close()
+            self.refuse_too_long()
             return
         self.advance()
+
+    def raw_received(self, data):
+        """The article's framing: the first chunk is the message, the rest is ignored, and
+        the connection closes once it is answered."""
+        if self.eof:
+            return
+        self.eof = True
+        if len(data) > MAX_LINE_BYTES:
+            self.refuse_too_long()
+            return
+        self.queue.append(bytes(data))
+        self.advance()
+
+    def refuse_too_long(self):
+        self.transport.write(self.shared.framing.too_long())
+        self.shared.counters.add(errors=1)
+        self.transport.close()
 
     def eof_received(self):
         self.eof = True
@@ -207,7 +281,7 @@ class LineConnection(asyncio.Protocol):
         while self.queue:
             message = decode(self.queue.popleft())
             if message is None:
-                self.transport.write(INVALID_UTF8)
+                self.transport.write(self.shared.framing.invalid_utf8())
                 self.shared.counters.add(errors=1)
                 continue
             self.shared.wait_started()
@@ -242,10 +316,10 @@ def loop_parser(description):
 
 
 async def serve_loop(args, connection, name):
-    """Serves `connection` (a LineConnection subclass) until SIGTERM or SIGINT, then stops
+    """Serves `connection` (a LoopConnection subclass) until SIGTERM or SIGINT, then stops
     accepting, drains, and prints the summary."""
     loop = asyncio.get_running_loop()
-    shared = LoopShared(args.delay)
+    shared = LoopShared(args.delay, args.delay_kind, args.framing)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

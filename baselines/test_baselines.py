@@ -1,10 +1,13 @@
-"""Tests of the article baselines, runnable without cargo: `python3 -m unittest discover -s baselines`.
+"""Tests of the article baselines, runnable without cargo:
+`python3 -m unittest discover -s baselines` (from the repository root).
 
 Every server script is started as a process on port 0 and checked over loopback with one body
-of cases (split writes, UTF-8 cut between reads, order, errors, SIGTERM drain), the way the
-conformance suite checks the Rust servers; the event-loop connection is also driven in-process
-with a fake transport, where the cases that depend on what happens when are exact. No case
-asserts a duration beyond "not before the delay".
+of cases (split writes, UTF-8 cut between reads, order, errors, delay kinds, raw framing,
+resets, SIGTERM drain), the cases of the conformance suite that apply to a baseline; the
+uvloop row runs them where uvloop is importable, and its skip (exit 3, the reason on stderr)
+is checked everywhere. The event-loop connection is also driven in-process with a fake
+transport, where the cases that depend on what happens when are exact. No case asserts a
+duration beyond "not before the delay".
 """
 
 import asyncio
@@ -35,9 +38,9 @@ HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 class Process:
     """One baseline server process, on a free port, stopped by its PID."""
 
-    def __init__(self, script, env=None):
+    def __init__(self, script, *flags, env=None):
         args = [sys.executable, str(HERE / script), "--port", "0",
-                "--delay", f"{int(DELAY_S * 1000)}ms", "--backlog", "64"]
+                "--delay", f"{int(DELAY_S * 1000)}ms", "--backlog", "64", *flags]
         environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {}))
         self.child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       env=environment)
@@ -108,8 +111,8 @@ class ServerCases:
         conn.shutdown(socket.SHUT_WR)
         replies = read_until_closed(conn)
         self.assertEqual(replies.decode(), "HELLO\nSTRASSE WÖRLD\nLAST\n")
-        self.assertGreaterEqual(time.monotonic() - sent, 3 * DELAY_S, "one wait at a time, in order")
-        self.assertEqual(self.server.stop(), (0, f"{self.name()}: connections=1 requests=3 errors=0"))
+        self.assertGreaterEqual(time.monotonic() - sent, 3 * DELAY_S, "one wait at a time")
+        self.assert_exits_cleanly(self.server, "connections=1 requests=3 errors=0")
 
     def test_invalid_utf8_is_answered_at_once_and_the_connection_goes_on(self):
         conn = self.server.connect()
@@ -129,7 +132,7 @@ class ServerCases:
             conn.shutdown(socket.SHUT_WR)
         for i, conn in enumerate(conns):
             self.assertEqual(read_until_closed(conn), f"CLIENT {i}\n".encode())
-        self.assertEqual(self.server.stop(), (0, f"{self.name()}: connections=50 requests=50 errors=0"))
+        self.assert_exits_cleanly(self.server, "connections=50 requests=50 errors=0")
 
     def test_sigterm_answers_what_was_received_then_exits_cleanly(self):
         conn = self.server.connect()
@@ -137,7 +140,7 @@ class ServerCases:
         self.assertEqual(read_line(conn), b"A\n")
         self.server.child.send_signal(signal.SIGTERM)
         self.assertEqual(read_line(conn), b"B\n")
-        self.assertEqual(self.server.stop(terminate=False), (0, f"{self.name()}: connections=1 requests=2 errors=0"))
+        self.assert_exits_cleanly(self.server, "connections=1 requests=2 errors=0", terminate=False)
 
     def test_a_client_that_resets_takes_only_its_own_connection(self):
         lost = self.server.connect()
@@ -151,8 +154,39 @@ class ServerCases:
         code, summary = self.server.stop()
         self.assertEqual(code, 0, summary)
 
-    def name(self):
-        return self.server_name
+    def test_block_and_spin_delays_are_also_answered_never_before_the_delay(self):
+        for kind in ("block", "spin"):
+            server = Process(self.script, "--delay-kind", kind)
+            self.addCleanup(server.kill)
+            conn = server.connect()
+            sent = time.monotonic()
+            conn.sendall(f"{kind} me\n".encode())
+            self.assertEqual(read_line(conn), f"{kind.upper()} ME\n".encode())
+            self.assertGreaterEqual(time.monotonic() - sent, DELAY_S, kind)
+            self.assertEqual(server.stop()[0], 0, kind)
+
+    def test_raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_server(self):
+        server = Process(self.script, "--framing", "raw")
+        self.addCleanup(server.kill)
+        for message, reply in [(b"hello, world", b"HELLO, WORLD"),
+                               ("straße\n".encode(), b"STRASSE\n"),
+                               (b"\xff", b"ERR invalid utf-8")]:
+            conn = server.connect()
+            conn.sendall(message)  # no half-close: the server closes after its reply
+            self.assertEqual(read_until_closed(conn), reply, message)
+        self.assert_exits_cleanly(server, "connections=3 requests=2 errors=1")
+
+    def test_a_bad_flag_value_is_refused_at_start_naming_it(self):
+        for flag, value in [("--framing", "lines"), ("--delay", "10parsecs")]:
+            server = Process(self.script, flag, value)
+            code, reason = server.stop(terminate=False)
+            self.assertEqual(code, 2, reason)
+            self.assertIn(repr(value), reason)
+
+    def assert_exits_cleanly(self, server, counts, terminate=True):
+        """Exit status 0 and the summary line with these counts, after SIGTERM."""
+        summary = f"{self.server_name}: {counts}"
+        self.assertEqual(server.stop(terminate), (0, summary))
 
 
 class ThreadedServer(ServerCases, unittest.TestCase):
@@ -182,7 +216,8 @@ class UvloopAbsence(unittest.TestCase):
     def test_without_uvloop_the_server_exits_3_naming_the_cause_and_the_fix(self):
         with tempfile.TemporaryDirectory() as hidden:
             # A uvloop that cannot be imported stands in for one that is not installed.
-            pathlib.Path(hidden, "uvloop.py").write_text("raise ImportError('hidden by the test')\n")
+            stand_in = pathlib.Path(hidden, "uvloop.py")
+            stand_in.write_text("raise ImportError('hidden by the test')\n")
             server = Process("uvloop_server.py", env={"PYTHONPATH": hidden})
             code, reason = server.stop(terminate=False)
         self.assertEqual(server.first_line, "")

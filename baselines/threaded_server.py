@@ -2,7 +2,8 @@
 """The article's threaded server, speaking the project's line protocol.
 
 A thread per connection (socketserver.ThreadingTCPServer, as in the author's timed version),
-and the simulated IO wait is time.sleep in that thread, exactly as in the article. Run it as
+and the simulated IO wait is time.sleep in that thread, exactly as in the article (also for
+`--delay-kind block`; `spin` busy-loops in that thread instead). Run it as
 `python3 baselines/threaded_server.py --port 0 --delay 100 --backlog 4096`; it prints
 `listening on <ip>:<port>` when ready and exits 0 on SIGTERM with a summary on stderr.
 
@@ -26,6 +27,8 @@ class State:
     """What every handler thread shares: the options, the counters, the in-flight count."""
 
     delay = 0.1
+    kind = "wait"
+    framing = common.Framing("line")
     counters = common.Counters()
     in_flight = 0
     idle = threading.Condition()
@@ -39,17 +42,29 @@ def track(step):
 
 
 class Handler(socketserver.StreamRequestHandler):
-    """Serves one connection, line after line, until the client closes its side."""
+    """Serves one connection, line after line, until the client closes its side (or, with
+    raw framing, one message, after which socketserver closes it, as in the article)."""
 
     def handle(self):
         State.counters.add(connections=1)
         # asyncio and our Rust servers set TCP_NODELAY; socketserver does not (README.md).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            while self.serve_one():
-                pass
+            if State.framing.raw:
+                self.serve_raw()
+            else:
+                while self.serve_one():
+                    pass
         except OSError:
             State.counters.add(errors=1)
+
+    def serve_raw(self):
+        """The article's handler: what one recv delivers is the message."""
+        data = self.connection.recv(common.MAX_LINE_BYTES + 1)
+        if len(data) > common.MAX_LINE_BYTES:
+            self.refuse_too_long()
+        elif data:
+            self.respond(data)
 
     def serve_one(self):
         """Answers one line; returns False when the connection is done."""
@@ -57,22 +72,30 @@ class Handler(socketserver.StreamRequestHandler):
         if not line:
             return False
         if len(line) > common.MAX_LINE_BYTES and not line.endswith(b"\n"):
-            self.wfile.write(f"ERR line too long (limit {common.MAX_LINE_BYTES} bytes)\n".encode())
-            State.counters.add(errors=1)
+            self.refuse_too_long()
             return False
-        reply = common.reply_for(line.rstrip(b"\n"))
-        if reply is None:
-            self.wfile.write(common.INVALID_UTF8)
+        self.respond(line.rstrip(b"\n"))
+        return line.endswith(b"\n")
+
+    def refuse_too_long(self):
+        self.wfile.write(State.framing.too_long())
+        State.counters.add(errors=1)
+
+    def respond(self, request):
+        """Writes the reply after the delay spent in this thread (time.sleep for wait and
+        block alike, a busy loop for spin), or the error at once when it is not UTF-8."""
+        message = common.decode(request)
+        if message is None:
+            self.wfile.write(State.framing.invalid_utf8())
             State.counters.add(errors=1)
-            return line.endswith(b"\n")
+            return
         track(+1)
         try:
-            time.sleep(State.delay)
-            self.wfile.write(reply)
+            common.hold_thread(State.kind, State.delay)
+            self.wfile.write(State.framing.reply(message.upper()))
             State.counters.add(requests=1)
         finally:
             track(-1)
-        return line.endswith(b"\n")
 
 
 class Server(socketserver.ThreadingTCPServer):
@@ -101,6 +124,8 @@ def main():
     args = common.parser(__doc__.splitlines()[1], default_backlog=5).parse_args()
     common.raise_nofile_limit()
     State.delay = args.delay
+    State.kind = args.delay_kind
+    State.framing = args.framing
     # Blocked before any thread starts, so every thread inherits the mask and only
     # sigwait below receives them.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
