@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use server_common::ServerArgs;
+use server_mio::VariantArgs;
 
 /// Uppercase echo server on a hand-written mio event loop (asyncio's model, written out).
 #[derive(Debug, Parser)]
@@ -14,14 +15,12 @@ struct Cli {
     #[command(flatten)]
     server: ServerArgs,
 
-    /// Event loops, each on its own thread, sharing the port through SO_REUSEPORT. 1 is
-    /// asyncio's model: one thread for everything.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    loops: u16,
+    #[command(flatten)]
+    variant: VariantArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let loops = usize::from(cli.loops);
+    let loops = usize::from(cli.variant.loops);
     server_common::run_binary(&cli.server, |config| server_mio::start(config, loops))
 }

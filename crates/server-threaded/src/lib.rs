@@ -10,9 +10,9 @@
 //!   connection to its end, so connections beyond the pool's size wait in the queue; the
 //!   stats show how many and for how long.
 //!
-//! One acceptor thread accepts (and backs off when descriptors or `max_connections` run out,
-//! see [`server_common::AcceptBackoff`]); `connection` drives each connection's protocol
-//! with blocking calls. The crate meets the contract in [`server_common::server`].
+//! One acceptor thread accepts by the shared accept policy ([`server_common::AcceptBackoff`]);
+//! `connection` maps each [`server_common::Step`] of a connection's
+//! [`server_common::Driver`] to a blocking call. The crate meets the contract in [`server_common::server`].
 
 mod acceptor;
 mod connection;
@@ -25,6 +25,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use std::num::NonZeroUsize;
 
 use server_common::{ConnectionGuard, Server, ServerConfig, Stats, Summary, bind_listener};
 use socket2::SockRef;
@@ -47,6 +49,29 @@ pub enum Mode {
         /// Number of worker threads (at least one is started).
         workers: usize,
     },
+}
+
+/// The binary's variant flags, flattened into its parser beside the common ones, and read
+/// in-process by [`start_from_flags`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VariantArgs {
+    /// Serve with a pool of N worker threads and a queue of accepted connections, instead
+    /// of one thread per connection. A worker serves one connection to its end, so more
+    /// than N simultaneous clients wait in the queue (shown in the exit summary).
+    #[arg(long, value_name = "N")]
+    pub pool: Option<NonZeroUsize>,
+}
+
+impl VariantArgs {
+    /// The mode these flags select.
+    pub fn mode(&self) -> Mode {
+        match self.pool {
+            Some(workers) => Mode::Pool {
+                workers: workers.get(),
+            },
+            None => Mode::PerConnection,
+        }
+    }
 }
 
 /// What the acceptor, the workers and the connection threads share.
@@ -110,6 +135,15 @@ pub fn start(config: ServerConfig, mode: Mode) -> io::Result<ThreadedServer> {
         acceptor,
         pool,
     })
+}
+
+/// Starts the variant the binary's variant `flags` select (`[]`, `["--pool", "64"]`).
+///
+/// # Errors
+/// `InvalidInput` naming the flags when they are not the binary's, else as [`start`].
+pub fn start_from_flags(config: ServerConfig, flags: &[&str]) -> io::Result<ThreadedServer> {
+    let variant: VariantArgs = server_common::parse_variant_flags(flags)?;
+    start(config, variant.mode())
 }
 
 impl Server for ThreadedServer {
