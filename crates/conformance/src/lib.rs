@@ -6,7 +6,7 @@
 //! ```text
 //! conformance::suite!(
 //!     threaded_pool,
-//!     start = server_threaded::start_from_flags,
+//!     variant = server_threaded::VariantArgs,
 //!     binary = env!("CARGO_BIN_EXE_server-threaded"),
 //!     args = &["--pool", "64"],
 //! );
@@ -14,9 +14,9 @@
 //!
 //! and gets one `#[test]` per case (`threaded_pool::a_line_is_answered_upper_cased_and_never_before_the_delay`,
 //! ...). The variant is its flags, `args`, and nothing else: most cases start the server
-//! in-process by handing them to the crate's `start_from_flags` (fast, and able to look at its
-//! [`server_common::Stats`]), the cases about descriptor limits, signals and flags run the
-//! binary with them. The list of cases is one macro in [`cases`]; a case written there but not
+//! in-process from them, parsed by the crate's [`server_common::Variant`] as its binary parses
+//! them (fast, and able to look at its [`server_common::Stats`]); the cases about descriptor
+//! limits, signals and flags run the binary with them. The list of cases is one macro in [`cases`]; a case written there but not
 //! listed does not build (this crate denies dead code).
 //!
 //! The cases use short delays (tens of milliseconds) and generous timeouts, and assert no
@@ -30,17 +30,16 @@ pub mod process;
 
 use std::io;
 
-use server_common::{Server, ServerConfig};
+use server_common::{Server, ServerConfig, Variant};
 
-/// Starts a server in-process from a variant's flags: a server crate's `start_from_flags`,
-/// boxed.
+/// Starts a server in-process from a variant's flags.
 pub type Start = fn(ServerConfig, &[&str]) -> io::Result<Box<dyn Server>>;
 
 /// One server variant under test.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
-    /// Starts the server in-process with the variant's flags (a server crate's
-    /// `start_from_flags`, boxed).
+    /// Starts the server in-process with the variant's flags ([`start`] for its
+    /// [`Variant`]).
     pub start: Start,
     /// Path of the server's binary (`env!("CARGO_BIN_EXE_<name>")`).
     pub binary: &'static str,
@@ -49,17 +48,26 @@ pub struct Target {
     pub args: &'static [&'static str],
 }
 
+/// Starts the server of variant `V` that `flags` select, boxed: a [`Target`]'s `start`.
+///
+/// # Errors
+/// As [`server_common::start_from_flags`].
+pub fn start<V: Variant>(config: ServerConfig, flags: &[&str]) -> io::Result<Box<dyn Server>> {
+    Ok(Box::new(server_common::start_from_flags::<V>(
+        config, flags,
+    )?))
+}
+
 /// Expands to a module named `$name` holding one `#[test]` per conformance case, each run
-/// against the variant that `args` selects: in-process through `start` (a server crate's
-/// `start_from_flags(config, flags) -> io::Result<S>` for any `S: Server`), as a process
-/// through `binary`.
+/// against the variant that `args` selects: in-process through the server crate's
+/// [`Variant`] implementation `variant`, as a process through `binary`.
 #[macro_export]
 macro_rules! suite {
-    ($name:ident, start = $start:path, binary = $binary:expr, args = $args:expr $(,)?) => {
+    ($name:ident, variant = $variant:ty, binary = $binary:expr, args = $args:expr $(,)?) => {
         mod $name {
             fn target() -> $crate::Target {
                 $crate::Target {
-                    start: |config, flags| Ok(Box::new($start(config, flags)?)),
+                    start: $crate::start::<$variant>,
                     binary: $binary,
                     args: $args,
                 }

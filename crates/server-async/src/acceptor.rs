@@ -37,8 +37,10 @@ pub(crate) async fn run(
                     if let Err(err) = set_nodelay(&stream) {
                         tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
                     }
-                    let driver = Driver::new(&shared.config, shared.stats.open(), next_id, peer, Instant::now());
-                    tokio::spawn(connection::serve(stream, driver, Arc::clone(&shared), stop.clone()));
+                    let guard = shared.stats.open();
+                    let driver = Driver::new(&shared.config, guard, next_id, peer, Instant::now());
+                    let task = connection::serve(stream, driver, Arc::clone(&shared), stop.clone());
+                    tokio::spawn(task);
                     next_id += 1;
                 }
                 Err(err) => {

@@ -80,7 +80,7 @@ pub struct Options {
 }
 
 /// The binary's variant flags, flattened into its parser beside the common ones, and read
-/// in-process by [`start_from_flags`].
+/// in-process by [`server_common::start_from_flags`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct VariantArgs {
     /// Runtime: `multi` (tokio's multi-thread, work-stealing runtime) or `current` (one
@@ -158,13 +158,12 @@ pub fn start(config: ServerConfig, options: Options) -> io::Result<AsyncServer> 
     })
 }
 
-/// Starts the variant the binary's variant `flags` select (`["--flavor", "current"]`, ...).
-///
-/// # Errors
-/// `InvalidInput` naming the flags when they are not the binary's, else as [`start`].
-pub fn start_from_flags(config: ServerConfig, flags: &[&str]) -> io::Result<AsyncServer> {
-    let variant: VariantArgs = server_common::parse_variant_flags(flags)?;
-    start(config, variant.options())
+impl server_common::Variant for VariantArgs {
+    type Server = AsyncServer;
+
+    fn start(&self, config: ServerConfig) -> io::Result<AsyncServer> {
+        start(config, self.options())
+    }
 }
 
 fn build_runtime(options: Options) -> io::Result<tokio::runtime::Runtime> {

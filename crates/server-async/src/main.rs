@@ -1,24 +1,14 @@
-//! The `server-async` binary: parses flags and hands over to `server_common::run_binary`.
+//! The `server-async` binary, thin: `server_common::run_binary` parses the flags (the common
+//! ones and [`server_async::VariantArgs`]), prints `listening on`, waits for SIGINT or SIGTERM,
+//! drains and prints the summary.
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use server_async::VariantArgs;
-use server_common::ServerArgs;
 
-/// The uppercase echo server on tokio: one task per connection.
-#[derive(Debug, Parser)]
-#[command(name = "server-async", version)]
-struct Cli {
-    #[command(flatten)]
-    server: ServerArgs,
-
-    #[command(flatten)]
-    variant: VariantArgs,
-}
+/// The first line of `--help`.
+const ABOUT: &str = "The uppercase echo server on tokio: one task per connection";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let options = cli.variant.options();
-    server_common::run_binary(&cli.server, |config| server_async::start(config, options))
+    server_common::run_binary::<VariantArgs>("server-async", ABOUT)
 }

@@ -3,14 +3,14 @@
 
 conformance::suite!(
     tokio_multi,
-    start = server_async::start_from_flags,
+    variant = server_async::VariantArgs,
     binary = env!("CARGO_BIN_EXE_server-async"),
     args = &["--flavor", "multi", "--workers", "2"],
 );
 
 conformance::suite!(
     tokio_current,
-    start = server_async::start_from_flags,
+    variant = server_async::VariantArgs,
     binary = env!("CARGO_BIN_EXE_server-async"),
     args = &["--flavor", "current"],
 );

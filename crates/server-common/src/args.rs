@@ -9,6 +9,7 @@ use clap::{Args, FromArgMatches};
 use echo_core::{Config, DelayKind, DelayModel, Framing};
 
 use crate::config::ServerConfig;
+use crate::server::Server;
 
 /// Flags shared by every server binary. `--help` shows them with their defaults.
 #[derive(Debug, Clone, Args)]
@@ -117,6 +118,29 @@ impl ServerArgs {
             verbose: self.verbose,
         })
     }
+}
+
+/// A server's variant: its own flags, parsed beside [`ServerArgs`] (`--pool`, `--flavor`,
+/// `--loops`), and the server they select. Implementing it for its flags is all a server crate
+/// does to get its binary ([`crate::run_binary`]) and to be started in-process from the same
+/// flags ([`start_from_flags`]).
+pub trait Variant: Args + FromArgMatches {
+    /// The running server's handle.
+    type Server: Server + 'static;
+
+    /// Starts the server these flags select.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the server's threads cannot be started.
+    fn start(&self, config: ServerConfig) -> io::Result<Self::Server>;
+}
+
+/// Starts the variant `V` that `flags` select, as its binary would with them.
+///
+/// # Errors
+/// As [`parse_variant_flags`], then as [`Variant::start`].
+pub fn start_from_flags<V: Variant>(config: ServerConfig, flags: &[&str]) -> io::Result<V::Server> {
+    parse_variant_flags::<V>(flags)?.start(config)
 }
 
 /// Reads a server's variant flags (its own [`Args`], e.g. `--pool 64`) from `flags`, as its

@@ -14,7 +14,8 @@
 //! - [`delay`]: [`spend_on_thread`], how `block` and `spin` delays hold a thread.
 //! - [`net`]: listener binding with an explicit backlog, TCP_NODELAY, the descriptor limit.
 //! - [`args`]: [`ServerArgs`], the command-line flags every server binary accepts, and
-//!   [`parse_variant_flags`], which reads a variant's own flags in-process.
+//!   [`Variant`], a server's own flags and how to start what they select (in a binary, or
+//!   in-process with [`start_from_flags`]).
 //! - [`run`]: [`run_binary`], the whole life of a server binary after parsing its flags.
 
 pub mod accept;
@@ -29,7 +30,7 @@ pub mod stats;
 pub mod timers;
 
 pub use accept::{AcceptBackoff, AcceptErrorKind};
-pub use args::{ServerArgs, parse_variant_flags};
+pub use args::{ServerArgs, Variant, parse_variant_flags, start_from_flags};
 pub use config::ServerConfig;
 pub use delay::spend_on_thread;
 pub use driver::{Driver, SocketState, Step, Wait};

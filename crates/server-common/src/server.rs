@@ -4,9 +4,9 @@
 //!
 //! Each server crate exposes `start(config: ServerConfig, ...variant options)`, which binds,
 //! starts serving in the background and returns a handle implementing [`Server`], and
-//! `start_from_flags(config, flags)`, the same from the binary's own variant flags (e.g.
-//! `["--pool", "64"]`, read with [`crate::parse_variant_flags`]), so that one list of flags
-//! names a variant in-process and as a process. A started server:
+//! implements [`crate::Variant`] for its binary's own flags (e.g. `--pool 64`), so that one
+//! list of flags names a variant in-process ([`crate::start_from_flags`]) and as a process
+//! ([`crate::run_binary`]). A started server:
 //!
 //! 1. Listens on `config.addr` with the listen backlog `config.backlog` (see
 //!    [`crate::bind_listener`]), and sets TCP_NODELAY on every accepted socket.

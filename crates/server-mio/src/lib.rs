@@ -60,4 +60,4 @@ pub mod connection;
 pub mod event_loop;
 pub mod server;
 
-pub use server::{MioServer, VariantArgs, start, start_from_flags};
+pub use server::{MioServer, VariantArgs, start};

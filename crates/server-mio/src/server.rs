@@ -64,7 +64,7 @@ pub fn start(config: ServerConfig, loops: usize) -> io::Result<MioServer> {
 }
 
 /// The binary's variant flags, flattened into its parser beside the common ones, and read
-/// in-process by [`start_from_flags`].
+/// in-process by [`server_common::start_from_flags`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct VariantArgs {
     /// Event loops, each on its own thread, sharing the port through SO_REUSEPORT. 1 is
@@ -73,13 +73,12 @@ pub struct VariantArgs {
     pub loops: u16,
 }
 
-/// Starts the variant the binary's variant `flags` select (`[]`, `["--loops", "2"]`).
-///
-/// # Errors
-/// `InvalidInput` naming the flags when they are not the binary's, else as [`start`].
-pub fn start_from_flags(config: ServerConfig, flags: &[&str]) -> io::Result<MioServer> {
-    let variant: VariantArgs = server_common::parse_variant_flags(flags)?;
-    start(config, usize::from(variant.loops))
+impl server_common::Variant for VariantArgs {
+    type Server = MioServer;
+
+    fn start(&self, config: ServerConfig) -> io::Result<MioServer> {
+        start(config, usize::from(self.loops))
+    }
 }
 
 /// One non-blocking listener per loop: a plain one for a single loop, SO_REUSEPORT ones on

@@ -4,14 +4,14 @@
 
 conformance::suite!(
     one_loop,
-    start = server_mio::start_from_flags,
+    variant = server_mio::VariantArgs,
     binary = env!("CARGO_BIN_EXE_server-mio"),
     args = &[],
 );
 
 conformance::suite!(
     two_loops,
-    start = server_mio::start_from_flags,
+    variant = server_mio::VariantArgs,
     binary = env!("CARGO_BIN_EXE_server-mio"),
     args = &["--loops", "2"],
 );

@@ -12,7 +12,8 @@
 //!
 //! One acceptor thread accepts by the shared accept policy ([`server_common::AcceptBackoff`]);
 //! `connection` maps each [`server_common::Step`] of a connection's
-//! [`server_common::Driver`] to a blocking call. The crate meets the contract in [`server_common::server`].
+//! [`server_common::Driver`] to a blocking call. The crate meets the contract in
+//! [`server_common::server`].
 
 mod acceptor;
 mod connection;
@@ -52,7 +53,7 @@ pub enum Mode {
 }
 
 /// The binary's variant flags, flattened into its parser beside the common ones, and read
-/// in-process by [`start_from_flags`].
+/// in-process by [`server_common::start_from_flags`].
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct VariantArgs {
     /// Serve with a pool of N worker threads and a queue of accepted connections, instead
@@ -137,13 +138,12 @@ pub fn start(config: ServerConfig, mode: Mode) -> io::Result<ThreadedServer> {
     })
 }
 
-/// Starts the variant the binary's variant `flags` select (`[]`, `["--pool", "64"]`).
-///
-/// # Errors
-/// `InvalidInput` naming the flags when they are not the binary's, else as [`start`].
-pub fn start_from_flags(config: ServerConfig, flags: &[&str]) -> io::Result<ThreadedServer> {
-    let variant: VariantArgs = server_common::parse_variant_flags(flags)?;
-    start(config, variant.mode())
+impl server_common::Variant for VariantArgs {
+    type Server = ThreadedServer;
+
+    fn start(&self, config: ServerConfig) -> io::Result<ThreadedServer> {
+        start(config, self.mode())
+    }
 }
 
 impl Server for ThreadedServer {

@@ -3,7 +3,7 @@
 
 conformance::suite!(
     threaded,
-    start = server_threaded::start_from_flags,
+    variant = server_threaded::VariantArgs,
     binary = env!("CARGO_BIN_EXE_server-threaded"),
     args = &[],
 );
@@ -12,7 +12,7 @@ conformance::suite!(
 // about 20), so the pool changes scheduling, not what passes.
 conformance::suite!(
     threaded_pool,
-    start = server_threaded::start_from_flags,
+    variant = server_threaded::VariantArgs,
     binary = env!("CARGO_BIN_EXE_server-threaded"),
     args = &["--pool", "64"],
 );
