@@ -25,7 +25,8 @@
 //!   leaves. A server that cannot be told of a close re-checks every
 //!   [`AcceptBackoff::FULL_RECHECK`].
 //! - **`accept_backoffs` counts pauses**: one per pause after a failure, and one per stretch
-//!   spent at `max_connections` (however many times the server re-checks during it).
+//!   spent at `max_connections` (however many times the server re-checks during it). A server
+//!   with several accept loops (mio's `--loops`) counts each loop's stretch.
 //! - An episode of failures is logged twice, whatever its length: a warning at its first
 //!   failure, and `accepting again` at the next success.
 
