@@ -1,6 +1,9 @@
-//! The conformance cases. Each is a function taking the [`Target`] under test; [`crate::suite!`]
-//! turns each into a `#[test]` of the same name. The wire protocol they check is echo-core's
-//! (`docs/PROTOCOL.md`); the server behaviour is the contract in `server_common::server`.
+//! The conformance cases. Each is a private function taking the [`Target`] under test, named
+//! once in [`crate::__each_case!`] at the end of this file: that one list makes [`ALL`] and
+//! the `#[test]`s of [`crate::suite!`], so every case listed runs on every variant, and a case
+//! written here but not listed is dead code, which this crate refuses to build. The wire
+//! protocol they check is echo-core's (`docs/PROTOCOL.md`); the server behaviour is the
+//! contract in `server_common::server`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,7 +29,7 @@ struct Running {
 
 impl Running {
     fn start(target: &Target, config: ServerConfig) -> io::Result<Running> {
-        let server = (target.start)(config)?;
+        let server = (target.start)(config, target.args)?;
         let addr = server.local_addr();
         Ok(Running {
             server: Some(server),
@@ -81,9 +84,7 @@ fn ask(client: &mut Client, request: &str) -> io::Result<String> {
 }
 
 /// One line, correct reply, never before the configured delay.
-pub fn a_line_is_answered_upper_cased_and_never_before_the_delay(
-    target: &Target,
-) -> io::Result<()> {
+fn a_line_is_answered_upper_cased_and_never_before_the_delay(target: &Target) -> io::Result<()> {
     let delay = Duration::from_millis(50);
     let server = Running::start(target, config(delay))?;
     let mut client = server.connect()?;
@@ -100,7 +101,7 @@ pub fn a_line_is_answered_upper_cased_and_never_before_the_delay(
 
 /// `block` and `spin` hold the thread that runs the connection instead of waiting beside it;
 /// either way the reply is correct and not early.
-pub fn block_and_spin_delays_are_also_answered_never_before_the_delay(
+fn block_and_spin_delays_are_also_answered_never_before_the_delay(
     target: &Target,
 ) -> io::Result<()> {
     let delay = Duration::from_millis(30);
@@ -123,8 +124,53 @@ pub fn block_and_spin_delays_are_also_answered_never_before_the_delay(
     Ok(())
 }
 
+/// A `block` delay while a reply is still unwritten to a slow reader. The driver writes what
+/// the socket takes before it spends the next request's delay, and spends it even though the
+/// rest of the reply waits behind a full socket (the order of `server_common::driver`). On the
+/// wire that shows as: both replies whole and in order, the second never before its own delay
+/// has passed after the first was due, and the connection served to its end.
+fn a_block_delay_behind_a_reply_unwritten_to_a_slow_reader_keeps_both_replies_whole_and_in_order(
+    target: &Target,
+) -> io::Result<()> {
+    // More than the server's send buffer (at most 4 MiB) and the unread client's receive
+    // window together, so the first reply cannot all be written before the second delay.
+    const REPLY_BYTES: usize = 8 * 1024 * 1024;
+    let delay = Duration::from_millis(30);
+    let mut settings = config(delay);
+    settings.protocol.delay_kind = DelayKind::Block;
+    settings.protocol.max_line_bytes = 2 * REPLY_BYTES;
+    settings.protocol.max_output_bytes = 4 * REPLY_BYTES;
+    let server = Running::start(target, settings)?;
+    let mut client = server.connect()?;
+    let mut request = vec![b'a'; REPLY_BYTES];
+    request.extend_from_slice(b"\nsecond\n");
+    let sent_at = Instant::now();
+    client.send(&request)?;
+    // A stimulus, not a synchronisation: the reader is slow, so the second request's delay
+    // begins with most of the first reply unwritten.
+    std::thread::sleep(delay * 3);
+    let mut first = vec![0u8; REPLY_BYTES + 1];
+    io::Read::read_exact(&mut client.stream(), &mut first)?;
+    let expected_byte = |i: usize| if i == REPLY_BYTES { b'\n' } else { b'A' };
+    let wrong = first
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != expected_byte(i));
+    assert_eq!(wrong, None, "the first reply differs at byte {wrong:?}");
+    assert_eq!(client.read_line()?, "SECOND");
+    let waited = sent_at.elapsed();
+    assert!(
+        waited >= delay * 2,
+        "both replies after {waited:?}, before two {delay:?} delays"
+    );
+    drop(client);
+    let summary = server.shutdown()?;
+    assert_eq!((summary.requests, summary.errors), (2, 0), "{summary}");
+    Ok(())
+}
+
 /// Pipelined requests: one segment holding three lines gets three replies, in order.
-pub fn many_lines_in_one_write_are_answered_in_order(target: &Target) -> io::Result<()> {
+fn many_lines_in_one_write_are_answered_in_order(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
     client.send("one\ntwo\nthree\n")?;
@@ -145,7 +191,7 @@ fn send_in_pieces(client: &mut Client, pieces: &[&[u8]]) -> io::Result<()> {
 }
 
 /// TCP is a stream: a line spread over several segments is one request.
-pub fn a_line_sent_in_many_writes_is_answered_once(target: &Target) -> io::Result<()> {
+fn a_line_sent_in_many_writes_is_answered_once(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
     send_in_pieces(&mut client, &[b"hel", b"lo wo", b"rld", b"\n"])?;
@@ -160,7 +206,7 @@ pub fn a_line_sent_in_many_writes_is_answered_once(target: &Target) -> io::Resul
 
 /// Decoding happens per line, not per read: a two-byte character cut between segments is
 /// upper-cased whole.
-pub fn a_character_split_across_writes_is_upper_cased_whole(target: &Target) -> io::Result<()> {
+fn a_character_split_across_writes_is_upper_cased_whole(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
     let bytes = "straße\n".as_bytes();
@@ -174,7 +220,7 @@ pub fn a_character_split_across_writes_is_upper_cased_whole(target: &Target) -> 
 }
 
 /// Full Unicode upper-casing, including characters that grow (`ß` becomes `SS`).
-pub fn upper_casing_covers_all_of_unicode(target: &Target) -> io::Result<()> {
+fn upper_casing_covers_all_of_unicode(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
     assert_eq!(ask(&mut client, "straße")?, "STRASSE");
@@ -190,9 +236,7 @@ pub fn upper_casing_covers_all_of_unicode(target: &Target) -> io::Result<()> {
 }
 
 /// A line that is not UTF-8 is answered `ERR invalid utf-8`, and the next line is served.
-pub fn invalid_utf8_gets_an_err_line_and_the_connection_lives_on(
-    target: &Target,
-) -> io::Result<()> {
+fn invalid_utf8_gets_an_err_line_and_the_connection_lives_on(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut client = server.connect()?;
     client.send(b"ab\xff\xfecd\n")?;
@@ -203,7 +247,7 @@ pub fn invalid_utf8_gets_an_err_line_and_the_connection_lives_on(
 
 /// A line past `max_line_bytes` is answered `ERR line too long (limit N bytes)` and the
 /// connection is closed; a client already connected and a new one are served as usual.
-pub fn an_oversized_line_gets_an_err_line_and_a_close_while_others_are_unaffected(
+fn an_oversized_line_gets_an_err_line_and_a_close_while_others_are_unaffected(
     target: &Target,
 ) -> io::Result<()> {
     let mut settings = config(DELAY);
@@ -226,7 +270,7 @@ pub fn an_oversized_line_gets_an_err_line_and_a_close_while_others_are_unaffecte
 
 /// A client that sends and then half-closes gets every reply, the last line (with no `\n`)
 /// included, before the server closes.
-pub fn a_half_closed_client_gets_every_reply_including_an_unterminated_last_line(
+fn a_half_closed_client_gets_every_reply_including_an_unterminated_last_line(
     target: &Target,
 ) -> io::Result<()> {
     let server = start(target)?;
@@ -239,7 +283,7 @@ pub fn a_half_closed_client_gets_every_reply_including_an_unterminated_last_line
 
 /// The article's server: one read is the message, the reply is it upper-cased with nothing
 /// added, then the server closes.
-pub fn raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_server(
+fn raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_server(
     target: &Target,
 ) -> io::Result<()> {
     let mut settings = config(DELAY);
@@ -256,7 +300,7 @@ pub fn raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_se
 
 /// A client that sends nothing is told `ERR idle timeout (limit ...)` and closed, not before
 /// the limit; others are served meanwhile.
-pub fn an_idle_client_is_closed_after_the_idle_limit(target: &Target) -> io::Result<()> {
+fn an_idle_client_is_closed_after_the_idle_limit(target: &Target) -> io::Result<()> {
     let limit = Duration::from_millis(300);
     let mut settings = config(DELAY);
     settings.protocol.idle_timeout = Some(limit);
@@ -277,7 +321,7 @@ pub fn an_idle_client_is_closed_after_the_idle_limit(target: &Target) -> io::Res
 /// With no delay the server answers as fast as it reads, so a client that never reads
 /// fills the server's output; a bounded server then stops reading from it, and the client's
 /// writes stall. An unbounded one would swallow everything sent.
-pub fn a_client_that_never_reads_is_throttled_and_others_are_still_served(
+fn a_client_that_never_reads_is_throttled_and_others_are_still_served(
     target: &Target,
 ) -> io::Result<()> {
     const CEILING_BYTES: usize = 256 * 1024 * 1024;
@@ -323,7 +367,7 @@ fn reset(client: Client) -> io::Result<()> {
 
 /// Resets (SO_LINGER 0) mid-line, during a request's delay, and during a second request's
 /// delay after a reply: an observer connection and a newcomer are served throughout.
-pub fn abrupt_resets_mid_request_do_not_disturb_other_clients(target: &Target) -> io::Result<()> {
+fn abrupt_resets_mid_request_do_not_disturb_other_clients(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     let mut observer = server.connect()?;
     for round in 0..30 {
@@ -351,7 +395,7 @@ pub fn abrupt_resets_mid_request_do_not_disturb_other_clients(target: &Target) -
 
 /// Every client sends its line and half-closes before any reply is read, so all 2000 are
 /// in the server at once (a pool's queue included).
-pub fn two_thousand_concurrent_clients_all_get_correct_replies(target: &Target) -> io::Result<()> {
+fn two_thousand_concurrent_clients_all_get_correct_replies(target: &Target) -> io::Result<()> {
     const CLIENTS: usize = 2000;
     let server = start(target)?;
     let mut clients = Vec::with_capacity(CLIENTS);
@@ -385,7 +429,7 @@ fn assert_unanswered(client: &mut Client, patience: Duration, why: &str) -> io::
 
 /// At `max_connections` the server leaves new connections in the backlog (serving the open
 /// ones), and takes the next one as soon as a client leaves.
-pub fn at_max_connections_the_server_waits_and_accepts_again_when_a_client_leaves(
+fn at_max_connections_the_server_waits_and_accepts_again_when_a_client_leaves(
     target: &Target,
 ) -> io::Result<()> {
     let mut settings = config(DELAY);
@@ -415,7 +459,7 @@ pub fn at_max_connections_the_server_waits_and_accepts_again_when_a_client_leave
 }
 
 /// The final summary counts connections, answered requests and `ERR` replies exactly.
-pub fn the_summary_counts_connections_requests_and_errors(target: &Target) -> io::Result<()> {
+fn the_summary_counts_connections_requests_and_errors(target: &Target) -> io::Result<()> {
     let server = start(target)?;
     for _ in 0..2 {
         let mut client = server.connect()?;
@@ -432,7 +476,7 @@ pub fn the_summary_counts_connections_requests_and_errors(target: &Target) -> io
 
 /// The second request of each client is in flight (its first reply has come back, and both
 /// were sent in one write) when shutdown begins; it must still be answered.
-pub fn shutdown_answers_every_request_already_received(target: &Target) -> io::Result<()> {
+fn shutdown_answers_every_request_already_received(target: &Target) -> io::Result<()> {
     let server = Running::start(target, config(Duration::from_millis(200)))?;
     let mut clients = in_flight_clients(server.addr, 5)?;
     let stopping = std::thread::spawn(move || server.shutdown());
@@ -463,7 +507,7 @@ fn in_flight_clients(addr: SocketAddr, n: usize) -> io::Result<Vec<Client>> {
 
 /// The binary prints `listening on <ip>:<port>` (with the real port for `--port 0`), serves
 /// on it, and `--help` explains every common flag.
-pub fn the_binary_announces_its_address_and_explains_every_flag(target: &Target) -> io::Result<()> {
+fn the_binary_announces_its_address_and_explains_every_flag(target: &Target) -> io::Result<()> {
     let process = ServerProcess::spawn(target.binary, target.args, None)?;
     assert!(
         process.addr().ip().is_loopback(),
@@ -500,9 +544,7 @@ pub fn the_binary_announces_its_address_and_explains_every_flag(target: &Target)
 
 /// `-v` logs every connection (naming the client's address, like the article's prints);
 /// without it, nothing per connection reaches stderr.
-pub fn verbose_mode_logs_each_connection_and_quiet_mode_does_not(
-    target: &Target,
-) -> io::Result<()> {
+fn verbose_mode_logs_each_connection_and_quiet_mode_does_not(target: &Target) -> io::Result<()> {
     for verbose in [true, false] {
         let flags: &[&str] = if verbose { &["-v"] } else { &[] };
         let args: Vec<&str> = flags.iter().chain(target.args).copied().collect();
@@ -527,7 +569,7 @@ pub fn verbose_mode_logs_each_connection_and_quiet_mode_does_not(
 }
 
 /// A port already taken: the binary exits non-zero, names the address, announces nothing.
-pub fn the_binary_refuses_an_address_in_use_naming_it(target: &Target) -> io::Result<()> {
+fn the_binary_refuses_an_address_in_use_naming_it(target: &Target) -> io::Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port().to_string();
     let output = std::process::Command::new(target.binary)
@@ -554,7 +596,7 @@ pub fn the_binary_refuses_an_address_in_use_naming_it(target: &Target) -> io::Re
 /// Run with only 32 descriptors, the server soon fails to accept (EMFILE). It must keep
 /// serving the connections it has, pause instead of retrying in a loop, and accept the
 /// waiting connection once others leave.
-pub fn out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again(
+fn out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again(
     target: &Target,
 ) -> io::Result<()> {
     let args: Vec<&str> = ["--delay", "20ms"]
@@ -631,7 +673,7 @@ fn saturate(addr: SocketAddr) -> io::Result<(Vec<Client>, Client)> {
 
 /// SIGTERM while every client has a request in flight: each is answered, each connection
 /// is closed, the process exits 0 and prints the summary line on stderr.
-pub fn sigterm_during_load_answers_every_request_received_and_exits_cleanly(
+fn sigterm_during_load_answers_every_request_received_and_exits_cleanly(
     target: &Target,
 ) -> io::Result<()> {
     const CLIENTS: usize = 20;
@@ -658,4 +700,64 @@ pub fn sigterm_during_load_answers_every_request_received_and_exits_cleanly(
         "no `{expected}` summary in stderr:\n{stderr}"
     );
     Ok(())
+}
+
+/// A conformance case: what it checks is in its doc comment.
+pub type Case = fn(&Target) -> io::Result<()>;
+
+/// Calls back `$then!` with the name of every case, in the order the suite runs them: the
+/// one list of cases (see the module docs).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_case {
+    ($($then:tt)+) => {
+        $($then)+! {
+            a_line_is_answered_upper_cased_and_never_before_the_delay,
+            block_and_spin_delays_are_also_answered_never_before_the_delay,
+            a_block_delay_behind_a_reply_unwritten_to_a_slow_reader_keeps_both_replies_whole_and_in_order,
+            many_lines_in_one_write_are_answered_in_order,
+            a_line_sent_in_many_writes_is_answered_once,
+            a_character_split_across_writes_is_upper_cased_whole,
+            upper_casing_covers_all_of_unicode,
+            invalid_utf8_gets_an_err_line_and_the_connection_lives_on,
+            an_oversized_line_gets_an_err_line_and_a_close_while_others_are_unaffected,
+            a_half_closed_client_gets_every_reply_including_an_unterminated_last_line,
+            raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_server,
+            an_idle_client_is_closed_after_the_idle_limit,
+            a_client_that_never_reads_is_throttled_and_others_are_still_served,
+            abrupt_resets_mid_request_do_not_disturb_other_clients,
+            two_thousand_concurrent_clients_all_get_correct_replies,
+            at_max_connections_the_server_waits_and_accepts_again_when_a_client_leaves,
+            the_summary_counts_connections_requests_and_errors,
+            shutdown_answers_every_request_already_received,
+            the_binary_announces_its_address_and_explains_every_flag,
+            verbose_mode_logs_each_connection_and_quiet_mode_does_not,
+            the_binary_refuses_an_address_in_use_naming_it,
+            out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again,
+            sigterm_during_load_answers_every_request_received_and_exits_cleanly,
+        }
+    };
+}
+
+macro_rules! all_cases {
+    ($($case:ident),* $(,)?) => {
+        /// Every case by name, in the order the suite runs them.
+        pub const ALL: &[(&str, Case)] = &[$((stringify!($case), $case as Case)),*];
+    };
+}
+
+crate::__each_case!(all_cases);
+
+/// Runs the case called `name` against `target`.
+///
+/// # Errors
+/// The case's own error, or `NotFound` when no case has that name.
+pub fn run(name: &str, target: &Target) -> io::Result<()> {
+    let (_, case) = ALL.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no conformance case {name:?}"),
+        )
+    })?;
+    case(target)
 }

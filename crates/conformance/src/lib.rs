@@ -1,25 +1,28 @@
 //! conformance: one suite of wire-level tests that every echo server must pass, written
 //! once and instantiated for each server and variant with [`suite!`].
 //!
-//! A server crate adds `tests/conformance.rs`:
+//! A server crate adds `tests/conformance.rs`, one line a variant:
 //!
 //! ```text
 //! conformance::suite!(
-//!     threaded,
-//!     start = |config| server_threaded::start(config, server_threaded::Mode::PerConnection),
+//!     threaded_pool,
+//!     variant = server_threaded::VariantArgs,
 //!     binary = env!("CARGO_BIN_EXE_server-threaded"),
-//!     args = &[],
+//!     args = &["--pool", "64"],
 //! );
 //! ```
 //!
-//! and gets one `#[test]` per case (`threaded::a_line_is_answered_upper_cased_and_never_before_the_delay`,
-//! ...). Most cases start the server in-process through the `start` closure (fast, and able to
-//! look at its [`server_common::Stats`]); the cases about descriptor limits, signals and
-//! flags run the binary, with `args` selecting the variant.
+//! and gets one `#[test]` per case (`threaded_pool::a_line_is_answered_upper_cased_and_never_before_the_delay`,
+//! ...). The variant is its flags, `args`, and nothing else: most cases start the server
+//! in-process from them, parsed by the crate's [`server_common::Variant`] as its binary parses
+//! them (fast, and able to look at its [`server_common::Stats`]); the cases about descriptor
+//! limits, signals and flags run the binary with them. The list of cases is one macro in [`cases`]; a case written there but not
+//! listed does not build (this crate denies dead code).
 //!
 //! The cases use short delays (tens of milliseconds) and generous timeouts, and assert no
 //! timing except "not before the configured delay". Waits are for events on the wire (a reply,
 //! an end of stream), never sleeps standing in for them.
+#![deny(dead_code)]
 
 pub mod cases;
 pub mod client;
@@ -27,62 +30,49 @@ pub mod process;
 
 use std::io;
 
-use server_common::{Server, ServerConfig};
+use server_common::{Server, ServerConfig, Variant};
+
+/// Starts a server in-process from a variant's flags.
+pub type Start = fn(ServerConfig, &[&str]) -> io::Result<Box<dyn Server>>;
 
 /// One server variant under test.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
-    /// Starts the server in-process.
-    pub start: fn(ServerConfig) -> io::Result<Box<dyn Server>>,
+    /// Starts the server in-process with the variant's flags ([`start`] for its
+    /// [`Variant`]).
+    pub start: Start,
     /// Path of the server's binary (`env!("CARGO_BIN_EXE_<name>")`).
     pub binary: &'static str,
-    /// Flags selecting the variant when the binary is run (e.g. `["--pool", "64"]`).
+    /// Flags selecting the variant, in-process and when the binary is run (e.g.
+    /// `["--pool", "64"]`).
     pub args: &'static [&'static str],
 }
 
+/// Starts the server of variant `V` that `flags` select, boxed: a [`Target`]'s `start`.
+///
+/// # Errors
+/// As [`server_common::start_from_flags`].
+pub fn start<V: Variant>(config: ServerConfig, flags: &[&str]) -> io::Result<Box<dyn Server>> {
+    Ok(Box::new(server_common::start_from_flags::<V>(
+        config, flags,
+    )?))
+}
+
 /// Expands to a module named `$name` holding one `#[test]` per conformance case, each run
-/// against the server that `start` (in-process) and `binary` with `args` (as a process)
-/// describe. `start` is a closure from `ServerConfig` to `io::Result<S>` for any `S:
-/// Server`.
+/// against the variant that `args` selects: in-process through the server crate's
+/// [`Variant`] implementation `variant`, as a process through `binary`.
 #[macro_export]
 macro_rules! suite {
-    ($name:ident, start = $start:expr, binary = $binary:expr, args = $args:expr $(,)?) => {
+    ($name:ident, variant = $variant:ty, binary = $binary:expr, args = $args:expr $(,)?) => {
         mod $name {
-            // The `start` expression is written in the caller's scope.
-            #[allow(unused_imports)]
-            use super::*;
-
             fn target() -> $crate::Target {
                 $crate::Target {
-                    start: |config| $crate::__into_boxed(($start)(config)),
+                    start: $crate::start::<$variant>,
                     binary: $binary,
                     args: $args,
                 }
             }
-            $crate::__cases!(
-                a_line_is_answered_upper_cased_and_never_before_the_delay,
-                block_and_spin_delays_are_also_answered_never_before_the_delay,
-                many_lines_in_one_write_are_answered_in_order,
-                a_line_sent_in_many_writes_is_answered_once,
-                a_character_split_across_writes_is_upper_cased_whole,
-                upper_casing_covers_all_of_unicode,
-                invalid_utf8_gets_an_err_line_and_the_connection_lives_on,
-                an_oversized_line_gets_an_err_line_and_a_close_while_others_are_unaffected,
-                a_half_closed_client_gets_every_reply_including_an_unterminated_last_line,
-                raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_server,
-                an_idle_client_is_closed_after_the_idle_limit,
-                a_client_that_never_reads_is_throttled_and_others_are_still_served,
-                abrupt_resets_mid_request_do_not_disturb_other_clients,
-                two_thousand_concurrent_clients_all_get_correct_replies,
-                at_max_connections_the_server_waits_and_accepts_again_when_a_client_leaves,
-                the_summary_counts_connections_requests_and_errors,
-                shutdown_answers_every_request_already_received,
-                the_binary_announces_its_address_and_explains_every_flag,
-                the_binary_refuses_an_address_in_use_naming_it,
-                verbose_mode_logs_each_connection_and_quiet_mode_does_not,
-                out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again,
-                sigterm_during_load_answers_every_request_received_and_exits_cleanly,
-            );
+            $crate::__each_case!($crate::__cases);
         }
     };
 }
@@ -95,14 +85,8 @@ macro_rules! __cases {
         $(
             #[test]
             fn $case() -> ::std::io::Result<()> {
-                $crate::cases::$case(&target())
+                $crate::cases::run(stringify!($case), &target())
             }
         )*
     };
-}
-
-/// Implementation detail of [`suite!`]: boxes any server handle.
-#[doc(hidden)]
-pub fn __into_boxed<S: Server + 'static>(started: io::Result<S>) -> io::Result<Box<dyn Server>> {
-    server_common::into_boxed(started)
 }

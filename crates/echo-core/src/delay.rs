@@ -215,11 +215,6 @@ impl DelaySampler {
         }
     }
 
-    /// The model being sampled.
-    pub fn model(&self) -> DelayModel {
-        self.model
-    }
-
     /// The next delay. A fixed model never touches the generator.
     pub fn sample(&mut self) -> Duration {
         match self.model {

@@ -1,6 +1,7 @@
-//! The accept task: accepts connections and spawns a task for each, stops accepting at
-//! `max_connections` or when descriptors run out, and at shutdown waits for the connection
-//! tasks (bounded by the shutdown timeout).
+//! The accept task: accepts connections and spawns a task for each, by the shared accept
+//! policy ([`server_common::AcceptBackoff`]: pauses are tokio sleeps, the wait at
+//! `max_connections` ends when a connection task signals its end), and at shutdown waits for
+//! the connection tasks (bounded by the shutdown timeout).
 //!
 //! Connection tasks are not kept in a `JoinSet`: that would cost every connection another
 //! allocation. Open connections are counted in the stats instead, and each task signals
@@ -8,8 +9,9 @@
 //! with the runtime, which closes their sockets.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use server_common::{AcceptBackoff, set_nodelay};
+use server_common::{AcceptBackoff, Driver, set_nodelay};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -21,35 +23,30 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut backoff = AcceptBackoff::new();
+    let mut backoff = AcceptBackoff::new(Arc::clone(&shared.stats), shared.config.max_connections);
     let mut next_id = 0u64;
-    let max = u64::try_from(shared.config.max_connections).unwrap_or(u64::MAX);
     loop {
-        let full = shared.stats.open_connections() >= max;
-        if full {
-            shared.stats.accept_backoff();
-        }
+        let room = backoff.has_room();
         tokio::select! {
             _ = stop.changed() => break,
-            // When full, the wait for a free slot.
-            () = shared.closed.notified(), if full => {}
-            accepted = listener.accept(), if !full => match accepted {
+            // When full, the wait for a connection to close.
+            () = shared.closed.notified(), if !room => {}
+            accepted = listener.accept(), if room => match accepted {
                 Ok((stream, peer)) => {
-                    backoff.succeeded();
+                    backoff.accepted();
                     if let Err(err) = set_nodelay(&stream) {
                         tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
                     }
-                    tracing::info!(%peer, id = next_id, "connection made");
                     let guard = shared.stats.open();
-                    let task = connection::serve(stream, next_id, guard, Arc::clone(&shared), stop.clone());
+                    let driver = Driver::new(&shared.config, guard, next_id, peer, Instant::now());
+                    let task = connection::serve(stream, driver, Arc::clone(&shared), stop.clone());
                     tokio::spawn(task);
                     next_id += 1;
                 }
                 Err(err) => {
-                    shared.stats.accept_error();
-                    shared.stats.accept_backoff();
-                    backoff.failed(&err);
-                    tokio::time::sleep(backoff.next_pause()).await;
+                    if let Some(pause) = backoff.failed(&err) {
+                        tokio::time::sleep(pause).await;
+                    }
                 }
             },
         }

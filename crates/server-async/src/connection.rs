@@ -1,18 +1,16 @@
-//! One connection as one tokio task, driving an [`EchoProtocol`] by its contract (see
-//! `echo_core::protocol`).
+//! One connection as one tokio task, doing what the shared [`server_common::Driver`] says.
 //!
-//! Each turn of the loop does what can be done at once (a timeout already due, a write that
-//! does not block), then waits in one `select!` for whichever comes first: the socket
-//! readable (when the protocol wants input), writable (when output is pending), the
-//! protocol's deadline as a tokio timer, or the server's stop signal. `block` and `spin`
-//! delays are spent right on the runtime thread, on purpose.
+//! Each step that can be done at once is (a timeout already due, a write that does not
+//! block, a `block` or `spin` delay spent right on the runtime thread, on purpose); a
+//! [`Step::Wait`] becomes one `select!` over whichever comes first: the socket readable or
+//! writable (one readiness future for both), the protocol's deadline as a tokio timer, or the
+//! server's stop signal.
 
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echo_core::{DelayKind, EchoProtocol, Protocol, Timeout};
-use server_common::{ConnectionGuard, spend_on_thread};
+use server_common::{Driver, Step, Wait};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -27,154 +25,101 @@ const READ_CHUNK_BYTES: usize = 4096;
 /// accept task a slot is free.
 ///
 /// Everything this future holds lives as long as the connection, so it holds little: no
-/// peer address (logged once at the start), no buffer, one readiness future at a time.
+/// peer address (the driver, made by the accept task, logged it), no buffer, one readiness
+/// future at a time.
 pub(crate) async fn serve(
     stream: TcpStream,
-    id: u64,
-    mut guard: ConnectionGuard,
+    mut driver: Driver,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut protocol = EchoProtocol::new(&shared.config.protocol, id);
-    let outcome = drive(&stream, &mut protocol, &mut guard, &mut stop).await;
-    protocol.connection_lost();
-    guard.record(protocol.stats());
-    match outcome {
-        Ok(()) => tracing::info!(
-            id,
-            requests = protocol.stats().requests,
-            "connection closed"
-        ),
-        Err(err) => {
-            guard.failed();
-            tracing::info!(id, "connection lost: {err}");
-        }
-    }
+    let outcome = drive(&stream, &mut driver, &mut stop).await;
     drop(stream);
-    drop(guard);
+    driver.finish(outcome.as_ref().err());
     shared.closed.notify_one();
-}
-
-/// Where the connection stands besides the protocol's own state.
-#[derive(Debug, Default)]
-struct Progress {
-    /// The client half-closed: never read again.
-    eof: bool,
-    /// `Protocol::shutdown` has been called.
-    stopping: bool,
 }
 
 async fn drive(
     stream: &TcpStream,
-    protocol: &mut EchoProtocol,
-    guard: &mut ConnectionGuard,
+    driver: &mut Driver,
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<()> {
-    protocol.connection_made(Instant::now());
-    let mut progress = Progress::default();
     loop {
-        guard.record(protocol.stats());
-        if !progress.stopping && *stop.borrow() {
-            progress.stopping = true;
-            protocol.shutdown(Instant::now());
-        }
-        if protocol.is_closed() {
-            return Ok(());
-        }
-        let timeout = protocol.next_timeout();
         let now = Instant::now();
-        if timeout.is_some_and(|t| t.at <= now) {
-            protocol.timeout(now);
-        } else if !protocol.output().is_empty() && try_write(stream, protocol)? {
-            // Wrote something; look again.
-        } else if let Some(t) = timeout.filter(|t| t.kind != DelayKind::Wait) {
-            spend_on_thread(t);
-            protocol.timeout(Instant::now());
-        } else {
-            wait(stream, protocol, timeout, stop, &mut progress).await?;
+        if !driver.is_stopping() && *stop.borrow() {
+            driver.shutdown(now);
+        }
+        match driver.next_step(now)? {
+            Step::Close => return Ok(()),
+            Step::FireTimeout => driver.timeout(now),
+            Step::Write { .. } => try_write(stream, driver)?,
+            Step::Spend(timeout) => driver.spend(timeout),
+            Step::Wait(wait) => self::wait(stream, driver, wait, stop).await?,
         }
     }
 }
 
-/// Writes what the socket takes without waiting; returns whether it took anything.
-fn try_write(stream: &TcpStream, protocol: &mut EchoProtocol) -> io::Result<bool> {
-    match stream.try_write(protocol.output()) {
-        Ok(n) => {
-            protocol.output_written(n, Instant::now());
-            Ok(true)
-        }
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
-        Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(true),
-        Err(err) => Err(err),
+/// Writes what the socket takes without waiting; a full socket is reported to the driver.
+fn try_write(stream: &TcpStream, driver: &mut Driver) -> io::Result<()> {
+    match stream.try_write(driver.output()) {
+        Ok(n) => driver.written(n, Instant::now()),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => driver.write_blocked(),
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+        Err(err) => return Err(err),
     }
+    Ok(())
 }
 
-/// Waits for the first of: input (if wanted), room to write (if output is pending), the
-/// protocol's deadline, the stop signal; and hands it to the protocol.
+/// Waits for the first of: input, room to write, the deadline (as `wait` names them), the
+/// stop signal; and hands it to the driver.
 async fn wait(
     stream: &TcpStream,
-    protocol: &mut EchoProtocol,
-    timeout: Option<Timeout>,
+    driver: &mut Driver,
+    wait: Wait,
     stop: &mut watch::Receiver<bool>,
-    progress: &mut Progress,
 ) -> io::Result<()> {
-    let wants_read = protocol.wants_read() && !progress.eof;
-    let wants_write = !protocol.output().is_empty();
-    if !wants_read && !wants_write && timeout.is_none() && progress.stopping {
-        return Err(io::Error::other(
-            "protocol is stuck: nothing to read, write or wait for",
-        ));
-    }
-    let deadline = timeout.map_or_else(far_future, |t| t.at);
+    let deadline = wait.until.unwrap_or_else(far_future);
     // One readiness future for both directions: it is part of every idle connection's task.
-    let interest = match (wants_read, wants_write) {
+    let interest = match (wait.read, wait.write) {
         (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
         (true, false) => Some(Interest::READABLE),
         (false, true) => Some(Interest::WRITABLE),
         (false, false) => None,
     };
+    let stopping = driver.is_stopping();
     tokio::select! {
         ready = stream.ready(interest.unwrap_or(Interest::READABLE)), if interest.is_some() => {
-            // Writing is retried by the caller's loop; reading happens here.
-            if wants_read && ready?.is_readable() {
-                progress.eof = read_some(stream, protocol)?;
+            let ready = ready?;
+            if ready.is_writable() {
+                driver.writable();
+            }
+            if wait.read && ready.is_readable() {
+                read_some(stream, driver)?;
             }
         }
-        () = tokio::time::sleep_until(deadline.into()), if timeout.is_some() => {
-            protocol.timeout(Instant::now());
+        () = tokio::time::sleep_until(deadline.into()), if wait.until.is_some() => {
+            driver.timeout(Instant::now());
         }
         // Also fires if the server's handle is gone: stop then too.
-        _ = stop.changed(), if !progress.stopping => {
-            progress.stopping = true;
-            protocol.shutdown(Instant::now());
-        }
+        _ = stop.changed(), if !stopping => driver.shutdown(Instant::now()),
     }
     Ok(())
 }
 
-/// Reads one chunk (readiness can be spurious: then nothing happens). Returns whether the
-/// client half-closed.
-fn read_some(stream: &TcpStream, protocol: &mut EchoProtocol) -> io::Result<bool> {
+/// Reads one chunk (readiness can be spurious: then nothing happens).
+fn read_some(stream: &TcpStream, driver: &mut Driver) -> io::Result<()> {
     let mut chunk = [0u8; READ_CHUNK_BYTES];
     match stream.try_read(&mut chunk) {
-        Ok(0) => {
-            protocol.eof_received(Instant::now());
-            Ok(true)
-        }
-        Ok(n) => {
-            protocol.data_received(&chunk[..n], Instant::now());
-            Ok(false)
-        }
+        Ok(0) => driver.eof_received(Instant::now()),
+        Ok(n) => driver.data_received(&chunk[..n], Instant::now()),
         Err(err)
             if matches!(
                 err.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(err) => Err(err),
+            ) => {}
+        Err(err) => return Err(err),
     }
+    Ok(())
 }
 
 /// A deadline for a disabled timer branch (never polled).

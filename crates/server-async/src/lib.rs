@@ -1,9 +1,9 @@
 //! server-async: the uppercase echo server on tokio, the analogue of the article's asyncio
 //! server.
 //!
-//! One task per connection drives an `echo_core::EchoProtocol` (see `connection`); one
-//! accept task spawns them, stops accepting at `max_connections` or when descriptors run out,
-//! and at shutdown waits for them (see `acceptor`). The runtime is chosen by [`Flavor`]:
+//! One task per connection maps the steps of a [`server_common::Driver`] to tokio IO (see
+//! `connection`); one accept task spawns them by the shared accept policy and at shutdown
+//! waits for them (see `acceptor`). The runtime is chosen by [`Flavor`]:
 //! - [`Flavor::Multi`]: tokio's work-stealing multi-thread runtime (`workers` threads);
 //! - [`Flavor::Current`]: one thread running everything, the closest analogue of asyncio's
 //!   single event loop.
@@ -24,6 +24,7 @@ mod connection;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -76,6 +77,30 @@ pub struct Options {
     /// Worker threads of the multi-thread runtime; `None` is one per core. Ignored by the
     /// current-thread runtime.
     pub workers: Option<usize>,
+}
+
+/// The binary's variant flags, flattened into its parser beside the common ones, and read
+/// in-process by [`server_common::start_from_flags`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct VariantArgs {
+    /// Runtime: `multi` (tokio's multi-thread, work-stealing runtime) or `current` (one
+    /// thread for everything, the closest analogue of asyncio's single event loop).
+    #[arg(long, default_value = "multi")]
+    pub flavor: Flavor,
+
+    /// Worker threads of the `multi` runtime (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<NonZeroUsize>,
+}
+
+impl VariantArgs {
+    /// The runtime options these flags select.
+    pub fn options(&self) -> Options {
+        Options {
+            flavor: self.flavor,
+            workers: self.workers.map(NonZeroUsize::get),
+        }
+    }
 }
 
 /// What the accept task and the connection tasks share.
@@ -131,6 +156,14 @@ pub fn start(config: ServerConfig, options: Options) -> io::Result<AsyncServer> 
         stop,
         thread,
     })
+}
+
+impl server_common::Variant for VariantArgs {
+    type Server = AsyncServer;
+
+    fn start(&self, config: ServerConfig) -> io::Result<AsyncServer> {
+        start(config, self.options())
+    }
 }
 
 fn build_runtime(options: Options) -> io::Result<tokio::runtime::Runtime> {

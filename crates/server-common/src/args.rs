@@ -1,13 +1,15 @@
 //! [`ServerArgs`]: the flags every server binary accepts, flattened into each binary's own
 //! parser beside its variant flags (`--pool`, `--flavor`, `--loops`).
 
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, FromArgMatches};
 use echo_core::{Config, DelayKind, DelayModel, Framing};
 
 use crate::config::ServerConfig;
+use crate::server::Server;
 
 /// Flags shared by every server binary. `--help` shows them with their defaults.
 #[derive(Debug, Clone, Args)]
@@ -118,6 +120,49 @@ impl ServerArgs {
     }
 }
 
+/// A server's variant: its own flags, parsed beside [`ServerArgs`] (`--pool`, `--flavor`,
+/// `--loops`), and the server they select. Implementing it for its flags is all a server crate
+/// does to get its binary ([`crate::run_binary`]) and to be started in-process from the same
+/// flags ([`start_from_flags`]).
+pub trait Variant: Args + FromArgMatches {
+    /// The running server's handle.
+    type Server: Server + 'static;
+
+    /// Starts the server these flags select.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the server's threads cannot be started.
+    fn start(&self, config: ServerConfig) -> io::Result<Self::Server>;
+}
+
+/// Starts the variant `V` that `flags` select, as its binary would with them.
+///
+/// # Errors
+/// As [`parse_variant_flags`], then as [`Variant::start`].
+pub fn start_from_flags<V: Variant>(config: ServerConfig, flags: &[&str]) -> io::Result<V::Server> {
+    parse_variant_flags::<V>(flags)?.start(config)
+}
+
+/// Reads a server's variant flags (its own [`Args`], e.g. `--pool 64`) from `flags`, as its
+/// binary would: this is how a test or a tool starts the variant in-process from the very flags
+/// that select it when the binary runs.
+///
+/// # Errors
+/// `InvalidInput` naming the flags when the parser refuses them.
+pub fn parse_variant_flags<V: Args + FromArgMatches>(flags: &[&str]) -> io::Result<V> {
+    let command = V::augment_args(clap::Command::new("variant").no_binary_name(true));
+    let invalid = |err: clap::Error| {
+        let err = err.render().to_string();
+        let err = err.trim();
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid variant flags {flags:?}: {err}"),
+        )
+    };
+    let matches = command.try_get_matches_from(flags).map_err(invalid)?;
+    V::from_arg_matches(&matches).map_err(invalid)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -192,6 +237,24 @@ mod tests {
         assert_eq!((config.max_connections, config.backlog), (5, 16));
         assert_eq!(config.shutdown_timeout, Duration::from_secs(1));
         assert!(config.verbose);
+        Ok(())
+    }
+
+    #[derive(Debug, Args)]
+    struct Variant {
+        #[arg(long)]
+        pool: Option<usize>,
+    }
+
+    #[test]
+    fn variant_flags_parse_in_process_as_the_binary_parses_them() -> io::Result<()> {
+        assert_eq!(
+            parse_variant_flags::<Variant>(&["--pool", "64"])?.pool,
+            Some(64)
+        );
+        assert_eq!(parse_variant_flags::<Variant>(&[])?.pool, None);
+        let err = parse_variant_flags::<Variant>(&["--pool", "many"]).expect_err("not a number");
+        assert!(err.to_string().contains("\"many\""), "{err}");
         Ok(())
     }
 

@@ -32,14 +32,6 @@ impl ServerConfig {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000_000;
     /// Shutdown waits this long for replies still owed.
     pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-
-    /// The defaults, listening on `addr`.
-    pub fn new(addr: SocketAddr) -> Self {
-        ServerConfig {
-            addr,
-            ..ServerConfig::default()
-        }
-    }
 }
 
 impl Default for ServerConfig {

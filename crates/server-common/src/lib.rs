@@ -1,31 +1,41 @@
 //! server-common: the shape every echo server shares, so that the servers never depend on
-//! each other and a test or a tool can drive any of them the same way.
+//! each other, a test or a tool can drive any of them the same way, and a new server costs its
+//! own IO code and nothing else.
 //!
 //! - [`config`]: [`ServerConfig`], what a server is started with.
 //! - [`server`]: the [`Server`] handle trait and the contract every server meets on the wire
 //!   and at shutdown.
+//! - [`driver`]: [`Driver`] and [`Step`], what a connection does next, decided once for every
+//!   server, with its end-of-connection bookkeeping.
+//! - [`accept`]: [`AcceptBackoff`], the one accept policy: error classes, pauses, counters,
+//!   the connection limit.
+//! - [`timers`]: [`Timers`], the `(deadline, id)` timer queue of loop-based servers.
 //! - [`stats`]: [`Stats`], shared atomic counters, and their [`Summary`] snapshot.
 //! - [`delay`]: [`spend_on_thread`], how `block` and `spin` delays hold a thread.
-//! - [`net`]: listener binding with an explicit backlog, descriptor-limit handling and the
-//!   accept back-off.
-//! - [`args`]: [`ServerArgs`], the command-line flags every server binary accepts.
+//! - [`net`]: listener binding with an explicit backlog, TCP_NODELAY, the descriptor limit.
+//! - [`args`]: [`ServerArgs`], the command-line flags every server binary accepts, and
+//!   [`Variant`], a server's own flags and how to start what they select (in a binary, or
+//!   in-process with [`start_from_flags`]).
 //! - [`run`]: [`run_binary`], the whole life of a server binary after parsing its flags.
 
+pub mod accept;
 pub mod args;
 pub mod config;
 pub mod delay;
+pub mod driver;
 pub mod net;
 pub mod run;
 pub mod server;
 pub mod stats;
+pub mod timers;
 
-pub use args::ServerArgs;
+pub use accept::{AcceptBackoff, AcceptErrorKind};
+pub use args::{ServerArgs, Variant, parse_variant_flags, start_from_flags};
 pub use config::ServerConfig;
 pub use delay::spend_on_thread;
-pub use net::{
-    AcceptBackoff, bind_listener, bind_listener_reuse_port, is_fd_exhaustion, raise_nofile_limit,
-    set_nodelay,
-};
+pub use driver::{Driver, SocketState, Step, Wait};
+pub use net::{bind_listener, bind_listener_reuse_port, raise_nofile_limit, set_nodelay};
 pub use run::run_binary;
-pub use server::{Server, into_boxed};
+pub use server::Server;
 pub use stats::{ConnectionGuard, QueueTicket, Stats, Summary};
+pub use timers::{TimerKey, Timers};

@@ -1,10 +1,9 @@
-//! Socket plumbing every server needs: a listener with an explicit backlog, TCP_NODELAY,
-//! the open-file limit, and what to do when `accept` runs out of descriptors.
+//! Socket plumbing every server needs: a listener with an explicit backlog, TCP_NODELAY and
+//! the open-file limit. What to do when `accept` fails is [`crate::accept`]'s job.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
-use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -61,82 +60,6 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
 }
 
-/// Whether `err` means the process or the system ran out of file descriptors (EMFILE,
-/// ENFILE) or of socket buffers (ENOBUFS, ENOMEM): conditions that pass when connections
-/// close, so the server must wait and retry, not exit.
-pub fn is_fd_exhaustion(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
-/// How long to stop accepting after a failure (10 ms, doubling up to 100 ms while failures
-/// go on, back to 10 ms after a success), and the one place that tells the operator about it.
-///
-/// A failing `accept` fails again at once if retried (the pending connection stays in the
-/// kernel's queue), so retrying without a pause would burn a core while saturated. Pausing
-/// leaves pending connections waiting in the backlog, where the kernel keeps them.
-///
-/// A saturated server fails ten times a second, so it warns once per *episode*: at the first
-/// failure after a success, and again when accepting succeeds. Every server logs this the same
-/// way because it is the back-off, not each server, that knows where an episode begins and ends.
-#[derive(Debug, Clone)]
-pub struct AcceptBackoff {
-    next: Duration,
-    /// An accept has failed since the last success.
-    failing: bool,
-}
-
-impl AcceptBackoff {
-    /// The first pause.
-    pub const MIN: Duration = Duration::from_millis(10);
-    /// The longest pause: short enough to resume promptly once descriptors free up.
-    pub const MAX: Duration = Duration::from_millis(100);
-
-    /// A back-off at its shortest pause.
-    pub fn new() -> Self {
-        AcceptBackoff {
-            next: Self::MIN,
-            failing: false,
-        }
-    }
-
-    /// The pause to take now; the next one will be twice as long (up to [`Self::MAX`]).
-    pub fn next_pause(&mut self) -> Duration {
-        let pause = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        pause
-    }
-
-    /// An accept failed with `err`: warns if this starts an episode of failures.
-    pub fn failed(&mut self, err: &io::Error) {
-        if !std::mem::replace(&mut self.failing, true) {
-            let cause = if is_fd_exhaustion(err) {
-                "out of descriptors"
-            } else {
-                "error"
-            };
-            tracing::warn!("accept failed ({cause}): {err}; backing off until it succeeds");
-        }
-    }
-
-    /// An accept succeeded: the next failure starts again at [`Self::MIN`], and an episode of
-    /// failures, if one was going on, is reported over.
-    pub fn succeeded(&mut self) {
-        self.next = Self::MIN;
-        if std::mem::take(&mut self.failing) {
-            tracing::warn!("accepting again");
-        }
-    }
-}
-
-impl Default for AcceptBackoff {
-    fn default() -> Self {
-        AcceptBackoff::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,29 +77,5 @@ mod tests {
         let second = bind_listener_reuse_port(first.local_addr()?, 64)?;
         assert_eq!(first.local_addr()?, second.local_addr()?);
         Ok(())
-    }
-
-    #[test]
-    fn emfile_counts_as_descriptor_exhaustion_and_a_reset_does_not() {
-        assert!(is_fd_exhaustion(&io::Error::from_raw_os_error(
-            libc::EMFILE
-        )));
-        assert!(is_fd_exhaustion(&io::Error::from_raw_os_error(
-            libc::ENFILE
-        )));
-        assert!(!is_fd_exhaustion(&io::Error::from_raw_os_error(
-            libc::ECONNABORTED
-        )));
-    }
-
-    #[test]
-    fn the_backoff_doubles_up_to_its_ceiling_and_resets() {
-        let mut backoff = AcceptBackoff::new();
-        let pauses: Vec<_> = (0..6).map(|_| backoff.next_pause()).collect();
-        assert_eq!(pauses[0], AcceptBackoff::MIN);
-        assert_eq!(pauses[1], AcceptBackoff::MIN * 2);
-        assert_eq!(pauses[5], AcceptBackoff::MAX);
-        backoff.succeeded();
-        assert_eq!(backoff.next_pause(), AcceptBackoff::MIN);
     }
 }

@@ -1,30 +1,36 @@
-//! [`run_binary`]: everything a server binary does after parsing its flags, so that each
-//! `main.rs` stays a few lines and every server behaves the same from the outside.
+//! [`run_binary`]: everything a server binary does, from parsing its flags to its exit
+//! summary, so that each `main.rs` is one call and every server behaves the same from the
+//! outside.
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::{Args, Command, FromArgMatches};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
 
-use crate::args::ServerArgs;
+use crate::args::{ServerArgs, Variant};
 use crate::config::ServerConfig;
 use crate::net::raise_nofile_limit;
 use crate::server::Server;
 
-/// Runs a server binary to completion: sets up logging, raises the open-file limit, starts
-/// the server with `start`, prints `listening on <ip>:<port>` to stdout, serves until
-/// SIGINT or SIGTERM, shuts down (answering what was received), prints the summary line to
-/// stderr and returns success. On failure prints `error: ...` naming the address or flag and
-/// returns failure.
-pub fn run_binary<S, F>(args: &ServerArgs, start: F) -> ExitCode
-where
-    S: Server + 'static,
-    F: FnOnce(ServerConfig) -> io::Result<S>,
-{
-    match run(args, start) {
+/// Runs a server binary to completion: parses the common flags and the variant's own `V`
+/// (the binary is called `name`, and `--help` starts with `about`), sets up logging, raises
+/// the open-file limit, starts the server `V` selects, prints `listening on <ip>:<port>` to
+/// stdout, serves until SIGINT or SIGTERM, shuts down (answering what was received), prints
+/// the summary line to stderr and returns success. On failure prints `error: ...` naming the
+/// address or flag and returns failure; on bad flags, clap's message and exit code.
+pub fn run_binary<V: Variant>(name: &'static str, about: &'static str) -> ExitCode {
+    let command = Command::new(name)
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(about);
+    let matches = V::augment_args(ServerArgs::augment_args(command)).get_matches();
+    let parsed = ServerArgs::from_arg_matches(&matches)
+        .and_then(|args| Ok((args, V::from_arg_matches(&matches)?)));
+    let (args, variant) = parsed.unwrap_or_else(|err| err.exit());
+    match run(&args, |config| variant.start(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -3,23 +3,33 @@
 //! # The contract
 //!
 //! Each server crate exposes `start(config: ServerConfig, ...variant options)`, which binds,
-//! starts serving in the background and returns a handle implementing [`Server`]. A started
-//! server:
+//! starts serving in the background and returns a handle implementing [`Server`], and
+//! implements [`crate::Variant`] for its binary's own flags (e.g. `--pool 64`), so that one
+//! list of flags names a variant in-process ([`crate::start_from_flags`]) and as a process
+//! ([`crate::run_binary`]). A started server:
 //!
 //! 1. Listens on `config.addr` with the listen backlog `config.backlog` (see
 //!    [`crate::bind_listener`]), and sets TCP_NODELAY on every accepted socket.
 //! 2. Drives one `echo_core::EchoProtocol` per connection exactly as
-//!    `echo_core::protocol` prescribes (callbacks in order, one timer, backpressure through
-//!    `wants_read`, the delay kinds spent as told).
-//! 3. When it has `config.max_connections` open or `accept` fails for lack of descriptors
-//!    (EMFILE/ENFILE, see [`crate::is_fd_exhaustion`]), stops accepting and backs off
-//!    ([`crate::AcceptBackoff`]): it never spins on a failing accept, never exits for it, keeps
-//!    serving the connections it has, and accepts again once descriptors free up.
+//!    `echo_core::protocol` prescribes, through a [`crate::Driver`]: it does what
+//!    [`crate::Driver::next_step`] says, in the one order of operations written there (a due
+//!    timeout, then pending output, then a `block`/`spin` delay, then waiting), and ends every
+//!    connection with [`crate::Driver::finish`].
+//! 3. Accepts by the one policy of [`crate::accept`], through an [`crate::AcceptBackoff`]:
+//!    transient errors (a connection aborted or reset before it was accepted, a signal) are
+//!    retried at once; out of descriptors (EMFILE/ENFILE), out of memory (ENOBUFS/ENOMEM) or
+//!    any other error pause accepting (10 ms doubling to 100 ms) — never spinning on a failing
+//!    accept, never exiting for it, serving the connections it has meanwhile. At
+//!    `config.max_connections` open it stops accepting (new connections wait in the backlog)
+//!    and accepts again once a connection closes. Every failed accept counts one
+//!    `accept_errors`; every pause, and every stretch at the limit, one `accept_backoffs`.
 //! 4. Counts what it does in a [`crate::Stats`].
 //! 5. On [`Server::shutdown`]: stops accepting, calls `Protocol::shutdown` on every connection
-//!    so that each request already received is answered, waits for that at most
-//!    `config.shutdown_timeout`, closes whatever is left, stops its threads and returns the
-//!    final [`Summary`].
+//!    (through [`crate::Driver::shutdown`]) so that each request already received is
+//!    answered, waits for that at most `config.shutdown_timeout`, closes whatever is left,
+//!    stops its threads and returns the final [`Summary`].
+//! 6. With `config.verbose` (`-v`), logs each connection's start (naming the client's address)
+//!    and end at `info`, through the driver; without it, nothing per connection.
 //!
 //! The conformance crate checks all of this on the wire, for every server.
 
@@ -43,27 +53,4 @@ pub trait Server: Send {
     /// # Errors
     /// When a server thread panicked or the runtime could not be stopped.
     fn shutdown(self: Box<Self>) -> io::Result<Summary>;
-}
-
-impl Server for Box<dyn Server> {
-    fn local_addr(&self) -> SocketAddr {
-        (**self).local_addr()
-    }
-
-    fn stats(&self) -> Summary {
-        (**self).stats()
-    }
-
-    fn shutdown(self: Box<Self>) -> io::Result<Summary> {
-        <dyn Server as Server>::shutdown(*self)
-    }
-}
-
-/// Boxes the result of a server crate's `start`, whatever its concrete handle type, so that
-/// callers (the conformance suite, loadgen) can hold any server as `Box<dyn Server>`.
-///
-/// # Errors
-/// The error `start` returned, unchanged.
-pub fn into_boxed<S: Server + 'static>(started: io::Result<S>) -> io::Result<Box<dyn Server>> {
-    started.map(|server| Box::new(server) as Box<dyn Server>)
 }

@@ -55,12 +55,13 @@ impl Stats {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// An `accept` failed (descriptor exhaustion, a reset before accept, ...).
+    /// An `accept` failed (any error but `WouldBlock`); see [`crate::accept`].
     pub fn accept_error(&self) {
         self.accept_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The server stopped accepting for a while (descriptors or `max_connections` ran out).
+    /// The server stopped accepting for a while: a pause after a failed accept, or a stretch
+    /// at `max_connections`; see [`crate::accept`].
     pub fn accept_backoff(&self) {
         self.accept_backoffs.fetch_add(1, Ordering::Relaxed);
     }
@@ -165,9 +166,10 @@ pub struct Summary {
     pub requests: u64,
     /// `ERR` replies sent (invalid UTF-8, line too long, idle timeout).
     pub errors: u64,
-    /// Failed `accept` calls.
+    /// Failed `accept` calls (any error but `WouldBlock`, transient ones included).
     pub accept_errors: u64,
-    /// Times the server stopped accepting for a while (descriptors or `max_connections`).
+    /// Times the server stopped accepting: one per pause after a failed accept, one per
+    /// stretch at `max_connections`.
     pub accept_backoffs: u64,
     /// Accepted connections waiting for a pool worker at the snapshot (pools only).
     pub queued_connections: u64,

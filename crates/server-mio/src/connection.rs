@@ -1,15 +1,15 @@
-//! One accepted connection: a socket, its [`EchoProtocol`] and its one timer.
+//! One accepted connection: a socket, its [`Driver`] and its one timer.
 //!
 //! This is the piece asyncio calls a transport (`_SelectorSocketTransport`): it owns the
-//! socket, reads when the protocol wants bytes, hands them to the protocol's callbacks,
-//! writes whatever output the protocol holds and, when the kernel buffer is full, keeps the
-//! rest and asks the loop to wait for writability.
+//! socket and does what the shared driver asks, step by step: reads when the protocol wants
+//! bytes and the socket is readable, writes whatever output the protocol holds and, when the
+//! kernel buffer is full, tells the driver so and lets the loop wait for writability.
 //!
 //! mio reports readiness *edges*: an event says "this became readable", once, not "this is
 //! readable" every poll. So the connection caches readiness the way tokio does: an event sets
-//! `readable`/`writable`, and only a `WouldBlock` clears them. Whatever stopped an operation
-//! early (the protocol's backpressure, the read budget) can then resume it later without a new
-//! event, and nothing is lost between edges.
+//! `readable` (or tells the driver the socket is writable), and only a `WouldBlock` clears it.
+//! Whatever stopped an operation early (the protocol's backpressure, the read budget) can then
+//! resume it later without a new event, and nothing is lost between edges.
 //!
 //! The type is generic over the stream so that the state machine is tested without sockets.
 
@@ -17,10 +17,8 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Instant;
 
-use echo_core::{ConnectionStats, EchoProtocol, Protocol, Timeout};
 use mio::Interest;
-
-use crate::timers::{TimerKey, Timers};
+use server_common::{Driver, Step, TimerKey, Timers};
 
 /// Reads one connection may do in one turn before it lets the others run. Without a budget, a
 /// client that writes as fast as the loop answers could keep the loop to itself.
@@ -46,23 +44,21 @@ pub enum Progress {
     /// The read budget ran out with the socket still readable: drive it again soon, without
     /// waiting for an event (none will come).
     Yielded,
+    /// The protocol is done: the loop closes the connection.
+    Closed,
 }
 
-/// One connection's socket, protocol, readiness cache and timer.
+/// One connection's socket, driver, readiness cache and timer.
 #[derive(Debug)]
 pub struct Connection<S> {
     stream: S,
-    protocol: EchoProtocol,
+    driver: Driver,
     /// The last read did not end in `WouldBlock` (or an event said there is more).
     readable: bool,
-    /// The last write did not end in `WouldBlock`.
-    writable: bool,
     /// The poll reported the client's FIN (or a reset). Sticky, unlike `readable`: a short
     /// read must not make the loop forget that a final read (of 0 bytes) is still owed, since
     /// no further edge will announce it. tokio keeps `READ_CLOSED` apart for the same reason.
     read_closed: bool,
-    /// A read returned 0: the client half-closed. Never read again.
-    eof: bool,
     /// The armed timer, if any; it may be earlier than the protocol's deadline (see
     /// [`Connection::rearm`]).
     timer: Option<TimerKey>,
@@ -71,18 +67,16 @@ pub struct Connection<S> {
 }
 
 impl<S: Stream> Connection<S> {
-    /// Wraps a just-accepted stream and tells the protocol (asyncio: `connection_made`). The
-    /// stream is assumed writable and not yet readable: a fresh socket has an empty send
-    /// buffer, and registering it reports any bytes that already arrived.
-    pub fn new(stream: S, mut protocol: EchoProtocol, registered: Interest, now: Instant) -> Self {
-        protocol.connection_made(now);
+    /// Wraps a just-accepted stream and its driver (asyncio: the transport, whose creation
+    /// calls `connection_made`). The stream is assumed writable and not yet readable: a fresh
+    /// socket has an empty send buffer, and registering it reports any bytes that already
+    /// arrived.
+    pub fn new(stream: S, driver: Driver, registered: Interest) -> Self {
         Connection {
             stream,
-            protocol,
+            driver,
             readable: false,
-            writable: true,
             read_closed: false,
-            eof: false,
             timer: None,
             registered,
         }
@@ -97,7 +91,9 @@ impl<S: Stream> Connection<S> {
     /// write surfaces them.
     pub fn ready(&mut self, readable: bool, writable: bool) {
         self.readable |= readable;
-        self.writable |= writable;
+        if writable {
+            self.driver.writable();
+        }
     }
 
     /// Records that the client closed its side (or the connection broke): keep reading until
@@ -106,47 +102,49 @@ impl<S: Stream> Connection<S> {
         self.read_closed = true;
     }
 
-    /// Moves bytes until nothing more can move: writes pending output, reads while the
-    /// protocol wants bytes (asyncio: `data_received`, `eof_received`), and repeats, because
-    /// each read may produce output and each write may reopen reading.
+    /// Does the driver's steps until one needs an event or a timer: fires due timeouts, writes
+    /// pending output, spends `block` and `spin` delays on the loop thread (every other
+    /// connection of the loop waits, as behind a blocking call in a coroutine), and reads while
+    /// the protocol wants bytes and the socket has them (asyncio: `data_received`,
+    /// `eof_received`).
     ///
     /// # Errors
-    /// Any socket error other than `WouldBlock` and `Interrupted` (a reset, a broken pipe):
-    /// the connection is dead and the caller closes it.
-    pub fn drive(&mut self, buf: &mut [u8], now: Instant) -> io::Result<Progress> {
+    /// Any socket error other than `WouldBlock` and `Interrupted` (a reset, a broken pipe),
+    /// or a stuck protocol: the connection is dead and the caller closes it.
+    pub fn drive(&mut self, buf: &mut [u8], mut now: Instant) -> io::Result<Progress> {
         let mut budget = READ_BUDGET;
         loop {
-            if self.protocol.is_closed() {
-                return Ok(Progress::Idle);
+            match self.driver.next_step(now)? {
+                Step::Close => return Ok(Progress::Closed),
+                Step::FireTimeout => self.driver.timeout(now),
+                Step::Write { .. } => self.write_once(now)?,
+                Step::Spend(timeout) => {
+                    self.driver.spend(timeout);
+                    now = Instant::now();
+                }
+                Step::Wait(wait) => {
+                    if !(wait.read && (self.readable || self.read_closed)) {
+                        return Ok(Progress::Idle);
+                    }
+                    if budget == 0 {
+                        return Ok(Progress::Yielded);
+                    }
+                    budget -= 1;
+                    self.read_once(buf, now)?;
+                }
             }
-            self.flush(now)?;
-            if self.protocol.is_closed() || !self.can_read() {
-                return Ok(Progress::Idle);
-            }
-            if budget == 0 {
-                return Ok(Progress::Yielded);
-            }
-            budget -= 1;
-            self.read_once(buf, now)?;
         }
-    }
-
-    fn can_read(&self) -> bool {
-        (self.readable || self.read_closed) && !self.eof && self.protocol.wants_read()
     }
 
     fn read_once(&mut self, buf: &mut [u8], now: Instant) -> io::Result<()> {
         match self.stream.read(buf) {
-            Ok(0) => {
-                self.eof = true;
-                self.protocol.eof_received(now);
-            }
+            Ok(0) => self.driver.eof_received(now),
             Ok(n) => {
                 // A read that did not fill the buffer emptied the socket: the next read would
                 // only say `WouldBlock`, and bytes arriving later bring a new edge. Skipping
                 // it saves a syscall per request (tokio does the same).
                 self.readable = n == buf.len();
-                self.protocol.data_received(&buf[..n], now);
+                self.driver.data_received(&buf[..n], now);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // After a reported hang-up this does not happen on Linux; should it, trusting
@@ -160,28 +158,24 @@ impl<S: Stream> Connection<S> {
         Ok(())
     }
 
-    /// Writes output until it is all gone or the kernel buffer is full; a partial write stays
-    /// in the protocol's output until the socket is writable again.
-    fn flush(&mut self, now: Instant) -> io::Result<()> {
-        while self.writable && !self.protocol.output().is_empty() {
-            match self.stream.write(self.protocol.output()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    // A short write filled the kernel buffer; space freed later brings an edge.
-                    self.writable = n == self.protocol.output().len();
-                    self.protocol.output_written(n, now);
+    /// Writes what the kernel buffer takes; a full buffer keeps the rest in the protocol's
+    /// output until the socket is writable again.
+    fn write_once(&mut self, now: Instant) -> io::Result<()> {
+        match self.stream.write(self.driver.output()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                // A short write filled the kernel buffer; space freed later brings an edge.
+                let short = n < self.driver.output().len();
+                self.driver.written(n, now);
+                if short {
+                    self.driver.write_blocked();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.driver.write_blocked(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
         Ok(())
-    }
-
-    /// The protocol's next deadline, and how to spend the wait until it.
-    pub fn next_timeout(&self) -> Option<Timeout> {
-        self.protocol.next_timeout()
     }
 
     /// A deadline passed (asyncio: a `call_at` callback firing). `fired` is the key of the
@@ -190,7 +184,7 @@ impl<S: Stream> Connection<S> {
         if fired.is_some() && fired == self.timer {
             self.timer = None;
         }
-        self.protocol.timeout(now);
+        self.driver.timeout(now);
     }
 
     /// Keeps exactly one armed timer no later than the protocol's deadline.
@@ -200,7 +194,7 @@ impl<S: Stream> Connection<S> {
     /// deadline moves forward with every request, and moving it in the queue each time would
     /// cost a remove and an insert per request.
     pub fn rearm<T>(&mut self, timers: &mut Timers<T>, value: impl FnOnce() -> T) {
-        let wanted = self.protocol.next_timeout().map(|t| t.at);
+        let wanted = self.driver.next_timeout().map(|t| t.at);
         match (self.timer, wanted) {
             (Some(key), Some(at)) if key.at() <= at => {}
             (current, wanted) => {
@@ -216,9 +210,8 @@ impl<S: Stream> Connection<S> {
     /// timer (mio cannot register an empty interest, so the caller keeps the old one and
     /// tolerates the spurious event it may bring).
     pub fn wanted_interest(&self) -> Option<Interest> {
-        let read = (!self.eof && self.protocol.wants_read()).then_some(Interest::READABLE);
-        let write =
-            (!self.writable && !self.protocol.output().is_empty()).then_some(Interest::WRITABLE);
+        let read = self.driver.wants_read().then_some(Interest::READABLE);
+        let write = self.driver.wants_write().then_some(Interest::WRITABLE);
         match (read, write) {
             (Some(r), Some(w)) => Some(r | w),
             (r, w) => r.or(w),
@@ -237,28 +230,19 @@ impl<S: Stream> Connection<S> {
 
     /// The server is shutting down: answer what was received, then close.
     pub fn shutdown(&mut self, now: Instant) {
-        self.protocol.shutdown(now);
+        self.driver.shutdown(now);
     }
 
-    /// Whether the protocol is done and the socket must close now.
-    pub fn is_closed(&self) -> bool {
-        self.protocol.is_closed()
-    }
-
-    /// Requests and errors answered so far, for the server's running totals.
-    pub fn stats(&self) -> ConnectionStats {
-        self.protocol.stats()
-    }
-
-    /// Ends the connection (asyncio: `connection_lost`), returning its timer so the caller can
-    /// cancel it. A graceful end sends FIN and drains what the client already sent, so that
-    /// closing does not turn into a reset that could destroy the last reply in flight.
-    pub fn close(mut self, graceful: bool) -> Option<TimerKey> {
-        if graceful {
+    /// Ends the connection (asyncio: `connection_lost`) through [`Driver::finish`], returning
+    /// its timer so the caller can cancel it. A graceful end (no `error`) sends FIN and drains
+    /// what the client already sent, so that closing does not turn into a reset that could
+    /// destroy the last reply in flight.
+    pub fn close(mut self, error: Option<&io::Error>) -> Option<TimerKey> {
+        if error.is_none() {
             let _ = self.stream.shutdown_write();
             self.discard_unread();
         }
-        self.protocol.connection_lost();
+        self.driver.finish(error);
         self.timer
     }
 
@@ -280,11 +264,12 @@ mod tests {
     use std::time::Duration;
 
     use echo_core::{Config, DelayKind, DelayModel};
+    use server_common::{ServerConfig, Stats};
 
     use super::*;
 
     /// What the fake socket does on the next read.
-    enum Step {
+    enum Read {
         Data(&'static [u8]),
         WouldBlock,
         Interrupted,
@@ -295,7 +280,7 @@ mod tests {
     /// An in-memory socket: reads follow a script, writes accept `capacity` bytes and then
     /// block.
     struct FakeStream {
-        reads: VecDeque<Step>,
+        reads: VecDeque<Read>,
         written: Vec<u8>,
         capacity: usize,
         interrupt_next_write: bool,
@@ -303,7 +288,7 @@ mod tests {
     }
 
     impl FakeStream {
-        fn new(reads: Vec<Step>) -> Self {
+        fn new(reads: Vec<Read>) -> Self {
             FakeStream {
                 reads: reads.into(),
                 written: Vec::new(),
@@ -314,23 +299,23 @@ mod tests {
         }
     }
 
-    impl Read for FakeStream {
+    impl io::Read for FakeStream {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             self.reads_done += 1;
-            match self.reads.pop_front().unwrap_or(Step::WouldBlock) {
-                Step::Data(bytes) => {
+            match self.reads.pop_front().unwrap_or(Read::WouldBlock) {
+                Read::Data(bytes) => {
                     buf[..bytes.len()].copy_from_slice(bytes);
                     Ok(bytes.len())
                 }
-                Step::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
-                Step::Interrupted => Err(io::ErrorKind::Interrupted.into()),
-                Step::Eof => Ok(0),
-                Step::Reset => Err(io::ErrorKind::ConnectionReset.into()),
+                Read::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
+                Read::Interrupted => Err(io::ErrorKind::Interrupted.into()),
+                Read::Eof => Ok(0),
+                Read::Reset => Err(io::ErrorKind::ConnectionReset.into()),
             }
         }
     }
 
-    impl Write for FakeStream {
+    impl io::Write for FakeStream {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             if std::mem::take(&mut self.interrupt_next_write) {
                 return Err(io::ErrorKind::Interrupted.into());
@@ -362,10 +347,15 @@ mod tests {
         }
     }
 
-    fn connection(config: &Config, reads: Vec<Step>, now: Instant) -> Connection<FakeStream> {
+    fn connection(config: &Config, reads: Vec<Read>, now: Instant) -> Connection<FakeStream> {
         let stream = FakeStream::new(reads);
-        let protocol = EchoProtocol::new(config, 0);
-        let mut conn = Connection::new(stream, protocol, Interest::READABLE, now);
+        let config = ServerConfig {
+            protocol: config.clone(),
+            ..ServerConfig::default()
+        };
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        let driver = Driver::new(&config, Stats::new().open(), 0, peer, now);
+        let mut conn = Connection::new(stream, driver, Interest::READABLE);
         conn.ready(true, false);
         conn
     }
@@ -373,7 +363,7 @@ mod tests {
     #[test]
     fn it_reads_until_would_block_and_answers_every_line() {
         let t0 = Instant::now();
-        let steps = vec![Step::Data(b"ab\nc"), Step::Data(b"d\nef"), Step::WouldBlock];
+        let steps = vec![Read::Data(b"ab\nc"), Read::Data(b"d\nef"), Read::WouldBlock];
         let mut conn = connection(&config(0), steps, t0);
         let progress = conn.drive(&mut [0; 4], t0).expect("no socket error");
         assert_eq!(progress, Progress::Idle);
@@ -385,7 +375,7 @@ mod tests {
     #[test]
     fn a_read_that_does_not_fill_the_buffer_ends_the_turn_without_another_read() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(0), vec![Step::Data(b"ab\n"), Step::WouldBlock], t0);
+        let mut conn = connection(&config(0), vec![Read::Data(b"ab\n"), Read::WouldBlock], t0);
         conn.drive(&mut [0; 64], t0).expect("no socket error");
         assert_eq!(conn.stream.written, b"AB\n");
         assert_eq!(
@@ -400,7 +390,7 @@ mod tests {
     #[test]
     fn an_interrupted_read_or_write_is_retried() {
         let t0 = Instant::now();
-        let steps = vec![Step::Interrupted, Step::Data(b"x\n"), Step::WouldBlock];
+        let steps = vec![Read::Interrupted, Read::Data(b"x\n"), Read::WouldBlock];
         let mut conn = connection(&config(0), steps, t0);
         conn.stream.interrupt_next_write = true;
         conn.drive(&mut [0; 64], t0)
@@ -411,7 +401,7 @@ mod tests {
     #[test]
     fn a_partial_write_keeps_the_rest_and_waits_for_writability() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(0), vec![Step::Data(b"hello\n")], t0);
+        let mut conn = connection(&config(0), vec![Read::Data(b"hello\n")], t0);
         conn.stream.capacity = 2;
         conn.drive(&mut [0; 64], t0).expect("no socket error");
         assert_eq!(conn.stream.written, b"HE");
@@ -434,10 +424,10 @@ mod tests {
     #[test]
     fn end_of_stream_is_reported_once_and_the_last_reply_is_sent_before_closing() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(0), vec![Step::Data(b"last"), Step::Eof], t0);
+        let mut conn = connection(&config(0), vec![Read::Data(b"last"), Read::Eof], t0);
         conn.drive(&mut [0; 4], t0).expect("no socket error");
         assert_eq!(conn.stream.written, b"LAST\n");
-        assert!(conn.is_closed());
+        assert!(conn.driver.is_closed());
         assert_eq!(conn.stream.reads_done, 2, "no read after end of stream");
         assert_eq!(conn.wanted_interest(), None);
     }
@@ -445,12 +435,12 @@ mod tests {
     #[test]
     fn a_hang_up_reported_with_the_data_still_leads_to_the_end_of_stream() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(0), vec![Step::Data(b"bye"), Step::Eof], t0);
+        let mut conn = connection(&config(0), vec![Read::Data(b"bye"), Read::Eof], t0);
         conn.read_closed();
         conn.drive(&mut [0; 64], t0).expect("no socket error");
         assert_eq!(conn.stream.written, b"BYE\n", "the final line is answered");
         assert!(
-            conn.is_closed(),
+            conn.driver.is_closed(),
             "the end of stream was read despite the short read"
         );
     }
@@ -458,7 +448,7 @@ mod tests {
     #[test]
     fn a_hang_up_that_is_not_there_does_not_keep_the_connection_reading() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(0), vec![Step::WouldBlock], t0);
+        let mut conn = connection(&config(0), vec![Read::WouldBlock], t0);
         conn.read_closed();
         assert_eq!(conn.drive(&mut [0; 64], t0).ok(), Some(Progress::Idle));
         assert_eq!(conn.stream.reads_done, 1, "one would-block ends the turn");
@@ -473,7 +463,7 @@ mod tests {
             max_output_bytes: 4,
             ..config(0)
         };
-        let steps = vec![Step::Data(b"aaaa\nbbbb\n"), Step::Data(b"cccc\n")];
+        let steps = vec![Read::Data(b"aaaa\nbbbb\n"), Read::Data(b"cccc\n")];
         let mut conn = connection(&config, steps, t0);
         conn.stream.capacity = 0;
         conn.drive(&mut [0; 10], t0).expect("no socket error");
@@ -495,7 +485,7 @@ mod tests {
     #[test]
     fn a_flooding_client_yields_after_the_read_budget() {
         let t0 = Instant::now();
-        let steps = (0..READ_BUDGET + 1).map(|_| Step::Data(b"z\n")).collect();
+        let steps = (0..READ_BUDGET + 1).map(|_| Read::Data(b"z\n")).collect();
         let mut conn = connection(&config(0), steps, t0);
         assert_eq!(conn.drive(&mut [0; 2], t0).ok(), Some(Progress::Yielded));
         assert_eq!(conn.stream.reads.len(), 1);
@@ -505,7 +495,7 @@ mod tests {
     #[test]
     fn a_reset_is_an_error_for_the_loop_to_close() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(0), vec![Step::Reset], t0);
+        let mut conn = connection(&config(0), vec![Read::Reset], t0);
         let err = conn
             .drive(&mut [0; 64], t0)
             .expect_err("a reset must surface");
@@ -515,7 +505,7 @@ mod tests {
     #[test]
     fn a_waiting_request_arms_one_timer_and_its_firing_sends_the_reply() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(100), vec![Step::Data(b"hi\n")], t0);
+        let mut conn = connection(&config(100), vec![Read::Data(b"hi\n")], t0);
         let mut timers = Timers::new();
         conn.drive(&mut [0; 64], t0).expect("no socket error");
         conn.rearm(&mut timers, || "conn");
@@ -531,13 +521,16 @@ mod tests {
         assert_eq!(conn.stream.written, b"HI\n");
         conn.rearm(&mut timers, || "conn");
         assert_eq!(timers.len(), 1, "only the idle timer is left");
-        assert_eq!(conn.next_timeout().map(|t| t.kind), Some(DelayKind::Wait));
+        assert_eq!(
+            conn.driver.next_timeout().map(|t| t.kind),
+            Some(DelayKind::Wait)
+        );
     }
 
     #[test]
     fn an_earlier_timer_is_kept_when_the_deadline_moves_later() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(0), vec![Step::Data(b"a\n")], t0);
+        let mut conn = connection(&config(0), vec![Read::Data(b"a\n")], t0);
         let mut timers = Timers::new();
         conn.rearm(&mut timers, || ());
         let idle = timers.next_deadline().expect("the idle limit is armed");
@@ -558,7 +551,7 @@ mod tests {
             timers.next_deadline(),
             Some(t0 + Config::DEFAULT_IDLE_TIMEOUT)
         );
-        conn.stream.reads.push_back(Step::Data(b"go\n"));
+        conn.stream.reads.push_back(Read::Data(b"go\n"));
         conn.ready(true, false);
         conn.drive(&mut [0; 64], t0).expect("no socket error");
         conn.rearm(&mut timers, || ());
@@ -576,11 +569,11 @@ mod tests {
     #[test]
     fn closing_returns_the_timer_for_the_loop_to_cancel() {
         let t0 = Instant::now();
-        let mut conn = connection(&config(100), vec![Step::Data(b"a\n")], t0);
+        let mut conn = connection(&config(100), vec![Read::Data(b"a\n")], t0);
         let mut timers = Timers::new();
         conn.drive(&mut [0; 64], t0).expect("no socket error");
         conn.rearm(&mut timers, || ());
-        let key = conn.close(true).expect("a timer was armed");
+        let key = conn.close(None).expect("a timer was armed");
         assert_eq!(timers.cancel(key), Some(()));
     }
 }

@@ -24,15 +24,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use echo_core::{Config, DelayKind, EchoProtocol, Timeout};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use server_common::{AcceptBackoff, ConnectionGuard, Stats};
+use server_common::{AcceptBackoff, Driver, ServerConfig, Stats, TimerKey, Timers};
 use slab::Slab;
 
 use crate::connection::{Connection, Progress};
-use crate::timers::{TimerKey, Timers};
 
 /// The listener's token; connection tokens are slab keys, far below it.
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -57,15 +55,9 @@ enum Timer {
 /// What one loop is told by the server.
 #[derive(Debug, Clone)]
 pub struct LoopSettings {
-    /// The protocol every connection runs.
-    pub protocol: Config,
-    /// Open connections (counted over every loop of the server) at which this loop stops
-    /// accepting.
-    pub max_connections: usize,
-    /// How long shutdown waits for connections to finish their requests.
-    pub shutdown_timeout: Duration,
-    /// Log each connection's life at `info` (the article's prints).
-    pub verbose: bool,
+    /// The server's configuration: the protocol, `max_connections` (counted over every loop
+    /// of the server), the shutdown timeout, `verbose`.
+    pub config: ServerConfig,
     /// This loop's index and the number of loops, to number connections uniquely.
     pub index: usize,
     /// The number of loops sharing the port.
@@ -91,14 +83,6 @@ impl StopHandle {
     }
 }
 
-/// A connection and its share of the server's counters.
-struct Slot {
-    conn: Connection<TcpStream>,
-    guard: ConnectionGuard,
-    /// The connection's number, unique in the server: seeds its delays, names it in logs.
-    id: u64,
-}
-
 /// One single-threaded event loop over one listener.
 pub struct EventLoop {
     poll: Poll,
@@ -107,7 +91,7 @@ pub struct EventLoop {
     listening: bool,
     resume_timer: Option<TimerKey>,
     backoff: AcceptBackoff,
-    connections: Slab<Slot>,
+    connections: Slab<Connection<TcpStream>>,
     timers: Timers<Timer>,
     /// Connections that yielded with their read budget spent, to drive again at once.
     again: Vec<usize>,
@@ -133,12 +117,13 @@ impl EventLoop {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let stop = Arc::new(AtomicBool::new(false));
+        let backoff = AcceptBackoff::new(Arc::clone(&stats), settings.config.max_connections);
         let mut event_loop = EventLoop {
             poll,
             listener: Some(listener),
             listening: false,
             resume_timer: None,
-            backoff: AcceptBackoff::new(),
+            backoff,
             connections: Slab::new(),
             timers: Timers::new(),
             again: Vec::new(),
@@ -152,17 +137,6 @@ impl EventLoop {
         };
         event_loop.resume_accepting()?;
         Ok((event_loop, StopHandle { flag: stop, waker }))
-    }
-
-    /// The address the listener is bound to.
-    ///
-    /// # Errors
-    /// The loop was already stopped, or the socket could not say.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.listener {
-            Some(listener) => listener.local_addr(),
-            None => Err(io::Error::other("the loop has stopped listening")),
-        }
     }
 
     /// Runs until stopped and drained (or the shutdown deadline passes).
@@ -209,14 +183,13 @@ impl EventLoop {
             // The flag is read after the round; the event itself carries nothing.
             WAKER => {}
             Token(key) => {
-                let Some(slot) = self.connections.get_mut(key) else {
+                let Some(conn) = self.connections.get_mut(key) else {
                     return; // spurious: the connection is gone
                 };
                 let broken = event.is_error() || event.is_read_closed() || event.is_write_closed();
-                slot.conn
-                    .ready(event.is_readable() || broken, event.is_writable() || broken);
+                conn.ready(event.is_readable() || broken, event.is_writable() || broken);
                 if event.is_read_closed() || event.is_error() {
-                    slot.conn.read_closed();
+                    conn.read_closed();
                 }
                 self.settle(key);
             }
@@ -224,17 +197,13 @@ impl EventLoop {
     }
 
     /// Accepts until `WouldBlock` (asyncio: `_accept_connection`, which also loops up to its
-    /// backlog). Running out of descriptors, or reaching the connection limit, pauses
-    /// accepting instead of spinning on a failing accept: pending connections wait in the
-    /// kernel's backlog until a connection closes or the back-off timer fires.
+    /// backlog), by the shared accept policy: at the connection limit or after a failure that
+    /// is not transient, it stops accepting (see [`EventLoop::pause_accepting`]); pending
+    /// connections wait in the kernel's backlog.
     fn accept_all(&mut self) {
         while self.listening {
-            if self.stats.open_connections() >= self.settings.max_connections as u64 {
-                tracing::debug!(
-                    max_connections = self.settings.max_connections,
-                    "connection limit reached; pausing accept"
-                );
-                self.pause_accepting();
+            if !self.backoff.has_room() {
+                self.pause_accepting(AcceptBackoff::FULL_RECHECK);
                 return;
             }
             let Some(listener) = &self.listener else {
@@ -242,16 +211,15 @@ impl EventLoop {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    self.backoff.succeeded();
+                    self.backoff.accepted();
                     self.admit(stream, peer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if is_transient_accept_error(&e) => self.stats.accept_error(),
                 Err(e) => {
-                    self.stats.accept_error();
-                    self.backoff.failed(&e);
-                    self.pause_accepting();
-                    return;
+                    if let Some(pause) = self.backoff.failed(&e) {
+                        self.pause_accepting(pause);
+                        return;
+                    }
                 }
             }
         }
@@ -275,53 +243,37 @@ impl EventLoop {
         let id = self.accepted * n_loops + self.settings.index as u64;
         self.accepted += 1;
         let now = Instant::now();
-        let mut conn = Connection::new(
-            stream,
-            EchoProtocol::new(&self.settings.protocol, id),
-            Interest::READABLE,
-            now,
-        );
+        let driver = Driver::new(&self.settings.config, self.stats.open(), id, peer, now);
+        let mut conn = Connection::new(stream, driver, Interest::READABLE);
         if self.draining {
             conn.shutdown(now);
         }
-        let guard = self.stats.open();
-        entry.insert(Slot { conn, guard, id });
-        if self.settings.verbose {
-            tracing::info!(%peer, id, "connection made");
-        }
+        entry.insert(conn);
         self.settle(key);
     }
 
-    /// After any callback: move bytes, spend blocking delays, close if the protocol is done,
-    /// else align the timer and the registered interest with what the protocol wants.
+    /// After any callback: let the connection do what its driver says until it waits, then
+    /// close it if it is done, else align the timer and the registered interest with what it
+    /// waits for.
     fn settle(&mut self, key: usize) {
-        loop {
-            let Some(Slot { conn, guard, .. }) = self.connections.get_mut(key) else {
-                return;
-            };
-            let progress = match conn.drive(&mut self.buf, Instant::now()) {
-                Ok(progress) => progress,
-                Err(e) => return self.close(key, Some(e)),
-            };
-            guard.record(conn.stats());
-            if conn.is_closed() {
-                return self.close(key, None);
+        let Some(conn) = self.connections.get_mut(key) else {
+            return;
+        };
+        match conn.drive(&mut self.buf, Instant::now()) {
+            Err(e) => self.close(key, Some(e)),
+            Ok(Progress::Closed) => self.close(key, None),
+            Ok(progress) => {
+                if progress == Progress::Yielded {
+                    self.again.push(key);
+                }
+                conn.rearm(&mut self.timers, || Timer::Connection(key));
+                self.update_interest(key);
             }
-            if let Some(timeout) = conn.next_timeout().filter(|t| t.kind != DelayKind::Wait) {
-                spend_on_this_thread(timeout);
-                conn.timeout(None, Instant::now());
-                continue;
-            }
-            if progress == Progress::Yielded {
-                self.again.push(key);
-            }
-            conn.rearm(&mut self.timers, || Timer::Connection(key));
-            return self.update_interest(key);
         }
     }
 
     fn update_interest(&mut self, key: usize) {
-        let Some(Slot { conn, .. }) = self.connections.get_mut(key) else {
+        let Some(conn) = self.connections.get_mut(key) else {
             return;
         };
         let Some(wanted) = conn.wanted_interest() else {
@@ -343,31 +295,13 @@ impl EventLoop {
     /// Closes a connection (asyncio: `connection_lost`), cancels its timer and, if accepting
     /// was paused for lack of room or descriptors, accepts again: one just freed up.
     fn close(&mut self, key: usize, error: Option<io::Error>) {
-        let Some(Slot {
-            mut conn,
-            mut guard,
-            id,
-        }) = self.connections.try_remove(key)
-        else {
+        let Some(mut conn) = self.connections.try_remove(key) else {
             return;
         };
-        guard.record(conn.stats());
-        let requests = conn.stats().requests;
         let _ = self.poll.registry().deregister(conn.stream_mut());
-        if let Some(timer) = conn.close(error.is_none()) {
+        if let Some(timer) = conn.close(error.as_ref()) {
             self.timers.cancel(timer);
         }
-        match &error {
-            Some(e) => {
-                guard.failed();
-                if self.settings.verbose {
-                    tracing::info!(id, requests, "connection lost: {e}");
-                }
-            }
-            None if self.settings.verbose => tracing::info!(id, requests, "connection closed"),
-            None => {}
-        }
-        drop(guard);
         if !self.listening && !self.draining {
             if let Err(e) = self.resume_accepting() {
                 tracing::warn!(error = %e, "could not resume accepting");
@@ -384,8 +318,8 @@ impl EventLoop {
             };
             match timer {
                 Timer::Connection(key) => {
-                    if let Some(slot) = self.connections.get_mut(key) {
-                        slot.conn.timeout(Some(fired), Instant::now());
+                    if let Some(conn) = self.connections.get_mut(key) {
+                        conn.timeout(Some(fired), Instant::now());
                         self.settle(key);
                     }
                 }
@@ -402,23 +336,20 @@ impl EventLoop {
 
     fn drive_yielded(&mut self) {
         for key in std::mem::take(&mut self.again) {
-            if let Some(slot) = self.connections.get_mut(key) {
-                slot.conn.ready(true, false);
+            if let Some(conn) = self.connections.get_mut(key) {
+                conn.ready(true, false);
                 self.settle(key);
             }
         }
     }
 
-    /// Deregisters the listener and arms a timer to try again after a back-off. A closing
-    /// connection resumes sooner; the timer covers descriptors freed elsewhere (another loop's
-    /// connections, another process).
-    fn pause_accepting(&mut self) {
-        if self.listening {
-            self.stats.accept_backoff();
-        }
+    /// Deregisters the listener and arms a timer to try again after `pause`. A closing
+    /// connection resumes sooner; the timer covers room freed elsewhere (another loop's
+    /// connections, descriptors of another process).
+    fn pause_accepting(&mut self, pause: std::time::Duration) {
         self.stop_listening();
         if self.resume_timer.is_none() {
-            let at = Instant::now() + self.backoff.next_pause();
+            let at = Instant::now() + pause;
             self.resume_timer = Some(self.timers.insert(at, Timer::ResumeAccept));
         }
     }
@@ -464,19 +395,19 @@ impl EventLoop {
         self.listener = None;
         let now = Instant::now();
         self.timers.insert(
-            now + self.settings.shutdown_timeout,
+            now + self.settings.config.shutdown_timeout,
             Timer::ShutdownDeadline,
         );
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
             // Read what the kernel already holds first: "requests already received" means
             // received by the machine, not only by the protocol.
-            if let Some(slot) = self.connections.get_mut(key) {
-                slot.conn.ready(true, false);
+            if let Some(conn) = self.connections.get_mut(key) {
+                conn.ready(true, false);
             }
             self.settle(key);
-            if let Some(slot) = self.connections.get_mut(key) {
-                slot.conn.shutdown(now);
+            if let Some(conn) = self.connections.get_mut(key) {
+                conn.shutdown(now);
             }
             self.settle(key);
         }
@@ -495,32 +426,4 @@ impl EventLoop {
             self.close(key, None);
         }
     }
-}
-
-/// Spends a `block` or `spin` delay on the loop thread, as a blocking call inside a coroutine
-/// would: every other connection of this loop waits meanwhile. That is the point of those
-/// kinds.
-fn spend_on_this_thread(timeout: Timeout) {
-    match timeout.kind {
-        DelayKind::Block => {
-            let left = timeout.at.saturating_duration_since(Instant::now());
-            std::thread::sleep(left);
-        }
-        DelayKind::Spin => {
-            while Instant::now() < timeout.at {
-                std::hint::spin_loop();
-            }
-        }
-        DelayKind::Wait => {}
-    }
-}
-
-/// Accept errors about one failed connection, not about the listener: try the next one.
-fn is_transient_accept_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
 }

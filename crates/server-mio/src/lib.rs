@@ -18,9 +18,9 @@
 //!    `WouldBlock` (while the protocol wants bytes) and hands each chunk to
 //!    `data_received`. *asyncio:* `_read_ready` calling `protocol.data_received(data)`.
 //! 3. **Wait.** The protocol framed the line and started its simulated IO: it now reports a
-//!    deadline 100 ms away. The connection arms one timer in the loop's [`timers::Timers`]
-//!    queue, keyed by `(deadline, id)`; the next `poll` sleeps no longer than the distance to
-//!    the first key. *asyncio:* `await asyncio.sleep(0.1)` in a task, i.e. `loop.call_at`
+//!    deadline 100 ms away. The connection arms one timer in the loop's
+//!    [`server_common::Timers`] queue, keyed by `(deadline, id)`; the next `poll` sleeps no
+//!    longer than the distance to the first key. *asyncio:* `await asyncio.sleep(0.1)` in a task, i.e. `loop.call_at`
 //!    pushing a `TimerHandle` onto `_scheduled`, and `select(timeout)` derived from its head.
 //! 4. **Timer fires.** After `poll` returns, the loop pops every due timer and calls the
 //!    protocol's `timeout`; the reply `HELLO\n` appears in its output. *asyncio:* the due
@@ -46,9 +46,10 @@
 //! would, and every other connection on that loop waits. That is what those kinds are for.
 //!
 //! # Map
-//! - [`timers`]: the timer queue.
-//! - [`connection`]: one socket, its protocol, readiness cache and timer; testable without
-//!   sockets.
+//! - [`connection`]: one socket, its [`server_common::Driver`], readiness cache and timer;
+//!   testable without sockets. The driver decides each step; the connection does its IO.
+//! - server-common's `timers` and `accept`: the timer queue and the accept policy, shared
+//!   with any other loop-based server.
 //! - [`event_loop`]: the `Poll` loop, accept back-off, shutdown drain.
 //! - [`server`]: [`start`], N loops on N threads sharing a port, and the handle that stops them.
 //!
@@ -58,6 +59,5 @@
 pub mod connection;
 pub mod event_loop;
 pub mod server;
-pub mod timers;
 
-pub use server::{MioServer, start};
+pub use server::{MioServer, VariantArgs, start};

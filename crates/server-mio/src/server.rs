@@ -49,10 +49,7 @@ pub fn start(config: ServerConfig, loops: usize) -> io::Result<MioServer> {
     let mut ready = Vec::with_capacity(n_loops);
     for (index, listener) in listeners.into_iter().enumerate() {
         let settings = LoopSettings {
-            protocol: config.protocol.clone(),
-            max_connections: config.max_connections,
-            shutdown_timeout: config.shutdown_timeout,
-            verbose: config.verbose,
+            config: config.clone(),
             index,
             n_loops,
         };
@@ -64,6 +61,24 @@ pub fn start(config: ServerConfig, loops: usize) -> io::Result<MioServer> {
         stats,
         loops,
     })
+}
+
+/// The binary's variant flags, flattened into its parser beside the common ones, and read
+/// in-process by [`server_common::start_from_flags`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct VariantArgs {
+    /// Event loops, each on its own thread, sharing the port through SO_REUSEPORT. 1 is
+    /// asyncio's model: one thread for everything.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub loops: u16,
+}
+
+impl server_common::Variant for VariantArgs {
+    type Server = MioServer;
+
+    fn start(&self, config: ServerConfig) -> io::Result<MioServer> {
+        start(config, usize::from(self.loops))
+    }
 }
 
 /// One non-blocking listener per loop: a plain one for a single loop, SO_REUSEPORT ones on

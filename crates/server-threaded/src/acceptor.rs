@@ -1,5 +1,5 @@
 //! The accept loop: one thread accepting connections and handing each to a new thread or to
-//! the pool, backing off (never spinning) when descriptors or `max_connections` run out.
+//! the pool, by the shared accept policy ([`server_common::AcceptBackoff`]): pauses are sleeps.
 
 use std::io;
 use std::net::TcpListener;
@@ -24,17 +24,17 @@ pub(crate) fn spawn(
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, pool: Option<&Pool>) {
-    let mut backoff = AcceptBackoff::new();
+    let mut backoff = AcceptBackoff::new(Arc::clone(&shared.stats), shared.config.max_connections);
     let mut next_id = 0u64;
     while !shared.is_stopping() {
-        let open = shared.stats.open_connections();
-        if open >= u64::try_from(shared.config.max_connections).unwrap_or(u64::MAX) {
-            pause(shared, &mut backoff);
+        if !backoff.has_room() {
+            // Connection threads do not report their end to this one: look again soon.
+            std::thread::sleep(AcceptBackoff::FULL_RECHECK);
             continue;
         }
         match listener.accept() {
             Ok((stream, peer)) => {
-                backoff.succeeded();
+                backoff.accepted();
                 if let Err(err) = set_nodelay(&stream) {
                     tracing::debug!(%peer, "cannot set TCP_NODELAY: {err}");
                 }
@@ -49,20 +49,13 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, pool: Option<&Pool>
                 dispatch(accepted, shared, pool, &mut backoff);
             }
             Err(_) if shared.is_stopping() => return,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
-                shared.stats.accept_error();
-                backoff.failed(&err);
-                pause(shared, &mut backoff);
+                if let Some(pause) = backoff.failed(&err) {
+                    std::thread::sleep(pause);
+                }
             }
         }
     }
-}
-
-/// Stops accepting for a while; pending connections wait in the kernel's backlog.
-fn pause(shared: &Shared, backoff: &mut AcceptBackoff) {
-    shared.stats.accept_backoff();
-    std::thread::sleep(backoff.next_pause());
 }
 
 fn dispatch(
@@ -83,6 +76,6 @@ fn dispatch(
         // The connection was dropped with the closure, and closed.
         shared.stats.accept_error();
         tracing::warn!("cannot start a connection thread: {err}; backing off");
-        pause(shared, backoff);
+        std::thread::sleep(backoff.pause());
     }
 }

@@ -1,5 +1,5 @@
-//! One connection on one thread: blocking sockets driving an [`EchoProtocol`] by its
-//! contract (see `echo_core::protocol`).
+//! One connection on one thread: blocking sockets doing what the shared
+//! [`server_common::Driver`] says, step by step.
 //!
 //! A thread can block in one call at a time, so the protocol's single timer becomes the
 //! timeout of whatever call the thread makes next: a `read` (or `write`) that times out at the
@@ -11,8 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use echo_core::{DelayKind, EchoProtocol, Protocol, Timeout};
-use server_common::{ConnectionGuard, spend_on_thread};
+use server_common::{Driver, Step, Wait};
 
 use crate::{Accepted, Shared};
 
@@ -25,114 +24,80 @@ pub(crate) fn serve(accepted: Accepted, shared: &Shared) {
     let Accepted {
         registration,
         mut stream,
-        mut guard,
+        guard,
         id,
         peer,
     } = accepted;
-    tracing::info!(%peer, id, "connection made");
-    let mut protocol = EchoProtocol::new(&shared.config.protocol, id);
-    let outcome = drive(&mut stream, &mut protocol, &mut guard, shared);
-    protocol.connection_lost();
-    guard.record(protocol.stats());
-    match outcome {
-        Ok(()) => {
-            tracing::info!(%peer, id, requests = protocol.stats().requests, "connection closed")
-        }
-        Err(err) => {
-            guard.failed();
-            tracing::info!(%peer, id, "connection lost: {err}");
-        }
-    }
+    let mut driver = Driver::new(&shared.config, guard, id, peer, Instant::now());
+    let outcome = drive(&mut stream, &mut driver, shared);
+    driver.finish(outcome.as_ref().err());
     // Unregister before the descriptor is closed: see `registry`.
     drop(registration);
     drop(stream);
 }
 
-/// The connection's loop: one blocking step at a time, chosen from what the protocol wants.
-fn drive(
-    stream: &mut TcpStream,
-    protocol: &mut EchoProtocol,
-    guard: &mut ConnectionGuard,
-    shared: &Shared,
-) -> io::Result<()> {
-    protocol.connection_made(Instant::now());
-    let mut eof = false;
-    let mut told_to_stop = false;
+/// The connection's loop: one blocking call at a time, the one the driver asks for.
+fn drive(stream: &mut TcpStream, driver: &mut Driver, shared: &Shared) -> io::Result<()> {
     loop {
-        guard.record(protocol.stats());
-        if !told_to_stop && shared.is_stopping() {
-            told_to_stop = true;
-            protocol.shutdown(Instant::now());
-        }
-        if protocol.is_closed() {
-            return Ok(());
-        }
-        let timeout = protocol.next_timeout();
         let now = Instant::now();
-        if timeout.is_some_and(|t| t.at <= now) {
-            protocol.timeout(now);
-        } else if !protocol.output().is_empty() {
-            write_output(stream, protocol, timeout)?;
-        } else if let Some(t) = timeout.filter(|t| t.kind != DelayKind::Wait) {
-            spend_on_thread(t);
-            protocol.timeout(Instant::now());
-        } else if protocol.wants_read() && !eof {
-            eof = read_input(stream, protocol, timeout)?;
-        } else if let Some(t) = timeout {
-            std::thread::sleep(t.at.saturating_duration_since(now));
-            protocol.timeout(Instant::now());
-        } else {
-            return Err(io::Error::other(
-                "protocol is stuck: nothing to read, write or wait for",
-            ));
+        if shared.is_stopping() {
+            driver.shutdown(now);
+        }
+        match driver.next_step(now)? {
+            Step::Close => return Ok(()),
+            Step::FireTimeout => driver.timeout(now),
+            Step::Write { until } => write_output(stream, driver, until)?,
+            Step::Spend(timeout) => driver.spend(timeout),
+            Step::Wait(Wait {
+                read: true, until, ..
+            }) => read_input(stream, driver, until)?,
+            // A blocking write never reports the socket full, so this waits for the deadline.
+            Step::Wait(Wait { until, .. }) => {
+                let left = until.map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+                std::thread::sleep(left);
+            }
         }
     }
 }
 
 /// Writes what it can of the output, giving up at the protocol's deadline so that a client
-/// that does not read cannot hold the thread past it.
+/// that does not read cannot hold the thread past it (the next step then fires the timeout).
 fn write_output(
     stream: &mut TcpStream,
-    protocol: &mut EchoProtocol,
-    timeout: Option<Timeout>,
+    driver: &mut Driver,
+    until: Option<Instant>,
 ) -> io::Result<()> {
-    stream.set_write_timeout(time_left(timeout))?;
-    match stream.write(protocol.output()) {
-        Ok(n) => protocol.output_written(n, Instant::now()),
-        Err(err) if is_timeout(&err) => protocol.timeout(Instant::now()),
-        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+    stream.set_write_timeout(time_left(until))?;
+    match stream.write(driver.output()) {
+        Ok(n) => driver.written(n, Instant::now()),
+        Err(err) if is_timeout(&err) || err.kind() == io::ErrorKind::Interrupted => {}
         Err(err) => return Err(err),
     }
     Ok(())
 }
 
-/// Reads one chunk, or times out at the protocol's deadline. Returns whether the client
-/// half-closed.
+/// Reads one chunk, or times out at the protocol's deadline.
 fn read_input(
     stream: &mut TcpStream,
-    protocol: &mut EchoProtocol,
-    timeout: Option<Timeout>,
-) -> io::Result<bool> {
-    stream.set_read_timeout(time_left(timeout))?;
+    driver: &mut Driver,
+    until: Option<Instant>,
+) -> io::Result<()> {
+    stream.set_read_timeout(time_left(until))?;
     let mut chunk = [0u8; READ_CHUNK_BYTES];
     match stream.read(&mut chunk) {
-        Ok(0) => {
-            protocol.eof_received(Instant::now());
-            return Ok(true);
-        }
-        Ok(n) => protocol.data_received(&chunk[..n], Instant::now()),
-        Err(err) if is_timeout(&err) => protocol.timeout(Instant::now()),
-        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+        Ok(0) => driver.eof_received(Instant::now()),
+        Ok(n) => driver.data_received(&chunk[..n], Instant::now()),
+        Err(err) if is_timeout(&err) || err.kind() == io::ErrorKind::Interrupted => {}
         Err(err) => return Err(err),
     }
-    Ok(false)
+    Ok(())
 }
 
 /// A socket timeout reaching the deadline; at least 1 ms, since a zero timeout means "none"
 /// to the OS.
-fn time_left(timeout: Option<Timeout>) -> Option<Duration> {
-    timeout.map(|t| {
-        t.at.saturating_duration_since(Instant::now())
+fn time_left(until: Option<Instant>) -> Option<Duration> {
+    until.map(|at| {
+        at.saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     })
 }

@@ -10,9 +10,10 @@
 //!   connection to its end, so connections beyond the pool's size wait in the queue; the
 //!   stats show how many and for how long.
 //!
-//! One acceptor thread accepts (and backs off when descriptors or `max_connections` run out,
-//! see [`server_common::AcceptBackoff`]); `connection` drives each connection's protocol
-//! with blocking calls. The crate meets the contract in [`server_common::server`].
+//! One acceptor thread accepts by the shared accept policy ([`server_common::AcceptBackoff`]);
+//! `connection` maps each [`server_common::Step`] of a connection's
+//! [`server_common::Driver`] to a blocking call. The crate meets the contract in
+//! [`server_common::server`].
 
 mod acceptor;
 mod connection;
@@ -25,6 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use std::num::NonZeroUsize;
 
 use server_common::{ConnectionGuard, Server, ServerConfig, Stats, Summary, bind_listener};
 use socket2::SockRef;
@@ -47,6 +50,29 @@ pub enum Mode {
         /// Number of worker threads (at least one is started).
         workers: usize,
     },
+}
+
+/// The binary's variant flags, flattened into its parser beside the common ones, and read
+/// in-process by [`server_common::start_from_flags`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VariantArgs {
+    /// Serve with a pool of N worker threads and a queue of accepted connections, instead
+    /// of one thread per connection. A worker serves one connection to its end, so more
+    /// than N simultaneous clients wait in the queue (shown in the exit summary).
+    #[arg(long, value_name = "N")]
+    pub pool: Option<NonZeroUsize>,
+}
+
+impl VariantArgs {
+    /// The mode these flags select.
+    pub fn mode(&self) -> Mode {
+        match self.pool {
+            Some(workers) => Mode::Pool {
+                workers: workers.get(),
+            },
+            None => Mode::PerConnection,
+        }
+    }
 }
 
 /// What the acceptor, the workers and the connection threads share.
@@ -110,6 +136,14 @@ pub fn start(config: ServerConfig, mode: Mode) -> io::Result<ThreadedServer> {
         acceptor,
         pool,
     })
+}
+
+impl server_common::Variant for VariantArgs {
+    type Server = ThreadedServer;
+
+    fn start(&self, config: ServerConfig) -> io::Result<ThreadedServer> {
+        start(config, self.mode())
+    }
 }
 
 impl Server for ThreadedServer {

@@ -1,10 +1,9 @@
-//! The conformance suite, run against both threaded models.
-
-use server_threaded::Mode;
+//! The conformance suite, run against both threaded models: one variant a line, named by its
+//! flags.
 
 conformance::suite!(
     threaded,
-    start = |config| server_threaded::start(config, Mode::PerConnection),
+    variant = server_threaded::VariantArgs,
     binary = env!("CARGO_BIN_EXE_server-threaded"),
     args = &[],
 );
@@ -13,7 +12,7 @@ conformance::suite!(
 // about 20), so the pool changes scheduling, not what passes.
 conformance::suite!(
     threaded_pool,
-    start = |config| server_threaded::start(config, Mode::Pool { workers: 64 }),
+    variant = server_threaded::VariantArgs,
     binary = env!("CARGO_BIN_EXE_server-threaded"),
     args = &["--pool", "64"],
 );

@@ -1,4 +1,5 @@
-//! The loop's timer queue: mio has readiness, not time, so the loop keeps its own.
+//! The timer queue of a loop-based server: readiness (mio) and completion (io_uring) loops have
+//! no timers of their own, so the loop keeps them here.
 //!
 //! Shaped like async-io's reactor: an ordered map keyed by `(deadline, id)`. The id breaks ties
 //! between timers due at the same instant (10000 connections accepted in one burst with a
