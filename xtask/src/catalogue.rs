@@ -357,6 +357,7 @@ impl Variant {
             args,
             envs,
             ready: Ready::ListeningLine,
+            ..Launch::default()
         })
     }
 }
@@ -380,6 +381,7 @@ fn external_launch(name: &str, template: &str, delay: &DelayModel) -> anyhow::Re
         args: args.to_vec(),
         envs: vec![],
         ready: Ready::Connect(SocketAddr::from(([127, 0, 0, 1], port))),
+        ..Launch::default()
     })
 }
 

@@ -27,17 +27,20 @@ const TAIL_LINES: usize = 20;
 const KILL_PATIENCE: Duration = Duration::from_secs(10);
 
 /// What can go wrong with a server process; every message names the server.
+///
+/// A message already ends with its cause (the `io::Error`), so none is also returned as
+/// [`std::error::Error::source`]: a chain printer such as anyhow's `{:#}` would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The program could not be started at all.
-    #[error("cannot start server {name}: `{command}`: {source}")]
+    #[error("cannot start server {name}: `{command}`: {cause}")]
     Spawn {
         /// The server's name.
         name: String,
         /// Its command line.
         command: String,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// It exited, printed something else, or said nothing in time; it has been killed and
     /// reaped.
@@ -57,7 +60,7 @@ pub enum Error {
         stderr_tail: String,
     },
     /// A signal could not be delivered.
-    #[error("cannot send signal {signal} to server {name} (pid {pid}): {source}")]
+    #[error("cannot send signal {signal} to server {name} (pid {pid}): {cause}")]
     Signal {
         /// The server's name.
         name: String,
@@ -66,17 +69,17 @@ pub enum Error {
         /// The signal.
         signal: i32,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// Waiting for it failed (it was not our child any more).
-    #[error("cannot reap server {name} (pid {pid}): {source}")]
+    #[error("cannot reap server {name} (pid {pid}): {cause}")]
     Reap {
         /// The server's name.
         name: String,
         /// Its PID.
         pid: u32,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// It was still running when its patience ran out; it has been killed and reaped.
     #[error(
@@ -105,9 +108,9 @@ pub enum Error {
 impl From<Error> for io::Error {
     fn from(error: Error) -> io::Error {
         let kind = match &error {
-            Error::Spawn { source, .. }
-            | Error::Signal { source, .. }
-            | Error::Reap { source, .. } => source.kind(),
+            Error::Spawn { cause, .. }
+            | Error::Signal { cause, .. }
+            | Error::Reap { cause, .. } => cause.kind(),
             Error::NotReady { .. } | Error::StillRunning { .. } | Error::Unkillable { .. } => {
                 io::ErrorKind::Other
             }
@@ -179,10 +182,10 @@ impl ServerProcess {
     /// ends with its stderr tail; the process has been killed and reaped by then.
     pub fn start(launch: &Launch, timeout: Duration) -> Result<ServerProcess, Error> {
         let name = launch.display_name();
-        let spawn_error = |source| Error::Spawn {
+        let spawn_error = |cause| Error::Spawn {
             name: name.clone(),
             command: launch.command_line(),
-            source,
+            cause,
         };
         let mut child = launch
             .command()
@@ -269,11 +272,11 @@ impl ServerProcess {
     /// # Errors
     /// When it cannot be delivered, or the process was already reaped.
     pub fn signal(&self, signal: i32) -> Result<(), Error> {
-        let error = |source| Error::Signal {
+        let error = |cause| Error::Signal {
             name: self.name.clone(),
             pid: self.pid(),
             signal,
-            source,
+            cause,
         };
         if self.reaped {
             return Err(error(io::Error::from(io::ErrorKind::NotFound)));
@@ -326,10 +329,10 @@ impl ServerProcess {
     }
 
     fn reap(&mut self, patience: Duration) -> Result<Option<(ExitStatus, Usage)>, Error> {
-        let reaped = reap_within(self.pid(), patience).map_err(|source| Error::Reap {
+        let reaped = reap_within(self.pid(), patience).map_err(|cause| Error::Reap {
             name: self.name.clone(),
             pid: self.pid(),
-            source,
+            cause,
         })?;
         self.reaped = reaped.is_some();
         Ok(reaped)

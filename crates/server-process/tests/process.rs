@@ -66,15 +66,30 @@ fn a_server_silent_past_its_time_limit_is_killed_and_named() {
 }
 
 #[test]
-fn a_program_that_does_not_exist_is_named() {
+fn a_program_that_does_not_exist_is_named_with_its_cause_said_once() {
     let error = ServerProcess::start(&Launch::new("./no-such-server"), GENEROUS)
         .expect_err("nothing to start");
+    let text = error.to_string();
     assert!(
-        error
-            .to_string()
-            .starts_with("cannot start server no-such-server: `./no-such-server`"),
-        "{error}"
+        text.starts_with("cannot start server no-such-server: `./no-such-server`"),
+        "{text}"
     );
+    assert!(
+        text.contains("(os error 2)"),
+        "the cause is in the message: {text}"
+    );
+    assert_eq!(
+        std::io::Error::from(error).kind(),
+        std::io::ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn an_error_whose_message_holds_its_cause_does_not_also_chain_it() {
+    // A chain printer (anyhow's `{:#}`, as xtask formats errors) would repeat the cause.
+    let error = ServerProcess::start(&Launch::new("./no-such-server"), GENEROUS)
+        .expect_err("nothing to start");
+    assert!(std::error::Error::source(&error).is_none(), "{error:?}");
 }
 
 #[test]

@@ -7,14 +7,19 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::Duration;
 
 use loadgen::{FailureKind, Report};
+use server_process::{Capture, Usage, reap_within};
 
 use crate::results::LoadFigures;
-use crate::run::procstat::Usage;
-use crate::run::server::reap_within;
+
+/// How many of loadgen's last stderr lines a failed run quotes.
+const TAIL_LINES: usize = 20;
+
+/// How long loadgen's stderr may stay open after it was reaped (only a grandchild holding
+/// the pipe would keep it open).
+const STDERR_PATIENCE: Duration = Duration::from_secs(1);
 
 /// What one loadgen run is asked to do.
 #[derive(Debug, Clone)]
@@ -105,7 +110,7 @@ pub fn run(spec: &LoadSpec, addr: SocketAddr, json: &Path) -> LoadOutcome {
         command,
         report,
         failure,
-        client_cpu_seconds: usage.map(|u| u.user_cpu_seconds + u.system_cpu_seconds),
+        client_cpu_seconds: usage.map(|u| u.cpu_seconds()),
     }
 }
 
@@ -120,23 +125,19 @@ fn run_to_end(spec: &LoadSpec, args: &[String]) -> Result<(Option<String>, Usage
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start loadgen {}: {e}", spec.program.display()))?;
-    let stderr = child.stderr.take();
-    let reader = thread::spawn(move || {
-        stderr
-            .map(crate::run::server::read_tail)
-            .unwrap_or_default()
-    });
-    let pid = child.id() as libc::pid_t;
-    let reaped = reap_within(pid, spec.deadline()).map_err(|e| format!("{e:#}"))?;
+    let stderr = child.stderr.take().map(Capture::start);
+    let reaped = reap_within(child.id(), spec.deadline()).map_err(|e| e.to_string())?;
     let Some((status, usage)) = reaped else {
         let _ = child.kill();
         let _ = child.wait();
         let limit = humantime::format_duration(spec.deadline());
         return Err(format!("loadgen did not finish within {limit}"));
     };
-    let tail = reader.join().unwrap_or_default();
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    let failure = (!ok).then(|| format!("loadgen exited with wait status {status}: {tail}"));
+    let tail = stderr.map_or_else(String::new, |capture| {
+        capture.wait_for_end(STDERR_PATIENCE);
+        capture.tail(TAIL_LINES).join("; ")
+    });
+    let failure = (!status.success()).then(|| format!("loadgen failed ({status}): {tail}"));
     Ok((failure, usage))
 }
 

@@ -21,7 +21,7 @@ use crate::results::{ExitRecord, RunKind, RunRecord};
 use crate::run::env::ListenCounters;
 use crate::run::load::{self, LoadSpec};
 use crate::run::procstat::{self, Sampler};
-use crate::run::server;
+use crate::run::server::{self, ServerProcess};
 
 /// How long a server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -104,9 +104,9 @@ impl Bench {
         };
         record.server_command = self.settings.for_the_record(&launch.command_line());
         let before = ListenCounters::read().unwrap_or_default();
-        let server = match server::start(&launch, START_TIMEOUT) {
+        let server = match ServerProcess::start(&launch, START_TIMEOUT) {
             Ok(server) => server,
-            Err(e) => return failed(record, format!("{e:#}")),
+            Err(e) => return failed(record, e.to_string()),
         };
         let sampler = Sampler::start(server.pid());
         let spec = LoadSpec {
@@ -129,14 +129,15 @@ impl Bench {
         (record.listen_overflows, record.listen_drops) = (delta.overflows, delta.drops);
         record.failure = outcome.failure;
         match stopped {
-            Ok((exit, usage)) => {
-                record.process = Some(procstat::figures(peaks, usage));
+            Ok(exit) => {
+                record.process = Some(procstat::figures(peaks, Some(exit.usage)));
+                let exit = server::exit_record(&exit);
                 if !exit.clean && record.failure.is_none() {
                     record.failure = Some(unclean_exit(&variant.name, &exit, &tail));
                 }
                 record.exit = Some(exit);
             }
-            Err(e) => record.failure = Some(format!("{e:#}")),
+            Err(e) => record.failure = Some(e.to_string()),
         }
         record
     }
