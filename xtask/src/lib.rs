@@ -28,6 +28,7 @@
 pub mod aggregate;
 pub mod catalogue;
 pub mod export;
+pub mod measured;
 pub mod report;
 pub mod results;
 pub mod run;

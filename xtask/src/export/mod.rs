@@ -15,6 +15,7 @@ use anyhow::Context;
 use crate::results::Summary;
 
 pub mod chart;
+pub mod latency_chart;
 pub mod figures;
 pub mod format;
 pub mod markdown;

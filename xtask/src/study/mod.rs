@@ -6,6 +6,7 @@
 //! its own process, /proc samples, SIGTERM, the record). A study decides what to run;
 //! [`crate::run`] runs it; [`crate::export`] writes what came out.
 
+pub mod capacity;
 pub mod compare;
 
 use std::fs;
