@@ -15,7 +15,7 @@ use crate::export::figures::{
 };
 use crate::export::format::{GIB, MIB, dash, escape, num, ratio, secs, short_commit, yes_no};
 use crate::export::{CHART_FILE, targets, verdict};
-use crate::results::{Row, Summary};
+use crate::results::{Environment, Row, Summary};
 
 /// The whole `README.md` of one comparison.
 pub fn readme(summary: &Summary) -> String {
@@ -49,12 +49,16 @@ pub fn headline(summary: &Summary) -> String {
 }
 
 fn header(out: &mut String, summary: &Summary) {
-    let env = &summary.env;
     let _ = writeln!(out, "# Comparison `{}`\n", summary.label);
     out.push_str(
         "Rendered from `summary.json` by `cargo xtask report`; do not edit by hand. \
          Raw records of every run are under `runs/`.\n\n",
     );
+    environment(out, &summary.env);
+}
+
+/// The machine and code table, and the limits that shape every run, of any study.
+pub fn environment(out: &mut String, env: &Environment) {
     out.push_str("| CPU | cores | memory | kernel | rustc | python | git commit | date (UTC) |\n");
     out.push_str("|---|---|---|---|---|---|---|---|\n");
     let _ = writeln!(

@@ -62,6 +62,19 @@ impl Launch {
         }
         line
     }
+
+    /// The same server behind `taskset -c cpus`, pinned to those CPUs with every thread it
+    /// starts. taskset execs the server, so the process id is the server's own.
+    pub fn pinned(self, cpus: &str) -> Launch {
+        let mut args = vec!["-c".to_owned(), cpus.to_owned()];
+        args.push(self.program.display().to_string());
+        args.extend(self.args);
+        Launch {
+            program: PathBuf::from("taskset"),
+            args,
+            ..self
+        }
+    }
 }
 
 /// The last lines a process wrote to stderr.

@@ -38,6 +38,8 @@ pub struct CapacitySummary {
     /// delay: no server result above it could be told from the client's limit.
     #[serde(with = "field")]
     pub loadgen_ceiling_requests_per_second: Measured<f64>,
+    /// The server loadgen's ceiling was measured against (closed loop, zero delay).
+    pub loadgen_ceiling_server: Option<String>,
     /// One entry per server, in the order they were measured.
     pub servers: Vec<ServerCapacity>,
     /// Servers that were asked for but not run, with the reason.
@@ -110,6 +112,9 @@ pub struct ServerCapacity {
     pub bound: Bound,
     /// Every step, in the order measured.
     pub steps: Vec<JudgedStep>,
+    /// Why the search stopped before it had an answer (the server did not start, or loadgen
+    /// left no report), if it did.
+    pub failure: Option<String>,
 }
 
 /// A step with the SLO's judgement of it.
@@ -339,6 +344,7 @@ mod tests {
                 command: "cargo xtask capacity".to_owned(),
             },
             loadgen_ceiling_requests_per_second: Err(NotMeasured::new("not run")),
+            loadgen_ceiling_server: None,
             servers: vec![ServerCapacity {
                 name: "mio".to_owned(),
                 model: Model::new("mio"),
@@ -347,6 +353,7 @@ mod tests {
                 first_broken_requests_per_second: Some(2000.0),
                 bound: Bound::Slo,
                 steps,
+                failure: None,
             }],
             skipped: vec![],
         }
