@@ -84,14 +84,14 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
     let _ = writeln!(
         out,
         "Every server, multi-threaded ones included, ran pinned to {} and loadgen to {}. \
-         The search tried rates from {:.0} up to {:.0} req/s (the ceiling: {}). A step is \
+         The search tried rates from {:.0} up to {:.0} req/s (the ceiling: what the connections that fit the open-file limits carry, or \
+         `--max-rate`). A step is \
          client-bound, and never a server's limit, when loadgen's schedule lag p99 was over \
          {} ms or its CPU over {:.0} %.\n",
         cpu_text(&s.cpus.server_cpus),
         cpu_text(&s.cpus.loadgen_cpus),
         s.search.floor_requests_per_second,
         s.search.ceiling_requests_per_second,
-        "what the connections that fit the open-file limits carry, or --max-rate",
         num(s.slo.client_lag_p99_max_ms),
         s.slo.client_cpu_max_ratio * 100.0,
     );
@@ -193,7 +193,8 @@ fn costs(out: &mut String, summary: &CapacitySummary) {
         "## Cost per request at {rate:.0} req/s, the highest rate every row sustained\n"
     );
     out.push_str(
-        "Each row is the server's sustained step with the highest rate at or below it.\n\n",
+        "Each row is the server's sustained step with the highest rate at or below it (or its \
+         lowest sustained step, when its search never went that low).\n\n",
     );
     out.push_str("| server | step req/s | achieved req/s | p50 ms | p99 ms | CPU µs/request (user + system) | user share | syscalls/request | ctx switches/request | peak RSS MiB | RSS/connection KiB | peak threads | loadgen CPU |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -453,23 +454,6 @@ fn how_to_read(out: &mut String, summary: &CapacitySummary) {
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_bound_reads_as_words() {
-        assert_eq!(bound_text(Bound::Client), "client (a lower bound)");
-        assert_eq!(bound_text(Bound::ServerCpu), "server CPU");
-    }
-
-    #[test]
-    fn cpus_are_named_in_the_singular_or_plural() {
-        assert_eq!(cpu_text(&[0]), "CPU 0");
-        assert_eq!(cpu_text(&[0, 1]), "CPUs 0,1");
-    }
-}
-
 /// The capacity studies' part of `LATEST.md`, newest first: `(directory name, summary)`.
 pub fn latest(entries: &[(String, CapacitySummary)]) -> String {
     let mut out = String::from(
@@ -491,4 +475,21 @@ pub fn latest(entries: &[(String, CapacitySummary)]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bound_reads_as_words() {
+        assert_eq!(bound_text(Bound::Client), "client (a lower bound)");
+        assert_eq!(bound_text(Bound::ServerCpu), "server CPU");
+    }
+
+    #[test]
+    fn cpus_are_named_in_the_singular_or_plural() {
+        assert_eq!(cpu_text(&[0]), "CPU 0");
+        assert_eq!(cpu_text(&[0, 1]), "CPUs 0,1");
+    }
 }

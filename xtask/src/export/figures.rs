@@ -126,18 +126,21 @@ pub fn common_rate(summary: &CapacitySummary) -> Option<f64> {
         .min_by(f64::total_cmp)
 }
 
-/// `server`'s sustained step with the highest target at or below `rate`: where its costs are
-/// compared with the other servers'.
+/// `server`'s sustained step with the highest target at or below `rate`, or, when its search
+/// never went that low, its lowest sustained step: where its costs are compared with the
+/// other servers'.
 pub fn cost_step(server: &ServerCapacity, rate: f64) -> Option<&JudgedStep> {
-    server
-        .steps
-        .iter()
-        .filter(|s| s.verdict == Verdict::Sustained && s.step.target_requests_per_second <= rate)
-        .max_by(|a, b| {
-            a.step
-                .target_requests_per_second
-                .total_cmp(&b.step.target_requests_per_second)
-        })
+    let sustained = || {
+        server
+            .steps
+            .iter()
+            .filter(|s| s.verdict == Verdict::Sustained)
+    };
+    let target = |s: &&JudgedStep| s.step.target_requests_per_second;
+    sustained()
+        .filter(|s| target(s) <= rate)
+        .max_by(|a, b| target(a).total_cmp(&target(b)))
+        .or_else(|| sustained().min_by(|a, b| target(a).total_cmp(&target(b))))
 }
 
 /// CPU per request, user plus system, in µs.
