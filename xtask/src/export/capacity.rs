@@ -347,17 +347,7 @@ fn targets_section(out: &mut String, summary: &CapacitySummary) {
          target that cannot be checked here is missed, with the reason.\n\n",
     );
     let checks = targets::capacity_checks(summary);
-    for check in &checks {
-        let mark = if check.met { "met" } else { "**MISSED**" };
-        let _ = writeln!(out, "- {mark}: {}", check.text);
-    }
-    let missed = checks.iter().filter(|c| !c.met).count();
-    let _ = writeln!(
-        out,
-        "\n{} of {} checks met; {missed} missed.\n",
-        checks.len() - missed,
-        checks.len()
-    );
+    markdown::check_list(out, &checks);
 }
 
 fn steps(out: &mut String, summary: &CapacitySummary) {

@@ -248,7 +248,12 @@ fn targets_section(out: &mut String, summary: &Summary) {
         out.push_str("No Rust rows to check.\n\n");
         return;
     }
-    for check in &checks {
+    check_list(out, &checks);
+}
+
+/// The checks as a list, each marked met or **MISSED**, and the tally: any study's targets.
+pub fn check_list(out: &mut String, checks: &[targets::Check]) {
+    for check in checks {
         let mark = if check.met { "met" } else { "**MISSED**" };
         let _ = writeln!(out, "- {mark}: {}", check.text);
     }
