@@ -1,8 +1,9 @@
-//! The studies, one question each: [`compare`] (the article's experiment on every variant).
+//! The studies, one question each: [`compare`] (the article's experiment on every variant)
+//! and [`capacity`] (the max sustainable rate at an SLO, and the cost of a request).
 //!
-//! What every study needs lives here, so that the next one (capacity, scenarios, soak) is
-//! its own plan of runs and nothing more: building the binaries, finding them, the output
-//! directory, and [`Bench::run`], one measured run of one variant (a fresh server, loadgen in
+//! What every study needs lives here, so that the next one (scenarios, soak) is its own plan
+//! of runs and nothing more: building the binaries, finding them, the output directory, the
+//! selection of variants ([`Wanted`]), and [`Bench::run`], one measured run of one variant (a fresh server, loadgen in
 //! its own process, /proc samples, SIGTERM, the record). A study decides what to run;
 //! [`crate::run`] runs it; [`crate::export`] writes what came out.
 
