@@ -149,6 +149,33 @@ fn results_table(out: &mut String, summary: &Summary, n: u64) {
         let _ = writeln!(out, "| {} | skipped: {} |", skipped.server, skipped.reason);
     }
     out.push('\n');
+    out.push_str(&client_lag_line(&rows));
+}
+
+/// loadgen's own schedule lag per row, where it was measured (open loop, issue 15); nothing
+/// when no row has it, as in the closed-loop comparisons.
+fn client_lag_line(rows: &[&Row]) -> String {
+    let lags: Vec<String> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.measured.as_ref()?.client_schedule_lag?)))
+        .map(|(r, lag)| {
+            format!(
+                "{} {} / {} / {}",
+                r.server,
+                num(lag.p50_ms),
+                num(lag.p99_ms),
+                num(lag.max_ms)
+            )
+        })
+        .collect();
+    if lags.is_empty() {
+        return String::new();
+    }
+    format!(
+        "loadgen's own schedule lag, p50 / p99 / max ms (how late the client sent requests \
+         against its schedule): {}.\n\n",
+        lags.join("; ")
+    )
 }
 
 fn result_line(summary: &Summary, row: &Row, fastest: Option<f64>) -> String {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use loadgen::{FailureKind, Report};
 
 use crate::measured::{Measured, NotMeasured};
-use crate::results::LoadFigures;
+use crate::results::{LoadFigures, ScheduleLag};
 use crate::run::procstat::Usage;
 use crate::run::server::reap_within;
 
@@ -227,22 +227,12 @@ pub fn figures(report: &Report) -> LoadFigures {
         latency_p99_ms: report.latency.p99_us / 1000.0,
         latency_max_ms: report.latency.max_us / 1000.0,
         all_connected_seconds: report.all_connected_seconds,
+        schedule_lag: schedule_lag(report).ok(),
     }
 }
 
-/// loadgen's own schedule lag in an open-loop run (how late the client itself sent each
-/// request against its schedule), in milliseconds: p50, p99 and max.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ScheduleLag {
-    /// Median lag.
-    pub p50_ms: f64,
-    /// 99th percentile lag: what decides whether a step was client-bound.
-    pub p99_ms: f64,
-    /// Largest lag.
-    pub max_ms: f64,
-}
-
-/// The one place that reads loadgen's schedule lag from its report, for every study.
+/// The one place that reads loadgen's schedule lag from its report, for every study (the
+/// capacity study's client-bound judgement, compare's lag line, issue 15).
 ///
 /// LEAD: loadgen's schema-2 report (branch `loadgen`) has `schedule_lag: Percentiles`
 /// (`count` 0 in closed loop) and `client_bound: bool`. Once it is merged, replace the body

@@ -540,7 +540,10 @@ mod tests {
         let counted = counting.stop().unwrap_or_else(|e| panic!("{e}"));
         drop(to_cat);
         let _ = cat.wait();
-        assert!(counted.syscalls >= 2 * LINES, "{counted:?}");
+        // The tracepoint counts system call entries: cat may already have entered its first
+        // read, waiting for line 0, before the counters were enabled, so that one read can
+        // be missing from the count.
+        assert!(counted.syscalls >= 2 * LINES - 1, "{counted:?}");
         assert!(
             counted.context_switches >= 1,
             "cat blocked waiting for input at least once: {counted:?}"
