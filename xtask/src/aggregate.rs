@@ -4,7 +4,7 @@
 //! whose server did not start or did not exit cleanly, only adds to `runs_failed` and to the
 //! reasons; every figure is the median (or the extreme, where noted) over the other runs.
 
-use crate::results::{Measured, Model, Row, RunKind, RunRecord, Spread};
+use crate::results::{LoadFigures, Measured, Model, Row, RunKind, RunRecord, ScheduleLag, Spread};
 
 /// Who a row is about.
 #[derive(Debug, Clone)]
@@ -105,6 +105,7 @@ fn measure(ok: &[&RunRecord]) -> Option<Measured> {
                 .collect::<Vec<_>>(),
         )
         .map(|s| s.median),
+        client_schedule_lag: client_lag(&pairs.iter().map(|(l, _, _)| *l).collect::<Vec<_>>()),
         voluntary_ctx_switches: median(&|i| pairs[i].1.voluntary_ctx_switches as f64),
         involuntary_ctx_switches: median(&|i| pairs[i].1.involuntary_ctx_switches as f64),
         listen_overflows: pairs.iter().map(|(_, _, r)| r.listen_overflows).sum(),
@@ -112,10 +113,23 @@ fn measure(ok: &[&RunRecord]) -> Option<Measured> {
     })
 }
 
+/// loadgen's lag over the runs that measured it: medians of p50 and p99, the largest max.
+fn client_lag(loads: &[&LoadFigures]) -> Option<ScheduleLag> {
+    let lags: Vec<ScheduleLag> = loads.iter().filter_map(|l| l.schedule_lag).collect();
+    let median = |f: fn(&ScheduleLag) -> f64| {
+        Spread::of(&lags.iter().map(f).collect::<Vec<_>>()).map(|s| s.median)
+    };
+    Some(ScheduleLag {
+        p50_ms: median(|l| l.p50_ms)?,
+        p99_ms: median(|l| l.p99_ms)?,
+        max_ms: lags.iter().map(|l| l.max_ms).fold(0.0, f64::max),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{LoadFigures, ProcessFigures};
+    use crate::results::ProcessFigures;
 
     fn record(kind: RunKind, wall: f64, failure: Option<&str>) -> RunRecord {
         RunRecord {
@@ -136,6 +150,7 @@ mod tests {
                 latency_p99_ms: 101.0,
                 latency_max_ms: wall * 1000.0,
                 all_connected_seconds: Some(wall / 2.0),
+                schedule_lag: None,
             }),
             process: Some(ProcessFigures {
                 peak_rss_bytes: 1 << 20,

@@ -3,12 +3,16 @@
 //! One subcommand a file, as in rust-analyzer's xtask:
 //! - [`study::compare`]: builds the servers and loadgen, runs the article's experiment on
 //!   every server variant, and writes `benches-results/<date>-<label>/`;
-//! - [`report`]: re-renders a comparison's report from its `summary.json`.
+//! - [`study::capacity`]: searches each variant's max sustainable rate at an SLO, with the
+//!   server and loadgen pinned to CPUs of their own, and what each request costs, and writes
+//!   `benches-results/<date>-capacity/`;
+//! - [`report`]: re-renders a comparison's or a capacity study's report from its
+//!   `summary.json`.
 //!
 //! Their parts, arrows pointing down: [`catalogue`] (every server variant, one row each);
 //! [`study`] (one file per question, and what a study needs: build, one run); [`run`] (one
-//! server process, one loadgen run, /proc samples, the machine); [`aggregate`] (runs into
-//! rows); [`results`] (the JSON types); [`export`] (markdown, SVG and JSON from a summary
+//! server process, one loadgen run, /proc samples, perf counts, the machine); [`measured`] (a
+//! figure or why it is missing); [`aggregate`] (runs into rows); [`results`] (the JSON types); [`export`] (markdown, SVG and JSON from a summary
 //! only). Nothing in `run` or `export` knows which study called it.
 //!
 //! Invariants:
@@ -28,6 +32,7 @@
 pub mod aggregate;
 pub mod catalogue;
 pub mod export;
+pub mod measured;
 pub mod report;
 pub mod results;
 pub mod run;

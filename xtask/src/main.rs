@@ -18,9 +18,14 @@ enum Cmd {
     /// Build the servers and loadgen, run the article's experiment on every variant, and
     /// write benches-results/<date>-<label>/ (JSON, README.md, chart.svg) and LATEST.md.
     Compare(xtask::study::compare::CompareArgs),
-    /// Re-render DIR/README.md (and chart.svg) from DIR/summary.json, and LATEST.md.
+    /// Search each variant's max sustainable request rate at an SLO (default p99 ≤ 1.5 ×
+    /// the 100 ms delay) on persistent connections, with the server and loadgen pinned to
+    /// CPUs of their own, and what each request costs; writes
+    /// benches-results/<date>-capacity/ (JSON, README.md, latency.svg) and LATEST.md.
+    Capacity(xtask::study::capacity::CapacityArgs),
+    /// Re-render DIR/README.md (and its chart) from DIR/summary.json, and LATEST.md.
     Report {
-        /// A comparison directory, e.g. benches-results/2026-11-25-compare-10000.
+        /// A comparison or capacity directory, e.g. benches-results/2026-11-25-compare-10000.
         dir: PathBuf,
     },
 }
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Compare(args) => xtask::study::compare::run(args),
+        Cmd::Capacity(args) => xtask::study::capacity::run(args),
         Cmd::Report { dir } => xtask::report::run(&dir),
     };
     match result {

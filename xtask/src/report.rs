@@ -1,5 +1,6 @@
-//! `cargo xtask report DIR`: re-renders a comparison's `README.md` and chart from its
-//! `summary.json`, and the `LATEST.md` index; also the readers and writers studies use.
+//! `cargo xtask report DIR`: re-renders a comparison's or a capacity study's `README.md` and
+//! chart from its `summary.json`, and the `LATEST.md` index; also the readers and writers
+//! studies use.
 //!
 //! Rendering is the only way reports are made, so editing a number means editing the JSON
 //! and re-rendering; `tests/reports_match_json.rs` fails when a committed report differs from
@@ -13,17 +14,24 @@ use serde::Serialize;
 
 use crate::export::{self, README_FILE, SUMMARY_FILE, markdown};
 use crate::results::{OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, Summary};
+use crate::study::capacity::results::{CapacitySummary, SCHEMA_VERSION as CAPACITY_SCHEMA};
 
 /// Name of the index beside the comparison directories.
 pub const LATEST_FILE: &str = "LATEST.md";
 
-/// Re-renders `dir` from its summary, then the index of its parent directory.
+/// Re-renders `dir` from its summary (a comparison's or a capacity study's, told apart by
+/// the summary itself), then the index of its parent directory.
 ///
 /// # Errors
 /// When the summary cannot be read or parsed, or a file cannot be written.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
-    let summary = read_summary(dir)?;
-    export::write(dir, &summary, &export::RENDERED)?;
+    if is_capacity(dir) {
+        let summary = read_capacity(dir)?;
+        export::write(dir, &summary, &export::CAPACITY_RENDERED)?;
+    } else {
+        let summary = read_summary(dir)?;
+        export::write(dir, &summary, &export::RENDERED)?;
+    }
     write_latest(&parent_of(dir))?;
     eprintln!("rendered {}", dir.join(README_FILE).display());
     Ok(())
@@ -36,6 +44,78 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
 pub fn write_all(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
     export::write(dir, summary, &export::ALL)?;
     write_latest(&parent_of(dir))
+}
+
+/// Writes a new capacity study: its summary, report, chart, and the refreshed index.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_capacity(dir: &Path, summary: &CapacitySummary) -> anyhow::Result<()> {
+    export::write(dir, summary, &export::CAPACITY_ALL)?;
+    write_latest(&parent_of(dir))
+}
+
+/// Whether `dir`'s summary is a capacity study's: it lists `servers`, where a comparison's
+/// lists `rows`.
+pub fn is_capacity(dir: &Path) -> bool {
+    fs::read_to_string(dir.join(SUMMARY_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|value| value.get("servers").is_some() && value.get("rows").is_none())
+}
+
+/// Reads `<dir>/summary.json` of a capacity study.
+///
+/// # Errors
+/// When it is missing, is not a capacity summary, or has a schema version this xtask does
+/// not read.
+pub fn read_capacity(dir: &Path) -> anyhow::Result<CapacitySummary> {
+    let path = dir.join(SUMMARY_FILE);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let summary: CapacitySummary =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if summary.schema_version != CAPACITY_SCHEMA {
+        bail!(
+            "{} has schema_version {}, this xtask reads capacity schema {CAPACITY_SCHEMA}",
+            path.display(),
+            summary.schema_version
+        );
+    }
+    Ok(summary)
+}
+
+/// Every capacity study under `results_dir`, newest first.
+///
+/// # Errors
+/// When the directory cannot be listed or a summary there cannot be read.
+pub fn capacity_studies(results_dir: &Path) -> anyhow::Result<Vec<(String, CapacitySummary)>> {
+    let mut entries = Vec::new();
+    for (name, path) in study_dirs(results_dir)? {
+        if is_capacity(&path) {
+            entries.push((name, read_capacity(&path)?));
+        }
+    }
+    entries
+        .sort_by(|(a_dir, a), (b_dir, b)| (&b.env.date_utc, b_dir).cmp(&(&a.env.date_utc, a_dir)));
+    Ok(entries)
+}
+
+/// Every directory under `results_dir` that holds a summary, by name.
+fn study_dirs(results_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut dirs = Vec::new();
+    let listing =
+        fs::read_dir(results_dir).with_context(|| format!("listing {}", results_dir.display()))?;
+    for entry in listing {
+        let path = entry?.path();
+        if path.join(SUMMARY_FILE).is_file() {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            dirs.push((name, path));
+        }
+    }
+    Ok(dirs)
 }
 
 fn parent_of(dir: &Path) -> PathBuf {
@@ -63,21 +143,15 @@ pub fn read_summary(dir: &Path) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Every comparison under `results_dir` (directories with a summary), newest first.
+/// Every comparison under `results_dir` (directories with a comparison's summary), newest
+/// first.
 ///
 /// # Errors
 /// When the directory cannot be listed or a summary there cannot be read.
 pub fn comparisons(results_dir: &Path) -> anyhow::Result<Vec<(String, Summary)>> {
     let mut entries = Vec::new();
-    let listing =
-        fs::read_dir(results_dir).with_context(|| format!("listing {}", results_dir.display()))?;
-    for entry in listing {
-        let path = entry?.path();
-        if path.join(SUMMARY_FILE).is_file() {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+    for (name, path) in study_dirs(results_dir)? {
+        if !is_capacity(&path) {
             entries.push((name, read_summary(&path)?));
         }
     }
@@ -91,8 +165,21 @@ pub fn comparisons(results_dir: &Path) -> anyhow::Result<Vec<(String, Summary)>>
 /// # Errors
 /// As [`comparisons`], or when the file cannot be written.
 pub fn write_latest(results_dir: &Path) -> anyhow::Result<()> {
-    let entries = comparisons(results_dir)?;
-    export::write_text(&results_dir.join(LATEST_FILE), &markdown::latest(&entries))
+    export::write_text(&results_dir.join(LATEST_FILE), &latest_text(results_dir)?)
+}
+
+/// What `<results_dir>/LATEST.md` says: every comparison, then every capacity study (when
+/// there is one).
+///
+/// # Errors
+/// As [`comparisons`].
+pub fn latest_text(results_dir: &Path) -> anyhow::Result<String> {
+    let mut text = markdown::latest(&comparisons(results_dir)?);
+    let capacity = capacity_studies(results_dir)?;
+    if !capacity.is_empty() {
+        text.push_str(&export::capacity::latest(&capacity));
+    }
+    Ok(text)
 }
 
 /// Writes `value` as pretty JSON with a final newline.

@@ -218,6 +218,10 @@ pub struct Measured {
     /// User plus system CPU time of loadgen, the client (median over runs): with the server's,
     /// it says whether the two cores were saturated.
     pub client_cpu_seconds: Option<f64>,
+    /// loadgen's schedule lag (medians of p50 and p99 over the runs that measured one, the
+    /// largest max); `None` where no run measured it (closed loop, or a schema-1 loadgen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_schedule_lag: Option<ScheduleLag>,
     /// Voluntary context switches of the server, every thread (median over runs).
     pub voluntary_ctx_switches: f64,
     /// Involuntary context switches of the server, every thread (median over runs).
@@ -294,6 +298,21 @@ pub struct LoadFigures {
     pub latency_max_ms: f64,
     /// Time until every connection of the first wave was established; `None` when none was.
     pub all_connected_seconds: Option<f64>,
+    /// loadgen's own schedule lag, where it measured one (open loop, schema-2 reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_lag: Option<ScheduleLag>,
+}
+
+/// loadgen's own schedule lag in an open-loop run (how late the client itself sent each
+/// request against its schedule), in milliseconds: p50, p99 and max.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleLag {
+    /// Median lag.
+    pub p50_ms: f64,
+    /// 99th percentile lag: what decides whether a step was client-bound.
+    pub p99_ms: f64,
+    /// Largest lag.
+    pub max_ms: f64,
 }
 
 /// What the server process cost, from /proc samples and from `wait4`'s resource usage.

@@ -66,6 +66,7 @@ fn row(server: &str, model: &str, n: u64, wall: f64, rss_mib: f64, zero: f64) ->
             latency_p99_ms: 120.0,
             latency_max_ms: 130.0,
             all_connected_seconds: Some(wall / 2.0),
+            client_schedule_lag: None,
             peak_rss_bytes: rss_mib * MIB,
             idle_rss_bytes: 2.0 * MIB,
             peak_threads: if model == "threads" { n + 1 } else { 2 },
@@ -314,4 +315,22 @@ fn a_row_of_a_model_outside_the_catalogue_is_measured_but_never_checked() {
     let text = render::readme(&s);
     assert!(text.contains("| nginx | external | 0.100"), "{text}");
     assert!(!text.contains("- met: nginx"));
+}
+
+#[test]
+fn the_clients_schedule_lag_is_shown_where_it_was_measured_and_only_there() {
+    let mut s = summary();
+    assert!(!render::readme(&s).contains("schedule lag, p50 / p99 / max"));
+    if let Some(m) = s.rows[2].measured.as_mut() {
+        m.client_schedule_lag = Some(xtask::results::ScheduleLag {
+            p50_ms: 0.05,
+            p99_ms: 0.4,
+            max_ms: 2.5,
+        });
+    }
+    let text = render::readme(&s);
+    assert!(
+        text.contains("against its schedule): mio 0.050 / 0.400 / 2.50."),
+        "{text}"
+    );
 }

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use xtask::export::{README_FILE, markdown};
+use xtask::export::{README_FILE, capacity, markdown};
 use xtask::report::{self, LATEST_FILE};
 
 fn results_dir() -> PathBuf {
@@ -35,12 +35,27 @@ fn every_committed_comparison_readme_equals_its_rendered_summary() {
 }
 
 #[test]
-fn latest_md_equals_the_rendered_index_of_every_comparison() {
-    let comparisons = committed_comparisons();
+fn every_committed_capacity_readme_equals_its_rendered_summary() {
+    let studies = report::capacity_studies(&results_dir()).expect("benches-results is readable");
+    for (dir, summary) in &studies {
+        let path = results_dir().join(dir).join(README_FILE);
+        let committed = fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == capacity::readme(summary),
+            "{} differs from its summary.json; run `cargo xtask report benches-results/{dir}`",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn latest_md_equals_the_rendered_index_of_every_study() {
+    committed_comparisons();
     let path = results_dir().join(LATEST_FILE);
     let committed = fs::read_to_string(&path).unwrap_or_default();
+    let rendered = report::latest_text(&results_dir()).expect("every summary is readable");
     assert!(
-        committed == markdown::latest(&comparisons),
+        committed == rendered,
         "{} is stale; run `cargo xtask report` on any comparison directory",
         path.display()
     );

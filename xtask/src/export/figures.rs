@@ -1,10 +1,14 @@
 //! Numbers derived from a summary's stored ones: the floors, memory per connection, the
-//! fastest row, the best row of each model, and the reference row, found by its model.
+//! fastest row, the best row of each model, and the reference row, found by its model; for a
+//! capacity study, the servers by capacity, the rate every one sustained and the step whose
+//! costs are compared.
 //!
 //! Derived figures are computed here, never stored twice in the JSON.
 
 use crate::catalogue;
 use crate::results::{Model, Params, Row, Summary};
+use crate::study::capacity::results::{CapacitySummary, JudgedStep, ServerCapacity, Step};
+use crate::study::capacity::slo::Verdict;
 
 /// The rows at `n` connections, in table order.
 pub fn rows_at(summary: &Summary, n: u64) -> Vec<&Row> {
@@ -84,4 +88,74 @@ pub fn rss_per_conn_kib(row: &Row) -> Option<f64> {
     let m = row.measured.as_ref()?;
     let grown = (m.peak_rss_bytes - m.idle_rss_bytes).max(0.0);
     Some(grown / row.concurrent_connections.max(1) as f64 / 1024.0)
+}
+
+/// A capacity study's servers that sustained some rate, fastest first.
+pub fn by_capacity(summary: &CapacitySummary) -> Vec<&ServerCapacity> {
+    let mut servers: Vec<&ServerCapacity> = summary
+        .servers
+        .iter()
+        .filter(|s| s.max_sustainable_requests_per_second > 0.0)
+        .collect();
+    servers.sort_by(|a, b| {
+        b.max_sustainable_requests_per_second
+            .total_cmp(&a.max_sustainable_requests_per_second)
+    });
+    servers
+}
+
+/// The capacity study's server of the reference model (the article's asyncio server).
+pub fn reference_capacity(summary: &CapacitySummary) -> Option<&ServerCapacity> {
+    let model = catalogue::reference_model()?;
+    summary.servers.iter().find(|s| s.model == model)
+}
+
+/// The best server whose catalogue side is `side`, if any sustained a rate.
+pub fn best_of_side(summary: &CapacitySummary, side: catalogue::Side) -> Option<&ServerCapacity> {
+    by_capacity(summary)
+        .into_iter()
+        .find(|s| catalogue::side_of(&s.model) == side)
+}
+
+/// The highest rate every server that sustained any rate sustained: the lowest of their max
+/// sustainable rates. `None` when no server sustained one.
+pub fn common_rate(summary: &CapacitySummary) -> Option<f64> {
+    by_capacity(summary)
+        .iter()
+        .map(|s| s.max_sustainable_requests_per_second)
+        .min_by(f64::total_cmp)
+}
+
+/// `server`'s sustained step with the highest target at or below `rate`, or, when its search
+/// never went that low, its lowest sustained step: where its costs are compared with the
+/// other servers'.
+pub fn cost_step(server: &ServerCapacity, rate: f64) -> Option<&JudgedStep> {
+    let sustained = || {
+        server
+            .steps
+            .iter()
+            .filter(|s| s.verdict == Verdict::Sustained)
+    };
+    let target = |s: &&JudgedStep| s.step.target_requests_per_second;
+    sustained()
+        .filter(|s| target(s) <= rate)
+        .max_by(|a, b| target(a).total_cmp(&target(b)))
+        .or_else(|| sustained().min_by(|a, b| target(a).total_cmp(&target(b))))
+}
+
+/// CPU per request, user plus system, in µs.
+pub fn cpu_us_per_request(step: &Step) -> f64 {
+    step.server.user_cpu_us_per_request + step.server.system_cpu_us_per_request
+}
+
+/// The user-space share of the CPU per request, or `None` when there was no CPU time.
+pub fn user_share(step: &Step) -> Option<f64> {
+    let total = cpu_us_per_request(step);
+    (total > 0.0).then(|| step.server.user_cpu_us_per_request / total)
+}
+
+/// Peak resident memory per connection in KiB (the whole process, not its growth: a step
+/// has no idle baseline).
+pub fn rss_per_connection_kib(step: &Step) -> f64 {
+    step.server.peak_rss_bytes as f64 / step.connections.max(1) as f64 / 1024.0
 }

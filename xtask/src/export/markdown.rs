@@ -15,7 +15,7 @@ use crate::export::figures::{
 };
 use crate::export::format::{GIB, MIB, dash, escape, num, ratio, secs, short_commit, yes_no};
 use crate::export::{CHART_FILE, targets, verdict};
-use crate::results::{Row, Summary};
+use crate::results::{Environment, Row, Summary};
 
 /// The whole `README.md` of one comparison.
 pub fn readme(summary: &Summary) -> String {
@@ -49,12 +49,16 @@ pub fn headline(summary: &Summary) -> String {
 }
 
 fn header(out: &mut String, summary: &Summary) {
-    let env = &summary.env;
     let _ = writeln!(out, "# Comparison `{}`\n", summary.label);
     out.push_str(
         "Rendered from `summary.json` by `cargo xtask report`; do not edit by hand. \
          Raw records of every run are under `runs/`.\n\n",
     );
+    environment(out, &summary.env);
+}
+
+/// The machine and code table, and the limits that shape every run, of any study.
+pub fn environment(out: &mut String, env: &Environment) {
     out.push_str("| CPU | cores | memory | kernel | rustc | python | git commit | date (UTC) |\n");
     out.push_str("|---|---|---|---|---|---|---|---|\n");
     let _ = writeln!(
@@ -145,6 +149,33 @@ fn results_table(out: &mut String, summary: &Summary, n: u64) {
         let _ = writeln!(out, "| {} | skipped: {} |", skipped.server, skipped.reason);
     }
     out.push('\n');
+    out.push_str(&client_lag_line(&rows));
+}
+
+/// loadgen's own schedule lag per row, where it was measured (open loop, issue 15); nothing
+/// when no row has it, as in the closed-loop comparisons.
+fn client_lag_line(rows: &[&Row]) -> String {
+    let lags: Vec<String> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.measured.as_ref()?.client_schedule_lag?)))
+        .map(|(r, lag)| {
+            format!(
+                "{} {} / {} / {}",
+                r.server,
+                num(lag.p50_ms),
+                num(lag.p99_ms),
+                num(lag.max_ms)
+            )
+        })
+        .collect();
+    if lags.is_empty() {
+        return String::new();
+    }
+    format!(
+        "loadgen's own schedule lag, p50 / p99 / max ms (how late the client sent requests \
+         against its schedule): {}.\n\n",
+        lags.join("; ")
+    )
 }
 
 fn result_line(summary: &Summary, row: &Row, fastest: Option<f64>) -> String {
@@ -244,7 +275,12 @@ fn targets_section(out: &mut String, summary: &Summary) {
         out.push_str("No Rust rows to check.\n\n");
         return;
     }
-    for check in &checks {
+    check_list(out, &checks);
+}
+
+/// The checks as a list, each marked met or **MISSED**, and the tally: any study's targets.
+pub fn check_list(out: &mut String, checks: &[targets::Check]) {
+    for check in checks {
         let mark = if check.met { "met" } else { "**MISSED**" };
         let _ = writeln!(out, "- {mark}: {}", check.text);
     }

@@ -2,7 +2,8 @@
 //! (JSON, markdown, SVG), each a pure function of the summary, and [`write`] to put the chosen
 //! ones into a comparison directory.
 //!
-//! The parts: [`markdown`] (the report and its tables), [`targets`] (the checks, their
+//! The parts: [`markdown`] (a comparison's report and its tables), [`capacity`] (a capacity
+//! study's report), [`latency_chart`] (its SVG), [`targets`] (the checks, their
 //! thresholds and the article's published figures, as data), [`verdict`] (the generated
 //! prose), [`figures`] (derived numbers), [`format`] (number formatting), [`chart`] (the SVG).
 //! Nothing here knows which study made the summary.
@@ -13,10 +14,13 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::results::Summary;
+use crate::study::capacity::results::CapacitySummary;
 
+pub mod capacity;
 pub mod chart;
 pub mod figures;
 pub mod format;
+pub mod latency_chart;
 pub mod markdown;
 pub mod targets;
 pub mod verdict;
@@ -27,9 +31,11 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const README_FILE: &str = "README.md";
 /// Name of the chart written beside the report for sweeps.
 pub const CHART_FILE: &str = "chart.svg";
+/// Name of a capacity study's latency-against-throughput chart.
+pub const LATENCY_CHART_FILE: &str = "latency.svg";
 
-/// One output format of a comparison.
-pub trait Exporter {
+/// One output format of a study's summary `S` (a comparison's by default).
+pub trait Exporter<S = Summary> {
     /// The file it writes in a comparison directory.
     fn file_name(&self) -> &'static str;
 
@@ -38,7 +44,7 @@ pub trait Exporter {
     ///
     /// # Errors
     /// When the summary cannot be put into this format.
-    fn serialize(&self, summary: &Summary) -> anyhow::Result<Option<String>>;
+    fn serialize(&self, summary: &S) -> anyhow::Result<Option<String>>;
 }
 
 /// `summary.json`: the source of truth, pretty-printed with a final newline.
@@ -53,12 +59,12 @@ pub struct MarkdownExporter;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SvgExporter;
 
-impl Exporter for JsonExporter {
+impl<S: serde::Serialize> Exporter<S> for JsonExporter {
     fn file_name(&self) -> &'static str {
         SUMMARY_FILE
     }
 
-    fn serialize(&self, summary: &Summary) -> anyhow::Result<Option<String>> {
+    fn serialize(&self, summary: &S) -> anyhow::Result<Option<String>> {
         Ok(Some(to_json(summary)?))
     }
 }
@@ -83,6 +89,49 @@ impl Exporter for SvgExporter {
     }
 }
 
+/// A capacity study's `README.md`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CapacityMarkdownExporter;
+
+/// A capacity study's `latency.svg`: p99 against achieved rate, one line per server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LatencySvgExporter;
+
+impl Exporter<CapacitySummary> for CapacityMarkdownExporter {
+    fn file_name(&self) -> &'static str {
+        README_FILE
+    }
+
+    fn serialize(&self, summary: &CapacitySummary) -> anyhow::Result<Option<String>> {
+        Ok(Some(capacity::readme(summary)))
+    }
+}
+
+impl Exporter<CapacitySummary> for LatencySvgExporter {
+    fn file_name(&self) -> &'static str {
+        LATENCY_CHART_FILE
+    }
+
+    fn serialize(&self, summary: &CapacitySummary) -> anyhow::Result<Option<String>> {
+        let chart = summary.latency_chart();
+        if chart.series.iter().all(|s| s.points.is_empty()) {
+            return Ok(None);
+        }
+        latency_chart::svg(&chart).map(Some)
+    }
+}
+
+/// What is rendered from a capacity summary.
+pub const CAPACITY_RENDERED: [&dyn Exporter<CapacitySummary>; 2] =
+    [&CapacityMarkdownExporter, &LatencySvgExporter];
+
+/// Every format of a capacity study, the summary first.
+pub const CAPACITY_ALL: [&dyn Exporter<CapacitySummary>; 3] = [
+    &JsonExporter,
+    &CapacityMarkdownExporter,
+    &LatencySvgExporter,
+];
+
 /// What is rendered from a summary: every format but the summary itself.
 pub const RENDERED: [&dyn Exporter; 2] = [&MarkdownExporter, &SvgExporter];
 
@@ -93,7 +142,7 @@ pub const ALL: [&dyn Exporter; 3] = [&JsonExporter, &MarkdownExporter, &SvgExpor
 ///
 /// # Errors
 /// When a format fails or a file cannot be written; the message names the file.
-pub fn write(dir: &Path, summary: &Summary, exporters: &[&dyn Exporter]) -> anyhow::Result<()> {
+pub fn write<S>(dir: &Path, summary: &S, exporters: &[&dyn Exporter<S>]) -> anyhow::Result<()> {
     for exporter in exporters {
         let path = dir.join(exporter.file_name());
         let text = exporter

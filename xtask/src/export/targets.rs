@@ -1,5 +1,5 @@
 //! The targets a report checks and the published figures it compares with, as data in one
-//! place: issue 6's thresholds, the article's own measurements, and what the article's own
+//! place: issue 6's thresholds, issue 10's capacity targets, the article's own measurements, and what the article's own
 //! client measured on a machine like the project's when the project began.
 //!
 //! Which rows are checked comes from the catalogue (`Side::Rust`, and `event_loop` for the
@@ -9,6 +9,7 @@ use crate::catalogue::{self, Side};
 use crate::export::figures::{self, full_floor_seconds, reference_row, rows_at, rss_per_conn_kib};
 use crate::export::format::{num, ratio, secs};
 use crate::results::{Params, Row, Summary};
+use crate::study::capacity::results::{Bound, CapacitySummary, ServerCapacity};
 
 /// Issue 6's thresholds for the project's event-loop servers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -174,4 +175,150 @@ fn memory_check(row: &Row) -> Option<Check> {
             num(kib)
         ),
     })
+}
+
+/// Issue 10's targets for a capacity study.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapacityThresholds {
+    /// The best Rust row's max sustainable rate over the reference row's, at least.
+    pub reference_capacity_ratio_min: f64,
+    /// The best Rust row's max sustainable rate over the best thread-per-connection row's,
+    /// at least.
+    pub threads_capacity_ratio_min: f64,
+    /// The best Rust row's user-space share of its CPU per request, at most.
+    pub user_cpu_share_max: f64,
+    /// loadgen's own ceiling over the best server's max sustainable rate, at least.
+    pub client_headroom_min: f64,
+}
+
+/// The targets of issue 10.
+pub const ISSUE_10: CapacityThresholds = CapacityThresholds {
+    reference_capacity_ratio_min: 6.0,
+    threads_capacity_ratio_min: 2.0,
+    user_cpu_share_max: 0.25,
+    client_headroom_min: 1.25,
+};
+
+/// Every target of issue 10 checked on a capacity study; one that cannot be checked (a row
+/// or a figure is missing) is listed as missed, with the reason.
+pub fn capacity_checks(summary: &CapacitySummary) -> Vec<Check> {
+    let t = ISSUE_10;
+    let best = figures::best_of_side(summary, Side::Rust { event_loop: true })
+        .or_else(|| figures::best_of_side(summary, Side::Rust { event_loop: false }));
+    let Some(best) = best else {
+        return vec![missing("no Rust row sustained any rate: nothing to check")];
+    };
+    let max = best.max_sustainable_requests_per_second;
+    let ratio_check = |other: Option<&ServerCapacity>, what: &str, min: f64| match other {
+        Some(other) if other.max_sustainable_requests_per_second > 0.0 => {
+            let theirs = other.max_sustainable_requests_per_second;
+            Check {
+                met: max >= min * theirs,
+                text: format!(
+                    "{}'s max sustainable rate at least {min}× {}'s (got {}: {max:.0} against \
+                     {theirs:.0} req/s)",
+                    best.name,
+                    other.name,
+                    ratio(max / theirs)
+                ),
+            }
+        }
+        _ => missing(&format!(
+            "{}'s rate at least {min}× {what}'s: no such row sustained a rate",
+            best.name
+        )),
+    };
+    let reference = figures::reference_capacity(summary);
+    let threads = figures::best_of_side(summary, Side::Rust { event_loop: false });
+    vec![
+        ratio_check(
+            reference,
+            "the reference row",
+            t.reference_capacity_ratio_min,
+        ),
+        ratio_check(
+            threads,
+            "the best thread-per-connection row",
+            t.threads_capacity_ratio_min,
+        ),
+        user_share_check(summary, best),
+        client_bound_check(summary),
+        headroom_check(summary, max),
+        Check {
+            met: false,
+            text: "an independent open-loop client at 90 % of each reported max rate sees p99 \
+                   within the SLO: not checked by this study (follow-up: the fidelity \
+                   benchmark's independent client)"
+                .to_owned(),
+        },
+    ]
+}
+
+fn missing(text: &str) -> Check {
+    Check {
+        met: false,
+        text: text.to_owned(),
+    }
+}
+
+fn user_share_check(summary: &CapacitySummary, best: &ServerCapacity) -> Check {
+    let max = ISSUE_10.user_cpu_share_max;
+    let step = figures::common_rate(summary).and_then(|rate| figures::cost_step(best, rate));
+    match step.and_then(|s| Some((s, figures::user_share(&s.step)?))) {
+        Some((step, share)) => Check {
+            met: share <= max,
+            text: format!(
+                "{}'s user-space CPU at most {:.0} % of its CPU per request (got {:.0} %: {} of \
+                 {} µs at {:.0} req/s)",
+                best.name,
+                max * 100.0,
+                share * 100.0,
+                num(step.step.server.user_cpu_us_per_request),
+                num(figures::cpu_us_per_request(&step.step)),
+                step.step.target_requests_per_second
+            ),
+        },
+        None => missing(&format!(
+            "{}'s user-space CPU share: no step to measure it on",
+            best.name
+        )),
+    }
+}
+
+fn client_bound_check(summary: &CapacitySummary) -> Check {
+    let bound: Vec<&str> = summary
+        .servers
+        .iter()
+        .filter(|s| s.bound == Bound::Client)
+        .map(|s| s.name.as_str())
+        .collect();
+    Check {
+        met: bound.is_empty(),
+        text: if bound.is_empty() {
+            "no server's limit is a step where loadgen was the bottleneck".to_owned()
+        } else {
+            format!(
+                "no server's limit is loadgen's: {} stopped at a client-bound step (their rates \
+                 are lower bounds)",
+                bound.join(", ")
+            )
+        },
+    }
+}
+
+fn headroom_check(summary: &CapacitySummary, best_max: f64) -> Check {
+    let min = ISSUE_10.client_headroom_min;
+    match &summary.loadgen_ceiling_requests_per_second {
+        Ok(ceiling) => Check {
+            met: *ceiling >= min * best_max,
+            text: format!(
+                "loadgen carries at least {min}× the best server's max rate on its own CPUs \
+                 (got {}: {ceiling:.0} against {best_max:.0} req/s)",
+                ratio(ceiling / best_max)
+            ),
+        },
+        Err(missing_ceiling) => missing(&format!(
+            "loadgen carries at least {min}× the best server's max rate: its ceiling was {missing_ceiling}"
+        )),
+    }
 }

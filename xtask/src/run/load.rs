@@ -12,7 +12,8 @@ use std::time::Duration;
 use loadgen::{FailureKind, Report};
 use server_process::{Capture, Usage, reap_within};
 
-use crate::results::LoadFigures;
+use crate::measured::{Measured, NotMeasured};
+use crate::results::{LoadFigures, ScheduleLag};
 
 /// How many of loadgen's last stderr lines a failed run quotes.
 const TAIL_LINES: usize = 20;
@@ -34,6 +35,23 @@ pub struct LoadSpec {
     pub requests_per_conn: u64,
     /// loadgen's connect and reply timeout.
     pub timeout: Duration,
+    /// A run for a fixed time on persistent connections instead of a count of connections.
+    pub timed: Option<Timed>,
+    /// CPUs to pin loadgen to (`taskset -c`), e.g. `1` or `2,3`; `None` leaves it free.
+    pub cpus: Option<String>,
+}
+
+/// A load for a fixed time on persistent connections (each carries requests for the whole
+/// run), after a warm-up: open loop at a rate, or closed loop as fast as replies come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timed {
+    /// Open loop: requests started per second, each measured from its intended start;
+    /// `None` for closed loop.
+    pub requests_per_second: Option<f64>,
+    /// Length of the measured phase.
+    pub duration: Duration,
+    /// Unmeasured time at the same rate before it.
+    pub warmup: Duration,
 }
 
 impl LoadSpec {
@@ -54,12 +72,41 @@ impl LoadSpec {
         if let Some(c) = self.concurrency {
             args.extend(["--concurrency".to_owned(), c.to_string()]);
         }
+        if let Some(timed) = &self.timed {
+            args.extend([
+                "--duration".to_owned(),
+                format!("{}ms", timed.duration.as_millis()),
+                "--warmup".to_owned(),
+                format!("{}ms", timed.warmup.as_millis()),
+            ]);
+            if let Some(rate) = timed.requests_per_second {
+                args.extend(["--rate".to_owned(), format!("{}", rate.round())]);
+            }
+        }
         args
+    }
+
+    /// The program and arguments that run loadgen against `addr`: behind `taskset -c` when
+    /// it is pinned, so the command in the record is the one that ran.
+    pub fn command(&self, addr: SocketAddr, json: &Path) -> (PathBuf, Vec<String>) {
+        let args = self.args(addr, json);
+        match &self.cpus {
+            None => (self.program.clone(), args),
+            Some(cpus) => {
+                let mut pinned = vec!["-c".to_owned(), cpus.clone()];
+                pinned.push(self.program.display().to_string());
+                pinned.extend(args);
+                (PathBuf::from("taskset"), pinned)
+            }
+        }
     }
 
     /// The longest a run may take before it is killed: every connection wave timing out
     /// once, plus slack. loadgen bounds itself; this only guards against a hung client.
     fn deadline(&self) -> Duration {
+        if let Some(timed) = &self.timed {
+            return timed.warmup + timed.duration + 2 * self.timeout + Duration::from_secs(60);
+        }
         let waves = self
             .concurrency
             .map_or(1, |c| self.iterations.div_ceil(c.max(1)));
@@ -86,10 +133,10 @@ pub struct LoadOutcome {
 /// Never returns an error: a client that cannot start, hangs or writes no report makes a
 /// failed run, described in [`LoadOutcome::failure`].
 pub fn run(spec: &LoadSpec, addr: SocketAddr, json: &Path) -> LoadOutcome {
-    let args = spec.args(addr, json);
-    let command = format!("{} {}", spec.program.display(), args.join(" "));
+    let (program, args) = spec.command(addr, json);
+    let command = format!("{} {}", program.display(), args.join(" "));
     let _ = std::fs::remove_file(json);
-    let (failure, usage) = match run_to_end(spec, &args) {
+    let (failure, usage) = match run_to_end(spec, &program, &args) {
         Ok((failure, usage)) => (failure, Some(usage)),
         Err(reason) => (Some(reason), None),
     };
@@ -117,14 +164,18 @@ pub fn run(spec: &LoadSpec, addr: SocketAddr, json: &Path) -> LoadOutcome {
 /// Runs loadgen until it exits or its deadline passes, and reaps it with `wait4` so that
 /// the client's own CPU time is known. The text is its stderr tail when it exited non-zero
 /// (which it does when any request failed).
-fn run_to_end(spec: &LoadSpec, args: &[String]) -> Result<(Option<String>, Usage), String> {
-    let mut child = Command::new(&spec.program)
+fn run_to_end(
+    spec: &LoadSpec,
+    program: &Path,
+    args: &[String],
+) -> Result<(Option<String>, Usage), String> {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start loadgen {}: {e}", spec.program.display()))?;
+        .map_err(|e| format!("cannot start loadgen {}: {e}", program.display()))?;
     let stderr = child.stderr.take().map(Capture::start);
     let reaped = reap_within(child.id(), spec.deadline()).map_err(|e| e.to_string())?;
     let Some((status, usage)) = reaped else {
@@ -177,5 +228,27 @@ pub fn figures(report: &Report) -> LoadFigures {
         latency_p99_ms: report.latency.p99_us / 1000.0,
         latency_max_ms: report.latency.max_us / 1000.0,
         all_connected_seconds: report.all_connected_seconds,
+        schedule_lag: schedule_lag(report).ok(),
     }
+}
+
+/// The one place that reads loadgen's schedule lag from its report, for every study (the
+/// capacity study's client-bound judgement, compare's lag line, issue 15).
+///
+/// LEAD: loadgen's schema-2 report (branch `loadgen`) has `schedule_lag: Percentiles`
+/// (`count` 0 in closed loop) and `client_bound: bool`. Once it is merged, replace the body
+/// with:
+/// ```text
+/// if report.schedule_lag.count == 0 {
+///     return Err(NotMeasured::new("closed loop: loadgen keeps no schedule"));
+/// }
+/// let lag = &report.schedule_lag;
+/// Ok(ScheduleLag { p50_ms: lag.p50_us / 1e3, p99_ms: lag.p99_us / 1e3, max_ms: lag.max_us / 1e3 })
+/// ```
+/// Until then loadgen (schema 1) does not report its lag, and this says so.
+pub fn schedule_lag(report: &Report) -> Measured<ScheduleLag> {
+    Err(NotMeasured::new(format!(
+        "loadgen's report (schema {}) has no schedule lag",
+        report.schema_version
+    )))
 }

@@ -8,5 +8,6 @@
 
 pub mod env;
 pub mod load;
+pub mod perf;
 pub mod procstat;
 pub mod server;

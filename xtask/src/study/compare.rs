@@ -136,50 +136,13 @@ fn validate(args: &CompareArgs) -> anyhow::Result<()> {
 
 /// The variants asked for, and those that cannot run here with the reason.
 fn select(args: &CompareArgs, has_python: bool) -> anyhow::Result<(Vec<Variant>, Vec<Skipped>)> {
-    let names: Vec<&str> = if args.servers.is_empty() {
-        catalogue::names().collect()
-    } else {
-        args.servers.iter().map(|s| s.trim()).collect()
+    let wanted = study::Wanted {
+        servers: &args.servers,
+        externals: &args.externals,
+        delay: &args.delay,
+        delay_kind: args.delay_kind,
     };
-    let mut selected = Vec::new();
-    let mut skipped = Vec::new();
-    for name in names {
-        let variant = catalogue::builtin(name)?;
-        match baseline_blocker(&variant, args, has_python) {
-            Some(reason) => skipped.push(Skipped {
-                server: variant.name,
-                reason,
-            }),
-            None => selected.push(variant),
-        }
-    }
-    for spec in &args.externals {
-        selected.push(catalogue::external(spec)?);
-    }
-    Ok((selected, skipped))
-}
-
-/// Why a Python baseline cannot run with these options, if it cannot.
-fn baseline_blocker(variant: &Variant, args: &CompareArgs, has_python: bool) -> Option<String> {
-    if !variant.is_baseline() {
-        return None;
-    }
-    if !has_python {
-        return Some("python3 is not on PATH, so the article's baselines could not run".to_owned());
-    }
-    if args.delay_kind != DelayKind::Wait {
-        return Some(format!(
-            "the baselines only implement --delay-kind wait, not {}",
-            args.delay_kind
-        ));
-    }
-    if !matches!(args.delay, DelayModel::Fixed(_)) {
-        return Some(format!(
-            "the baselines only take a fixed delay, not `{}`",
-            args.delay
-        ));
-    }
-    None
+    wanted.select(has_python)
 }
 
 fn label(args: &CompareArgs) -> String {
@@ -228,6 +191,8 @@ fn bench(
             concurrency: args.concurrency,
             requests_per_conn: args.requests_per_conn,
             timeout: *args.timeout,
+            timed: None,
+            cpus: None,
         },
         runs_dir: out.join("runs"),
     })

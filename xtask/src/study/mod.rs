@@ -1,11 +1,13 @@
-//! The studies, one question each: [`compare`] (the article's experiment on every variant).
+//! The studies, one question each: [`compare`] (the article's experiment on every variant)
+//! and [`capacity`] (the max sustainable rate at an SLO, and the cost of a request).
 //!
-//! What every study needs lives here, so that the next one (capacity, scenarios, soak) is
-//! its own plan of runs and nothing more: building the binaries, finding them, the output
-//! directory, and [`Bench::run`], one measured run of one variant (a fresh server, loadgen in
+//! What every study needs lives here, so that the next one (scenarios, soak) is its own plan
+//! of runs and nothing more: building the binaries, finding them, the output directory, the
+//! selection of variants ([`Wanted`]), and [`Bench::run`], one measured run of one variant (a fresh server, loadgen in
 //! its own process, /proc samples, SIGTERM, the record). A study decides what to run;
 //! [`crate::run`] runs it; [`crate::export`] writes what came out.
 
+pub mod capacity;
 pub mod compare;
 
 use std::fs;
@@ -14,19 +16,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use echo_core::DelayModel;
+use echo_core::{DelayKind, DelayModel};
 
-use crate::catalogue::{Settings, Variant};
-use crate::results::{ExitRecord, RunKind, RunRecord};
+use crate::catalogue::{self, Settings, Variant};
+use crate::results::{ExitRecord, RunKind, RunRecord, Skipped};
 use crate::run::env::ListenCounters;
 use crate::run::load::{self, LoadSpec};
 use crate::run::procstat::{self, Sampler};
 use crate::run::server::{self, ServerProcess};
 
 /// How long a server may take to print its listening line.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a server may take to exit after SIGTERM (its own shutdown timeout is 5 s).
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Everything a run needs besides what it is: the variants, how they are started, the load
 /// and where records go.
@@ -198,6 +200,75 @@ fn unclean_exit(name: &str, exit: &ExitRecord, tail: &str) -> String {
         "server {name} {how} after SIGTERM ({:.1} s); last stderr line: {last}; before SIGTERM {tail}",
         exit.stop_seconds
     )
+}
+
+/// The servers a study was asked for: `--servers` (every catalogue row when empty),
+/// `--external`, and the delay they will be given.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    /// Catalogue names; empty for all of them.
+    pub servers: &'a [String],
+    /// `NAME=COMMAND` specs.
+    pub externals: &'a [String],
+    /// The delay of the measured runs.
+    pub delay: &'a DelayModel,
+    /// How servers spend it.
+    pub delay_kind: DelayKind,
+}
+
+impl Wanted<'_> {
+    /// The variants to run, and those that cannot run here with the reason.
+    ///
+    /// # Errors
+    /// When a name is not in the catalogue or an external spec is malformed.
+    pub fn select(&self, has_python: bool) -> anyhow::Result<(Vec<Variant>, Vec<Skipped>)> {
+        let names: Vec<&str> = if self.servers.is_empty() {
+            catalogue::names().collect()
+        } else {
+            self.servers.iter().map(|s| s.trim()).collect()
+        };
+        let mut selected = Vec::new();
+        let mut skipped = Vec::new();
+        for name in names {
+            let variant = catalogue::builtin(name)?;
+            match self.baseline_blocker(&variant, has_python) {
+                Some(reason) => skipped.push(Skipped {
+                    server: variant.name,
+                    reason,
+                }),
+                None => selected.push(variant),
+            }
+        }
+        for spec in self.externals {
+            selected.push(catalogue::external(spec)?);
+        }
+        Ok((selected, skipped))
+    }
+
+    /// Why a Python baseline cannot run with these settings, if it cannot.
+    fn baseline_blocker(&self, variant: &Variant, has_python: bool) -> Option<String> {
+        if !variant.is_baseline() {
+            return None;
+        }
+        if !has_python {
+            return Some(
+                "python3 is not on PATH, so the article's baselines could not run".to_owned(),
+            );
+        }
+        if self.delay_kind != DelayKind::Wait {
+            return Some(format!(
+                "the baselines only implement --delay-kind wait, not {}",
+                self.delay_kind
+            ));
+        }
+        if !matches!(self.delay, DelayModel::Fixed(_)) {
+            return Some(format!(
+                "the baselines only take a fixed delay, not `{}`",
+                self.delay
+            ));
+        }
+        None
+    }
 }
 
 /// `cargo build --release` of the packages `variants` need, plus loadgen.

@@ -1,0 +1,485 @@
+//! The markdown report of one capacity study, rendered from its [`CapacitySummary`] and
+//! nothing else: the capacity table, the cost table at the highest rate every server
+//! sustained, the generated paragraph, the targets, and every step of every search.
+//!
+//! Like a comparison's report it is a pure function of its JSON, with fixed precisions, so
+//! rendering the same `summary.json` twice gives the same bytes.
+
+use std::fmt::Write as _;
+
+use crate::catalogue::{self, Side};
+use crate::export::figures::{
+    best_of_side, by_capacity, common_rate, cost_step, cpu_us_per_request, reference_capacity,
+    rss_per_connection_kib, user_share,
+};
+use crate::export::format::{MIB, dash, escape, num, ratio};
+use crate::export::{LATENCY_CHART_FILE, markdown, targets};
+use crate::measured::Measured;
+use crate::study::capacity::results::{Bound, CapacitySummary, JudgedStep};
+
+/// The whole `README.md` of one capacity study.
+pub fn readme(summary: &CapacitySummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Capacity `{}`\n", summary.label);
+    out.push_str(
+        "Rendered from `summary.json` by `cargo xtask report`; do not edit by hand. loadgen's \
+         raw report of every step is under `runs/`.\n\n",
+    );
+    markdown::environment(&mut out, &summary.env);
+    settings(&mut out, summary);
+    out.push_str(&headline(summary));
+    let _ = writeln!(
+        out,
+        "![p99 latency against achieved throughput, one line per server]({LATENCY_CHART_FILE})\n"
+    );
+    costs(&mut out, summary);
+    targets_section(&mut out, summary);
+    steps(&mut out, summary);
+    how_to_read(&mut out, summary);
+    out
+}
+
+/// The capacity table and the paragraph: what `capacity` prints at the end.
+pub fn headline(summary: &CapacitySummary) -> String {
+    let mut out = String::new();
+    capacity_table(&mut out, summary);
+    out.push_str("## Verdict\n\n");
+    out.push_str(&paragraph(summary));
+    out.push_str("\n\n");
+    out
+}
+
+fn cpu_text(cpus: &[u32]) -> String {
+    let list: Vec<String> = cpus.iter().map(u32::to_string).collect();
+    let word = if cpus.len() == 1 { "CPU" } else { "CPUs" };
+    format!("{word} {}", list.join(","))
+}
+
+fn settings(out: &mut String, summary: &CapacitySummary) {
+    let s = &summary.settings;
+    out.push_str("## Settings\n\n");
+    out.push_str("| delay | delay kind | SLO | start rate | step factor | precision | warm-up | window | connections | servers on | loadgen on |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let connections = s.connections.fixed.map_or_else(
+        || "2 × rate × delay, at least 50".to_owned(),
+        |c| c.to_string(),
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | p99 ≤ {} ms, {} failed, achieved ≥ {:.0} % | {:.0} req/s | {} | {:.0} % | {} s | {} s | {connections} | {} | {} |\n",
+        s.delay,
+        s.delay_kind,
+        num(s.slo.p99_max_ms()),
+        s.slo.failed_requests_max,
+        s.slo.achieved_min_ratio * 100.0,
+        s.search.start_requests_per_second,
+        s.search.step_factor,
+        s.search.precision * 100.0,
+        num(s.warmup_seconds),
+        num(s.window_seconds),
+        cpu_text(&s.cpus.server_cpus),
+        cpu_text(&s.cpus.loadgen_cpus),
+    );
+    let _ = writeln!(out, "Command: `{}`\n", s.command);
+    let _ = writeln!(
+        out,
+        "Every server, multi-threaded ones included, ran pinned to {} and loadgen to {}. \
+         The search tried rates from {:.0} up to {:.0} req/s (the ceiling: what the connections that fit the open-file limits carry, or \
+         `--max-rate`). A step is \
+         client-bound, and never a server's limit, when loadgen's schedule lag p99 was over \
+         {} ms or its CPU over {:.0} %.\n",
+        cpu_text(&s.cpus.server_cpus),
+        cpu_text(&s.cpus.loadgen_cpus),
+        s.search.floor_requests_per_second,
+        s.search.ceiling_requests_per_second,
+        num(s.slo.client_lag_p99_max_ms),
+        s.slo.client_cpu_max_ratio * 100.0,
+    );
+    let against = summary
+        .loadgen_ceiling_server
+        .as_deref()
+        .unwrap_or("no server");
+    let ceiling = match &summary.loadgen_ceiling_requests_per_second {
+        Ok(rate) => format!(
+            "{rate:.0} req/s (closed loop, 50 persistent connections, against {against} at zero \
+             delay; a lower bound, since the server may be what limits it)"
+        ),
+        Err(missing) => missing.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "loadgen's own ceiling on {}: {ceiling}.\n",
+        cpu_text(&s.cpus.loadgen_cpus)
+    );
+}
+
+fn bound_text(bound: Bound) -> &'static str {
+    match bound {
+        Bound::Slo => "SLO: latency degraded",
+        Bound::ServerCpu => "server CPU",
+        Bound::Connections => "connections (open-file limit)",
+        Bound::Client => "client (a lower bound)",
+        Bound::MaxRate => "--max-rate",
+    }
+}
+
+fn capacity_table(out: &mut String, summary: &CapacitySummary) {
+    let reference = reference_capacity(summary);
+    let reference_name = reference.map_or_else(
+        || catalogue::reference_model().map_or_else(String::new, |m| m.to_string()),
+        |r| r.name.clone(),
+    );
+    let _ = writeln!(
+        out,
+        "## Capacity at a {} delay (p99 ≤ {} ms)\n",
+        summary.settings.delay,
+        num(summary.settings.slo.p99_max_ms())
+    );
+    let _ = writeln!(
+        out,
+        "| server | model | max sustainable req/s | × fastest | × {reference_name} | bound | first broken req/s | steps |"
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    let fastest = by_capacity(summary)
+        .first()
+        .map(|s| s.max_sustainable_requests_per_second);
+    let theirs = reference
+        .map(|r| r.max_sustainable_requests_per_second)
+        .filter(|r| *r > 0.0);
+    for server in &summary.servers {
+        let max = server.max_sustainable_requests_per_second;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {max:.0} | {} | {} | {} | {} | {} |",
+            server.name,
+            server.model,
+            fastest
+                .filter(|f| *f > 0.0)
+                .map_or_else(dash, |f| ratio(max / f)),
+            theirs.map_or_else(dash, |r| ratio(max / r)),
+            match &server.failure {
+                Some(why) => format!("stopped: {}", escape(why)),
+                None => bound_text(server.bound).to_owned(),
+            },
+            server
+                .first_broken_requests_per_second
+                .map_or_else(dash, |r| format!("{r:.0}")),
+            server.steps.len()
+        );
+    }
+    for skipped in &summary.skipped {
+        let _ = writeln!(
+            out,
+            "| {} | skipped: {} |",
+            skipped.server,
+            escape(&skipped.reason)
+        );
+    }
+    out.push('\n');
+}
+
+fn measured_cell(value: &Measured<f64>) -> String {
+    value
+        .as_ref()
+        .map_or_else(|_| "not measured".to_owned(), |v| num(*v))
+}
+
+fn costs(out: &mut String, summary: &CapacitySummary) {
+    let Some(rate) = common_rate(summary) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## Cost per request at {rate:.0} req/s, the highest rate every row sustained\n"
+    );
+    out.push_str(
+        "Each row is the server's sustained step with the highest rate at or below it (or its \
+         lowest sustained step, when its search never went that low).\n\n",
+    );
+    out.push_str("| server | step req/s | achieved req/s | p50 ms | p99 ms | CPU µs/request (user + system) | user share | syscalls/request | ctx switches/request | peak RSS MiB | RSS/connection KiB | peak threads | loadgen CPU |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for server in by_capacity(summary) {
+        let Some(judged) = cost_step(server, rate) else {
+            continue;
+        };
+        let step = &judged.step;
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {} | {} | {} ({} + {}) | {} | {} | {} | {} | {} | {} | {:.0} % |",
+            server.name,
+            step.target_requests_per_second,
+            step.achieved_requests_per_second,
+            num(step.latency.p50_ms),
+            num(step.latency.p99_ms),
+            num(cpu_us_per_request(step)),
+            num(step.server.user_cpu_us_per_request),
+            num(step.server.system_cpu_us_per_request),
+            user_share(step).map_or_else(dash, |s| format!("{:.0} %", s * 100.0)),
+            measured_cell(&step.server.syscalls_per_request),
+            measured_cell(&step.server.context_switches_per_request),
+            num(step.server.peak_rss_bytes as f64 / MIB),
+            num(rss_per_connection_kib(step)),
+            step.server.peak_threads,
+            step.loadgen.cpu_ratio * 100.0
+        );
+    }
+    out.push('\n');
+}
+
+/// Every distinct reason a cost figure is missing, in the order first met.
+fn not_measured_reasons(summary: &CapacitySummary) -> Vec<String> {
+    let mut reasons: Vec<String> = Vec::new();
+    let figures = summary.servers.iter().flat_map(|s| &s.steps).flat_map(|s| {
+        [
+            &s.step.server.syscalls_per_request,
+            &s.step.server.context_switches_per_request,
+            &s.step.loadgen.lag_p99_ms,
+        ]
+    });
+    for figure in figures {
+        if let Err(missing) = figure
+            && !reasons.contains(&missing.reason)
+        {
+            reasons.push(missing.reason.clone());
+        }
+    }
+    reasons
+}
+
+/// Who won, by how much, and why, in numbers.
+pub fn paragraph(summary: &CapacitySummary) -> String {
+    let ranked = by_capacity(summary);
+    let Some(winner) = ranked.first() else {
+        return "No server sustained any rate at this SLO.".to_owned();
+    };
+    let s = &summary.settings;
+    let max = winner.max_sustainable_requests_per_second;
+    let mut text = format!(
+        "At a {} delay and p99 ≤ {} ms, **{}** ({}) sustained the most: {max:.0} req/s on {}.",
+        s.delay,
+        num(s.slo.p99_max_ms()),
+        winner.name,
+        winner.model,
+        cpu_text(&s.cpus.server_cpus)
+    );
+    let mut seen = vec![&winner.model];
+    let others: Vec<String> = ranked
+        .iter()
+        .filter(|r| {
+            let new = !seen.contains(&&r.model);
+            if new {
+                seen.push(&r.model);
+            }
+            new
+        })
+        .map(|r| {
+            let theirs = r.max_sustainable_requests_per_second;
+            format!(
+                "{} {theirs:.0} req/s ({} sustained {} that)",
+                r.name,
+                winner.name,
+                ratio(max / theirs)
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        let _ = write!(text, " Best of each other model: {}.", others.join("; "));
+    }
+    if let Some(rate) = common_rate(summary) {
+        let costs: Vec<String> = ranked
+            .iter()
+            .filter_map(|r| Some((r, &cost_step(r, rate)?.step)))
+            .map(|(r, step)| {
+                let syscalls = step
+                    .server
+                    .syscalls_per_request
+                    .as_ref()
+                    .map_or_else(|_| String::new(), |v| format!(", {} system calls", num(*v)));
+                format!(
+                    "{} {} µs ({} user){syscalls}",
+                    r.name,
+                    num(cpu_us_per_request(step)),
+                    num(step.server.user_cpu_us_per_request)
+                )
+            })
+            .collect();
+        let _ = write!(
+            text,
+            " Why, per request at {rate:.0} req/s (the rate every row sustained), in server CPU: {}.",
+            costs.join("; ")
+        );
+    }
+    let client_bound: Vec<&str> = summary
+        .servers
+        .iter()
+        .filter(|s| s.bound == Bound::Client)
+        .map(|s| s.name.as_str())
+        .collect();
+    if !client_bound.is_empty() {
+        let _ = write!(
+            text,
+            " loadgen, not the server, was the limit of {}: their rates are lower bounds.",
+            client_bound.join(", ")
+        );
+    }
+    if let Some(threads) = best_of_side(summary, Side::Rust { event_loop: false })
+        && threads.name != winner.name
+    {
+        let _ = write!(
+            text,
+            " A thread per connection ({}) peaked at {} threads.",
+            threads.name,
+            threads
+                .steps
+                .iter()
+                .map(|s| s.step.server.peak_threads)
+                .max()
+                .unwrap_or(0)
+        );
+    }
+    text
+}
+
+fn targets_section(out: &mut String, summary: &CapacitySummary) {
+    out.push_str("## Targets\n\n");
+    out.push_str(
+        "Issue 10's targets, checked on the best Rust row (an event loop where one ran); a \
+         target that cannot be checked here is missed, with the reason.\n\n",
+    );
+    let checks = targets::capacity_checks(summary);
+    markdown::check_list(out, &checks);
+}
+
+fn steps(out: &mut String, summary: &CapacitySummary) {
+    out.push_str("## Every step\n\n");
+    for server in &summary.servers {
+        let _ = writeln!(
+            out,
+            "### {}\n\nCommand: `{}`\n",
+            server.name,
+            escape(&server.command)
+        );
+        out.push_str("| # | target req/s | achieved req/s | connections | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | started late | CPU µs/req user + sys | server CPU | syscalls/req | ctx sw/req | RSS MiB | threads | loadgen CPU | loadgen lag p99 ms | verdict |\n");
+        out.push_str(
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for (i, judged) in server.steps.iter().enumerate() {
+            out.push_str(&step_line(i + 1, judged));
+        }
+        out.push('\n');
+    }
+    let reasons = not_measured_reasons(summary);
+    if !reasons.is_empty() {
+        let _ = writeln!(out, "Not measured: {}.\n", reasons.join("; "));
+    }
+}
+
+fn step_line(number: usize, judged: &JudgedStep) -> String {
+    let step = &judged.step;
+    let failed = if step.failures_by_kind.is_empty() {
+        step.requests_failed.to_string()
+    } else {
+        let kinds: Vec<String> = step
+            .failures_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        format!("{} ({})", step.requests_failed, kinds.join(", "))
+    };
+    format!(
+        "| {number} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {failed} | {} | {} + {} | {:.0} % | {} | {} | {} | {} | {:.0} % | {} | {} |\n",
+        step.target_requests_per_second,
+        step.achieved_requests_per_second,
+        step.connections,
+        num(step.latency.p50_ms),
+        num(step.latency.p90_ms),
+        num(step.latency.p99_ms),
+        num(step.latency.p99_9_ms),
+        num(step.latency.max_ms),
+        step.requests_started_late,
+        num(step.server.user_cpu_us_per_request),
+        num(step.server.system_cpu_us_per_request),
+        step.server.cpu_ratio * 100.0,
+        measured_cell(&step.server.syscalls_per_request),
+        measured_cell(&step.server.context_switches_per_request),
+        num(step.server.peak_rss_bytes as f64 / MIB),
+        step.server.peak_threads,
+        step.loadgen.cpu_ratio * 100.0,
+        measured_cell(&step.loadgen.lag_p99_ms),
+        escape(&judged.verdict.to_string())
+    )
+}
+
+fn how_to_read(out: &mut String, summary: &CapacitySummary) {
+    let s = &summary.settings;
+    let _ = write!(
+        out,
+        "## How to read this\n\n\
+         - **max sustainable req/s** is the highest open-loop rate whose step met the SLO; the \
+         search steps up by × {} from {:.0} req/s, then bisects between the last good and the \
+         first bad step to {:.0} %. **× fastest** and **× {}** divide it by the fastest row's \
+         and the reference row's (the article's asyncio server, found by its model).\n\
+         - **bound** says what stopped the search: the SLO (latency degraded with CPU to \
+         spare), the server's CPU (saturated at its first broken step), the connections that \
+         fit the open-file limits, `--max-rate`, or the client (loadgen fell behind: the rate \
+         is a lower bound, never the server's limit).\n\
+         - Each step is a fresh server on persistent connections (2 × rate × delay, Little's \
+         law, at least 50), {} s of warm-up and a {} s window; latency is measured from each \
+         request's intended start (coordinated omission corrected), so a late client does \
+         not hide a slow server.\n\
+         - Costs (CPU, system calls, context switches) cover loadgen's whole run, warm-up and \
+         connecting included, divided by the requests of that run (the warm-up's counted at \
+         its target rate). CPU comes from `wait4` of the server, every thread; system calls \
+         and context switches from `perf stat -e raw_syscalls:sys_enter,context-switches -p \
+         PID`, attached before loadgen connects. **RSS/connection** is the peak resident set \
+         over the step's connections (the whole process, not its growth).\n\
+         - **loadgen CPU** is its CPU time over its run as a share of its CPUs; **loadgen lag** \
+         is how late loadgen itself sent requests against its schedule.\n",
+        s.search.step_factor,
+        s.search.start_requests_per_second,
+        s.search.precision * 100.0,
+        reference_capacity(summary).map_or("the reference", |r| r.name.as_str()),
+        num(s.warmup_seconds),
+        num(s.window_seconds),
+    );
+}
+
+/// The capacity studies' part of `LATEST.md`, newest first: `(directory name, summary)`.
+pub fn latest(entries: &[(String, CapacitySummary)]) -> String {
+    let mut out = String::from(
+        "\n## Capacity studies\n\n| directory | date (UTC) | delay | best server | max sustainable req/s | commit |\n|---|---|---|---|---|---|\n",
+    );
+    for (dir, s) in entries {
+        let best = by_capacity(s).first().copied();
+        let _ = writeln!(
+            out,
+            "| [{dir}]({dir}/README.md) | {} | {} | {} | {} | `{}` |",
+            s.env.date_utc,
+            s.settings.delay,
+            best.map_or_else(dash, |b| b.name.clone()),
+            best.map_or_else(dash, |b| format!(
+                "{:.0}",
+                b.max_sustainable_requests_per_second
+            )),
+            crate::export::format::short_commit(&s.env.git_commit)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bound_reads_as_words() {
+        assert_eq!(bound_text(Bound::Client), "client (a lower bound)");
+        assert_eq!(bound_text(Bound::ServerCpu), "server CPU");
+    }
+
+    #[test]
+    fn cpus_are_named_in_the_singular_or_plural() {
+        assert_eq!(cpu_text(&[0]), "CPU 0");
+        assert_eq!(cpu_text(&[0, 1]), "CPUs 0,1");
+    }
+}

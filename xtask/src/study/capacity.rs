@@ -1,0 +1,602 @@
+//! `cargo xtask capacity`: how many requests per second each server sustains at an SLO when
+//! every request waits on IO, and what each request costs it (issue 10).
+//!
+//! Per server, a [`search`] steps an open-loop rate up geometrically and bisects to the
+//! highest rate whose step meets the [`slo`]; each step opens the persistent
+//! [`connections`] Little's law asks for (checked against both processes' open-file limits
+//! before anything runs), is measured by [`step`] with the server and loadgen pinned to CPUs
+//! of their own, and its figures and verdict go into the [`results`]. A step where loadgen,
+//! not the server, fell behind is client-bound and never taken as the server's limit. The
+//! [`budget`] of the whole study is worked out and printed before the first server starts.
+
+pub mod budget;
+pub mod connections;
+pub mod results;
+pub mod search;
+pub mod slo;
+pub mod step;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::builder::PossibleValuesParser;
+use echo_core::{DelayKind, DelayModel};
+
+use self::budget::Budget;
+use self::connections::{ConnectionPlan, MIN_CONNECTIONS, OpenFiles};
+use self::results::{
+    Bound, CapacitySummary, CpuPlacement, JudgedStep, SCHEMA_VERSION, ServerCapacity, Settings,
+};
+use self::search::{Next, Search, SearchSettings};
+use self::slo::{Slo, Verdict};
+use self::step::{Load, Rig};
+use crate::catalogue::{self, Side, Variant};
+use crate::measured::{Measured, NotMeasured};
+use crate::results::Skipped;
+use crate::run::env;
+use crate::study::{self, Wanted};
+
+/// Options of `cargo xtask capacity`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CapacityArgs {
+    /// Variants to run, comma-separated (default: every one, in catalogue order).
+    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(catalogue::names()))]
+    pub servers: Vec<String>,
+    /// Another server speaking the protocol: NAME=COMMAND, with `{port}` (and optionally
+    /// `{delay}` or `{delay_ms}`) in COMMAND. Repeatable.
+    #[arg(long = "external", value_name = "NAME=COMMAND")]
+    pub externals: Vec<String>,
+    /// Simulated IO delay per request (`100ms`, `fixed:100ms`, `uniform:50ms..150ms`,
+    /// `exp:100ms`).
+    #[arg(long, default_value = "100ms")]
+    pub delay: DelayModel,
+    /// How servers spend the delay: wait, block or spin.
+    #[arg(long, default_value = "wait")]
+    pub delay_kind: DelayKind,
+    /// The SLO's p99 latency limit, in multiples of the delay's mean.
+    #[arg(long, default_value_t = 1.5)]
+    pub slo_p99: f64,
+    /// The first rate measured, requests per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub start_rate: f64,
+    /// Each step up multiplies the rate by this.
+    #[arg(long, default_value_t = 2.0)]
+    pub step_factor: f64,
+    /// Bisection stops when the first broken rate is within this fraction of the last
+    /// sustained one.
+    #[arg(long, default_value_t = 0.05)]
+    pub precision: f64,
+    /// Measured seconds of each step.
+    #[arg(long, default_value = "5s")]
+    pub window: humantime::Duration,
+    /// Unmeasured time at the step's rate before its window.
+    #[arg(long, default_value = "1s")]
+    pub warmup: humantime::Duration,
+    /// Persistent connections of every step [default: 2 × rate × delay (Little's law), at
+    /// least 50, within both processes' open-file limits].
+    #[arg(long)]
+    pub connections: Option<u64>,
+    /// The highest rate tried [default: what the connections that fit can carry].
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+    /// CPUs every server is pinned to, comma-separated (multi-threaded servers included).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub server_cpus: Vec<u32>,
+    /// CPUs loadgen is pinned to, comma-separated; disjoint from the servers'.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub loadgen_cpus: Vec<u32>,
+    /// Refuse to start when the worst-case estimate is longer than this.
+    #[arg(long, default_value = "15m")]
+    pub time_limit: humantime::Duration,
+    /// Output directory (default: benches-results/<date>-<label>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Label of the output directory.
+    #[arg(long, default_value = "capacity")]
+    pub label: String,
+    /// Listen backlog given to every server, the Python baselines included.
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: u32,
+    /// Worker threads of the threaded-pool variant.
+    #[arg(long, default_value_t = 256)]
+    pub pool_size: u32,
+    /// loadgen's connect and reply timeout: a reply slower than this is a failed request.
+    #[arg(long, default_value = "10s")]
+    pub timeout: humantime::Duration,
+    /// Use the release binaries already built instead of running cargo build.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// Everything decided before the first server starts.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The SLO every step is judged by.
+    pub slo: Slo,
+    /// How each server's rate is searched.
+    pub search: SearchSettings,
+    /// The connections of each step.
+    pub connections: ConnectionPlan,
+    /// What the search's ceiling stands for when a server reaches it.
+    pub ceiling_bound: Bound,
+    /// Where servers and loadgen run.
+    pub cpus: CpuPlacement,
+}
+
+/// Checks every flag against the machine and works out the SLO, the search and the
+/// connections, before anything runs.
+///
+/// # Errors
+/// Naming the flag and value at fault: CPUs that do not exist or overlap, connections that
+/// do not fit the open-file limits (`limits`), search settings that cannot end.
+pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::Result<Plan> {
+    let cpus = placement(args, n_cpus)?;
+    if !(args.slo_p99.is_finite() && args.slo_p99 > 1.0) {
+        bail!(
+            "--slo-p99 {}: want a multiple of the delay above 1",
+            args.slo_p99
+        );
+    }
+    if let Some(rate) = args.max_rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+        bail!("--max-rate {rate}: want a positive rate");
+    }
+    if args.window.is_zero() {
+        bail!("--window 0s: want a measured window");
+    }
+    let delay = args.delay.mean();
+    let mut slo = Slo::for_delay(delay);
+    slo.p99_max_over_delay = args.slo_p99;
+    slo.client_lag_p99_max_ms = ((slo.p99_max_ms() - slo.delay_ms) / 10.0).max(1.0);
+    let connections = connections::plan(delay, args.connections, args.max_rate, limits)?;
+    let carries = connections
+        .carries_requests_per_second
+        .unwrap_or(f64::INFINITY);
+    let (ceiling, ceiling_bound) = match args.max_rate {
+        Some(max) if max <= carries => (max, Bound::MaxRate),
+        _ if carries.is_finite() => (carries, Bound::Connections),
+        _ => (
+            SearchSettings::default().ceiling_requests_per_second,
+            Bound::MaxRate,
+        ),
+    };
+    let start = args.start_rate.min(ceiling);
+    let search = SearchSettings {
+        start_requests_per_second: start,
+        step_factor: args.step_factor,
+        precision: args.precision,
+        floor_requests_per_second: (start / 10.0).max(1.0).min(start),
+        ceiling_requests_per_second: ceiling,
+        ..SearchSettings::default()
+    };
+    search.validate()?;
+    Ok(Plan {
+        slo,
+        search,
+        connections,
+        ceiling_bound,
+        cpus,
+    })
+}
+
+fn placement(args: &CapacityArgs, n_cpus: u32) -> anyhow::Result<CpuPlacement> {
+    let sets = [
+        ("--server-cpus", &args.server_cpus),
+        ("--loadgen-cpus", &args.loadgen_cpus),
+    ];
+    for (flag, cpus) in sets {
+        if cpus.is_empty() {
+            bail!("{flag}: want at least one CPU");
+        }
+        if let Some(cpu) = cpus.iter().find(|&&cpu| cpu >= n_cpus) {
+            bail!(
+                "{flag} {cpu}: this machine has CPUs 0 to {}",
+                n_cpus.saturating_sub(1)
+            );
+        }
+    }
+    if let Some(cpu) = args
+        .server_cpus
+        .iter()
+        .find(|c| args.loadgen_cpus.contains(c))
+    {
+        bail!(
+            "CPU {cpu} is in both --server-cpus and --loadgen-cpus: loadgen would be measured with the server"
+        );
+    }
+    Ok(CpuPlacement {
+        server_cpus: args.server_cpus.clone(),
+        loadgen_cpus: args.loadgen_cpus.clone(),
+    })
+}
+
+/// The open-file limit each process will run with: servers and loadgen raise their soft
+/// limit to the hard one, which they inherit from this process.
+fn open_file_limits() -> Vec<OpenFiles> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let hard = if rc == 0 { limit.rlim_max } else { 1024 };
+    ["server", "loadgen"]
+        .map(|process| OpenFiles {
+            process: process.to_owned(),
+            limit: hard,
+        })
+        .to_vec()
+}
+
+/// Runs the capacity study and writes its results.
+///
+/// # Errors
+/// On bad options or limits (before anything runs), a failed build, or results that cannot
+/// be written.
+pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
+    let root = crate::workspace_root();
+    let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let plan = plan(&args, n_cpus, &open_file_limits())?;
+    let environment = env::capture(&root);
+    let wanted = Wanted {
+        servers: &args.servers,
+        externals: &args.externals,
+        delay: &args.delay,
+        delay_kind: args.delay_kind,
+    };
+    let (selected, skipped) = wanted.select(environment.python.is_some())?;
+    let budget = Budget::new(
+        selected.len() as u32,
+        plan.search.max_steps(),
+        *args.warmup,
+        *args.window,
+    );
+    eprintln!("{}", budget.describe());
+    budget.check(*args.time_limit)?;
+    let perf = step::probe_perf();
+    if let Err(reason) = &perf {
+        eprintln!("system calls and context switches: {reason}");
+    }
+    if !args.no_build {
+        study::build(&root, &selected)?;
+    }
+    let mut settings = study_settings(&args, &root);
+    settings.bin_dir = study::release_dir(&root)?;
+    let loadgen = settings.bin_dir.join("loadgen");
+    if !loadgen.is_file() {
+        bail!(
+            "no loadgen binary at {} (build it, or drop --no-build)",
+            loadgen.display()
+        );
+    }
+    let out = study::output_dir(
+        args.out.as_deref(),
+        &root,
+        &environment.date_utc,
+        &args.label,
+    )?;
+    let rig = Rig {
+        settings,
+        loadgen,
+        cpus: plan.cpus.clone(),
+        warmup: *args.warmup,
+        window: *args.window,
+        timeout: *args.timeout,
+        perf,
+        runs_dir: out.join("runs"),
+    };
+    let (ceiling, ceiling_server) = loadgen_ceiling(&rig, &selected);
+    let mut servers = Vec::new();
+    let mut skipped = skipped;
+    for variant in &selected {
+        match search_server(&rig, &plan, &args.delay, variant)? {
+            Ok(server) => servers.push(server),
+            Err(reason) => skipped.push(Skipped {
+                server: variant.name.clone(),
+                reason,
+            }),
+        }
+    }
+    let summary = CapacitySummary {
+        schema_version: SCHEMA_VERSION,
+        label: args.label.clone(),
+        env: environment,
+        settings: Settings {
+            delay: args.delay,
+            delay_kind: args.delay_kind,
+            slo: plan.slo,
+            search: plan.search,
+            connections: plan.connections.rule,
+            warmup_seconds: args.warmup.as_secs_f64(),
+            window_seconds: args.window.as_secs_f64(),
+            cpus: plan.cpus,
+            command: command_line(),
+        },
+        loadgen_ceiling_requests_per_second: ceiling,
+        loadgen_ceiling_server: ceiling_server,
+        servers,
+        skipped,
+    };
+    crate::report::write_capacity(&out, &summary)?;
+    println!("{}", crate::export::capacity::headline(&summary));
+    eprintln!(
+        "results: {}",
+        out.join(crate::export::README_FILE).display()
+    );
+    Ok(())
+}
+
+fn study_settings(args: &CapacityArgs, root: &Path) -> catalogue::Settings {
+    catalogue::Settings {
+        root: root.to_path_buf(),
+        bin_dir: PathBuf::new(),
+        delay_kind: args.delay_kind,
+        backlog: args.backlog,
+        pool_size: args.pool_size,
+        workers: args.server_cpus.len() as u32,
+    }
+}
+
+fn command_line() -> String {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    format!("cargo xtask {}", argv.join(" "))
+}
+
+/// loadgen's own ceiling: closed loop on persistent connections against the first
+/// event-loop server at zero delay, where the server answers as fast as it can. It is a
+/// lower bound of what loadgen carries (the server may be the limit).
+fn loadgen_ceiling(rig: &Rig, variants: &[Variant]) -> (Measured<f64>, Option<String>) {
+    let event_loop = |v: &&Variant| {
+        v.entry()
+            .is_some_and(|e| e.side == Side::Rust { event_loop: true })
+    };
+    let Some(variant) = variants.iter().find(event_loop) else {
+        let reason = "no event-loop server of this project was selected to measure it against";
+        return (Err(NotMeasured::new(reason)), None);
+    };
+    let load = Load {
+        requests_per_second: None,
+        connections: MIN_CONNECTIONS,
+        delay: DelayModel::Fixed(Duration::ZERO),
+    };
+    eprint!("loadgen's ceiling against {} at zero delay: ", variant.name);
+    let name = format!("loadgen-ceiling-{}", variant.name);
+    // perf's tracepoint would slow the server a little at this rate: only the rate counts.
+    let unobserved = Rig {
+        perf: Err(NotMeasured::new("not counted in loadgen's ceiling run")),
+        ..rig.clone()
+    };
+    let measured = unobserved.measure(variant, load, &name);
+    let ceiling = measured
+        .map(|m| m.step.achieved_requests_per_second)
+        .map_err(NotMeasured::new);
+    match &ceiling {
+        Ok(rate) => eprintln!("{rate:.0} req/s"),
+        Err(reason) => eprintln!("{reason}"),
+    }
+    (ceiling, Some(variant.name.clone()))
+}
+
+/// One server's search to its end; `Ok(Err(reason))` when the server never completed a
+/// step (it did not start, or is a baseline that skipped itself).
+///
+/// # Errors
+/// When the search settings are invalid (checked before, so not in practice).
+fn search_server(
+    rig: &Rig,
+    plan: &Plan,
+    delay: &DelayModel,
+    variant: &Variant,
+) -> anyhow::Result<Result<ServerCapacity, String>> {
+    let (mut search, mut next) = Search::new(plan.search)?;
+    let mut steps: Vec<JudgedStep> = Vec::new();
+    let mut command = String::new();
+    let mut failure = None;
+    let result = loop {
+        let rate = match next {
+            Next::Done(result) => break Some(result),
+            Next::Measure {
+                requests_per_second,
+            } => requests_per_second,
+        };
+        let load = Load {
+            requests_per_second: Some(rate),
+            connections: plan.connections.rule.for_rate(rate),
+            delay: *delay,
+        };
+        eprint!(
+            "{} step {}: {rate:.0} req/s on {} connections: ",
+            variant.name,
+            steps.len() + 1,
+            load.connections
+        );
+        let name = format!("{}-{:02}-{rate:.0}", variant.name, steps.len() + 1);
+        match rig.measure(variant, load, &name) {
+            Ok(measured) => {
+                let verdict = plan.slo.judge(&measured.step);
+                eprintln!(
+                    "{:.0} req/s, p99 {:.1} ms: {verdict}",
+                    measured.step.achieved_requests_per_second, measured.step.latency.p99_ms
+                );
+                command = measured.server_command;
+                next = search.observe(&verdict);
+                steps.push(JudgedStep {
+                    step: measured.step,
+                    verdict,
+                });
+            }
+            Err(reason) => {
+                eprintln!("failed: {reason}");
+                failure = Some(reason);
+                break None;
+            }
+        }
+    };
+    if steps.is_empty() {
+        return Ok(Err(
+            failure.unwrap_or_else(|| "no step was measured".to_owned())
+        ));
+    }
+    Ok(Ok(server_result(
+        plan, variant, command, steps, result, failure,
+    )))
+}
+
+fn server_result(
+    plan: &Plan,
+    variant: &Variant,
+    command: String,
+    steps: Vec<JudgedStep>,
+    result: Option<search::SearchResult>,
+    failure: Option<String>,
+) -> ServerCapacity {
+    let sustained_max = steps
+        .iter()
+        .filter(|s| s.verdict == Verdict::Sustained)
+        .map(|s| s.step.target_requests_per_second)
+        .fold(0.0, f64::max);
+    let (max, first_broken, bound) = match result {
+        Some(result) => {
+            let broken = result.first_broken_requests_per_second.and_then(|rate| {
+                steps.iter().find(|s| {
+                    s.step.target_requests_per_second == rate
+                        && matches!(s.verdict, Verdict::Broken { .. })
+                })
+            });
+            let bound = plan
+                .slo
+                .bound(result.end, broken.map(|s| &s.step), plan.ceiling_bound);
+            (
+                result.max_sustainable_requests_per_second,
+                result.first_broken_requests_per_second,
+                bound,
+            )
+        }
+        None => (sustained_max, None, Bound::Slo),
+    };
+    ServerCapacity {
+        name: variant.name.clone(),
+        model: variant.model.clone(),
+        command,
+        max_sustainable_requests_per_second: max,
+        first_broken_requests_per_second: first_broken,
+        bound,
+        steps,
+        failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        capacity: CapacityArgs,
+    }
+
+    fn args(line: &[&str]) -> CapacityArgs {
+        let argv = std::iter::once("capacity").chain(line.iter().copied());
+        Cli::try_parse_from(argv).expect("valid flags").capacity
+    }
+
+    fn limits(limit: u64) -> Vec<OpenFiles> {
+        ["server", "loadgen"]
+            .map(|process| OpenFiles {
+                process: process.to_owned(),
+                limit,
+            })
+            .to_vec()
+    }
+
+    #[test]
+    fn the_defaults_are_the_issues_slo_on_cpu_0_and_1() {
+        let plan = plan(&args(&[]), 2, &limits(20_000)).expect("fits");
+        assert_eq!(plan.slo.p99_max_ms(), 150.0);
+        assert_eq!(plan.cpus.server_cpus, [0]);
+        assert_eq!(plan.cpus.loadgen_cpus, [1]);
+        assert_eq!(plan.search.start_requests_per_second, 1000.0);
+        assert_eq!(plan.search.ceiling_requests_per_second, 98_720.0);
+        assert_eq!(plan.ceiling_bound, Bound::Connections);
+        assert_eq!(plan.connections.rule.for_rate(20_000.0), 4_000);
+    }
+
+    #[test]
+    fn the_default_study_of_every_variant_fits_in_fifteen_minutes() {
+        let a = args(&[]);
+        let plan = plan(&a, 2, &limits(20_000)).expect("fits");
+        let servers = catalogue::names().count() as u32;
+        let budget = Budget::new(servers, plan.search.max_steps(), *a.warmup, *a.window);
+        assert!(budget.check(*a.time_limit).is_ok(), "{}", budget.describe());
+    }
+
+    #[test]
+    fn a_max_rate_below_what_the_connections_carry_is_the_ceiling() {
+        let plan = plan(&args(&["--max-rate", "4000"]), 2, &limits(20_000)).expect("fits");
+        assert_eq!(plan.search.ceiling_requests_per_second, 4000.0);
+        assert_eq!(plan.ceiling_bound, Bound::MaxRate);
+        let plan = plan_of(&["--max-rate", "500"]);
+        assert_eq!(plan.search.start_requests_per_second, 500.0);
+    }
+
+    fn plan_of(line: &[&str]) -> Plan {
+        plan(&args(line), 2, &limits(20_000)).expect("valid")
+    }
+
+    #[test]
+    fn cpus_that_do_not_exist_or_overlap_are_refused_before_anything_runs() {
+        let refused = |line: &[&str]| {
+            plan(&args(line), 2, &limits(20_000))
+                .expect_err("refused")
+                .to_string()
+        };
+        assert_eq!(
+            refused(&["--server-cpus", "2"]),
+            "--server-cpus 2: this machine has CPUs 0 to 1"
+        );
+        assert!(refused(&["--loadgen-cpus", "0"]).starts_with("CPU 0 is in both"));
+    }
+
+    #[test]
+    fn connections_that_do_not_fit_the_open_file_limit_are_refused_before_anything_runs() {
+        let message = plan(&args(&["--connections", "30000"]), 2, &limits(20_000))
+            .expect_err("does not fit")
+            .to_string();
+        assert!(
+            message.contains("--connections 30000 does not fit"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_slo_that_the_delay_alone_breaks_is_refused() {
+        let message = plan(&args(&["--slo-p99", "1"]), 2, &limits(20_000))
+            .expect_err("p99 cannot be below the delay")
+            .to_string();
+        assert!(message.starts_with("--slo-p99 1:"), "{message}");
+    }
+
+    #[test]
+    fn a_search_that_reached_its_ceiling_says_what_the_ceiling_was() {
+        let plan = plan_of(&["--max-rate", "2000"]);
+        let variant = catalogue::builtin("mio").expect("known");
+        let steps: Vec<JudgedStep> = [1000.0, 2000.0]
+            .map(|rate| JudgedStep {
+                step: results::sample_step(rate),
+                verdict: Verdict::Sustained,
+            })
+            .to_vec();
+        let result = search::SearchResult {
+            max_sustainable_requests_per_second: 2000.0,
+            first_broken_requests_per_second: None,
+            end: search::End::Ceiling,
+            steps: 2,
+        };
+        let server = server_result(&plan, &variant, String::new(), steps, Some(result), None);
+        assert_eq!(server.bound, Bound::MaxRate);
+        assert_eq!(server.max_sustainable_requests_per_second, 2000.0);
+    }
+}

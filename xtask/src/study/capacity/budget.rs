@@ -1,0 +1,122 @@
+//! How long a capacity study may take, worked out before anything runs: servers × the
+//! search's most steps × (warm-up + window + what starting and stopping a step costs), plus
+//! the one measurement of loadgen's own ceiling.
+//!
+//! The estimate is the worst case (every search takes its longest path), so a study never
+//! runs longer than it said; searches usually stop sooner. A worst case over the time limit
+//! is refused before the first server starts, naming the flags that shorten it.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use echo_core::format_duration;
+
+/// What each step costs besides its warm-up and window: starting the server and perf,
+/// opening the connections, stopping both. Measured at about a second here.
+pub const STEP_OVERHEAD: Duration = Duration::from_secs(1);
+
+/// The time a study may take at most.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// Servers to search.
+    pub servers: u32,
+    /// The most steps one search measures.
+    pub max_steps_per_server: u32,
+    /// One step: warm-up, window and [`STEP_OVERHEAD`].
+    pub per_step: Duration,
+    /// The client's own ceiling, measured once.
+    pub ceiling_run: Duration,
+}
+
+impl Budget {
+    /// The budget of `servers` searches of at most `max_steps_per_server` steps each.
+    pub fn new(
+        servers: u32,
+        max_steps_per_server: u32,
+        warmup: Duration,
+        window: Duration,
+    ) -> Budget {
+        Budget {
+            servers,
+            max_steps_per_server,
+            per_step: warmup + window + STEP_OVERHEAD,
+            ceiling_run: warmup + window + STEP_OVERHEAD,
+        }
+    }
+
+    /// The longest the study can take.
+    pub fn worst_case(&self) -> Duration {
+        self.per_step * self.servers * self.max_steps_per_server + self.ceiling_run
+    }
+
+    /// The line printed before the study starts.
+    pub fn describe(&self) -> String {
+        format!(
+            "estimate: at most {} servers × {} steps × {} per step + {} for loadgen's ceiling \
+             = {} (worst case; a search usually stops sooner)",
+            self.servers,
+            self.max_steps_per_server,
+            format_duration(self.per_step),
+            format_duration(self.ceiling_run),
+            minutes(self.worst_case())
+        )
+    }
+
+    /// Refuses a worst case over `limit`.
+    ///
+    /// # Errors
+    /// When the worst case exceeds `limit`, naming both and the flags that shorten it.
+    pub fn check(&self, limit: Duration) -> anyhow::Result<()> {
+        if self.worst_case() > limit {
+            bail!(
+                "the study could take {} (worst case), over --time-limit {}: choose fewer \
+                 --servers, a shorter --window or --warmup, a coarser --precision or a lower \
+                 --max-rate, or raise --time-limit",
+                minutes(self.worst_case()),
+                minutes(limit)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `14.2 min`: durations of a study as a reader thinks of them.
+fn minutes(duration: Duration) -> String {
+    format!("{:.1} min", duration.as_secs_f64() / 60.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_worst_case_is_servers_times_steps_times_a_step_plus_the_ceiling_run() {
+        let budget = Budget::new(8, 15, SECOND, 5 * SECOND);
+        assert_eq!(budget.per_step, 7 * SECOND);
+        assert_eq!(budget.worst_case(), (8 * 15 * 7 + 7) * SECOND);
+        assert_eq!(
+            budget.describe(),
+            "estimate: at most 8 servers × 15 steps × 7s per step + 7s for loadgen's ceiling = \
+             14.1 min (worst case; a search usually stops sooner)"
+        );
+    }
+
+    #[test]
+    fn a_worst_case_within_the_limit_is_accepted_and_one_over_it_refused_with_the_flags() {
+        let budget = Budget::new(8, 15, SECOND, 5 * SECOND);
+        assert!(budget.check(15 * 60 * SECOND).is_ok());
+        let message = Budget::new(8, 15, SECOND, 10 * SECOND)
+            .check(15 * 60 * SECOND)
+            .expect_err("over the limit")
+            .to_string();
+        assert!(
+            message.starts_with(
+                "the study could take 24.2 min (worst case), over --time-limit 15.0 min"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("--window"), "{message}");
+    }
+}

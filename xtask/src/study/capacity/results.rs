@@ -1,0 +1,401 @@
+//! The typed results of a capacity study: what `summary.json` holds, and the only thing its
+//! tables, paragraph and chart are rendered from.
+//!
+//! One [`CapacitySummary`] per run: the machine, the settings (SLO, search, connections,
+//! CPUs), loadgen's own ceiling, and per server its [`ServerCapacity`]: the numeric
+//! `max_sustainable_requests_per_second`, what bound it, and every step the search measured
+//! with its [`Verdict`]. Units are in the names (`_requests_per_second`, `_ms`, `_us`,
+//! `_bytes`, `_ratio` for a fraction of the CPUs a process may use). A figure that depends
+//! on the machine is a [`Measured`], written as the number or as the reason it is missing.
+
+use std::collections::BTreeMap;
+
+use echo_core::{DelayKind, DelayModel};
+use serde::{Deserialize, Serialize};
+
+use super::connections::ConnectionRule;
+use super::search::SearchSettings;
+use super::slo::{Slo, Verdict};
+use crate::export::latency_chart::{LatencyChart, Point, Series};
+use crate::measured::{Measured, field};
+use crate::results::{Environment, Model, Skipped};
+
+/// Bump when a field changes meaning or disappears, so old summaries are not misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One capacity study.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacitySummary {
+    /// [`SCHEMA_VERSION`] when this file was written.
+    pub schema_version: u32,
+    /// Short name of the study, the second half of its directory name.
+    pub label: String,
+    /// The machine and the code that were measured.
+    pub env: Environment,
+    /// Everything the user chose, and what was used by default.
+    pub settings: Settings,
+    /// The highest rate loadgen sustains on its own CPUs against the fastest server at zero
+    /// delay: no server result above it could be told from the client's limit.
+    #[serde(with = "field")]
+    pub loadgen_ceiling_requests_per_second: Measured<f64>,
+    /// The server loadgen's ceiling was measured against (closed loop, zero delay).
+    pub loadgen_ceiling_server: Option<String>,
+    /// One entry per server, in the order they were measured.
+    pub servers: Vec<ServerCapacity>,
+    /// Servers that were asked for but not run, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The settings of a study, as used (defaults filled in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The delay every server was given.
+    pub delay: DelayModel,
+    /// How servers spent it.
+    pub delay_kind: DelayKind,
+    /// What a step must meet.
+    pub slo: Slo,
+    /// How the rate was searched.
+    pub search: SearchSettings,
+    /// How many connections each step opened.
+    pub connections: ConnectionRule,
+    /// Unmeasured seconds at each step's rate before its window.
+    pub warmup_seconds: f64,
+    /// Measured seconds of each step.
+    pub window_seconds: f64,
+    /// Which CPUs the servers and loadgen ran on.
+    pub cpus: CpuPlacement,
+    /// The command line that produced this study.
+    pub command: String,
+}
+
+/// Which CPUs each process was pinned to; every server got the same set, multi-threaded
+/// ones included, so rows compare models and not core counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuPlacement {
+    /// CPU numbers every server ran on.
+    pub server_cpus: Vec<u32>,
+    /// CPU numbers loadgen ran on, disjoint from the servers'.
+    pub loadgen_cpus: Vec<u32>,
+}
+
+/// What bound a server's max sustainable rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// The next rate broke the SLO while the server's CPUs still had room: latency degraded.
+    Slo,
+    /// The next rate broke the SLO with the server's CPUs saturated.
+    ServerCpu,
+    /// The highest rate the connections that fit could carry was sustained.
+    Connections,
+    /// loadgen fell behind before the server did: the rate is only a lower bound.
+    Client,
+    /// The `--max-rate` asked for was sustained.
+    MaxRate,
+}
+
+/// One server's search and its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerCapacity {
+    /// Variant name (`mio`, `python-asyncio`, ...).
+    pub name: String,
+    /// Concurrency model.
+    pub model: Model,
+    /// The command that started it (with the port as `{port}`).
+    pub command: String,
+    /// The highest rate measured as meeting the SLO; 0 when none was.
+    pub max_sustainable_requests_per_second: f64,
+    /// The lowest rate at which the server broke the SLO, if any (never a client-bound step).
+    pub first_broken_requests_per_second: Option<f64>,
+    /// What bound the max sustainable rate.
+    pub bound: Bound,
+    /// Every step, in the order measured.
+    pub steps: Vec<JudgedStep>,
+    /// Why the search stopped before it had an answer (the server did not start, or loadgen
+    /// left no report), if it did.
+    pub failure: Option<String>,
+}
+
+/// A step with the SLO's judgement of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgedStep {
+    /// What was measured.
+    #[serde(flatten)]
+    pub step: Step,
+    /// Whether it met the SLO, and what broke it when not.
+    pub verdict: Verdict,
+}
+
+/// One step: one server at one target rate for one measured window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The open-loop rate loadgen was asked for.
+    pub target_requests_per_second: f64,
+    /// Successful requests per second over the window.
+    pub achieved_requests_per_second: f64,
+    /// Persistent connections loadgen held.
+    pub connections: u64,
+    /// Length of the measured window.
+    pub window_seconds: f64,
+    /// Requests with the right reply in the window.
+    pub requests_ok: u64,
+    /// Requests that failed or were never sent.
+    pub requests_failed: u64,
+    /// Failed requests by loadgen's failure kind (only kinds that occurred).
+    pub failures_by_kind: BTreeMap<String, u64>,
+    /// Requests that could not start on schedule (no free connection, or loadgen behind).
+    pub requests_started_late: u64,
+    /// Latency of successful requests from their intended start.
+    pub latency: Latency,
+    /// What the server spent.
+    pub server: ServerCost,
+    /// What loadgen spent, to tell the client's limit from the server's.
+    pub loadgen: LoadgenCost,
+}
+
+/// A latency distribution in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile: what the SLO limits.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p99_9_ms: f64,
+    /// Slowest request.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// From loadgen's percentiles, which are in microseconds.
+    pub fn from_percentiles(p: &loadgen::Percentiles) -> Latency {
+        Latency {
+            p50_ms: p.p50_us / 1e3,
+            p90_ms: p.p90_us / 1e3,
+            p99_ms: p.p99_us / 1e3,
+            p99_9_ms: p.p99_9_us / 1e3,
+            max_ms: p.max_us / 1e3,
+        }
+    }
+}
+
+/// What the server process spent in a step's window, per successful request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerCost {
+    /// User-space CPU time per request, every thread.
+    pub user_cpu_us_per_request: f64,
+    /// Kernel CPU time per request, every thread.
+    pub system_cpu_us_per_request: f64,
+    /// User plus system CPU over the window, as a fraction of the CPUs it was pinned to.
+    pub cpu_ratio: f64,
+    /// System calls per request (perf's `raw_syscalls:sys_enter`).
+    #[serde(with = "field")]
+    pub syscalls_per_request: Measured<f64>,
+    /// Context switches per request, voluntary and involuntary (perf's `context-switches`).
+    #[serde(with = "field")]
+    pub context_switches_per_request: Measured<f64>,
+    /// Peak resident memory.
+    pub peak_rss_bytes: u64,
+    /// Most threads at once.
+    pub peak_threads: u64,
+}
+
+/// What loadgen spent in a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadgenCost {
+    /// User plus system CPU time over its whole run (warm-up and connecting included).
+    pub cpu_seconds: f64,
+    /// That CPU time over its run, as a fraction of the CPUs it was pinned to.
+    pub cpu_ratio: f64,
+    /// How late loadgen itself started requests against their schedule, p99; missing for a
+    /// loadgen that does not report it.
+    #[serde(with = "field")]
+    pub lag_p99_ms: Measured<f64>,
+}
+
+impl CapacitySummary {
+    /// The latency-against-throughput chart of this study: per server, its steps' p99
+    /// against their achieved rate, and the SLO's p99 limit.
+    pub fn latency_chart(&self) -> LatencyChart {
+        let series = self
+            .servers
+            .iter()
+            .map(|server| Series {
+                name: server.name.clone(),
+                points: server
+                    .steps
+                    .iter()
+                    .filter(|s| s.step.requests_ok > 0)
+                    .map(|s| Point {
+                        achieved_requests_per_second: s.step.achieved_requests_per_second,
+                        p99_ms: s.step.latency.p99_ms,
+                        sustained: s.verdict == Verdict::Sustained,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let cpus = &self.settings.cpus.server_cpus;
+        let cpus: Vec<String> = cpus.iter().map(ToString::to_string).collect();
+        let cpu_word = if cpus.len() == 1 { "CPU" } else { "CPUs" };
+        LatencyChart {
+            caption: format!(
+                "p99 latency against achieved throughput ({} delay, servers on {cpu_word} {})",
+                self.settings.delay,
+                cpus.join(",")
+            ),
+            series,
+            slo_p99_ms: self.settings.slo.p99_max_ms(),
+        }
+    }
+}
+
+/// A step that meets the default SLO at 100 ms, for tests to bend one field at a time.
+#[cfg(test)]
+pub(crate) fn sample_step(target_requests_per_second: f64) -> Step {
+    Step {
+        target_requests_per_second,
+        achieved_requests_per_second: target_requests_per_second,
+        connections: 2_000,
+        window_seconds: 5.0,
+        requests_ok: (target_requests_per_second * 5.0) as u64,
+        requests_failed: 0,
+        failures_by_kind: BTreeMap::new(),
+        requests_started_late: 0,
+        latency: Latency {
+            p50_ms: 100.4,
+            p90_ms: 101.0,
+            p99_ms: 104.0,
+            p99_9_ms: 110.0,
+            max_ms: 120.0,
+        },
+        server: ServerCost {
+            user_cpu_us_per_request: 1.2,
+            system_cpu_us_per_request: 3.8,
+            cpu_ratio: 0.05,
+            syscalls_per_request: Ok(2.7),
+            context_switches_per_request: Ok(0.08),
+            peak_rss_bytes: 9 << 20,
+            peak_threads: 2,
+        },
+        loadgen: LoadgenCost {
+            cpu_seconds: 0.4,
+            cpu_ratio: 0.07,
+            lag_p99_ms: Ok(0.2),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::measured::NotMeasured;
+    use crate::study::capacity::connections::{self, OpenFiles};
+
+    fn summary() -> CapacitySummary {
+        let slo = Slo::for_delay(Duration::from_millis(100));
+        let limits = [OpenFiles {
+            process: "server".to_owned(),
+            limit: 20_000,
+        }];
+        let plan =
+            connections::plan(Duration::from_millis(100), None, None, &limits).expect("fits");
+        let mut unmeasured = sample_step(2000.0);
+        unmeasured.server.syscalls_per_request = Err(NotMeasured::new("perf is not installed"));
+        unmeasured.latency.p99_ms = 300.0;
+        let steps = [sample_step(1000.0), unmeasured]
+            .into_iter()
+            .map(|step| JudgedStep {
+                verdict: slo.judge(&step),
+                step,
+            })
+            .collect();
+        CapacitySummary {
+            schema_version: SCHEMA_VERSION,
+            label: "capacity".to_owned(),
+            env: Environment {
+                cpu_model: "test cpu".to_owned(),
+                cores: 2,
+                memory_bytes: 1 << 34,
+                kernel: "6.18".to_owned(),
+                rustc: "rustc 1.95.0".to_owned(),
+                python: None,
+                git_commit: "abc".to_owned(),
+                date_utc: "2026-12-01T00:00:00Z".to_owned(),
+                open_files_limit: 20_000,
+                somaxconn: Some(4096),
+            },
+            settings: Settings {
+                delay: DelayModel::default(),
+                delay_kind: DelayKind::Wait,
+                slo,
+                search: SearchSettings::default(),
+                connections: plan.rule,
+                warmup_seconds: 1.0,
+                window_seconds: 5.0,
+                cpus: CpuPlacement {
+                    server_cpus: vec![0],
+                    loadgen_cpus: vec![1],
+                },
+                command: "cargo xtask capacity".to_owned(),
+            },
+            loadgen_ceiling_requests_per_second: Err(NotMeasured::new("not run")),
+            loadgen_ceiling_server: None,
+            servers: vec![ServerCapacity {
+                name: "mio".to_owned(),
+                model: Model::new("mio"),
+                command: "server-mio --port {port}".to_owned(),
+                max_sustainable_requests_per_second: 1000.0,
+                first_broken_requests_per_second: Some(2000.0),
+                bound: Bound::Slo,
+                steps,
+                failure: None,
+            }],
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn a_summary_survives_json_exactly() {
+        let summary = summary();
+        let json = serde_json::to_string_pretty(&summary).expect("serializes");
+        let back: CapacitySummary = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, summary);
+    }
+
+    #[test]
+    fn the_json_holds_the_numeric_max_rate_per_server_by_name_and_readable_verdicts() {
+        let value = serde_json::to_value(summary()).expect("serializes");
+        let server = &value["servers"][0];
+        assert_eq!(server["name"], "mio");
+        assert_eq!(server["max_sustainable_requests_per_second"], 1000.0);
+        assert_eq!(server["bound"], "slo");
+        let broken = &server["steps"][1];
+        assert_eq!(broken["target_requests_per_second"], 2000.0);
+        assert_eq!(broken["verdict"]["verdict"], "broken");
+        assert_eq!(broken["verdict"]["breaches"][0]["breach"], "latency");
+        assert_eq!(
+            broken["server"]["syscalls_per_request"]["not_measured"],
+            "perf is not installed"
+        );
+        assert_eq!(server["steps"][0]["server"]["syscalls_per_request"], 2.7);
+    }
+
+    #[test]
+    fn the_chart_has_a_point_per_step_and_the_slo_limit() {
+        let chart = summary().latency_chart();
+        assert_eq!(chart.slo_p99_ms, 150.0);
+        assert_eq!(
+            chart.caption,
+            "p99 latency against achieved throughput (100ms delay, servers on CPU 0)"
+        );
+        let points = &chart.series[0].points;
+        assert_eq!(points.len(), 2);
+        assert!(points[0].sustained && !points[1].sustained);
+        assert_eq!(points[1].p99_ms, 300.0);
+    }
+}

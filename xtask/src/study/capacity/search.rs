@@ -1,0 +1,549 @@
+//! The rate search of `cargo xtask capacity`: which rate to measure next, and when the
+//! answer is known, as a pure, deterministic state machine.
+//!
+//! It does no IO and reads no clock (as `echo-core` does not): it is handed each step's
+//! [`Verdict`] and answers with the next rate or the result, so every path through it is
+//! tested without a server. The search:
+//! 1. steps the rate up geometrically from the start rate (× the step factor, capped at the
+//!    ceiling) while steps are sustained;
+//! 2. if the start rate already breaks the SLO, steps down by the same factor (to a floor)
+//!    until one is sustained;
+//! 3. bisects between the last sustained and the first broken rate until they are within
+//!    the precision of each other; the result is the last sustained rate.
+//!
+//! A client-bound step (loadgen, not the server, fell behind) says nothing about the server,
+//! so it is never taken as the first broken rate: the same rate is measured again while the
+//! retry budget lasts, and then the search stops, marked client-bound, with the highest rate
+//! sustained so far as a lower bound. Reaching the ceiling or the floor also ends it, marked
+//! so; [`SearchSettings::max_steps`] bounds the number of steps on every path.
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use super::slo::Verdict;
+
+/// How the search walks; every field is a flag of `cargo xtask capacity`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SearchSettings {
+    /// The first rate measured.
+    pub start_requests_per_second: f64,
+    /// Each step up multiplies the rate by this (and each step down divides by it).
+    pub step_factor: f64,
+    /// Bisection stops when the first broken rate is within this fraction above the last
+    /// sustained one (0.05: the answer is within 5 %).
+    pub precision: f64,
+    /// The lowest rate tried when the start rate breaks the SLO.
+    pub floor_requests_per_second: f64,
+    /// The highest rate tried: what the connections (or the client) can carry.
+    pub ceiling_requests_per_second: f64,
+    /// How many client-bound steps are measured again before the search gives up on them.
+    pub client_bound_retries: u32,
+}
+
+impl Default for SearchSettings {
+    /// From 1000 req/s doubling: Python's asyncio server breaks within 3 steps at 100 ms, a
+    /// Rust event loop within 7, and 5 bisections reach 5 % from a doubling.
+    fn default() -> SearchSettings {
+        SearchSettings {
+            start_requests_per_second: 1000.0,
+            step_factor: 2.0,
+            precision: 0.05,
+            floor_requests_per_second: 10.0,
+            ceiling_requests_per_second: 1_000_000.0,
+            client_bound_retries: 1,
+        }
+    }
+}
+
+impl SearchSettings {
+    /// Checks that the search can run and end.
+    ///
+    /// # Errors
+    /// Naming the setting and its value: rates must be positive and finite with floor ≤
+    /// start ≤ ceiling, the factor above 1, the precision between 0 and 1.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let rates = [
+            ("start rate", self.start_requests_per_second),
+            ("floor rate", self.floor_requests_per_second),
+            ("ceiling rate", self.ceiling_requests_per_second),
+        ];
+        for (name, rate) in rates {
+            if !(rate.is_finite() && rate > 0.0) {
+                bail!("{name} {rate} req/s: want a positive, finite rate");
+            }
+        }
+        let (floor, start, ceiling) = (
+            self.floor_requests_per_second,
+            self.start_requests_per_second,
+            self.ceiling_requests_per_second,
+        );
+        if !(floor <= start && start <= ceiling) {
+            bail!(
+                "start rate {start} req/s: want it between the floor {floor} and the ceiling \
+                 {ceiling} req/s"
+            );
+        }
+        if !(self.step_factor.is_finite() && self.step_factor > 1.0) {
+            bail!("step factor {}: want a number above 1", self.step_factor);
+        }
+        if !(self.precision > 0.0 && self.precision < 1.0) {
+            bail!(
+                "precision {}: want a fraction between 0 and 1",
+                self.precision
+            );
+        }
+        Ok(())
+    }
+
+    /// The most steps a search with these settings measures, whatever the verdicts: the
+    /// longer of the walks up to the ceiling and down to the floor, then the bisection of one
+    /// factor's interval down to the precision (one more for rounding), then the retries.
+    pub fn max_steps(&self) -> u32 {
+        let mut up = 1;
+        let mut rate = self.start_requests_per_second;
+        while rate < self.ceiling_requests_per_second {
+            rate = (rate * self.step_factor).min(self.ceiling_requests_per_second);
+            up += 1;
+        }
+        let mut down = 1;
+        let mut rate = self.start_requests_per_second;
+        while rate > self.floor_requests_per_second {
+            rate = (rate / self.step_factor).max(self.floor_requests_per_second);
+            down += 1;
+        }
+        let mut bisect = 1;
+        let mut width = self.step_factor - 1.0;
+        while width > self.precision {
+            width /= 2.0;
+            bisect += 1;
+        }
+        up.max(down) + bisect + self.client_bound_retries
+    }
+}
+
+/// What the search wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Next {
+    /// Measure one step at this rate, then hand its verdict to [`Search::observe`].
+    Measure {
+        /// The target rate of the step.
+        requests_per_second: f64,
+    },
+    /// The search is over.
+    Done(SearchResult),
+}
+
+/// Why the search ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    /// The last sustained and first broken rates are within the precision: a true limit.
+    Converged,
+    /// The ceiling was sustained: the server's limit is higher than could be tried.
+    Ceiling,
+    /// Even the floor broke the SLO: nothing was sustained.
+    Floor,
+    /// loadgen fell behind at a rate the server might have carried: the result is only a
+    /// lower bound, and the step is not the server's limit.
+    ClientBound,
+}
+
+/// The answer of a search.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// The highest rate measured as sustained; 0 when none was.
+    pub max_sustainable_requests_per_second: f64,
+    /// The lowest rate measured as broken by the server (never a client-bound step); `None`
+    /// when none was.
+    pub first_broken_requests_per_second: Option<f64>,
+    /// Why it ended.
+    pub end: End,
+    /// Steps measured, retries included.
+    pub steps: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Up,
+    Down,
+    Bisect,
+}
+
+/// The state of one server's search. Start with [`Search::new`], measure the rate it names,
+/// and hand each verdict to [`Search::observe`] until it answers [`Next::Done`].
+#[derive(Debug, Clone)]
+pub struct Search {
+    settings: SearchSettings,
+    phase: Phase,
+    current: f64,
+    sustained: Option<f64>,
+    broken: Option<f64>,
+    retries_left: u32,
+    steps: u32,
+    done: Option<SearchResult>,
+}
+
+impl Search {
+    /// A search with these settings, and the first rate to measure.
+    ///
+    /// # Errors
+    /// When the settings do not [`validate`](SearchSettings::validate).
+    pub fn new(settings: SearchSettings) -> anyhow::Result<(Search, Next)> {
+        settings.validate()?;
+        let search = Search {
+            settings,
+            phase: Phase::Up,
+            current: settings.start_requests_per_second,
+            sustained: None,
+            broken: None,
+            retries_left: settings.client_bound_retries,
+            steps: 0,
+            done: None,
+        };
+        let first = search.next();
+        Ok((search, first))
+    }
+
+    /// What to do now: the rate to measure, or the result.
+    pub fn next(&self) -> Next {
+        match self.done {
+            Some(result) => Next::Done(result),
+            None => Next::Measure {
+                requests_per_second: self.current,
+            },
+        }
+    }
+
+    /// Takes the verdict of the step just measured at the rate [`Search::next`] named, and
+    /// answers what to do next. After the search is done it only repeats its result.
+    pub fn observe(&mut self, verdict: &Verdict) -> Next {
+        if self.done.is_some() {
+            return self.next();
+        }
+        self.steps += 1;
+        let rate = self.current;
+        match verdict {
+            Verdict::Sustained => self.on_sustained(rate),
+            Verdict::Broken { .. } => self.on_broken(rate),
+            Verdict::ClientBound { .. } if self.retries_left > 0 => self.retries_left -= 1,
+            Verdict::ClientBound { .. } => self.finish(End::ClientBound),
+        }
+        self.next()
+    }
+
+    fn on_sustained(&mut self, rate: f64) {
+        self.sustained = Some(self.sustained.map_or(rate, |s| s.max(rate)));
+        match self.phase {
+            Phase::Up if rate >= self.settings.ceiling_requests_per_second => {
+                self.finish(End::Ceiling);
+            }
+            Phase::Up => {
+                self.current = (rate * self.settings.step_factor)
+                    .min(self.settings.ceiling_requests_per_second);
+            }
+            Phase::Down | Phase::Bisect => self.bisect(),
+        }
+    }
+
+    fn on_broken(&mut self, rate: f64) {
+        self.broken = Some(self.broken.map_or(rate, |b| b.min(rate)));
+        if self.sustained.is_some() {
+            return self.bisect();
+        }
+        if rate <= self.settings.floor_requests_per_second {
+            return self.finish(End::Floor);
+        }
+        self.phase = Phase::Down;
+        self.current =
+            (rate / self.settings.step_factor).max(self.settings.floor_requests_per_second);
+    }
+
+    /// Halves the interval between the last sustained and the first broken rate, or ends the
+    /// search when it is within the precision.
+    fn bisect(&mut self) {
+        self.phase = Phase::Bisect;
+        let (Some(good), Some(bad)) = (self.sustained, self.broken) else {
+            return self.finish(End::Ceiling);
+        };
+        if bad - good <= self.settings.precision * good {
+            return self.finish(End::Converged);
+        }
+        self.current = good + (bad - good) / 2.0;
+    }
+
+    fn finish(&mut self, end: End) {
+        self.done = Some(SearchResult {
+            max_sustainable_requests_per_second: self.sustained.unwrap_or(0.0),
+            first_broken_requests_per_second: self.broken,
+            end,
+            steps: self.steps,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::study::capacity::slo::{Breach, ClientLimit};
+
+    fn broken() -> Verdict {
+        Verdict::Broken {
+            breaches: vec![Breach::Failures {
+                failed: 1,
+                max_failed: 0,
+            }],
+        }
+    }
+
+    fn client_bound() -> Verdict {
+        Verdict::ClientBound {
+            limits: vec![ClientLimit::Cpu {
+                cpu_ratio: 1.0,
+                max_cpu_ratio: 0.9,
+            }],
+            breaches: vec![],
+        }
+    }
+
+    /// Runs a search to its end against `answer`, returning the result and every rate asked.
+    fn run(
+        settings: SearchSettings,
+        mut answer: impl FnMut(f64) -> Verdict,
+    ) -> (SearchResult, Vec<(f64, Verdict)>) {
+        let (mut search, mut next) = Search::new(settings).expect("valid settings");
+        let mut asked = Vec::new();
+        let bound = settings.max_steps() as usize;
+        loop {
+            match next {
+                Next::Done(result) => return (result, asked),
+                Next::Measure {
+                    requests_per_second,
+                } => {
+                    assert!(asked.len() < bound, "more than {bound} steps: {asked:?}");
+                    let verdict = answer(requests_per_second);
+                    asked.push((requests_per_second, verdict.clone()));
+                    next = search.observe(&verdict);
+                }
+            }
+        }
+    }
+
+    fn threshold(limit: f64) -> impl FnMut(f64) -> Verdict {
+        move |rate| {
+            if rate <= limit {
+                Verdict::Sustained
+            } else {
+                broken()
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_that_holds_up_to_5000_is_found_within_5_percent() {
+        let (result, asked) = run(SearchSettings::default(), threshold(5000.0));
+        let rates: Vec<f64> = asked.iter().map(|(r, _)| *r).collect();
+        assert_eq!(&rates[..4], &[1000.0, 2000.0, 4000.0, 8000.0]);
+        assert_eq!(result.end, End::Converged);
+        let max = result.max_sustainable_requests_per_second;
+        let first_broken = result.first_broken_requests_per_second.expect("one broke");
+        assert!(max <= 5000.0 && 5000.0 < first_broken, "{result:?}");
+        assert!(first_broken - max <= 0.05 * max, "{result:?}");
+    }
+
+    #[test]
+    fn a_start_rate_that_breaks_makes_the_search_step_down() {
+        let (result, asked) = run(SearchSettings::default(), threshold(300.0));
+        assert_eq!(asked[1].0, 500.0);
+        assert_eq!(asked[2].0, 250.0);
+        assert_eq!(result.end, End::Converged);
+        assert!(result.max_sustainable_requests_per_second <= 300.0);
+    }
+
+    #[test]
+    fn a_server_that_holds_the_ceiling_ends_at_the_ceiling() {
+        let settings = SearchSettings {
+            ceiling_requests_per_second: 6000.0,
+            ..SearchSettings::default()
+        };
+        let (result, asked) = run(settings, |_| Verdict::Sustained);
+        assert_eq!(asked.last().map(|(r, _)| *r), Some(6000.0));
+        assert_eq!(result.end, End::Ceiling);
+        assert_eq!(result.max_sustainable_requests_per_second, 6000.0);
+        assert_eq!(result.first_broken_requests_per_second, None);
+    }
+
+    #[test]
+    fn a_server_that_breaks_even_at_the_floor_sustains_nothing() {
+        let (result, _) = run(SearchSettings::default(), |_| broken());
+        assert_eq!(result.end, End::Floor);
+        assert_eq!(result.max_sustainable_requests_per_second, 0.0);
+    }
+
+    #[test]
+    fn a_client_bound_step_is_retried_once_and_then_ends_the_search_as_client_bound() {
+        let (result, asked) = run(SearchSettings::default(), |rate| {
+            if rate < 4000.0 {
+                Verdict::Sustained
+            } else {
+                client_bound()
+            }
+        });
+        let rates: Vec<f64> = asked.iter().map(|(r, _)| *r).collect();
+        assert_eq!(rates, [1000.0, 2000.0, 4000.0, 4000.0]);
+        assert_eq!(result.end, End::ClientBound);
+        assert_eq!(result.max_sustainable_requests_per_second, 2000.0);
+        assert_eq!(
+            result.first_broken_requests_per_second, None,
+            "a client-bound step is not the server's limit"
+        );
+    }
+
+    #[test]
+    fn a_client_bound_step_that_holds_when_retried_lets_the_search_go_on() {
+        let mut first_try = true;
+        let (result, _) = run(SearchSettings::default(), |rate| {
+            if rate == 4000.0 && std::mem::take(&mut first_try) {
+                client_bound()
+            } else {
+                threshold(5000.0)(rate)
+            }
+        });
+        assert_eq!(result.end, End::Converged);
+        assert!(result.max_sustainable_requests_per_second > 4000.0);
+    }
+
+    #[test]
+    fn settings_that_cannot_end_are_refused_naming_the_value() {
+        let bad = [
+            (
+                SearchSettings {
+                    step_factor: 1.0,
+                    ..SearchSettings::default()
+                },
+                "step factor 1",
+            ),
+            (
+                SearchSettings {
+                    precision: 0.0,
+                    ..SearchSettings::default()
+                },
+                "precision 0",
+            ),
+            (
+                SearchSettings {
+                    start_requests_per_second: 0.0,
+                    ..SearchSettings::default()
+                },
+                "start rate 0",
+            ),
+            (
+                SearchSettings {
+                    ceiling_requests_per_second: 500.0,
+                    ..SearchSettings::default()
+                },
+                "ceiling 500",
+            ),
+        ];
+        for (settings, expected) in bad {
+            let message = Search::new(settings).expect_err("invalid").to_string();
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
+    fn settings() -> impl Strategy<Value = SearchSettings> {
+        (
+            1.0..5000.0f64,
+            1.1..4.0f64,
+            0.01..0.5f64,
+            0.0..1.0f64,
+            1.0..1e4f64,
+            0..3u32,
+        )
+            .prop_map(
+                |(start, factor, precision, floor_share, ceiling_ratio, retries)| SearchSettings {
+                    start_requests_per_second: start,
+                    step_factor: factor,
+                    precision,
+                    floor_requests_per_second: (start * floor_share).max(1e-3),
+                    ceiling_requests_per_second: start * ceiling_ratio,
+                    client_bound_retries: retries,
+                },
+            )
+    }
+
+    fn verdict() -> impl Strategy<Value = Verdict> {
+        prop_oneof![
+            3 => Just(Verdict::Sustained),
+            3 => Just(broken()),
+            1 => Just(client_bound()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn against_a_threshold_the_result_brackets_it_within_the_precision(
+            settings in settings(),
+            limit_share in 0.0..1.2f64,
+        ) {
+            let floor = settings.floor_requests_per_second;
+            let ceiling = settings.ceiling_requests_per_second;
+            let limit = floor + (ceiling - floor) * limit_share;
+            let (result, _) = run(settings, threshold(limit));
+            let max = result.max_sustainable_requests_per_second;
+            match result.end {
+                End::Converged => {
+                    let bad = result.first_broken_requests_per_second.expect("a broken rate");
+                    prop_assert!(max <= limit && limit < bad, "{result:?} against {limit}");
+                    prop_assert!(bad - max <= settings.precision * max, "{result:?}");
+                }
+                End::Ceiling => prop_assert!(max == ceiling && limit >= ceiling),
+                End::Floor => prop_assert!(max == 0.0 && limit < floor),
+                End::ClientBound => prop_assert!(false, "no client-bound step was given"),
+            }
+        }
+
+        #[test]
+        fn whatever_the_verdicts_the_search_ends_within_its_bound_and_reports_only_what_it_saw(
+            settings in settings(),
+            verdicts in proptest::collection::vec(verdict(), 200),
+        ) {
+            let mut given = verdicts.into_iter();
+            let (result, asked) = run(settings, |_| given.next().unwrap_or(Verdict::Sustained));
+            prop_assert_eq!(result.steps as usize, asked.len());
+            let saw = |rate: f64, sustained: bool| {
+                asked.iter().any(|(r, v)| *r == rate && matches!(v, Verdict::Sustained) == sustained
+                    && !matches!(v, Verdict::ClientBound { .. }))
+            };
+            let max = result.max_sustainable_requests_per_second;
+            prop_assert!(max == 0.0 || saw(max, true), "{result:?} from {asked:?}");
+            if let Some(bad) = result.first_broken_requests_per_second {
+                prop_assert!(saw(bad, false), "{result:?} from {asked:?}");
+            }
+            if result.end == End::Converged {
+                let bad = result.first_broken_requests_per_second.expect("a broken rate");
+                prop_assert!(max < bad && bad - max <= settings.precision * max, "{result:?}");
+            }
+            for (rate, _) in &asked {
+                prop_assert!(
+                    settings.floor_requests_per_second <= *rate
+                        && *rate <= settings.ceiling_requests_per_second,
+                    "{rate} outside the floor and ceiling"
+                );
+            }
+        }
+
+        #[test]
+        fn the_same_verdicts_give_the_same_search(
+            settings in settings(),
+            verdicts in proptest::collection::vec(verdict(), 200),
+        ) {
+            let replay = |verdicts: &[Verdict]| {
+                let mut given = verdicts.iter().cloned();
+                run(settings, |_| given.next().unwrap_or(Verdict::Sustained))
+            };
+            prop_assert_eq!(replay(&verdicts), replay(&verdicts));
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! The service-level objective a step must meet, as data, and [`Slo::judge`], which says
+//! whether a step met it and, when not, what broke it and whether the client was to blame.
+//!
+//! The default is the issue's: p99 ≤ 1.5 × the delay, no failed request, achieved ≥ 97 % of
+//! the target rate. A step that misses it while loadgen itself fell behind (its schedule lag
+//! or its CPU over a limit) is *client-bound*: it says nothing about the server, and the
+//! search never takes it as the server's limit. A step that meets the SLO is sustained even
+//! if loadgen struggled, because a struggling client only makes a server look worse
+//! (latency is measured from each request's intended start, and a late client sends less).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::results::{Bound, Step};
+use super::search::End;
+
+/// What a step must meet to count as sustained, and when the client is to blame instead.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    /// The delay the servers were given, which the latency limit is relative to.
+    pub delay_ms: f64,
+    /// The p99 latency limit: this many times the delay.
+    pub p99_max_over_delay: f64,
+    /// The p99 limit never goes below this, so that a zero delay still has a bound.
+    pub p99_floor_ms: f64,
+    /// Failed requests allowed in a step.
+    pub failed_requests_max: u64,
+    /// The achieved rate must be at least this fraction of the target.
+    pub achieved_min_ratio: f64,
+    /// loadgen's schedule lag p99 above this makes a broken step client-bound.
+    pub client_lag_p99_max_ms: f64,
+    /// loadgen's CPU, as a fraction of the CPUs it may use, above this makes a broken step
+    /// client-bound.
+    pub client_cpu_max_ratio: f64,
+    /// The server's CPU, as a fraction of the CPUs it may use, at or above this makes the
+    /// first broken step's bound "server CPU" rather than "SLO".
+    pub server_cpu_saturated_ratio: f64,
+}
+
+impl Slo {
+    /// The issue's SLO for `delay`: p99 ≤ 1.5 × delay (at least 1 ms), no failure, ≥ 97 %.
+    ///
+    /// The client may lag by a tenth of the latency slack (5 ms at 100 ms, at least 1 ms:
+    /// loadgen's timer resolution) before it is blamed, and may use 90 % of its CPU.
+    pub fn for_delay(delay: Duration) -> Slo {
+        let delay_ms = delay.as_secs_f64() * 1e3;
+        let mut slo = Slo {
+            delay_ms,
+            p99_max_over_delay: 1.5,
+            p99_floor_ms: 1.0,
+            failed_requests_max: 0,
+            achieved_min_ratio: 0.97,
+            client_lag_p99_max_ms: 0.0,
+            client_cpu_max_ratio: 0.9,
+            server_cpu_saturated_ratio: 0.9,
+        };
+        slo.client_lag_p99_max_ms = ((slo.p99_max_ms() - delay_ms) / 10.0).max(1.0);
+        slo
+    }
+
+    /// The p99 latency limit of a step.
+    pub fn p99_max_ms(&self) -> f64 {
+        (self.p99_max_over_delay * self.delay_ms).max(self.p99_floor_ms)
+    }
+
+    /// Whether `step` met the SLO, and if not what broke it and whether loadgen was to blame.
+    pub fn judge(&self, step: &Step) -> Verdict {
+        let breaches = self.breaches(step);
+        if breaches.is_empty() {
+            return Verdict::Sustained;
+        }
+        let limits = self.client_limits(step);
+        if limits.is_empty() {
+            Verdict::Broken { breaches }
+        } else {
+            Verdict::ClientBound { limits, breaches }
+        }
+    }
+
+    fn breaches(&self, step: &Step) -> Vec<Breach> {
+        let mut breaches = Vec::new();
+        let p99_max_ms = self.p99_max_ms();
+        if step.requests_ok == 0 || step.latency.p99_ms > p99_max_ms {
+            breaches.push(Breach::Latency {
+                p99_ms: step.latency.p99_ms,
+                p99_max_ms,
+            });
+        }
+        if step.requests_failed > self.failed_requests_max {
+            breaches.push(Breach::Failures {
+                failed: step.requests_failed,
+                max_failed: self.failed_requests_max,
+            });
+        }
+        let min_rps = self.achieved_min_ratio * step.target_requests_per_second;
+        if step.achieved_requests_per_second < min_rps {
+            breaches.push(Breach::Shortfall {
+                achieved_requests_per_second: step.achieved_requests_per_second,
+                min_requests_per_second: min_rps,
+            });
+        }
+        breaches
+    }
+
+    fn client_limits(&self, step: &Step) -> Vec<ClientLimit> {
+        let mut limits = Vec::new();
+        // Without a lag figure (an older loadgen) only the CPU can tell.
+        match step.loadgen.lag_p99_ms {
+            Ok(lag_p99_ms) if lag_p99_ms > self.client_lag_p99_max_ms => {
+                limits.push(ClientLimit::Lag {
+                    lag_p99_ms,
+                    max_lag_p99_ms: self.client_lag_p99_max_ms,
+                });
+            }
+            _ => {}
+        }
+        if step.loadgen.cpu_ratio > self.client_cpu_max_ratio {
+            limits.push(ClientLimit::Cpu {
+                cpu_ratio: step.loadgen.cpu_ratio,
+                max_cpu_ratio: self.client_cpu_max_ratio,
+            });
+        }
+        limits
+    }
+
+    /// What bound a server's result: the search's end, and for a converged search whether
+    /// the server's CPU was saturated at its first broken step. `ceiling` says what the
+    /// search's ceiling stood for (the connections that fit, or the client's own ceiling).
+    pub fn bound(&self, end: End, first_broken: Option<&Step>, ceiling: Bound) -> Bound {
+        match end {
+            End::Ceiling => ceiling,
+            End::ClientBound => Bound::Client,
+            End::Floor => Bound::Slo,
+            End::Converged => match first_broken {
+                Some(step) if step.server.cpu_ratio >= self.server_cpu_saturated_ratio => {
+                    Bound::ServerCpu
+                }
+                _ => Bound::Slo,
+            },
+        }
+    }
+}
+
+/// The judgement of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The step met the SLO.
+    Sustained,
+    /// The server broke the SLO, as listed.
+    Broken {
+        /// What broke, every breach found.
+        breaches: Vec<Breach>,
+    },
+    /// The SLO broke while loadgen itself fell behind: not the server's limit.
+    ClientBound {
+        /// How the client fell behind.
+        limits: Vec<ClientLimit>,
+        /// What broke.
+        breaches: Vec<Breach>,
+    },
+}
+
+/// One way a step broke the SLO.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "breach", rename_all = "snake_case")]
+pub enum Breach {
+    /// p99 latency over the limit (or no request succeeded at all).
+    Latency {
+        /// The step's p99.
+        p99_ms: f64,
+        /// The limit.
+        p99_max_ms: f64,
+    },
+    /// More failed requests than allowed.
+    Failures {
+        /// Failed requests in the step.
+        failed: u64,
+        /// Allowed.
+        max_failed: u64,
+    },
+    /// The achieved rate fell short of the target.
+    Shortfall {
+        /// What was achieved.
+        achieved_requests_per_second: f64,
+        /// The least that counts (97 % of the target by default).
+        min_requests_per_second: f64,
+    },
+}
+
+/// One way loadgen fell behind.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "limit", rename_all = "snake_case")]
+pub enum ClientLimit {
+    /// Requests started late on loadgen's side.
+    Lag {
+        /// loadgen's schedule lag, p99.
+        lag_p99_ms: f64,
+        /// The limit.
+        max_lag_p99_ms: f64,
+    },
+    /// loadgen used (nearly) all of its CPUs.
+    Cpu {
+        /// loadgen's CPU over the step, as a fraction of its CPUs.
+        cpu_ratio: f64,
+        /// The limit.
+        max_cpu_ratio: f64,
+    },
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, items: &[String]| f.write_str(&items.join("; "));
+        match self {
+            Verdict::Sustained => f.write_str("sustained"),
+            Verdict::Broken { breaches } => {
+                f.write_str("broken: ")?;
+                list(
+                    f,
+                    &breaches.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                )
+            }
+            Verdict::ClientBound { limits, breaches } => {
+                f.write_str("client-bound: ")?;
+                let mut items: Vec<String> = limits.iter().map(ToString::to_string).collect();
+                items.extend(breaches.iter().map(ToString::to_string));
+                list(f, &items)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Breach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Breach::Latency { p99_ms, p99_max_ms } => {
+                write!(f, "p99 {p99_ms:.1} ms over {p99_max_ms:.1} ms")
+            }
+            Breach::Failures { failed, max_failed } => {
+                write!(f, "{failed} failed requests (at most {max_failed} allowed)")
+            }
+            Breach::Shortfall {
+                achieved_requests_per_second,
+                min_requests_per_second,
+            } => write!(
+                f,
+                "achieved {achieved_requests_per_second:.0} req/s, under \
+                 {min_requests_per_second:.0} req/s"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ClientLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ClientLimit::Lag {
+                lag_p99_ms,
+                max_lag_p99_ms,
+            } => write!(
+                f,
+                "loadgen lag p99 {lag_p99_ms:.1} ms over {max_lag_p99_ms:.1} ms"
+            ),
+            ClientLimit::Cpu {
+                cpu_ratio,
+                max_cpu_ratio,
+            } => write!(
+                f,
+                "loadgen CPU {:.0} % over {:.0} %",
+                cpu_ratio * 100.0,
+                max_cpu_ratio * 100.0
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measured::NotMeasured;
+    use crate::study::capacity::results::sample_step;
+
+    fn slo() -> Slo {
+        Slo::for_delay(Duration::from_millis(100))
+    }
+
+    #[test]
+    fn the_default_slo_is_the_issues() {
+        let slo = slo();
+        assert_eq!(slo.p99_max_ms(), 150.0);
+        assert_eq!(slo.failed_requests_max, 0);
+        assert_eq!(slo.achieved_min_ratio, 0.97);
+        assert_eq!(slo.client_lag_p99_max_ms, 5.0);
+    }
+
+    #[test]
+    fn a_zero_delay_still_has_a_latency_limit() {
+        let slo = Slo::for_delay(Duration::ZERO);
+        assert_eq!(slo.p99_max_ms(), 1.0);
+        assert_eq!(slo.client_lag_p99_max_ms, 1.0);
+    }
+
+    #[test]
+    fn a_step_within_every_limit_is_sustained() {
+        assert_eq!(slo().judge(&sample_step(10_000.0)), Verdict::Sustained);
+    }
+
+    #[test]
+    fn each_breach_is_named_with_its_values() {
+        let mut step = sample_step(10_000.0);
+        step.latency.p99_ms = 171.0;
+        step.requests_failed = 3;
+        step.achieved_requests_per_second = 9_000.0;
+        let verdict = slo().judge(&step);
+        let Verdict::Broken { breaches } = &verdict else {
+            panic!("expected broken, got {verdict:?}");
+        };
+        assert_eq!(breaches.len(), 3, "{breaches:?}");
+        assert_eq!(
+            verdict.to_string(),
+            "broken: p99 171.0 ms over 150.0 ms; 3 failed requests (at most 0 allowed); \
+             achieved 9000 req/s, under 9700 req/s"
+        );
+    }
+
+    #[test]
+    fn a_step_with_no_successful_request_breaks_the_latency_limit() {
+        let mut step = sample_step(10_000.0);
+        step.requests_ok = 0;
+        step.latency.p99_ms = 0.0;
+        let verdict = slo().judge(&step);
+        assert!(
+            matches!(&verdict, Verdict::Broken { breaches } if matches!(breaches[0], Breach::Latency { .. })),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_broken_step_where_loadgen_lagged_is_client_bound() {
+        let mut step = sample_step(10_000.0);
+        step.latency.p99_ms = 400.0;
+        step.loadgen.lag_p99_ms = Ok(30.0);
+        let verdict = slo().judge(&step);
+        assert!(
+            matches!(verdict, Verdict::ClientBound { .. }),
+            "{verdict:?}"
+        );
+        assert!(
+            verdict
+                .to_string()
+                .starts_with("client-bound: loadgen lag p99 30.0 ms over 5.0 ms")
+        );
+    }
+
+    #[test]
+    fn a_broken_step_where_loadgen_ran_out_of_cpu_is_client_bound_even_without_a_lag_figure() {
+        let mut step = sample_step(10_000.0);
+        step.achieved_requests_per_second = 8_000.0;
+        step.loadgen.lag_p99_ms = Err(NotMeasured::new("loadgen does not report its lag"));
+        step.loadgen.cpu_ratio = 0.99;
+        let verdict = slo().judge(&step);
+        assert!(
+            matches!(verdict, Verdict::ClientBound { .. }),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_sustained_step_stays_sustained_when_loadgen_was_busy() {
+        let mut step = sample_step(10_000.0);
+        step.loadgen.cpu_ratio = 0.99;
+        assert_eq!(slo().judge(&step), Verdict::Sustained);
+    }
+
+    #[test]
+    fn the_bound_says_server_cpu_when_the_server_was_saturated_at_its_first_broken_step() {
+        let slo = slo();
+        let mut step = sample_step(10_000.0);
+        step.server.cpu_ratio = 0.95;
+        let bound = slo.bound(End::Converged, Some(&step), Bound::Connections);
+        assert_eq!(bound, Bound::ServerCpu);
+        step.server.cpu_ratio = 0.5;
+        assert_eq!(
+            slo.bound(End::Converged, Some(&step), Bound::Connections),
+            Bound::Slo
+        );
+        assert_eq!(
+            slo.bound(End::Ceiling, None, Bound::Connections),
+            Bound::Connections
+        );
+        assert_eq!(
+            slo.bound(End::ClientBound, None, Bound::Connections),
+            Bound::Client
+        );
+    }
+}

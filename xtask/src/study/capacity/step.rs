@@ -1,0 +1,278 @@
+//! Measuring one step of a capacity search: a fresh server pinned to the server CPUs, perf
+//! attached to it with its counters off, loadgen pinned to its own CPUs on persistent
+//! connections at the step's rate, /proc samples, SIGTERM, and the [`Step`] that came out.
+//!
+//! perf is attached before loadgen connects (a thread-per-connection server then starts its
+//! threads under perf's inherited counters, see [`crate::run::perf`]) and enabled just before
+//! loadgen starts; it is disabled when loadgen has exited. The server's CPU time comes from
+//! `wait4` when it is reaped. So every cost covers loadgen's whole run, warm-up and
+//! connecting included, and is divided by the requests of that whole run: the measured
+//! window's, plus the warm-up's counted at its target rate (loadgen does not report them).
+//! The report says so.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use echo_core::DelayModel;
+use loadgen::{FailureKind, Report};
+
+use super::results::{CpuPlacement, Latency, LoadgenCost, ServerCost, Step};
+use crate::catalogue::{Settings, Variant};
+use crate::measured::Measured;
+use crate::run::load::{self, LoadSpec, Timed};
+use crate::run::perf::{KernelCounts, Perf};
+use crate::run::procstat::{Peaks, Sampler, Usage};
+use crate::run::server::ServerProcess;
+use crate::study::{START_TIMEOUT, STOP_TIMEOUT};
+
+/// Requests each persistent connection may carry: more than any step sends, so loadgen
+/// never closes a connection to open another.
+const REQUESTS_PER_CONNECTION: u64 = 1_000_000_000;
+
+/// Everything a step needs besides its rate and connections.
+#[derive(Debug, Clone)]
+pub struct Rig {
+    /// How every server is started.
+    pub settings: Settings,
+    /// The loadgen executable.
+    pub loadgen: PathBuf,
+    /// Where servers and loadgen run.
+    pub cpus: CpuPlacement,
+    /// Unmeasured time at the step's rate before its window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub window: Duration,
+    /// loadgen's connect and reply timeout.
+    pub timeout: Duration,
+    /// perf, or why system calls and context switches cannot be counted here.
+    pub perf: Measured<Perf>,
+    /// Where loadgen's raw reports are kept.
+    pub runs_dir: PathBuf,
+}
+
+/// What one step asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Load {
+    /// Open-loop rate; `None` for closed loop (as fast as replies come).
+    pub requests_per_second: Option<f64>,
+    /// Persistent connections.
+    pub connections: u64,
+    /// The delay the server is given.
+    pub delay: DelayModel,
+}
+
+/// A measured step and the server command that ran it, as typed from the repository root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// The step's figures.
+    pub step: Step,
+    /// The server's command line.
+    pub server_command: String,
+}
+
+impl Rig {
+    /// Measures `variant` under `load`; loadgen's report is kept as `runs/<name>.json`.
+    ///
+    /// # Errors
+    /// When the server cannot start (a Python baseline that exits saying `skipped: ...`
+    /// included), or loadgen leaves no report; the text says what happened.
+    pub fn measure(
+        &self,
+        variant: &Variant,
+        load: Load,
+        name: &str,
+    ) -> Result<Measurement, String> {
+        let launch = variant
+            .launch(&self.settings, &load.delay)
+            .map_err(|e| format!("{e:#}"))?
+            .cpus(&self.cpus.server_cpus.iter().map(|&cpu| cpu as usize).collect::<Vec<_>>());
+        let server_command = self.settings.for_the_record(&launch.command_line());
+        let server = ServerProcess::start(&launch, START_TIMEOUT).map_err(|e| format!("{e:#}"))?;
+        let sampler = Sampler::start(server.pid());
+        let mut counting = self.perf.clone().and_then(|perf| perf.attach(server.pid()));
+        if let Ok(counting) = counting.as_mut() {
+            let _ = counting.enable();
+        }
+        let json = self.runs_dir.join(format!("{name}.json"));
+        let spec = self.spec(load);
+        let started = Instant::now();
+        let outcome = load::run(&spec, server.addr(), &json);
+        let elapsed = started.elapsed();
+        let counts = counting.and_then(|counting| counting.stop());
+        let peaks = sampler.stop();
+        let tail = server.stderr_tail_text();
+        let usage = server.stop(STOP_TIMEOUT).ok().map(|exit| exit.usage);
+        let report = outcome.report.ok_or_else(|| {
+            let why = outcome.failure.unwrap_or_default();
+            format!("loadgen left no report: {why}; server {tail}")
+        })?;
+        let run = Run {
+            load,
+            report: &report,
+            elapsed,
+            warmup: self.warmup,
+            counts,
+            peaks,
+            usage,
+            loadgen_cpu_seconds: outcome.client_cpu_seconds,
+        };
+        Ok(Measurement {
+            step: run.step(&self.cpus),
+            server_command,
+        })
+    }
+
+    fn spec(&self, load: Load) -> LoadSpec {
+        LoadSpec {
+            program: self.loadgen.clone(),
+            iterations: load.connections,
+            concurrency: None,
+            requests_per_conn: REQUESTS_PER_CONNECTION,
+            timeout: self.timeout,
+            timed: Some(Timed {
+                requests_per_second: load.requests_per_second,
+                duration: self.window,
+                warmup: self.warmup,
+            }),
+            cpus: Some(cpu_list(&self.cpus.loadgen_cpus)),
+        }
+    }
+}
+
+/// `0` or `0,2,3`: CPUs as taskset takes them.
+pub fn cpu_list(cpus: &[u32]) -> String {
+    cpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What came back from one step's processes, before it is a [`Step`].
+#[derive(Debug)]
+struct Run<'a> {
+    load: Load,
+    report: &'a Report,
+    elapsed: Duration,
+    warmup: Duration,
+    counts: Measured<KernelCounts>,
+    peaks: Peaks,
+    usage: Option<Usage>,
+    loadgen_cpu_seconds: Option<f64>,
+}
+
+impl Run<'_> {
+    fn step(&self, cpus: &CpuPlacement) -> Step {
+        let report = self.report;
+        let failed = report.requests_failed + report.requests_not_sent;
+        let failures_by_kind = FailureKind::ALL
+            .iter()
+            .filter(|&&k| report.failures.get(k) > 0)
+            .map(|&k| (k.name().to_owned(), report.failures.get(k)))
+            .collect();
+        // The schedule spans the window; the replies of its last requests arrive up to a
+        // delay later, so the rate is the window's requests over the window, not over
+        // loadgen's wall time (which would make every step fall a delay's share short).
+        let window_seconds = report
+            .parameters
+            .duration_seconds
+            .unwrap_or(report.wall_time_seconds);
+        let achieved = report.requests_ok as f64 / window_seconds.max(f64::MIN_POSITIVE);
+        Step {
+            target_requests_per_second: self.load.requests_per_second.unwrap_or(0.0),
+            achieved_requests_per_second: achieved,
+            connections: self.load.connections,
+            window_seconds,
+            requests_ok: report.requests_ok,
+            requests_failed: failed,
+            failures_by_kind,
+            requests_started_late: report.requests_started_late,
+            latency: Latency::from_percentiles(&report.latency),
+            server: self.server_cost(cpus.server_cpus.len()),
+            loadgen: self.loadgen_cost(cpus.loadgen_cpus.len()),
+        }
+    }
+
+    /// Requests of loadgen's whole run: the window's, and the warm-up's at its target rate.
+    fn requests(&self) -> f64 {
+        let report = self.report;
+        let window = report.requests_ok + report.requests_failed + report.requests_not_sent;
+        let warmup = self
+            .load
+            .requests_per_second
+            .unwrap_or(report.throughput_requests_per_second)
+            * self.warmup.as_secs_f64();
+        (window as f64 + warmup).max(1.0)
+    }
+
+    fn server_cost(&self, n_cpus: usize) -> ServerCost {
+        let requests = self.requests();
+        let usage = self.usage.unwrap_or_default();
+        let cpu = usage.user_cpu_seconds + usage.system_cpu_seconds;
+        let per_request = |counted: fn(&KernelCounts) -> u64| -> Measured<f64> {
+            self.counts.clone().map(|c| counted(&c) as f64 / requests)
+        };
+        ServerCost {
+            user_cpu_us_per_request: usage.user_cpu_seconds * 1e6 / requests,
+            system_cpu_us_per_request: usage.system_cpu_seconds * 1e6 / requests,
+            cpu_ratio: ratio(cpu, self.elapsed, n_cpus),
+            syscalls_per_request: per_request(|c| c.syscalls),
+            context_switches_per_request: per_request(|c| c.context_switches),
+            peak_rss_bytes: self.peaks.peak_rss_bytes.max(usage.max_rss_bytes),
+            peak_threads: self.peaks.peak_threads,
+        }
+    }
+
+    fn loadgen_cost(&self, n_cpus: usize) -> LoadgenCost {
+        let cpu_seconds = self.loadgen_cpu_seconds.unwrap_or(0.0);
+        LoadgenCost {
+            cpu_seconds,
+            cpu_ratio: ratio(cpu_seconds, self.elapsed, n_cpus),
+            lag_p99_ms: load::schedule_lag(self.report).map(|lag| lag.p99_ms),
+        }
+    }
+}
+
+/// CPU time over a run, as a fraction of the CPUs the process may use.
+fn ratio(cpu_seconds: f64, elapsed: Duration, n_cpus: usize) -> f64 {
+    let available = elapsed.as_secs_f64() * n_cpus.max(1) as f64;
+    if available > 0.0 {
+        cpu_seconds / available
+    } else {
+        0.0
+    }
+}
+
+/// Why perf cannot count here, checked once before the study: perf attached to this very
+/// process and enabled, or the reason it could not be.
+pub fn probe_perf() -> Measured<Perf> {
+    let perf = Perf::default();
+    let counting = perf.start(std::process::id())?;
+    counting.stop()?;
+    Ok(perf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measured::NotMeasured;
+
+    #[test]
+    fn cpus_are_listed_as_taskset_takes_them() {
+        assert_eq!(cpu_list(&[0]), "0");
+        assert_eq!(cpu_list(&[0, 2, 3]), "0,2,3");
+    }
+
+    #[test]
+    fn cpu_time_is_a_fraction_of_the_cpus_over_the_run() {
+        assert_eq!(ratio(1.0, Duration::from_secs(2), 1), 0.5);
+        assert_eq!(ratio(1.0, Duration::from_secs(1), 2), 0.5);
+        assert_eq!(ratio(1.0, Duration::ZERO, 1), 0.0);
+    }
+
+    #[test]
+    fn a_missing_perf_is_not_measured_with_its_reason() {
+        let missing: Measured<Perf> = Err(NotMeasured::new("perf is not installed"));
+        let counted = missing.and_then(|perf| perf.attach(1)).map(|_| ());
+        assert_eq!(counted, Err(NotMeasured::new("perf is not installed")));
+    }
+}

@@ -1,0 +1,151 @@
+//! Rendering a capacity study from a fixture `summary.json` (a small real run: mio, threaded
+//! and python-asyncio at a tight SLO): the tables, the paragraph, the targets and the chart
+//! say what the numbers say, rendering is repeatable, and `cargo xtask report` tells a
+//! capacity directory from a comparison's.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use xtask::export::{capacity, latency_chart};
+use xtask::report;
+use xtask::study::capacity::results::CapacitySummary;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/capacity")
+}
+
+fn fixture() -> CapacitySummary {
+    report::read_capacity(&fixture_dir()).expect("the fixture is a capacity summary")
+}
+
+fn line_of<'a>(text: &'a str, start: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting with {start:?} in:\n{text}"))
+}
+
+#[test]
+fn rendering_the_same_capacity_summary_twice_gives_the_same_bytes() {
+    assert_eq!(capacity::readme(&fixture()), capacity::readme(&fixture()));
+}
+
+#[test]
+fn the_capacity_table_shows_each_servers_rate_its_ratios_and_what_bound_it() {
+    let text = capacity::readme(&fixture());
+    assert!(text.contains(
+        "| server | model | max sustainable req/s | × fastest | × python-asyncio | bound |"
+    ));
+    assert_eq!(
+        line_of(&text, "| mio | mio |"),
+        "| mio | mio | 1750 | 1.00× | – | SLO: latency degraded | 2000 | 4 |"
+    );
+    assert!(
+        line_of(&text, "| threaded | threads |")
+            .starts_with("| threaded | threads | 100 | 0.06× |")
+    );
+    assert!(line_of(&text, "| python-asyncio | asyncio |").contains("| 0 | 0.00× | – |"));
+}
+
+#[test]
+fn the_cost_table_compares_each_server_at_the_rate_every_row_sustained() {
+    let text = capacity::readme(&fixture());
+    assert!(
+        text.contains("## Cost per request at 100 req/s, the highest rate every row sustained")
+    );
+    let costs = &text[text.find("## Cost per request").expect("a cost table")..];
+    // mio's search never went down to 100 req/s: its lowest sustained step stands in.
+    assert!(
+        line_of(costs, "| mio |").starts_with("| mio | 1000 | 1000 |"),
+        "{costs}"
+    );
+    assert!(
+        line_of(costs, "| threaded |").starts_with("| threaded | 100 | 100 |"),
+        "{costs}"
+    );
+    assert!(
+        !costs[..costs.find("## Targets").unwrap_or(costs.len())].contains("| python-asyncio |")
+    );
+}
+
+#[test]
+fn the_paragraph_names_the_winner_the_margin_and_the_costs() {
+    let text = capacity::paragraph(&fixture());
+    assert!(
+        text.starts_with("At a 100ms delay and p99 ≤ 110 ms, **mio** (mio) sustained the most: 1750 req/s on CPU 0."),
+        "{text}"
+    );
+    assert!(
+        text.contains("threaded 100 req/s (mio sustained 17.5× that)"),
+        "{text}"
+    );
+    assert!(text.contains("per request at 100 req/s"), "{text}");
+    assert!(
+        text.contains("A thread per connection (threaded) peaked at"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_targets_are_marked_met_or_missed_plainly() {
+    let text = capacity::readme(&fixture());
+    assert!(
+        text.contains(
+            "- **MISSED**: mio's rate at least 6× the reference row's: no such row sustained a rate"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        "- met: mio's max sustainable rate at least 2× threaded's (got 17.5×: 1750 against 100 req/s)"
+    ), "{text}");
+    assert!(text.contains("- met: no server's limit is a step where loadgen was the bottleneck"));
+    assert!(text.contains("- **MISSED**: an independent open-loop client at 90 %"));
+}
+
+#[test]
+fn every_step_is_listed_with_its_verdict_and_missing_figures_say_why() {
+    let text = capacity::readme(&fixture());
+    assert!(text.contains("### python-asyncio"));
+    let broken = line_of(&text, "| 2 | 2000 |");
+    assert!(
+        broken.ends_with("| broken: p99 138.0 ms over 110.0 ms |"),
+        "{broken}"
+    );
+    assert!(text.contains("Not measured: loadgen's report (schema 1) has no schedule lag."));
+}
+
+#[test]
+fn the_latency_chart_draws_a_line_per_server_with_the_slo() {
+    let svg = latency_chart::svg(&fixture().latency_chart()).expect("draws");
+    for name in ["mio", "threaded", "python-asyncio"] {
+        assert!(
+            svg.lines().any(|l| l.trim() == name),
+            "no legend entry for {name}"
+        );
+    }
+    assert!(svg.contains("SLO: p99 ≤ 110 ms"));
+}
+
+#[test]
+fn report_re_renders_a_capacity_directory_and_keeps_it_out_of_the_comparisons() {
+    let results =
+        std::env::temp_dir().join(format!("xtask-capacity-render-{}", std::process::id()));
+    let dir = results.join("2026-12-01-capacity");
+    fs::create_dir_all(&dir).expect("temp dir");
+    fs::copy(fixture_dir().join("summary.json"), dir.join("summary.json")).expect("copied");
+    assert!(report::is_capacity(&dir));
+    report::run(&dir).expect("renders");
+    let readme = fs::read_to_string(dir.join("README.md")).expect("written");
+    assert_eq!(readme, capacity::readme(&fixture()));
+    assert!(
+        fs::read_to_string(dir.join("latency.svg"))
+            .expect("written")
+            .starts_with("<svg")
+    );
+    assert!(report::comparisons(&results).expect("listed").is_empty());
+    let latest = fs::read_to_string(results.join("LATEST.md")).expect("written");
+    assert!(
+        latest.contains("| [2026-12-01-capacity](2026-12-01-capacity/README.md) |"),
+        "{latest}"
+    );
+    fs::remove_dir_all(&results).expect("cleaned up");
+}
