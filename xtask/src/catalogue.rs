@@ -60,8 +60,14 @@ pub enum Side {
 pub enum Program {
     /// A binary of this workspace, built by cargo: the package (and binary) name.
     Cargo(&'static str),
-    /// A script under `baselines/`, run with python3 (standard library only).
-    Python(&'static str),
+    /// A script under `baselines/`, run with python3.
+    Python {
+        /// The script's file name under `baselines/`.
+        script: &'static str,
+        /// A module beyond the standard library that it needs (`uvloop`); without it the row
+        /// is skipped with the reason, so the project stays runnable on the standard library.
+        needs_module: Option<&'static str>,
+    },
 }
 
 /// One argument of a variant: fixed text, or a study setting.
@@ -131,14 +137,45 @@ pub const CATALOGUE: &[Entry] = &[
         name: "python-threaded",
         model: "python-threads",
         side: Side::Baseline { reference: false },
-        program: Program::Python("threaded_server.py"),
+        program: Program::Python {
+            script: "threaded_server.py",
+            needs_module: None,
+        },
         args: &[],
     },
+    // The article's own code path (a task, a coroutine, `asyncio.sleep` and a done callback
+    // per request): the row every "× python-asyncio" figure divides by.
     Entry {
         name: "python-asyncio",
         model: "asyncio",
         side: Side::Baseline { reference: true },
-        program: Program::Python("asyncio_server.py"),
+        program: Program::Python {
+            script: "asyncio_server.py",
+            needs_module: None,
+        },
+        args: &[],
+    },
+    // One `call_later` timer per request: cheaper than the article's style, so the cost of
+    // that style is itself visible.
+    Entry {
+        name: "python-asyncio-timer",
+        model: "asyncio-timer",
+        side: Side::Baseline { reference: false },
+        program: Program::Python {
+            script: "asyncio_timer_server.py",
+            needs_module: None,
+        },
+        args: &[],
+    },
+    // The article's server on uvloop, the strongest Python a reader would reach for.
+    Entry {
+        name: "python-uvloop",
+        model: "uvloop",
+        side: Side::Baseline { reference: false },
+        program: Program::Python {
+            script: "uvloop_server.py",
+            needs_module: Some("uvloop"),
+        },
         args: &[],
     },
 ];
@@ -299,7 +336,15 @@ impl Variant {
     pub fn package(&self) -> Option<&'static str> {
         match self.entry()?.program {
             Program::Cargo(package) => Some(package),
-            Program::Python(_) => None,
+            Program::Python { .. } => None,
+        }
+    }
+
+    /// The module beyond python3's standard library that it needs, if any.
+    pub fn python_module(&self) -> Option<&'static str> {
+        match self.entry()?.program {
+            Program::Python { needs_module, .. } => needs_module,
+            Program::Cargo(_) => None,
         }
     }
 
@@ -329,7 +374,7 @@ impl Variant {
         let mut args = Vec::new();
         let program = match entry.program {
             Program::Cargo(package) => settings.bin_dir.join(package),
-            Program::Python(script) => {
+            Program::Python { script, .. } => {
                 let path = settings.root.join("baselines").join(script);
                 args.push(path.display().to_string());
                 PathBuf::from("python3")
@@ -339,12 +384,10 @@ impl Variant {
         args.extend(["--host", "127.0.0.1", "--port", "0", "--delay", &delay].map(String::from));
         args.extend(["--backlog".to_owned(), settings.backlog.to_string()]);
         let mut envs = Vec::new();
-        match entry.program {
-            Program::Cargo(_) => {
-                args.extend(["--delay-kind".to_owned(), settings.delay_kind.to_string()]);
-            }
+        args.extend(["--delay-kind".to_owned(), settings.delay_kind.to_string()]);
+        if let Program::Python { .. } = entry.program {
             // Keeps baselines/ free of __pycache__ litter.
-            Program::Python(_) => envs.push(("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned())),
+            envs.push(("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()));
         }
         args.extend(entry.args.iter().map(|arg| match arg {
             Arg::Text(text) => (*text).to_owned(),
@@ -454,6 +497,17 @@ mod tests {
             .count();
         assert_eq!(references, 1, "exactly one reference row");
         assert_eq!(reference_model(), Some(Model::new("asyncio")));
+    }
+
+    #[test]
+    fn only_the_uvloop_row_needs_a_module_beyond_the_standard_library() {
+        let needing: Vec<(&str, &str)> = names()
+            .filter_map(|name| {
+                let variant = builtin(name).expect("a catalogue name");
+                variant.python_module().map(|module| (name, module))
+            })
+            .collect();
+        assert_eq!(needing, [("python-uvloop", "uvloop")]);
     }
 
     #[test]

@@ -22,5 +22,4 @@ pub fn exit_record(exit: &Exit) -> ExitRecord {
         stop_seconds: exit.stop_seconds,
         last_stderr_line: exit.last_stderr_line().map(Into::into),
     }
-
 }

@@ -58,7 +58,7 @@ pub struct CapacityArgs {
     #[arg(long, default_value_t = 1.5)]
     pub slo_p99: f64,
     /// The first rate measured, requests per second.
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = 2000.0)]
     pub start_rate: f64,
     /// Each step up multiplies the rate by this.
     #[arg(long, default_value_t = 2.0)]
@@ -68,7 +68,7 @@ pub struct CapacityArgs {
     #[arg(long, default_value_t = 0.05)]
     pub precision: f64,
     /// Measured seconds of each step.
-    #[arg(long, default_value = "5s")]
+    #[arg(long, default_value = "3s")]
     pub window: humantime::Duration,
     /// Unmeasured time at the step's rate before its window.
     #[arg(long, default_value = "1s")]
@@ -518,7 +518,7 @@ mod tests {
         assert_eq!(plan.slo.p99_max_ms(), 150.0);
         assert_eq!(plan.cpus.server_cpus, [0]);
         assert_eq!(plan.cpus.loadgen_cpus, [1]);
-        assert_eq!(plan.search.start_requests_per_second, 1000.0);
+        assert_eq!(plan.search.start_requests_per_second, 2000.0);
         assert_eq!(plan.search.ceiling_requests_per_second, 98_720.0);
         assert_eq!(plan.ceiling_bound, Bound::Connections);
         assert_eq!(plan.connections.rule.for_rate(20_000.0), 4_000);

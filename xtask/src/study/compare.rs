@@ -378,6 +378,13 @@ mod tests {
     }
 
     #[test]
+    fn the_baselines_take_every_delay_kind() {
+        let a = args(&["--servers", "python-asyncio", "--delay-kind", "block"]);
+        let (selected, skipped) = select(&a, true).expect("known names");
+        assert_eq!((selected.len(), skipped.len()), (1, 0), "{skipped:?}");
+    }
+
+    #[test]
     fn a_fixed_delay_may_be_written_with_its_distribution() {
         let a = args(&["--delay", "fixed:100ms", "--delay-kind", "block"]);
         assert_eq!(a.delay, DelayModel::Fixed(Duration::from_millis(100)));

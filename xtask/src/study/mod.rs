@@ -12,7 +12,7 @@ pub mod compare;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -255,11 +255,12 @@ impl Wanted<'_> {
                 "python3 is not on PATH, so the article's baselines could not run".to_owned(),
             );
         }
-        if self.delay_kind != DelayKind::Wait {
-            return Some(format!(
-                "the baselines only implement --delay-kind wait, not {}",
-                self.delay_kind
-            ));
+        if let Some(module) = variant.python_module() {
+            if !python_imports(module) {
+                return Some(format!(
+                    "python3 cannot import {module} (pip install {module})"
+                ));
+            }
         }
         if !matches!(self.delay, DelayModel::Fixed(_)) {
             return Some(format!(
@@ -269,6 +270,16 @@ impl Wanted<'_> {
         }
         None
     }
+}
+
+/// Whether `python3 -c "import MODULE"` succeeds.
+fn python_imports(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// `cargo build --release` of the packages `variants` need, plus loadgen.

@@ -85,7 +85,14 @@ impl Rig {
         let launch = variant
             .launch(&self.settings, &load.delay)
             .map_err(|e| format!("{e:#}"))?
-            .cpus(&self.cpus.server_cpus.iter().map(|&cpu| cpu as usize).collect::<Vec<_>>());
+            .cpus(
+                &self
+                    .cpus
+                    .server_cpus
+                    .iter()
+                    .map(|&cpu| cpu as usize)
+                    .collect::<Vec<_>>(),
+            );
         let server_command = self.settings.for_the_record(&launch.command_line());
         let server = ServerProcess::start(&launch, START_TIMEOUT).map_err(|e| format!("{e:#}"))?;
         let sampler = Sampler::start(server.pid());
