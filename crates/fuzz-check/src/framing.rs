@@ -4,7 +4,7 @@
 //!
 //! | byte | meaning |
 //! |---|---|
-//! | 0 | bit 0: raw framing (else line); bits 1–2: the fixed delay in ms (0 answers at once) |
+//! | 0 | bit 0: raw framing (else line); bits 1–2: the fixed delay in ms (0 answers at once); bit 3: the connection ends with a server shutdown instead of the client's half-close |
 //! | 1 | `max_line_bytes` = 1 + byte % 32, small so that the limit is hit often |
 //! | 2 | `max_output_bytes` = 1 + byte % 64, small so that backpressure is hit often |
 //! | 3 | the most a write takes at once = 1 + byte % 16 (partial writes) |
@@ -12,7 +12,7 @@
 //!
 //! A connection is driven by the protocol contract (`echo_core::protocol`): read only while
 //! `wants_read`, write whatever `output` holds, fire `next_timeout`, and after the last chunk a
-//! half-close. What it wrote must equal [`expected`], its stats must count the same replies
+//! half-close or a shutdown. What it wrote must equal [`expected`], its stats must count the same replies
 //! and `ERR` lines, and it must end closed. The invariant that keeps servers from hanging is
 //! checked on the way: a connection that refuses reads always has output or a deadline.
 
@@ -33,6 +33,8 @@ pub struct Case {
     pub write_max: usize,
     /// The server's reads, in order; an empty one lets time pass instead.
     pub chunks: Vec<Vec<u8>>,
+    /// The end: the server shuts down (`true`) or the client half-closes.
+    pub shutdown: bool,
 }
 
 impl Case {
@@ -64,6 +66,7 @@ impl Case {
             config,
             write_max,
             chunks,
+            shutdown: flags & 8 == 8,
         }
     }
 }
@@ -105,9 +108,10 @@ impl Expected {
     }
 }
 
-/// The model: line framing answers each `\n`-terminated line (and an unterminated last one at
-/// end of stream) in order and stops after a line over the limit; raw framing answers the
-/// first read as one message, without a newline, and nothing else.
+/// The model: line framing answers each `\n`-terminated line in order and stops after a line
+/// over the limit; an unterminated last line is answered at a half-close, and dropped at a
+/// shutdown unless it is already over the limit. Raw framing answers the first read as one
+/// message, without a newline, and nothing else.
 pub fn expected(case: &Case) -> Expected {
     let max = case.config.max_line_bytes;
     let mut expected = Expected::default();
@@ -122,7 +126,7 @@ pub fn expected(case: &Case) -> Expected {
             let mut lines = stream.split(|&b| b == b'\n').peekable();
             while let Some(line) = lines.next() {
                 let last = lines.peek().is_none();
-                if last && line.is_empty() {
+                if last && (line.is_empty() || (case.shutdown && line.len() <= max)) {
                     break;
                 }
                 if !expected.answer(line, max, b"\n") {
@@ -216,13 +220,14 @@ pub fn check(data: &[u8]) {
             break;
         }
     }
-    conn.protocol.eof_received(conn.now);
+    if case.shutdown {
+        conn.protocol.shutdown(conn.now);
+    } else {
+        conn.protocol.eof_received(conn.now);
+    }
     conn.write();
     while !conn.protocol.is_closed() {
-        assert!(
-            conn.wait(),
-            "open after end of stream with nothing to wait for"
-        );
+        assert!(conn.wait(), "open at its end with nothing to wait for");
     }
     let stats = conn.protocol.stats();
     conn.protocol.connection_lost();
