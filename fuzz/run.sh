@@ -2,8 +2,9 @@
 # Builds the fuzz targets on the stable toolchain and runs one of them.
 #   fuzz/run.sh TARGET [SECONDS]        fuzz TARGET (framing | delay_spec), 60 s by default,
 #                                       in fuzz/work/TARGET seeded from fuzz/corpus/TARGET
-#   fuzz/run.sh TARGET --minimize       merge fuzz/work/TARGET into a fresh minimal
-#                                       fuzz/corpus/TARGET (what gets committed)
+#   fuzz/run.sh TARGET --minimize       rewrite fuzz/corpus/TARGET (what gets committed) as
+#                                       its seeds, its crashes and a minimal set covering
+#                                       it and fuzz/work/TARGET
 # libFuzzer comes from the libfuzzer-sys crate (built with the system C++ compiler); the
 # coverage instrumentation is LLVM's sancov pass, asked for with stable -C flags. The target
 # triple is given so that the flags reach our code and not the build scripts.
@@ -21,11 +22,17 @@ cargo build --release --bins --target "$triple"
 bin="target/$triple/release/$target"
 mkdir -p "work/$target" artifacts
 if [ "$arg" = "--minimize" ]; then
+    # The hand-written seeds and the crashes found keep their names (the crashes are
+    # regressions, whether or not they add coverage); the rest is libFuzzer's set cover of the
+    # committed corpus and the work corpus, whose files are named by their SHA-1.
     fresh=$(mktemp -d)
-    "$bin" -merge=1 "$fresh" "corpus/$target" "work/$target"
-    rm -rf "corpus/$target"
-    mv "$fresh" "corpus/$target"
-    chmod 755 "corpus/$target"
+    "$bin" -set_cover_merge=1 "$fresh" "corpus/$target" "work/$target"
+    find "corpus/$target" -type f ! -name 'seed-*' ! -name 'crash-*' -delete
+    for kept in "corpus/$target"/*; do
+        rm -f "$fresh/$(sha1sum < "$kept" | cut -c1-40)"
+    done
+    mv "$fresh"/* "corpus/$target"/ 2>/dev/null || true
+    rmdir "$fresh"
     ls "corpus/$target" | wc -l
 else
     cp -n "corpus/$target"/* "work/$target"/
