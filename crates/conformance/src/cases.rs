@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use echo_core::{Config, DelayKind, DelayModel, Framing};
+use echo_core::{Config, DelayKind, DelayModel, Framing, format_duration};
 use server_common::{Server, ServerConfig, Summary};
 use socket2::SockRef;
 
@@ -29,7 +29,13 @@ struct Running {
 
 impl Running {
     fn start(target: &Target, config: ServerConfig) -> io::Result<Running> {
-        let server = (target.start)(config, target.args)?;
+        Running::start_with(target, config, &[])
+    }
+
+    /// Starts the variant with `extra` flags after its own (e.g. its queue timeout).
+    fn start_with(target: &Target, config: ServerConfig, extra: &[&str]) -> io::Result<Running> {
+        let flags: Vec<&str> = target.args.iter().chain(extra).copied().collect();
+        let server = (target.start)(config, &flags)?;
         let addr = server.local_addr();
         Ok(Running {
             server: Some(server),
@@ -702,6 +708,178 @@ fn sigterm_during_load_answers_every_request_received_and_exits_cleanly(
     Ok(())
 }
 
+/// Waits until the server's live stats satisfy `ready` (what the test waits for happens in
+/// the server, where no signal reaches the client); fails after [`PATIENCE`], naming `what`.
+fn wait_for_stats(
+    server: &Running,
+    what: &str,
+    ready: impl Fn(&Summary) -> bool,
+) -> io::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stats = server.stats();
+        if ready(&stats) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::other(format!(
+                "gave up waiting for {what}: {stats}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `n` clients that have each sent one line, `request {i}`, and read nothing.
+fn clients_with_one_line(addr: SocketAddr, n: usize, request: &str) -> io::Result<Vec<Client>> {
+    (0..n)
+        .map(|i| {
+            let mut client = Client::connect(addr)?;
+            client.send(format!("{request} {i}\n"))?;
+            Ok(client)
+        })
+        .collect()
+}
+
+/// The issue-13 repro: 200 clients each send one line and the server is told to stop as soon
+/// as it has accepted them all. Every client, served or still waiting for a worker, gets its
+/// reply and then the close: a server never leaves a client it accepted in silence. Where the
+/// variant queues, most of the 200 were queued when the stop came.
+fn shutdown_answers_every_accepted_client_including_those_still_queued(
+    target: &Target,
+) -> io::Result<()> {
+    const CLIENTS: usize = 200;
+    let server = start(target)?;
+    let mut clients = clients_with_one_line(server.addr, CLIENTS, "client")?;
+    wait_for_stats(&server, "every client accepted", |s| {
+        s.connections_accepted == CLIENTS as u64
+    })?;
+    let stopping = std::thread::spawn(move || server.shutdown());
+    for (i, client) in clients.iter_mut().enumerate() {
+        let reply = client
+            .read_to_close()
+            .map_err(|e| io::Error::new(e.kind(), format!("client {i}: {e}")))?;
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            format!("CLIENT {i}\n"),
+            "client {i}"
+        );
+    }
+    let summary = stopping
+        .join()
+        .map_err(|_| io::Error::other("shutdown panicked"))??;
+    assert_eq!(summary.requests, CLIENTS as u64, "{summary}");
+    match target.queue {
+        Some(queue) => {
+            assert!(queue.workers < CLIENTS, "{queue:?} leaves nothing queued");
+            assert!(
+                summary.peak_queued_connections >= (CLIENTS - queue.workers) as u64,
+                "clients beyond the workers were not queued: {summary}"
+            );
+        }
+        None => assert_eq!(summary.peak_queued_connections, 0, "{summary}"),
+    }
+    assert_eq!(summary.shutdown_refused_connections, 0, "{summary}");
+    Ok(())
+}
+
+/// Holders occupy every worker (each answered once, then idle); a newcomer's line then waits
+/// in the queue. Past the queue timeout, and not before, the newcomer is told
+/// `ERR server busy` and closed, counted as shed, while the holders are still served. A
+/// variant without a queue serves the newcomer beside as many holders, and sheds nothing.
+fn a_client_queued_longer_than_the_queue_timeout_is_told_the_server_is_busy(
+    target: &Target,
+) -> io::Result<()> {
+    let queue_timeout = Duration::from_millis(300);
+    let timeout_text = format_duration(queue_timeout);
+    let extra: Vec<&str> = match &target.queue {
+        Some(queue) => vec![queue.timeout_flag, &timeout_text],
+        None => Vec::new(),
+    };
+    let holders = target.queue.map_or(64, |queue| queue.workers);
+    let server = Running::start_with(target, config(DELAY), &extra)?;
+    let mut held = clients_with_one_line(server.addr, holders, "hold")?;
+    for (i, holder) in held.iter_mut().enumerate() {
+        assert_eq!(holder.read_line()?, format!("HOLD {i}"));
+    }
+    // From before the connect: the server may accept (and start the queue timeout) before
+    // the connect returns here.
+    let connecting_at = Instant::now();
+    let mut newcomer = server.connect()?;
+    newcomer.send("anyone there?\n")?;
+    let reply = newcomer.read_line()?;
+    let waited = connecting_at.elapsed();
+    if target.queue.is_none() {
+        assert_eq!(reply, "ANYONE THERE?");
+        assert_eq!(server.stats().shed_connections, 0);
+        return Ok(());
+    }
+    assert_eq!(reply, "ERR server busy");
+    newcomer.expect_closed()?;
+    assert!(
+        waited >= queue_timeout,
+        "told busy after {waited:?}, before the {queue_timeout:?} queue timeout"
+    );
+    assert_eq!(ask(&mut held[0], "still served")?, "STILL SERVED");
+    let summary = server.shutdown()?;
+    assert_eq!(summary.shed_connections, 1, "{summary}");
+    Ok(())
+}
+
+/// Holders occupy every worker with a request whose delay outlasts the shutdown timeout, and
+/// more clients wait in the queue behind them (no queue timeout). When the shutdown timeout
+/// passes, each queued client is told `ERR server shutting down` and closed, counted as
+/// refused at shutdown. A variant without a queue has every one of these clients in service
+/// at once, so with a delay inside the shutdown timeout every one of them is answered and
+/// nothing is refused.
+fn past_the_shutdown_timeout_queued_clients_are_told_the_server_is_shutting_down(
+    target: &Target,
+) -> io::Result<()> {
+    const WAITING: usize = 5;
+    let Some(queue) = target.queue else {
+        let server = start(target)?;
+        let mut clients = clients_with_one_line(server.addr, 64 + WAITING, "client")?;
+        wait_for_stats(&server, "every client accepted", |s| {
+            s.connections_accepted == clients.len() as u64
+        })?;
+        let stopping = std::thread::spawn(move || server.shutdown());
+        for (i, client) in clients.iter_mut().enumerate() {
+            assert_eq!(client.read_line()?, format!("CLIENT {i}"));
+            client.expect_closed()?;
+        }
+        let summary = stopping
+            .join()
+            .map_err(|_| io::Error::other("shutdown panicked"))??;
+        assert_eq!(summary.shutdown_refused_connections, 0, "{summary}");
+        return Ok(());
+    };
+    let mut settings = config(Duration::from_secs(2));
+    settings.shutdown_timeout = Duration::from_millis(300);
+    let server = Running::start_with(target, settings, &[queue.timeout_flag, "off"])?;
+    let _held = clients_with_one_line(server.addr, queue.workers, "hold")?;
+    wait_for_stats(&server, "every worker holding a client", |s| {
+        s.dequeued_connections == queue.workers as u64
+    })?;
+    let mut waiting = clients_with_one_line(server.addr, WAITING, "wait")?;
+    wait_for_stats(&server, "the clients queued", |s| {
+        s.queued_connections == WAITING as u64
+    })?;
+    let stopping = std::thread::spawn(move || server.shutdown());
+    for client in &mut waiting {
+        assert_eq!(client.read_line()?, "ERR server shutting down");
+        client.expect_closed()?;
+    }
+    let summary = stopping
+        .join()
+        .map_err(|_| io::Error::other("shutdown panicked"))??;
+    assert_eq!(
+        summary.shutdown_refused_connections, WAITING as u64,
+        "{summary}"
+    );
+    assert_eq!(summary.shed_connections, 0, "{summary}");
+    Ok(())
+}
+
 /// A conformance case: what it checks is in its doc comment.
 pub type Case = fn(&Target) -> io::Result<()>;
 
@@ -735,6 +913,9 @@ macro_rules! __each_case {
             the_binary_refuses_an_address_in_use_naming_it,
             out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again,
             sigterm_during_load_answers_every_request_received_and_exits_cleanly,
+            shutdown_answers_every_accepted_client_including_those_still_queued,
+            a_client_queued_longer_than_the_queue_timeout_is_told_the_server_is_busy,
+            past_the_shutdown_timeout_queued_clients_are_told_the_server_is_shutting_down,
         }
     };
 }

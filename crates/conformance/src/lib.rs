@@ -12,7 +12,12 @@
 //! );
 //! ```
 //!
-//! and gets one `#[test]` per case (`threaded_pool::a_line_is_answered_upper_cased_and_never_before_the_delay`,
+//! A variant that queues accepted connections for a fixed set of workers says so with a
+//! `queue = conformance::Queue { .. }` line after `args`: the cases about queued clients (load
+//! shedding, refusals at shutdown) then check those behaviours on it, and check elsewhere that
+//! a variant without a queue serves the same clients instead (see [`Queue`]).
+//!
+//! Either way the crate gets one `#[test]` per case (`threaded_pool::a_line_is_answered_upper_cased_and_never_before_the_delay`,
 //! ...). The variant is its flags, `args`, and nothing else: most cases start the server
 //! in-process from them, parsed by the crate's [`server_common::Variant`] as its binary parses
 //! them (fast, and able to look at its [`server_common::Stats`]); the cases about descriptor
@@ -46,6 +51,20 @@ pub struct Target {
     /// Flags selecting the variant, in-process and when the binary is run (e.g.
     /// `["--pool", "64"]`).
     pub args: &'static [&'static str],
+    /// How the variant queues accepted connections; `None` when every accepted connection is
+    /// served at once (a thread, a task or a slot in a loop each).
+    pub queue: Option<Queue>,
+}
+
+/// What a variant that queues accepted connections (a worker pool) declares, so that the
+/// cases about queued clients can fill its workers and set its queue timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Queue {
+    /// Connections served at once; one more waits in the queue.
+    pub workers: usize,
+    /// The variant's flag for the queue timeout, taking a duration or `off` (e.g.
+    /// `"--queue-timeout"`).
+    pub timeout_flag: &'static str,
 }
 
 /// Starts the server of variant `V` that `flags` select, boxed: a [`Target`]'s `start`.
@@ -64,12 +83,37 @@ pub fn start<V: Variant>(config: ServerConfig, flags: &[&str]) -> io::Result<Box
 #[macro_export]
 macro_rules! suite {
     ($name:ident, variant = $variant:ty, binary = $binary:expr, args = $args:expr $(,)?) => {
+        $crate::__suite!($name, $variant, $binary, $args, ::std::option::Option::None);
+    };
+    (
+        $name:ident,
+        variant = $variant:ty,
+        binary = $binary:expr,
+        args = $args:expr,
+        queue = $queue:expr $(,)?
+    ) => {
+        $crate::__suite!(
+            $name,
+            $variant,
+            $binary,
+            $args,
+            ::std::option::Option::Some($queue)
+        );
+    };
+}
+
+/// Implementation detail of [`suite!`]: the module of one variant.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite {
+    ($name:ident, $variant:ty, $binary:expr, $args:expr, $queue:expr) => {
         mod $name {
             fn target() -> $crate::Target {
                 $crate::Target {
                     start: $crate::start::<$variant>,
                     binary: $binary,
                     args: $args,
+                    queue: $queue,
                 }
             }
             $crate::__each_case!($crate::__cases);

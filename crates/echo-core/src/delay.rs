@@ -42,11 +42,17 @@ pub enum DelayModel {
 }
 
 impl DelayModel {
+    /// The longest delay a spec may name: a day is far beyond any database call, and keeping
+    /// every delay (and the exponential's tail, under 37 means) this short keeps `now + delay`
+    /// a deadline every clock can represent. The fuzzer found `exp:3889388643885M` (months)
+    /// crashing the sampler before this bound existed.
+    pub const MAX: Duration = Duration::from_secs(24 * 60 * 60);
+
     /// The expected (mean) delay, used to compute the physical floor of a run.
     pub fn mean(&self) -> Duration {
         match *self {
             DelayModel::Fixed(d) => d,
-            DelayModel::Uniform { min, max } => (min + max) / 2,
+            DelayModel::Uniform { min, max } => min + max.saturating_sub(min) / 2,
             DelayModel::Exponential { mean } => mean,
         }
     }
@@ -92,7 +98,17 @@ impl FromStr for DelayModel {
             spec: spec.to_owned(),
             reason,
         };
-        let duration = |text: &str| parse_duration(text).map_err(|e| bad(e.to_string()));
+        let duration = |text: &str| {
+            let duration = parse_duration(text).map_err(|e| bad(e.to_string()))?;
+            if duration > DelayModel::MAX {
+                return Err(bad(format!(
+                    "{} is above the longest delay, {}",
+                    format_duration(duration),
+                    format_duration(DelayModel::MAX)
+                )));
+            }
+            Ok(duration)
+        };
         let trimmed = spec.trim();
         if trimmed.is_empty() {
             return Err(bad("it is empty".to_owned()));
@@ -226,7 +242,8 @@ impl DelaySampler {
             DelayModel::Exponential { mean } => {
                 // Inverse transform: -mean * ln(U) with U in (0, 1]; `1 - random()` avoids ln(0).
                 let u: f64 = 1.0 - self.rng.random::<f64>();
-                Duration::from_secs_f64(-mean.as_secs_f64() * u.ln())
+                // Saturates rather than panics for a model built in code past `MAX`.
+                Duration::try_from_secs_f64(-mean.as_secs_f64() * u.ln()).unwrap_or(Duration::MAX)
             }
         }
     }

@@ -20,6 +20,43 @@ use crate::config::{Config, Framing};
 use crate::delay::{DelayKind, DelaySampler, format_duration};
 use crate::protocol::{ConnectionStats, Protocol, Timeout};
 
+/// An `ERR` line as the wire carries it in `framing`: `ERR {text}`, ended by `\n` in line
+/// framing and by nothing in raw framing (where the close ends the message).
+fn err_line(framing: Framing, text: &str) -> Vec<u8> {
+    let mut line = format!("ERR {text}").into_bytes();
+    if framing == Framing::Line {
+        line.push(b'\n');
+    }
+    line
+}
+
+/// Why a server turns away a connection it accepted but never served (one waiting in a
+/// worker pool's queue): the client is told in an `ERR` line instead of being left in silence.
+/// The protocol never ran for such a connection, so the text lives here, beside the protocol's
+/// own `ERR` lines, and `docs/PROTOCOL.md` lists it with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// It waited in the queue longer than the server's queue timeout (load shedding).
+    Busy,
+    /// The server is shutting down and its shutdown timeout passed before a worker was free.
+    ShuttingDown,
+}
+
+impl Refusal {
+    /// The error text, without `ERR `.
+    pub fn text(self) -> &'static str {
+        match self {
+            Refusal::Busy => "server busy",
+            Refusal::ShuttingDown => "server shutting down",
+        }
+    }
+
+    /// The bytes the refused client reads before the close, in the server's framing.
+    pub fn message(self, framing: Framing) -> Vec<u8> {
+        err_line(framing, self.text())
+    }
+}
+
 /// A request cut out of the stream, waiting for its turn.
 #[derive(Debug)]
 enum Request {
@@ -133,7 +170,7 @@ impl EchoProtocol {
 
     fn push_error(&mut self, text: &str) {
         self.stats.errors += 1;
-        self.push_output(format!("ERR {text}").as_bytes());
+        self.out.extend_from_slice(&err_line(self.framing, text));
     }
 
     fn enqueue(&mut self, request: Request) {

@@ -27,6 +27,6 @@ pub mod protocol;
 
 pub use config::{Config, Framing};
 pub use delay::{DelayKind, DelayModel, DelaySampler, format_duration, parse_duration};
-pub use echo::EchoProtocol;
+pub use echo::{EchoProtocol, Refusal};
 pub use error::{Error, Result};
 pub use protocol::{ConnectionStats, Protocol, Timeout};

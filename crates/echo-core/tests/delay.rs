@@ -135,3 +135,36 @@ fn zero_limits_are_refused_by_name() {
     assert_eq!(err, "max_line_bytes must be greater than zero, got 0");
     assert!(Config::default().validate().is_ok());
 }
+
+/// Found by the `delay_spec` fuzz target: an exponential mean of millions of months made the
+/// sampler panic converting its draw to a `Duration`. Delays are now bounded at parse time.
+#[test]
+fn a_delay_longer_than_a_day_is_refused_naming_the_spec() {
+    for spec in [
+        "exp:3889388643885M",
+        "25h",
+        "uniform:1s..2days",
+        "fixed:100years",
+    ] {
+        let err = spec.parse::<DelayModel>().expect_err("beyond a day");
+        let message = err.to_string();
+        assert!(message.contains(spec), "{message}");
+        assert!(
+            message.contains("above the longest delay, 1day"),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        "24h".parse::<DelayModel>(),
+        Ok(DelayModel::Fixed(DelayModel::MAX))
+    );
+}
+
+#[test]
+fn the_mean_of_the_widest_uniform_model_does_not_overflow() {
+    let model = DelayModel::Uniform {
+        min: Duration::MAX,
+        max: Duration::MAX,
+    };
+    assert_eq!(model.mean(), Duration::MAX);
+}

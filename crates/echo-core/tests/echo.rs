@@ -3,7 +3,7 @@
 
 mod sim;
 
-use echo_core::{Config, DelayKind, DelayModel, Framing, Protocol};
+use echo_core::{Config, DelayKind, DelayModel, Framing, Protocol, Refusal};
 use sim::{Sim, ms};
 
 fn config(delay_ms: u64) -> Config {
@@ -301,4 +301,21 @@ fn the_time_to_answer_n_requests_is_n_delays() {
     assert_eq!(sim.text(), "X\n".repeat(5));
     assert_eq!(sim.elapsed(), ms(10_000));
     assert_eq!(sim.conn.stats().requests, 5);
+}
+
+#[test]
+fn a_refusal_is_an_err_line_in_the_framing_of_the_server() {
+    assert_eq!(Refusal::Busy.message(Framing::Line), b"ERR server busy\n");
+    assert_eq!(
+        Refusal::ShuttingDown.message(Framing::Line),
+        b"ERR server shutting down\n"
+    );
+    assert_eq!(Refusal::Busy.message(Framing::Raw), b"ERR server busy");
+    for refusal in [Refusal::Busy, Refusal::ShuttingDown] {
+        let text = refusal.text();
+        assert!(
+            text.bytes().any(|b| b.is_ascii_lowercase()),
+            "{text:?} could be mistaken for a reply"
+        );
+    }
 }

@@ -22,9 +22,22 @@ fn replies(stream: &[u8], cuts: &[usize], delay_ms: u64) -> String {
     points.sort_unstable();
     for pair in points.windows(2) {
         let chunk = &stream[pair[0]..pair[1]];
-        if !chunk.is_empty() && sim.conn.wants_read() {
-            sim.conn.data_received(chunk, sim.now);
+        if chunk.is_empty() {
+            continue;
         }
+        // Backpressure: a server waits for the protocol to want input again (it never drops
+        // what it read). Skipping the chunk here instead once lost replies at random.
+        while !sim.conn.wants_read() && !sim.conn.is_closed() {
+            let next = sim
+                .conn
+                .next_timeout()
+                .expect("refusing reads, so a deadline is set");
+            sim.run_until(next.at - sim.start);
+        }
+        if sim.conn.is_closed() {
+            break;
+        }
+        sim.conn.data_received(chunk, sim.now);
         sim.run_until(sim.elapsed() + ms(1));
     }
     sim.conn.eof_received(sim.now);

@@ -85,7 +85,12 @@ fn parse_duration(text: &str) -> Result<Duration, echo_core::Error> {
     echo_core::parse_duration(text)
 }
 
-fn parse_optional_duration(text: &str) -> Result<OptionalDuration, echo_core::Error> {
+/// Reads a limit that can be disabled: a duration, with `0` or `off` meaning none. Shared by
+/// the servers' own flags of that kind (e.g. server-threaded's `--queue-timeout`).
+///
+/// # Errors
+/// [`echo_core::Error::InvalidDuration`] naming the text.
+pub fn parse_optional_duration(text: &str) -> Result<OptionalDuration, echo_core::Error> {
     if text.trim() == "off" {
         return Ok(OptionalDuration(None));
     }

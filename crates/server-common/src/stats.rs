@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use echo_core::ConnectionStats;
+use echo_core::{ConnectionStats, Refusal};
 use serde::Serialize;
 
 /// Live counters of one server. Share it as `Arc<Stats>`.
@@ -30,6 +30,8 @@ pub struct Stats {
     peak_queued: AtomicU64,
     dequeued: AtomicU64,
     queue_wait_nanos: AtomicU64,
+    shed: AtomicU64,
+    refused_at_shutdown: AtomicU64,
 }
 
 impl Stats {
@@ -83,6 +85,16 @@ impl Stats {
         self.queue_wait_nanos.fetch_add(waited, Ordering::Relaxed);
     }
 
+    /// A queued connection was turned away with `refusal`'s `ERR` line instead of being
+    /// served (hand its ticket back with [`Stats::dequeue`] as well).
+    pub fn refused(&self, refusal: Refusal) {
+        let counter = match refusal {
+            Refusal::Busy => &self.shed,
+            Refusal::ShuttingDown => &self.refused_at_shutdown,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A snapshot of every counter.
     pub fn summary(&self) -> Summary {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -100,6 +112,8 @@ impl Stats {
             peak_queued_connections: load(&self.peak_queued),
             dequeued_connections: load(&self.dequeued),
             queue_wait_seconds: Duration::from_nanos(load(&self.queue_wait_nanos)).as_secs_f64(),
+            shed_connections: load(&self.shed),
+            shutdown_refused_connections: load(&self.refused_at_shutdown),
         }
     }
 }
@@ -109,6 +123,13 @@ impl Stats {
 #[must_use = "hand the ticket back with Stats::dequeue, or the queue gauge never drops"]
 pub struct QueueTicket {
     since: Instant,
+}
+
+impl QueueTicket {
+    /// When the connection joined the queue: a queue timeout counts from here.
+    pub fn since(&self) -> Instant {
+        self.since
+    }
 }
 
 /// One open connection's share of the [`Stats`]: counts it closed when dropped, and adds its
@@ -164,7 +185,8 @@ pub struct Summary {
     pub connection_errors: u64,
     /// Requests answered with their upper-cased reply.
     pub requests: u64,
-    /// `ERR` replies sent (invalid UTF-8, line too long, idle timeout).
+    /// `ERR` replies the protocol sent (invalid UTF-8, line too long, idle timeout); the
+    /// `ERR` lines of connections refused from a queue are counted apart, below.
     pub errors: u64,
     /// Failed `accept` calls (any error but `WouldBlock`, transient ones included).
     pub accept_errors: u64,
@@ -179,6 +201,13 @@ pub struct Summary {
     pub dequeued_connections: u64,
     /// Time all dequeued connections spent waiting for a worker, summed (pools only).
     pub queue_wait_seconds: f64,
+    /// Queued connections turned away with `ERR server busy` after waiting longer than the
+    /// queue timeout: load shedding (pools only). Shown in the summary line as `shed N`.
+    pub shed_connections: u64,
+    /// Queued connections turned away with `ERR server shutting down` because the shutdown
+    /// timeout passed before a worker was free (pools only). Shown in the summary line as
+    /// `refused at shutdown N`.
+    pub shutdown_refused_connections: u64,
 }
 
 impl fmt::Display for Summary {
@@ -201,6 +230,16 @@ impl fmt::Display for Summary {
                 f,
                 ", peak queued {}, mean queue wait {mean_ms:.1} ms",
                 self.peak_queued_connections
+            )?;
+        }
+        if self.shed_connections > 0 {
+            write!(f, ", shed {}", self.shed_connections)?;
+        }
+        if self.shutdown_refused_connections > 0 {
+            write!(
+                f,
+                ", refused at shutdown {}",
+                self.shutdown_refused_connections
             )?;
         }
         f.write_str(")")
@@ -271,5 +310,24 @@ mod tests {
         stats.dequeue(second);
         assert_eq!(stats.summary().dequeued_connections, 2);
         assert!(stats.summary().to_string().contains("peak queued 2"));
+    }
+
+    #[test]
+    fn refusals_are_counted_by_reason_and_named_in_the_summary_line() {
+        let stats = Stats::new();
+        assert!(!stats.summary().to_string().contains("shed"));
+        stats.refused(Refusal::Busy);
+        stats.refused(Refusal::Busy);
+        stats.refused(Refusal::ShuttingDown);
+        let summary = stats.summary();
+        assert_eq!(
+            (
+                summary.shed_connections,
+                summary.shutdown_refused_connections
+            ),
+            (2, 1)
+        );
+        let line = summary.to_string();
+        assert!(line.contains(", shed 2, refused at shutdown 1)"), "{line}");
     }
 }

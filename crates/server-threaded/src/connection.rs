@@ -40,7 +40,12 @@ pub(crate) fn serve(accepted: Accepted, shared: &Shared) {
 fn drive(stream: &mut TcpStream, driver: &mut Driver, shared: &Shared) -> io::Result<()> {
     loop {
         let now = Instant::now();
-        if shared.is_stopping() {
+        // At a stop every socket has been shut for reading (see `drain`), so a read returns
+        // what the client had already sent and then end of stream, without blocking. Telling
+        // the protocol to stop only once it reads no more means a request that was still in
+        // the socket (a connection taken from the pool's queue after the stop) is answered,
+        // not dropped unread with a reset.
+        if shared.is_stopping() && !driver.wants_read() {
             driver.shutdown(now);
         }
         match driver.next_step(now)? {

@@ -5,106 +5,156 @@
 //! open, so `max_connections` and the descriptor limit cap it. Every connection's time in
 //! the queue is recorded in the stats (`queued_connections`, `peak_queued_connections`,
 //! `queue_wait_seconds`), which is what makes a pool's latency explainable.
+//!
+//! **No accepted client is left in silence.** A client in the queue has sent its request to a
+//! server that accepted it, so it is either served or told why not, in an `ERR` line
+//! ([`echo_core::Refusal`]), then closed:
+//! - with a queue timeout, a warden thread turns away every connection that has waited longer
+//!   (`ERR server busy`, counted as `shed_connections`): load shedding, so that a client learns
+//!   instead of hanging while N holders keep the N workers;
+//! - at shutdown the workers go on serving the queue; when the shutdown timeout passes, what
+//!   is still queued is turned away (`ERR server shutting down`, counted as
+//!   `shutdown_refused_connections`) before the connections still busy are forced closed.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use echo_core::Refusal;
 use server_common::QueueTicket;
 
 use crate::{Accepted, Shared, THREAD_STACK_BYTES, connection};
 
+/// Reads of a refused client's unread input before the close, so that the close is a FIN
+/// after the `ERR` line rather than a reset that could destroy it; bounded, because a
+/// hostile client can keep sending.
+const REFUSAL_DRAIN_READS: usize = 16;
+
 #[derive(Debug, Default)]
-struct Queue {
-    items: Mutex<VecDeque<(Accepted, QueueTicket)>>,
-    ready: Condvar,
+struct State {
+    items: VecDeque<(Accepted, QueueTicket)>,
+    /// Set once the pool is being joined: the warden exits.
+    closed: bool,
 }
 
-/// A handle on the pool: the acceptor pushes into it, shutdown closes and joins it.
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<State>,
+    /// Workers wait here for a connection (or for the stop).
+    ready: Condvar,
+    /// The warden waits here for the queue to change (or for its oldest entry's deadline).
+    changed: Condvar,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A handle on the pool: the acceptor pushes into it, shutdown refuses what is left and joins.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
     queue: Arc<Queue>,
     shared: Arc<Shared>,
-    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Pool {
-    /// Starts `workers` threads waiting for connections.
-    pub(crate) fn start(workers: usize, shared: &Arc<Shared>) -> io::Result<Pool> {
+    /// Starts `workers` threads waiting for connections and, with a `queue_timeout`, the
+    /// warden that sheds connections queued longer than that.
+    pub(crate) fn start(
+        workers: usize,
+        queue_timeout: Option<Duration>,
+        shared: &Arc<Shared>,
+    ) -> io::Result<Pool> {
         let queue = Arc::new(Queue::default());
-        let mut handles = Vec::with_capacity(workers);
+        let mut threads = Vec::with_capacity(workers + 1);
         for _ in 0..workers {
             let (queue, shared) = (Arc::clone(&queue), Arc::clone(shared));
             let handle = std::thread::Builder::new()
                 .name("echo-worker".to_owned())
                 .stack_size(THREAD_STACK_BYTES)
                 .spawn(move || work(&queue, &shared))?;
-            handles.push(handle);
+            threads.push(handle);
+        }
+        if let Some(timeout) = queue_timeout {
+            let (queue, shared) = (Arc::clone(&queue), Arc::clone(shared));
+            let handle = std::thread::Builder::new()
+                .name("echo-queue-warden".to_owned())
+                .stack_size(THREAD_STACK_BYTES)
+                .spawn(move || shed(&queue, &shared, timeout))?;
+            threads.push(handle);
         }
         Ok(Pool {
             queue,
             shared: Arc::clone(shared),
-            workers: Arc::new(Mutex::new(handles)),
+            threads: Arc::new(Mutex::new(threads)),
         })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, VecDeque<(Accepted, QueueTicket)>> {
-        lock(&self.queue)
     }
 
     /// Queues an accepted connection for the next free worker.
     pub(crate) fn push(&self, accepted: Accepted) {
         let ticket = self.shared.stats.enqueue();
-        self.lock().push_back((accepted, ticket));
+        self.queue.lock().items.push_back((accepted, ticket));
         self.queue.ready.notify_one();
+        self.queue.changed.notify_one();
     }
 
-    /// At shutdown (after the stop flag is set): drops connections still queued (the server
-    /// never read from them, so nothing is owed) and wakes idle workers so they exit.
-    pub(crate) fn close(&self) {
-        let left: Vec<_> = self.lock().drain(..).collect();
-        for (accepted, ticket) in left {
-            self.shared.stats.dequeue(ticket);
-            drop(accepted);
-        }
+    /// At shutdown (after the stop flag is set): wakes idle workers, which serve what is
+    /// queued and exit once the queue is empty.
+    pub(crate) fn stop(&self) {
         // Taking the lock first means no worker is between its stop check and its wait.
-        let _queue = self.lock();
+        let _state = self.queue.lock();
         self.queue.ready.notify_all();
     }
 
-    /// Waits for every worker to exit.
+    /// The shutdown timeout passed: turns away every connection still queued with
+    /// `ERR server shutting down`; returns how many.
+    pub(crate) fn refuse_queued(&self) -> usize {
+        let left: Vec<_> = self.queue.lock().items.drain(..).collect();
+        let n = left.len();
+        for (accepted, ticket) in left {
+            refuse(accepted, ticket, Refusal::ShuttingDown, &self.shared);
+        }
+        n
+    }
+
+    /// Waits for every worker and the warden to exit; call after [`Pool::stop`] once the
+    /// connections have closed.
     pub(crate) fn join(self) -> io::Result<()> {
+        self.queue.lock().closed = true;
+        self.queue.changed.notify_all();
         let handles =
-            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for handle in handles {
             handle
                 .join()
-                .map_err(|_| io::Error::other("a pool worker panicked"))?;
+                .map_err(|_| io::Error::other("a pool thread panicked"))?;
         }
         Ok(())
     }
 }
 
-fn lock(queue: &Queue) -> MutexGuard<'_, VecDeque<(Accepted, QueueTicket)>> {
-    queue.items.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A worker: take the oldest queued connection, serve it to its end, repeat until shutdown.
+/// A worker: take the oldest queued connection, serve it to its end, repeat until shutdown
+/// has emptied the queue.
 fn work(queue: &Queue, shared: &Shared) {
     loop {
         let next = {
-            let mut items = lock(queue);
+            let mut state = queue.lock();
             loop {
-                if let Some(item) = items.pop_front() {
+                if let Some(item) = state.items.pop_front() {
                     break Some(item);
                 }
                 if shared.is_stopping() {
                     break None;
                 }
-                items = queue
+                state = queue
                     .ready
-                    .wait(items)
+                    .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
@@ -114,4 +164,87 @@ fn work(queue: &Queue, shared: &Shared) {
         shared.stats.dequeue(ticket);
         connection::serve(accepted, shared);
     }
+}
+
+/// The warden: sleeps until the oldest queued connection has waited `timeout`, turns away
+/// every connection that has (`ERR server busy`), and repeats until the pool is joined. The
+/// queue is in arrival order, so the expired connections are always at its front.
+fn shed(queue: &Queue, shared: &Shared, timeout: Duration) {
+    let mut state = queue.lock();
+    while !state.closed {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        while state
+            .items
+            .front()
+            .is_some_and(|(_, ticket)| ticket.since() + timeout <= now)
+        {
+            expired.extend(state.items.pop_front());
+        }
+        if !expired.is_empty() {
+            drop(state);
+            for (accepted, ticket) in expired {
+                refuse(accepted, ticket, Refusal::Busy, shared);
+            }
+            state = queue.lock();
+            continue;
+        }
+        state = match state
+            .items
+            .front()
+            .map(|(_, ticket)| ticket.since() + timeout)
+        {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(now);
+                let waited = queue.changed.wait_timeout(state, left);
+                waited.unwrap_or_else(PoisonError::into_inner).0
+            }
+            None => queue
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
+    }
+}
+
+/// Tells a queued client why it is not served and closes its connection: the `ERR` line, then
+/// a FIN, then its unread input read away so that the close does not turn into a reset.
+/// Nothing here blocks: the line is a few bytes into an empty send buffer, and the socket is
+/// non-blocking. A client that is already gone is counted as a connection error.
+fn refuse(accepted: Accepted, ticket: QueueTicket, refusal: Refusal, shared: &Shared) {
+    shared.stats.dequeue(ticket);
+    shared.stats.refused(refusal);
+    let Accepted {
+        registration,
+        mut stream,
+        guard,
+        id,
+        peer,
+    } = accepted;
+    let line = refusal.message(shared.config.protocol.framing);
+    let sent = stream
+        .set_nonblocking(true)
+        .and_then(|()| stream.write_all(&line))
+        .and_then(|()| stream.shutdown(Shutdown::Write));
+    match &sent {
+        Ok(()) => {
+            let mut sink = [0u8; 4096];
+            for _ in 0..REFUSAL_DRAIN_READS {
+                if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+                    break;
+                }
+            }
+        }
+        Err(_) => guard.failed(),
+    }
+    if shared.config.verbose {
+        match sent {
+            Ok(()) => tracing::info!(%peer, id, "connection refused: {}", refusal.text()),
+            Err(err) => tracing::info!(%peer, id, "connection lost while refused: {err}"),
+        }
+    }
+    // Unregister before the descriptor is closed: see `registry`.
+    drop(registration);
+    drop(stream);
+    drop(guard);
 }
