@@ -151,6 +151,7 @@ fn run_shard(
         thread_index: spec.index,
         n_threads: spec.n_threads,
         dispatch: Default::default(),
+        parked: Default::default(),
     });
     let local = LocalSet::new();
     if shard.plan.open_loop() {
@@ -161,6 +162,7 @@ fn run_shard(
     } else {
         local.block_on(&runtime, run_workers(Rc::clone(&shard), spec.n_workers));
     }
+    shard.close_parked();
     Ok(shard.measurements.take())
 }
 

@@ -60,10 +60,10 @@ impl PreciseTimer {
                 return Ok(());
             };
             self.arm(wait)?;
-            let mut guard = self.fd.readable().await?;
-            // Reading the expiry count re-arms the readiness; WouldBlock means a spurious
-            // wake-up, and the loop re-checks the clock either way.
-            let _ = guard.try_io(|fd| read_expirations(fd.get_ref()));
+            // Re-arming resets the timerfd's expiry count, so its readiness need not be read
+            // away: one `timerfd_settime` per wake-up is the whole cost. A spurious wake-up
+            // is harmless, since the loop re-checks the clock.
+            self.fd.readable().await?.clear_ready();
         }
     }
 
@@ -83,28 +83,7 @@ impl PreciseTimer {
         // itimerspec for the whole call and the old value is not asked for (null).
         let status =
             unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-        if status == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-}
-
-fn read_expirations(fd: &OwnedFd) -> io::Result<u64> {
-    let mut expirations = 0u64;
-    // SAFETY: reads at most 8 bytes into a live u64 from a descriptor owned by the caller.
-    let n = unsafe {
-        libc::read(
-            fd.as_raw_fd(),
-            (&raw mut expirations).cast(),
-            size_of::<u64>(),
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(expirations)
+        crate::net::os_status(status)
     }
 }
 
