@@ -90,6 +90,21 @@ impl Dispatch {
         true
     }
 
+    /// Returns once `due` has passed, checking the clock each time a worker becomes idle:
+    /// while replies are coming in, due requests are handed out between them without
+    /// waiting for the dispatcher's timer. Never returns by itself when no worker becomes
+    /// idle; race it against the timer.
+    pub async fn passed_at_a_wake_up(&self, due: Instant) {
+        poll_fn(|context| {
+            if Instant::now() >= due {
+                return Poll::Ready(());
+            }
+            *self.dispatcher.borrow_mut() = Some(context.waker().clone());
+            Poll::Pending
+        })
+        .await;
+    }
+
     /// The schedule is over: every idle worker, now and later, gets `None`.
     pub fn finish(&self) {
         self.finished.set(true);

@@ -131,9 +131,19 @@ fn run_shard(
     spec: ShardSpec,
     barrier: &Barrier,
 ) -> io::Result<Measurements> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let built = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build();
+    let runtime = match built {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            // The other threads must not wait at the barrier for this one forever.
+            if plan.open_loop() {
+                barrier.wait();
+            }
+            return Err(error);
+        }
+    };
     let shard = Rc::new(Shard {
         plan,
         expect: Expectation {
