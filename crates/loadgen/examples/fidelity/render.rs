@@ -9,6 +9,23 @@ use serde::{Deserialize, Serialize};
 /// Version of [`FidelityResults`]'s JSON.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Issue 15's targets for loadgen, checked on every loadgen row.
+pub struct Targets {
+    /// Most late starts, percent of the requests.
+    pub late_percent: f64,
+    /// Highest schedule-lag p99, µs.
+    pub lag_p99_us: f64,
+    /// Largest difference of loadgen's p99 from olc's, µs.
+    pub p99_gap_us: f64,
+}
+
+/// The targets of issue 15.
+pub const TARGETS: Targets = Targets {
+    late_percent: 0.1,
+    lag_p99_us: 1000.0,
+    p99_gap_us: 2000.0,
+};
+
 /// One run of the benchmark: every client at every rate, one after the other per server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FidelityResults {
@@ -113,9 +130,17 @@ pub fn render(results: &FidelityResults) -> String {
          (connects included) per request sent.\n",
         results.max_schedule_lag_us
     );
+    let _ = writeln!(
+        text,
+        "The targets column checks loadgen's rows against issue 15: late starts ≤ {} %, \
+         lag p99 ≤ {:.0} µs, p99 within {:.0} ms of olc's at the same rate.\n",
+        TARGETS.late_percent,
+        TARGETS.lag_p99_us,
+        TARGETS.p99_gap_us / 1000.0
+    );
     text.push_str(
-        "| connections | rate req/s | client | ok | late | p50 ms | p90 ms | p99 ms | max ms | p99 from send ms | lag p50 / p99 / max µs | client CPU µs/req | server CPU s | p99 − olc p99 ms | client-bound |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| connections | rate req/s | client | ok | late | p50 ms | p90 ms | p99 ms | max ms | p99 from send ms | lag p50 / p99 / max µs | client CPU µs/req | server CPU s | p99 − olc p99 ms | client-bound | targets |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in &results.rows {
         text.push_str(&render_row(results, row));
@@ -155,19 +180,22 @@ fn render_row(results: &FidelityResults, row: &FidelityRow) -> String {
             && other.n_connections == row.n_connections
             && other.rate_requests_per_second == row.rate_requests_per_second
     });
-    let versus = match olc {
-        Some(olc) if row.client != "olc" => {
-            format!("{:+.1}", (row.latency_p99_us - olc.latency_p99_us) / 1000.0)
-        }
-        _ => "–".to_owned(),
-    };
+    let gap_us = olc
+        .filter(|_| row.client != "olc")
+        .map(|olc| row.latency_p99_us - olc.latency_p99_us);
+    let versus = gap_us.map_or("–".to_owned(), |gap| format!("{:+.1}", gap / 1000.0));
     let bound = match row.schedule_lag_p99_us {
         Some(p99) if p99 > results.max_schedule_lag_us => "**yes**",
         Some(_) => "no",
         None => "–",
     };
+    let targets = if row.client == "loadgen" {
+        targets_verdict(row, gap_us)
+    } else {
+        "–".to_owned()
+    };
     format!(
-        "| {} | {:.0} | {} | {} | {} ({:.2} %) | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |\n",
+        "| {} | {:.0} | {} | {} | {} ({:.2} %) | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} |\n",
         row.n_connections,
         row.rate_requests_per_second,
         row.client,
@@ -184,5 +212,28 @@ fn render_row(results: &FidelityResults, row: &FidelityRow) -> String {
         row.server_cpu_seconds,
         versus,
         bound,
+        targets,
     )
+}
+
+/// `met`, or which of the issue-15 targets the row missed.
+fn targets_verdict(row: &FidelityRow, gap_us: Option<f64>) -> String {
+    let mut missed = Vec::new();
+    if row.late_percent() > TARGETS.late_percent {
+        missed.push("late");
+    }
+    if row
+        .schedule_lag_p99_us
+        .is_none_or(|p99| p99 > TARGETS.lag_p99_us)
+    {
+        missed.push("lag");
+    }
+    if gap_us.is_none_or(|gap| gap.abs() > TARGETS.p99_gap_us) {
+        missed.push("p99");
+    }
+    if missed.is_empty() {
+        "met".to_owned()
+    } else {
+        format!("missed: {}", missed.join(", "))
+    }
 }
