@@ -147,14 +147,15 @@ pub async fn open_loop_worker(shard: Rc<Shard>, first: Option<TcpStream>) {
     shard.dispatch.worker_done();
 }
 
-/// The dispatcher's timer wakes it at most once per quantum. Every sleep costs a `timerfd_settime`,
-/// an `epoll_wait` and usually a context switch: at 30,000 requests/s a quantum of 100 µs
-/// still meant 8,400 context switches a second (0.28 per request, against 0.04 with tokio's
-/// millisecond wheel) and 0.5 more system calls per request. Requests falling due within a
-/// quantum of the previous wake-up wait for the next one, so the quantum bounds the lag it
-/// adds (a quarter of the 1 ms `--max-lag` default), and each wake-up hands out every
-/// request due by then. While replies come in, a worker becoming idle also wakes the
-/// dispatcher (no system call: same thread), which hands out what has fallen due since.
+/// The dispatcher's timer wakes it at most once per quantum. Every sleep costs a
+/// `timerfd_settime`, an `epoll_wait` and usually a context switch: at 30,000 requests/s a
+/// quantum of 100 µs still meant 8,400 context switches a second (0.28 per request, against
+/// 0.04 with tokio's millisecond wheel) and 0.5 more system calls per request. Requests
+/// falling due within a quantum of the previous wake-up wait for the next one, so the
+/// quantum bounds the lag it adds (a quarter of the 1 ms `--max-lag` default), and each
+/// wake-up hands out every request due by then. While replies come in, a worker becoming
+/// idle also wakes the dispatcher (no system call: same thread), which hands out what has
+/// fallen due since.
 pub const DISPATCH_QUANTUM: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// Open loop: waits for each of this thread's due times (every `n_threads`-th request of
