@@ -15,9 +15,13 @@ pub const DEFAULT_MESSAGE: &str = "the quick brown fox jumps over the lazy dog";
 /// ephemeral ports keeps back-to-back 10000-connection runs clear of TIME_WAIT exhaustion.
 pub const DEFAULT_SOURCE_ADDRESSES: u32 = 16;
 
-/// How late past its schedule an open-loop request may start before it counts as late.
-/// tokio's timer has millisecond resolution, so anything finer would count timer jitter.
+/// How late past its due time an open-loop request may be sent before it counts as late.
 pub const LATE_START_TOLERANCE: Duration = Duration::from_millis(1);
+
+/// Default `--max-lag`: a schedule-lag p99 above this marks the run client-bound. One
+/// millisecond is 1 % of the project's 100 ms delay, and well above what the dispatcher's
+/// timer needs (tens of microseconds).
+pub const DEFAULT_MAX_SCHEDULE_LAG: Duration = Duration::from_millis(1);
 
 /// Everything a run needs. Build one with [`Config::new`] and adjust the public fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +53,8 @@ pub struct Config {
     pub source_addresses: Option<u32>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Open loop: a schedule-lag p99 above this marks the report client-bound.
+    pub max_schedule_lag: Duration,
 }
 
 impl Config {
@@ -68,6 +74,7 @@ impl Config {
             n_threads: 1,
             source_addresses: None,
             progress: false,
+            max_schedule_lag: DEFAULT_MAX_SCHEDULE_LAG,
         }
     }
 
@@ -172,6 +179,7 @@ impl Config {
             n_threads: self.effective_threads(),
             n_source_addresses: u64::from(self.effective_source_addresses()),
             late_start_tolerance_us: LATE_START_TOLERANCE.as_secs_f64() * 1e6,
+            max_schedule_lag_us: self.max_schedule_lag.as_secs_f64() * 1e6,
         }
     }
 }

@@ -9,20 +9,24 @@
 //! How a run works: [`run()`] splits the workers (one per concurrent connection) over
 //! `n_threads` client threads, each with a single-threaded tokio runtime and one shared set
 //! of histograms. Workers take connections from a shared [`plan::Plan`] until it is done
-//! (a count, or a deadline); in open-loop mode (`rate`) they also take each request's
-//! scheduled start from it, and measure latency from that schedule, so a slow server
-//! cannot hide its slowness by slowing the client down (coordinated omission).
+//! (a count, or a deadline). In open-loop mode (`rate`) the connections are opened first;
+//! then one dispatcher per thread waits for each request's due time on a precise timer and
+//! hands it to an idle connection. Latency is measured from the due time, so a slow server
+//! cannot hide its slowness by slowing the client down (coordinated omission), and also
+//! from the actual send, so the client's own lag is measured too, never hidden.
 //!
 //! - [`config`]: what a run does, and its validation.
 //! - [`run`](mod@run): the phases and threads of a run.
 //! - [`worker`], [`exchange`], [`net`]: connections, requests, sockets and failure kinds.
 //! - [`plan`]: the shared work and open-loop schedule.
+//! - [`dispatch`], [`timer`]: handing due requests to idle connections, on time.
 //! - [`limits`]: the open-file limit.
 //! - [`report`]: the [`Report`] schema, histogram encoding and [`Report::merge`].
 //! - [`summary`]: the human summary.
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod exchange;
 pub mod limits;
@@ -32,6 +36,7 @@ mod progress;
 pub mod report;
 pub mod run;
 pub mod summary;
+pub mod timer;
 pub mod worker;
 
 pub use config::Config;

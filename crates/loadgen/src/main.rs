@@ -70,6 +70,10 @@ struct Cli {
     /// Write the JSON report to this file (`-` for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Open loop: a schedule-lag p99 (actual send minus due time) above this marks the run
+    /// client-bound, in the summary and the JSON (`client_bound`).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1ms")]
+    max_lag: Duration,
     /// Fraction of failed requests tolerated before exiting non-zero.
     #[arg(long, default_value_t = 0.0)]
     max_error_rate: f64,
@@ -196,6 +200,7 @@ fn config(cli: &Cli) -> anyhow::Result<Config> {
     config.message.clone_from(&cli.message);
     config.n_threads = cli.threads;
     config.source_addresses = cli.source_addresses;
+    config.max_schedule_lag = cli.max_lag;
     config.progress = !cli.quiet && std::io::stderr().is_terminal();
     Ok(config)
 }

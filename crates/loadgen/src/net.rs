@@ -99,6 +99,11 @@ fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
+    os_status(status)
+}
+
+/// A libc call's status as a result: 0 is success, anything else the thread's `errno`.
+pub(crate) fn os_status(status: libc::c_int) -> io::Result<()> {
     if status == 0 {
         Ok(())
     } else {

@@ -5,21 +5,36 @@
 //! and stable: fields are only ever added, and any incompatible change bumps
 //! [`SCHEMA_VERSION`]. Every field carries its unit in its name (`_seconds`, `_us`, `_ns`).
 //!
-//! Percentiles are convenience copies: the full latency and connect-time distributions travel
-//! inside the report as HdrHistogram V2 serializations (hex), which is what makes
-//! [`Report::merge`] exact. Merging two reports gives the same counts, histograms and
-//! percentiles as one run that had recorded both sets of samples.
+//! Percentiles are convenience copies: the full distributions travel inside the report as
+//! HdrHistogram V2 serializations (hex), which is what makes [`Report::merge`] exact. Merging
+//! two reports gives the same counts, histograms and percentiles as one run that had recorded
+//! both sets of samples.
+//!
+//! Open loop, every request has two clocks: its latency from its intended start (its due time
+//! in the schedule, [`Report::latency`]) and from its actual send
+//! ([`Report::latency_from_send`]). Their difference is the client's own schedule lag
+//! ([`Report::schedule_lag`]); a run whose lag p99 is above `--max-lag` is
+//! [`Report::client_bound`]: its latencies carry the client's limit, not only the server's.
+//!
+//! Schema history: version 2 added `latency_from_send`, `schedule_lag`, `client_bound`,
+//! `parameters.max_schedule_lag_us` and their histograms; [`Report::from_json`] still reads
+//! version 1 (without them: empty distributions, not client-bound).
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use echo_core::Framing;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::config::LATE_START_TOLERANCE;
+
 /// Version of the JSON schema written by this crate. Readers refuse any other version.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Older schema versions [`Report::from_json`] reads and upgrades.
+pub const OLDER_SCHEMA_VERSIONS: [u32; 1] = [1];
 
 /// The name of the [`Histograms`] encoding: HdrHistogram's V2 format (uncompressed), as
 /// lower-case hex digits.
@@ -103,9 +118,10 @@ pub struct Report {
     /// Requests never sent because their connection had failed earlier (with `M > 1`
     /// requests per connection). In count mode, `ok + failed + not_sent = connections × M`.
     pub requests_not_sent: u64,
-    /// Open-loop mode only (`--rate`): requests that could not start on schedule, because no
-    /// connection was free when they were due (later than `late_start_tolerance_us`). Their
-    /// latency is still measured from the scheduled start. Always 0 in closed-loop mode.
+    /// Open-loop mode only (`--rate`): requests sent later than `late_start_tolerance_us`
+    /// after their due time (a schedule lag above the tolerance), because no connection was
+    /// idle or the client was busy. Their latency is still measured from the due time.
+    /// Always 0 in closed-loop mode.
     pub requests_started_late: u64,
     /// Failed requests counted by kind.
     pub failures: Failures,
@@ -128,6 +144,21 @@ pub struct Report {
     /// coordinated omission), else from when it actually started; either way including the
     /// connect when the request opened a new connection.
     pub latency: Percentiles,
+    /// Distribution of request latencies from the moment the request was actually written,
+    /// successful requests only, connect excluded: the server's part of [`Report::latency`].
+    /// Closed loop, the same as `latency` except for requests that opened a connection.
+    #[serde(default)]
+    pub latency_from_send: Percentiles,
+    /// Open loop only: the client's schedule lag, actual send minus due time, of every
+    /// successful request (`count` 0 in closed loop). This is how late the client itself
+    /// was; `latency` minus `latency_from_send`, request by request.
+    #[serde(default)]
+    pub schedule_lag: Percentiles,
+    /// Whether `schedule_lag.p99_us` exceeds `parameters.max_schedule_lag_us`: the client
+    /// could not keep its schedule, so the latencies include its own lag and a capacity
+    /// figure from this run is the client's limit. Always `false` in closed loop.
+    #[serde(default)]
+    pub client_bound: bool,
     /// The full distributions, serialized so that reports can be merged exactly.
     pub histograms: Histograms,
 }
@@ -160,6 +191,13 @@ pub struct Parameters {
     pub n_source_addresses: u64,
     /// How late past its schedule a request may start before it counts as a late start.
     pub late_start_tolerance_us: f64,
+    /// Schedule-lag p99 above which the run is marked [`Report::client_bound`] (`--max-lag`).
+    #[serde(default = "default_max_schedule_lag_us")]
+    pub max_schedule_lag_us: f64,
+}
+
+fn default_max_schedule_lag_us() -> f64 {
+    crate::config::DEFAULT_MAX_SCHEDULE_LAG.as_secs_f64() * 1e6
 }
 
 /// The machine the client ran on, so that numbers are never read without their context.
@@ -365,6 +403,16 @@ pub struct Histograms {
     pub latency_ns: String,
     /// Connect times (established connections), nanoseconds.
     pub connect_time_ns: String,
+    /// Request latencies from the actual send (successful requests), nanoseconds.
+    #[serde(default = "empty_histogram_hex")]
+    pub latency_from_send_ns: String,
+    /// Open-loop schedule lag, actual send minus due time (successful requests), nanoseconds.
+    #[serde(default = "empty_histogram_hex")]
+    pub schedule_lag_ns: String,
+}
+
+fn empty_histogram_hex() -> String {
+    encode_histogram("empty", &new_histogram()).unwrap_or_default()
 }
 
 /// The raw measurements of a run, before they are summarized into a [`Report`].
@@ -377,6 +425,10 @@ pub struct Measurements {
     pub latency_ns: Histogram<u64>,
     /// Connect times of established connections, nanoseconds.
     pub connect_time_ns: Histogram<u64>,
+    /// Latencies of successful requests from their actual send, nanoseconds.
+    pub latency_from_send_ns: Histogram<u64>,
+    /// Open loop: actual send minus due time of successful requests, nanoseconds.
+    pub schedule_lag_ns: Histogram<u64>,
     /// Requests with the right reply.
     pub requests_ok: u64,
     /// Requests skipped because their connection had failed.
@@ -396,6 +448,8 @@ impl Default for Measurements {
         Measurements {
             latency_ns: new_histogram(),
             connect_time_ns: new_histogram(),
+            latency_from_send_ns: new_histogram(),
+            schedule_lag_ns: new_histogram(),
             requests_ok: 0,
             requests_not_sent: 0,
             requests_started_late: 0,
@@ -416,10 +470,30 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 impl Measurements {
-    /// Records the latency of one successful request.
+    /// Records one successful closed-loop request of `latency`, sent when it was due.
     pub fn record_latency(&mut self, latency: Duration) {
         self.requests_ok += 1;
         self.latency_ns.saturating_record(clamp_ns(latency));
+        self.latency_from_send_ns
+            .saturating_record(clamp_ns(latency));
+    }
+
+    /// Records one successful request on both clocks: due at `due`, written at `sent`, its
+    /// reply complete at `done`. A `scheduled` (open-loop) request also records its schedule
+    /// lag, and counts as started late beyond [`LATE_START_TOLERANCE`].
+    pub fn record_request(&mut self, due: Instant, sent: Instant, done: Instant, scheduled: bool) {
+        self.requests_ok += 1;
+        let ns =
+            |later: Instant, earlier: Instant| clamp_ns(later.saturating_duration_since(earlier));
+        self.latency_ns.saturating_record(ns(done, due));
+        self.latency_from_send_ns.saturating_record(ns(done, sent));
+        if scheduled {
+            let lag = sent.saturating_duration_since(due);
+            self.schedule_lag_ns.saturating_record(clamp_ns(lag));
+            if lag > LATE_START_TOLERANCE {
+                self.requests_started_late += 1;
+            }
+        }
     }
 
     /// Records one established connection and how long its connect took.
@@ -434,6 +508,8 @@ impl Measurements {
     pub fn merge(&mut self, other: &Measurements) {
         add_histogram(&mut self.latency_ns, &other.latency_ns);
         add_histogram(&mut self.connect_time_ns, &other.connect_time_ns);
+        add_histogram(&mut self.latency_from_send_ns, &other.latency_from_send_ns);
+        add_histogram(&mut self.schedule_lag_ns, &other.schedule_lag_ns);
         self.requests_ok += other.requests_ok;
         self.requests_not_sent += other.requests_not_sent;
         self.requests_started_late += other.requests_started_late;
@@ -530,6 +606,9 @@ impl Report {
         } else {
             0.0
         };
+        let schedule_lag = Percentiles::from_histogram(&measurements.schedule_lag_ns);
+        let client_bound =
+            schedule_lag.count > 0 && schedule_lag.p99_us > info.parameters.max_schedule_lag_us;
         Ok(Report {
             schema_version: SCHEMA_VERSION,
             tool: "loadgen".to_owned(),
@@ -550,10 +629,18 @@ impl Report {
             all_connected_seconds: measurements.all_connected.map(|d| d.as_secs_f64()),
             connect_time: Percentiles::from_histogram(&measurements.connect_time_ns),
             latency: Percentiles::from_histogram(&measurements.latency_ns),
+            latency_from_send: Percentiles::from_histogram(&measurements.latency_from_send_ns),
+            schedule_lag,
+            client_bound,
             histograms: Histograms {
                 encoding: HISTOGRAM_ENCODING.to_owned(),
                 latency_ns: encode_histogram("latency", &measurements.latency_ns)?,
                 connect_time_ns: encode_histogram("connect_time", &measurements.connect_time_ns)?,
+                latency_from_send_ns: encode_histogram(
+                    "latency_from_send",
+                    &measurements.latency_from_send_ns,
+                )?,
+                schedule_lag_ns: encode_histogram("schedule_lag", &measurements.schedule_lag_ns)?,
             },
         })
     }
@@ -566,6 +653,11 @@ impl Report {
         Ok(Measurements {
             latency_ns: decode_histogram("latency", &self.histograms.latency_ns)?,
             connect_time_ns: decode_histogram("connect_time", &self.histograms.connect_time_ns)?,
+            latency_from_send_ns: decode_histogram(
+                "latency_from_send",
+                &self.histograms.latency_from_send_ns,
+            )?,
+            schedule_lag_ns: decode_histogram("schedule_lag", &self.histograms.schedule_lag_ns)?,
             requests_ok: self.requests_ok,
             requests_not_sent: self.requests_not_sent,
             requests_started_late: self.requests_started_late,
@@ -632,7 +724,9 @@ impl Report {
         Report::build(info, &measurements)
     }
 
-    /// Reads a report from JSON, refusing other schema versions.
+    /// Reads a report from JSON, refusing unknown schema versions. A report of an
+    /// [older version](OLDER_SCHEMA_VERSIONS) is upgraded: fields it lacks get empty
+    /// distributions, so it merges with current reports.
     ///
     /// # Errors
     /// [`ReportError::UnsupportedSchema`] or [`ReportError::Json`].
@@ -642,13 +736,18 @@ impl Report {
             .get("schema_version")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0);
-        if found != u64::from(SCHEMA_VERSION) {
+        let readable = std::iter::once(SCHEMA_VERSION)
+            .chain(OLDER_SCHEMA_VERSIONS)
+            .any(|version| u64::from(version) == found);
+        if !readable {
             return Err(ReportError::UnsupportedSchema {
                 found,
                 expected: SCHEMA_VERSION,
             });
         }
-        Ok(serde_json::from_value(value)?)
+        let mut report: Report = serde_json::from_value(value)?;
+        report.schema_version = SCHEMA_VERSION;
+        Ok(report)
     }
 
     /// The report as pretty-printed JSON (with a trailing newline).

@@ -1,9 +1,12 @@
 //! A whole run: check limits, run the warmup and the measured phase on the client threads,
 //! and turn the measurements into a [`Report`].
+//!
+//! Open loop, each phase has two steps: every client thread opens its connections, all
+//! threads meet at a barrier, and only then does the schedule begin (see [`crate::plan`]).
 
 use std::io;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
 use tokio::task::LocalSet;
@@ -15,7 +18,7 @@ use crate::limits;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::report::{Environment, Measurements, Report, RunInfo};
-use crate::worker::{Shard, worker};
+use crate::worker::{Shard, connect_phase, dispatcher, open_loop_worker, worker};
 
 /// Runs the load described by `config` and reports on it.
 ///
@@ -30,7 +33,15 @@ pub fn run(config: &Config) -> Result<Report> {
     let open_files_limit = limits::raise_open_files_limit()?;
     limits::check_fits(config.effective_concurrency(), open_files_limit)?;
     if !config.warmup.is_zero() {
-        let plan = Plan::new(config.n_connections, 1, Some(config.warmup), config.rate);
+        // The warmup carries the measured phase's requests per connection, so that a
+        // persistent-connection load is warmed up on persistent connections, not on a
+        // storm of connects the measured phase never makes.
+        let plan = Plan::new(
+            config.n_connections,
+            config.requests_per_conn,
+            Some(config.warmup),
+            config.rate,
+        );
         run_phase(config, Arc::new(plan), "warmup")?;
     }
     let started_at = SystemTime::now();
@@ -69,7 +80,9 @@ fn run_phase(
     let progress = config
         .progress
         .then(|| Progress::start(Arc::clone(&plan), label, total));
+    let barrier = Barrier::new(usize::try_from(n_threads).unwrap_or(usize::MAX));
     let outcomes: Vec<io::Result<Measurements>> = std::thread::scope(|scope| {
+        let barrier = &barrier;
         let threads: Vec<_> = (0..n_threads)
             .map(|index| {
                 let share = n_workers / n_threads + u64::from(index < n_workers % n_threads);
@@ -79,12 +92,12 @@ fn run_phase(
                     n_threads,
                     n_workers: share,
                 };
-                scope.spawn(move || run_shard(config, plan, shard))
+                scope.spawn(move || run_shard(config, plan, shard, barrier))
             })
             .collect();
         threads.into_iter().map(join).collect()
     });
-    let wall_time = plan.start.elapsed();
+    let wall_time = plan.start().elapsed();
     if let Some(progress) = progress {
         progress.finish();
     }
@@ -109,11 +122,28 @@ struct ShardSpec {
     n_workers: u64,
 }
 
-/// Runs `spec.n_workers` workers on a single-threaded runtime on this thread.
-fn run_shard(config: &Config, plan: Arc<Plan>, spec: ShardSpec) -> io::Result<Measurements> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// Runs `spec.n_workers` workers on a single-threaded runtime on this thread. Open loop, the
+/// thread opens its connections, then waits at `barrier` for the other threads to have
+/// opened theirs before the schedule begins.
+fn run_shard(
+    config: &Config,
+    plan: Arc<Plan>,
+    spec: ShardSpec,
+    barrier: &Barrier,
+) -> io::Result<Measurements> {
+    let built = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build();
+    let runtime = match built {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            // The other threads must not wait at the barrier for this one forever.
+            if plan.open_loop() {
+                barrier.wait();
+            }
+            return Err(error);
+        }
+    };
     let shard = Rc::new(Shard {
         plan,
         expect: Expectation {
@@ -128,16 +158,46 @@ fn run_shard(config: &Config, plan: Arc<Plan>, spec: ShardSpec) -> io::Result<Me
         count_progress: config.progress,
         measurements: Default::default(),
         next_source: spec.index.into(),
-        source_stride: spec.n_threads,
+        thread_index: spec.index,
+        n_threads: spec.n_threads,
+        dispatch: Default::default(),
+        parked: Default::default(),
     });
-    LocalSet::new().block_on(&runtime, run_workers(Rc::clone(&shard), spec.n_workers));
+    let local = LocalSet::new();
+    if shard.plan.open_loop() {
+        let streams = local.block_on(&runtime, connect_phase(Rc::clone(&shard), spec.n_workers));
+        barrier.wait();
+        shard.plan.begin_schedule();
+        local.block_on(&runtime, run_open_loop(Rc::clone(&shard), streams));
+    } else {
+        local.block_on(&runtime, run_workers(Rc::clone(&shard), spec.n_workers));
+    }
+    shard.close_parked();
     Ok(shard.measurements.take())
+}
+
+/// Starts a worker on each opened connection and the dispatcher that paces them.
+async fn run_open_loop(shard: Rc<Shard>, streams: Vec<Option<tokio::net::TcpStream>>) {
+    let mut handles: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            shard.dispatch.worker_started();
+            tokio::task::spawn_local(open_loop_worker(Rc::clone(&shard), stream))
+        })
+        .collect();
+    handles.push(tokio::task::spawn_local(dispatcher(Rc::clone(&shard))));
+    join_all(handles).await;
 }
 
 async fn run_workers(shard: Rc<Shard>, n_workers: u64) {
     let handles: Vec<_> = (0..n_workers)
         .map(|_| tokio::task::spawn_local(worker(Rc::clone(&shard))))
         .collect();
+    join_all(handles).await;
+}
+
+/// Waits for every task, passing a panic on.
+async fn join_all(handles: Vec<tokio::task::JoinHandle<()>>) {
     for handle in handles {
         if let Err(error) = handle.await {
             if error.is_panic() {

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use crate::report::{Percentiles, Report};
 
 /// Renders the summary: wall time, requests ok and failed (by kind), req/s, and the
-/// connect-time and latency percentiles.
+/// connect-time and latency percentiles; open loop also the latency from the actual send,
+/// the schedule lag and, when its p99 is over `--max-lag`, that the run was client-bound.
 pub fn render(report: &Report) -> String {
     let mut text = String::new();
     let p = &report.parameters;
@@ -42,6 +43,19 @@ pub fn render(report: &Report) -> String {
     }
     text.push_str(&line("connect time", &report.connect_time));
     text.push_str(&line("latency", &report.latency));
+    if p.rate_requests_per_second.is_some() {
+        text.push_str(&line("  from send", &report.latency_from_send));
+        text.push_str(&line("schedule lag", &report.schedule_lag));
+    }
+    if report.client_bound {
+        let _ = writeln!(
+            text,
+            "  client-bound: schedule lag p99 {} is over --max-lag {}; the latencies include \
+             the client's own lag",
+            format_us(report.schedule_lag.p99_us),
+            format_us(p.max_schedule_lag_us)
+        );
+    }
     text
 }
 

@@ -31,6 +31,31 @@ fn a_clean_run_exits_zero_and_writes_its_json_report_to_a_file() {
 }
 
 #[test]
+fn max_lag_is_recorded_in_the_report_and_an_open_loop_summary_shows_the_lag() {
+    let server = TestServer::start(Behaviour::Echo);
+    let addr = server.addr.to_string();
+    let args = [
+        &addr,
+        "-n",
+        "4",
+        "-m",
+        "2",
+        "--rate",
+        "400",
+        "--max-lag",
+        "250us",
+    ];
+    let output = loadgen(&[&args[..], &["--json", "-"]].concat());
+    assert!(output.status.success(), "{output:?}");
+    let report = Report::from_json(&String::from_utf8_lossy(&output.stdout)).expect("json");
+    assert_eq!(report.parameters.max_schedule_lag_us, 250.0);
+    assert_eq!(report.schedule_lag.count, 8);
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(summary.contains("schedule lag"), "{summary}");
+    assert!(summary.contains("from send"), "{summary}");
+}
+
+#[test]
 fn json_to_stdout_keeps_stdout_pure_json() {
     let server = TestServer::start(Behaviour::Echo);
     let output = loadgen(&[&server.addr.to_string(), "-n", "5", "--json", "-"]);

@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use loadgen::report::{Environment, HISTOGRAM_ENCODING, RunInfo, SCHEMA_VERSION, decode_histogram};
 use loadgen::{Config, FailureKind, Measurements, Report, ReportError};
@@ -39,6 +39,16 @@ fn record(measurements: &mut Measurements, latencies_us: &[u64], failures: u64) 
         measurements.record_latency(Duration::from_micros(us));
     }
     measurements.failures.add(FailureKind::WrongReply, failures);
+}
+
+/// Records open-loop requests as `(lag_us, latency_from_send_us)` pairs.
+fn record_scheduled(measurements: &mut Measurements, requests: &[(u64, u64)]) {
+    let due = Instant::now();
+    for &(lag_us, from_send_us) in requests {
+        let sent = due + Duration::from_micros(lag_us);
+        let done = sent + Duration::from_micros(from_send_us);
+        measurements.record_request(due, sent, done, true);
+    }
 }
 
 #[test]
@@ -79,6 +89,9 @@ fn the_json_has_the_documented_fields_with_units_in_their_names() {
         "all_connected_seconds",
         "connect_time",
         "latency",
+        "latency_from_send",
+        "schedule_lag",
+        "client_bound",
         "histograms",
     ];
     expected.sort_unstable();
@@ -138,6 +151,83 @@ fn merging_two_reports_equals_one_report_over_both() {
     assert_eq!(merged, direct);
     assert_eq!(merged.requests_ok, 7);
     assert_eq!(merged.requests_failed, 3);
+}
+
+#[test]
+fn merging_adds_both_clocks_and_the_schedule_lag_exactly() {
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let a_requests = [(20, 100_000), (3_000, 101_000)];
+    let b_requests = [(40, 99_000), (15, 100_500), (900, 100_100)];
+    let (mut a, mut b, mut both) = Default::default();
+    record_scheduled(&mut a, &a_requests);
+    record_scheduled(&mut b, &b_requests);
+    record_scheduled(&mut both, &a_requests);
+    record_scheduled(&mut both, &b_requests);
+    let second = Duration::from_secs(1);
+    let report_a = Report::build(info(t0, second, 1), &a).expect("builds");
+    let report_b = Report::build(info(t0, second, 1), &b).expect("builds");
+    let merged = report_a.merge(&report_b).expect("same target merges");
+    let direct = Report::build(info(t0, second, 2), &both).expect("builds");
+    assert_eq!(merged, direct);
+    assert_eq!(merged.schedule_lag.count, 5);
+    assert_eq!(merged.latency_from_send.count, 5);
+    assert_eq!(
+        merged.requests_started_late, 1,
+        "only the 3 ms lag is over 1 ms"
+    );
+    let lag = decode_histogram("schedule_lag", &merged.histograms.schedule_lag_ns).expect("hex");
+    assert_eq!(lag.len(), 5);
+}
+
+#[test]
+fn a_run_whose_lag_p99_is_over_the_threshold_is_client_bound() {
+    let t0 = SystemTime::UNIX_EPOCH;
+    let mut measurements = Measurements::default();
+    record_scheduled(&mut measurements, &[(2_000, 100_000); 10]);
+    let mut run = info(t0, Duration::from_secs(1), 1);
+    let bound = Report::build(run.clone(), &measurements).expect("builds");
+    assert!(bound.client_bound, "2 ms lag against the default 1 ms");
+    let summary = loadgen::summary::render(&bound);
+    assert!(summary.contains("client-bound"), "{summary}");
+    run.parameters.max_schedule_lag_us = 5_000.0;
+    let within = Report::build(run, &measurements).expect("builds");
+    assert!(!within.client_bound, "2 ms lag against 5 ms");
+}
+
+#[test]
+fn closed_loop_records_no_schedule_lag_and_is_never_client_bound() {
+    let report = real_report();
+    assert_eq!(report.schedule_lag.count, 0);
+    assert_eq!(report.latency_from_send.count, report.requests_ok);
+    assert!(!report.client_bound);
+}
+
+#[test]
+fn a_schema_version_1_report_is_read_and_upgraded_without_the_new_fields() {
+    let server = TestServer::start(Behaviour::Echo);
+    let current = report_from(&server);
+    let mut json: Value = serde_json::from_str(&current.to_json()).expect("valid json");
+    json["schema_version"] = Value::from(1);
+    let object = json.as_object_mut().expect("an object");
+    for field in ["latency_from_send", "schedule_lag", "client_bound"] {
+        object.remove(field);
+    }
+    for field in ["latency_from_send_ns", "schedule_lag_ns"] {
+        json["histograms"]
+            .as_object_mut()
+            .expect("histograms")
+            .remove(field);
+    }
+    json["parameters"]
+        .as_object_mut()
+        .expect("parameters")
+        .remove("max_schedule_lag_us");
+    let old = Report::from_json(&json.to_string()).expect("version 1 is read");
+    assert_eq!(old.schema_version, SCHEMA_VERSION);
+    assert_eq!(old.schedule_lag.count, 0);
+    assert_eq!(old.parameters.max_schedule_lag_us, 1_000.0);
+    let merged = old.merge(&current).expect("an upgraded report merges");
+    assert_eq!(merged.requests_ok, 40);
 }
 
 #[test]

@@ -214,6 +214,77 @@ fn open_loop_mode_counts_late_starts_and_measures_from_the_schedule() {
     assert!(report.latency.max_us >= 190_000.0, "{:#?}", report.latency);
 }
 
+/// An open-loop run of 20 requests at 200/s over 10 connections, each answered after 20 ms.
+fn open_loop_config(server: &TestServer, n_threads: usize) -> Config {
+    let mut config = config_for(server);
+    config.n_connections = 10;
+    config.requests_per_conn = 2;
+    config.rate = Some(200.0);
+    config.n_threads = n_threads;
+    config
+}
+
+fn assert_both_clocks_measured(n_threads: usize) {
+    let delay = Duration::from_millis(20);
+    let server = TestServer::start(Behaviour::DelayedEcho(delay));
+    let config = open_loop_config(&server, n_threads);
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 20, "{:#?}", report.failures);
+    assert_counts_add_up(&report, &config);
+    assert_eq!(report.schedule_lag.count, 20);
+    assert_eq!(report.latency_from_send.count, 20);
+    // Not before the delay, on either clock; the due time is never after the send.
+    assert!(report.latency_from_send.min_us >= 20_000.0, "{report:#?}");
+    assert!(report.latency.min_us >= report.latency_from_send.min_us);
+    assert!(report.latency.max_us >= report.latency_from_send.max_us);
+}
+
+#[test]
+fn open_loop_measures_latency_from_the_due_time_and_from_the_send_on_one_thread() {
+    assert_both_clocks_measured(1);
+}
+
+#[test]
+fn open_loop_measures_latency_from_the_due_time_and_from_the_send_on_two_threads() {
+    assert_both_clocks_measured(2);
+}
+
+#[test]
+fn open_loop_marks_a_run_client_bound_when_its_lag_p99_is_over_max_lag() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = open_loop_config(&server, 1);
+    config.max_schedule_lag = Duration::ZERO;
+    let report = run(&config);
+    assert!(report.client_bound, "any lag is over zero: {report:#?}");
+    assert_eq!(report.parameters.max_schedule_lag_us, 0.0);
+    config.max_schedule_lag = Duration::from_secs(600);
+    assert!(!run(&config).client_bound);
+}
+
+#[test]
+fn open_loop_against_a_refused_address_accounts_for_every_request_and_ends() {
+    let mut config = Config::new(refusing_addr());
+    config.n_connections = 6;
+    config.concurrency = Some(3);
+    config.requests_per_conn = 2;
+    config.rate = Some(1000.0);
+    let report = run(&config);
+    assert_eq!(report.failures.connection_refused, 6);
+    assert_eq!(report.schedule_lag.count, 0);
+    assert_counts_add_up(&report, &config);
+}
+
+#[test]
+fn open_loop_for_a_duration_sends_no_request_due_after_it() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = open_loop_config(&server, 1);
+    config.requests_per_conn = 1_000_000;
+    config.duration = Some(Duration::from_millis(100));
+    let report = run(&config);
+    // Due at 0, 5, ..., 95 ms: exactly 20, whatever the machine's speed.
+    assert_eq!(report.requests_ok, 20, "{report:#?}");
+}
+
 #[test]
 fn closed_loop_mode_never_counts_late_starts() {
     let server = TestServer::start(Behaviour::DelayedEcho(Duration::from_millis(5)));

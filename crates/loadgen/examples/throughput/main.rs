@@ -8,14 +8,15 @@
 //!
 //! ```text
 //! cargo run --release -p loadgen --example throughput -- \
-//!     [--connections 32,256] [--threads 1,2] [--seconds 5] [--burst 10000] [--out FILE]
+//!     [--connections 32,256] [--threads 1,2] [--seconds 5] [--burst 10000] \
+//!     [--json FILE.json] [--out FILE.md]
+//! cargo run --release -p loadgen --example throughput -- --render FILE.json [--out FILE.md]
 //! ```
 //!
 //! `--burst N` adds the article's load: N connections at once, one request each, so that
-//! the client's cost per connection (socket, connect, close) is measured too.
-//!
-//! ```text
-//! ```
+//! the client's cost per connection (socket, connect, close) is measured too. The results
+//! are written as JSON (`--json`, the source of truth) and rendered to markdown (`--out`,
+//! else stdout); `--render` re-renders a JSON file without measuring anything.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -27,23 +28,47 @@ use loadgen::{Config, Report};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+#[path = "../common/mod.rs"]
+mod common;
+mod render;
+
+use render::{SCHEMA_VERSION, ThroughputResults, ThroughputRow};
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
         return serve();
     }
     let options = Options::parse(&args)?;
-    let load_before = load_average();
+    options.output.run(
+        SCHEMA_VERSION,
+        |results: &ThroughputResults| results.schema_version,
+        || measure_results(&options, &args),
+        render::render,
+    )
+}
+
+/// Starts the server, measures every configuration, and stops the server.
+fn measure_results(options: &Options, args: &[String]) -> anyhow::Result<ThroughputResults> {
+    let load_average_before = common::load_average();
     let mut server = spawn_server()?;
-    let rows = server_addr(&mut server).and_then(|addr| measure_all(&options, addr, server.id()));
+    let rows = server_addr(&mut server).and_then(|addr| measure_all(options, addr, server.id()));
     let _ = server.kill();
     let _ = server.wait();
-    let text = render(&args, &rows?, &load_before);
-    print!("{text}");
-    if let Some(path) = &options.out {
-        std::fs::write(path, &text).with_context(|| format!("cannot write {path}"))?;
-    }
-    Ok(())
+    let rows = rows?;
+    let environment = rows.first().map(|row| row.report.environment.clone());
+    Ok(ThroughputResults {
+        schema_version: SCHEMA_VERSION,
+        command: format!(
+            "cargo run --release -p loadgen --example throughput -- {}",
+            args.join(" ")
+        ),
+        n_cpus: environment.as_ref().map_or(0, |e| e.n_cpus),
+        kernel_release: environment.and_then(|e| e.kernel_release),
+        load_average_before,
+        load_average_after: common::load_average(),
+        rows: rows.iter().map(Row::to_result).collect(),
+    })
 }
 
 /// What to measure: every combination of the listed connection and thread counts, then
@@ -53,7 +78,7 @@ struct Options {
     threads: Vec<u64>,
     burst: Option<u64>,
     seconds: u64,
-    out: Option<String>,
+    output: common::Output,
 }
 
 impl Options {
@@ -63,25 +88,15 @@ impl Options {
             threads: vec![1],
             burst: None,
             seconds: 5,
-            out: None,
+            output: common::Output::default(),
         };
-        let mut args = args.iter();
-        while let Some(flag) = args.next() {
-            let value = args
-                .next()
-                .with_context(|| format!("{flag} needs a value"))?;
-            let list = || -> anyhow::Result<Vec<u64>> {
-                value
-                    .split(',')
-                    .map(|n| n.parse().with_context(|| format!("{flag} {value}")))
-                    .collect()
-            };
-            match flag.as_str() {
-                "--connections" => options.connections = list()?,
-                "--threads" => options.threads = list()?,
+        for (flag, value) in common::flag_pairs(args)? {
+            match flag {
+                "--connections" => options.connections = common::counts(flag, value)?,
+                "--threads" => options.threads = common::counts(flag, value)?,
                 "--burst" => options.burst = Some(value.parse().context("--burst")?),
                 "--seconds" => options.seconds = value.parse().context("--seconds")?,
-                "--out" => options.out = Some(value.clone()),
+                _ if options.output.take(flag, value) => {}
                 other => bail!("unknown option {other}"),
             }
         }
@@ -104,6 +119,29 @@ struct Row {
     report: Report,
     client_cpu: Cpu,
     server_cpu_seconds: f64,
+}
+
+impl Row {
+    fn to_result(&self) -> ThroughputRow {
+        let report = &self.report;
+        let (load, n_connections) = match self.load {
+            Load::Persistent(n) => ("persistent", n),
+            Load::Burst(n) => ("burst", n),
+        };
+        ThroughputRow {
+            load: load.to_owned(),
+            n_connections,
+            n_threads: report.parameters.n_threads,
+            wall_time_seconds: report.wall_time_seconds,
+            requests_ok: report.requests_ok,
+            throughput_requests_per_second: report.throughput_requests_per_second,
+            client_user_seconds: self.client_cpu.user_seconds,
+            client_system_seconds: self.client_cpu.system_seconds,
+            server_cpu_seconds: self.server_cpu_seconds,
+            latency_p50_us: report.latency.p50_us,
+            latency_p99_us: report.latency.p99_us,
+        }
+    }
 }
 
 fn measure_all(options: &Options, addr: SocketAddr, server_pid: u32) -> anyhow::Result<Vec<Row>> {
@@ -140,10 +178,11 @@ fn measure(mut config: Config, load: Load, server_pid: u32, seconds: u64) -> any
         Load::Persistent(_) => config.duration = Some(Duration::from_secs(seconds)),
         Load::Burst(connections) => config.n_connections = connections,
     }
-    let (client_before, server_before) = (own_cpu_seconds(), process_cpu_seconds(server_pid)?);
+    let (client_before, server_before) =
+        (own_cpu_seconds(), common::process_cpu_seconds(server_pid)?);
     let report = loadgen::run(&config).context("measured run")?;
     let client_cpu = own_cpu_seconds().since(client_before);
-    let server_cpu_seconds = process_cpu_seconds(server_pid)? - server_before;
+    let server_cpu_seconds = common::process_cpu_seconds(server_pid)? - server_before;
     if report.requests_failed > 0 {
         bail!(
             "{} requests failed: {:?}",
@@ -157,70 +196,6 @@ fn measure(mut config: Config, load: Load, server_pid: u32, seconds: u64) -> any
         client_cpu,
         server_cpu_seconds,
     })
-}
-
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` shows them.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn render(args: &[String], rows: &[Row], load_before: &str) -> String {
-    let command = format!(
-        "cargo run --release -p loadgen --example throughput -- {}",
-        args.join(" ")
-    );
-    let environment = rows.first().map(|row| &row.report.environment);
-    let load_after = load_average();
-    let mut text = format!(
-        "# loadgen throughput (zero-delay server, persistent connections)\n\n\
-         Written by `crates/loadgen/examples/throughput.rs`; do not edit by hand.\n\n\
-         Command: `{command}`\n\n\
-         Machine: {} CPUs, kernel {}; load average {load_before} before and {load_after}\n\
-         after the measurements (the machine is shared: other work competes for its two\n\
-         cores).\n\n\
-         The server is a minimal single-threaded tokio line echo in a separate process.\n\
-         Client CPU is `getrusage(RUSAGE_SELF)` of the loadgen process over the measured run\n\
-         (after a warmup run: 1 s persistent, or a burst of at most 1000); server CPU is from\n\
-         `/proc/<pid>/stat` over the same run. The user part is loadgen's own work; the\n\
-         system part is the kernel's TCP path, and on loopback the kernel time of a `send` or\n\
-         a `connect` includes the receiving side's TCP processing, which is why the client and\n\
-         the server spend about the same per request. With one request per connection, CPU\n\
-         per request is CPU per connection (socket, connect, close included).\n\n\
-         | load | connections | client threads | seconds | requests ok | req/s | client CPU µs/req (user + system) | server CPU µs/req | p50 latency µs | p99 latency µs |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
-        environment.map_or(0, |e| e.n_cpus),
-        environment
-            .and_then(|e| e.kernel_release.as_deref())
-            .unwrap_or("unknown"),
-    );
-    for row in rows {
-        let report = &row.report;
-        let per_request_us = |cpu: f64| cpu * 1e6 / report.requests_ok as f64;
-        let (load_name, connections) = match row.load {
-            Load::Persistent(n) => ("persistent", n),
-            Load::Burst(n) => ("burst, 1 request/conn", n),
-        };
-        text.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {} | {:.0} | {:.2} ({:.2} + {:.2}) | {:.2} | {:.1} | {:.1} |\n",
-            load_name,
-            connections,
-            report.parameters.n_threads,
-            report.wall_time_seconds,
-            report.requests_ok,
-            report.throughput_requests_per_second,
-            per_request_us(row.client_cpu.total()),
-            per_request_us(row.client_cpu.user_seconds),
-            per_request_us(row.client_cpu.system_seconds),
-            per_request_us(row.server_cpu_seconds),
-            report.latency.p50_us,
-            report.latency.p99_us,
-        ));
-    }
-    text
 }
 
 /// Starts `throughput serve` and reads the address it listens on.
@@ -251,10 +226,6 @@ struct Cpu {
 }
 
 impl Cpu {
-    fn total(self) -> f64 {
-        self.user_seconds + self.system_seconds
-    }
-
     fn since(self, before: Cpu) -> Cpu {
         Cpu {
             user_seconds: self.user_seconds - before.user_seconds,
@@ -264,35 +235,11 @@ impl Cpu {
 }
 
 fn own_cpu_seconds() -> Cpu {
-    // SAFETY: getrusage only writes the zero-initialised struct it is handed.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let (user_seconds, system_seconds) = common::rusage_seconds(libc::RUSAGE_SELF);
     Cpu {
-        user_seconds: seconds(usage.ru_utime),
-        system_seconds: seconds(usage.ru_stime),
+        user_seconds,
+        system_seconds,
     }
-}
-
-/// User plus system CPU time of another process, from `/proc/<pid>/stat`.
-fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the file, 11 and 12 after the name.
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((ticks(11) + ticks(12)) / hz)
 }
 
 /// The server process: a zero-delay line echo on one single-threaded runtime.

@@ -1,0 +1,387 @@
+//! Fidelity benchmark (issue 15): does loadgen keep its open-loop schedule at tens of
+//! thousands of requests per second, and do its latencies agree with another client's?
+//!
+//! For every connection count and rate it starts `server-mio --delay 100ms` pinned to CPU 0,
+//! then runs each client pinned to CPU 1 against that same server, one after the other:
+//! loadgen (`--loadgen`), optionally the loadgen of before issue 15 (`--loadgen-before`),
+//! and `olc`, the small C open-loop client beside this file (compiled with `cc -O2`). The
+//! results go to JSON (`--json`, the source of truth) and markdown (`--out`).
+//!
+//! ```text
+//! cargo build --release -p loadgen -p server-mio
+//! cargo run --release -p loadgen --example fidelity -- --rates 2000,30000,60000 \
+//!     --connections 10000 --seconds 10 [--loadgen-before target/old-bin/loadgen] \
+//!     --json benches-results/loadgen-fidelity.json --out benches-results/loadgen-fidelity.md
+//! cargo run --release -p loadgen --example fidelity -- --render FILE.json [--out FILE.md]
+//! ```
+//!
+//! Every load is bounded (`--seconds` per client run) and goes to 127.0.0.1 only; each server
+//! is stopped by its PID.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use anyhow::{Context, bail};
+use loadgen::Report;
+use serde::Deserialize;
+
+#[path = "../common/mod.rs"]
+mod common;
+mod render;
+
+use render::{FidelityResults, FidelityRow, SCHEMA_VERSION};
+
+/// The message every client sends (loadgen's default, the article's).
+const MESSAGE: &str = loadgen::config::DEFAULT_MESSAGE;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = Options::parse(&args)?;
+    options.output.run(
+        SCHEMA_VERSION,
+        |results: &FidelityResults| results.schema_version,
+        || measure(&options, &args),
+        render::render,
+    )
+}
+
+/// What to measure and where the programs are.
+struct Options {
+    rates: Vec<u64>,
+    connections: Vec<u64>,
+    seconds: u64,
+    server: String,
+    loadgen: String,
+    loadgen_before: Option<String>,
+    output: common::Output,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> anyhow::Result<Options> {
+        let mut options = Options {
+            rates: vec![2000, 30000, 60000],
+            connections: vec![10000],
+            seconds: 10,
+            server: "target/release/server-mio".to_owned(),
+            loadgen: "target/release/loadgen".to_owned(),
+            loadgen_before: None,
+            output: common::Output::default(),
+        };
+        for (flag, value) in common::flag_pairs(args)? {
+            match flag {
+                "--rates" => options.rates = common::counts(flag, value)?,
+                "--connections" => options.connections = common::counts(flag, value)?,
+                "--seconds" => options.seconds = value.parse().context("--seconds")?,
+                "--server" => options.server = value.to_owned(),
+                "--loadgen" => options.loadgen = value.to_owned(),
+                "--loadgen-before" => options.loadgen_before = Some(value.to_owned()),
+                _ if options.output.take(flag, value) => {}
+                other => bail!("unknown option {other}"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn measure(options: &Options, args: &[String]) -> anyhow::Result<FidelityResults> {
+    let olc = build_olc()?;
+    let load_average_before = common::load_average();
+    let mut rows = Vec::new();
+    for &connections in &options.connections {
+        for &rate in &options.rates {
+            let mut server = Server::start(&options.server)?;
+            let outcome = measure_rate(options, &olc, &mut server, connections, rate);
+            server.stop();
+            rows.extend(outcome?);
+        }
+    }
+    Ok(FidelityResults {
+        schema_version: SCHEMA_VERSION,
+        command: format!(
+            "cargo run --release -p loadgen --example fidelity -- {}",
+            args.join(" ")
+        ),
+        server_command: format!("{} {}", options.server, SERVER_ARGS.join(" ")),
+        kernel_release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|text| text.trim().to_owned()),
+        load_average_before,
+        load_average_after: common::load_average(),
+        max_schedule_lag_us: loadgen::config::DEFAULT_MAX_SCHEDULE_LAG.as_secs_f64() * 1e6,
+        rows,
+    })
+}
+
+/// Every client in turn against one server.
+fn measure_rate(
+    options: &Options,
+    olc: &Path,
+    server: &mut Server,
+    connections: u64,
+    rate: u64,
+) -> anyhow::Result<Vec<FidelityRow>> {
+    let mut rows = Vec::new();
+    let mut loadgens = vec![("loadgen", options.loadgen.as_str())];
+    if let Some(before) = &options.loadgen_before {
+        loadgens.push(("loadgen-before", before.as_str()));
+    }
+    for (client, program) in loadgens {
+        let server_before = server.cpu_seconds()?;
+        let (report, cpu) = run_loadgen(program, server.port, connections, rate, options.seconds)?;
+        let server_cpu_seconds = server.cpu_seconds()? - server_before;
+        eprintln!(
+            "{client} {connections} conns {rate}/s: p99 {:.0} µs",
+            report.latency.p99_us
+        );
+        rows.push(loadgen_row(
+            client,
+            &report,
+            cpu,
+            server_cpu_seconds,
+            options.seconds,
+        ));
+    }
+    let server_before = server.cpu_seconds()?;
+    let (olc_report, cpu) = run_olc(olc, server.port, connections, rate, options.seconds)?;
+    let server_cpu_seconds = server.cpu_seconds()? - server_before;
+    eprintln!(
+        "olc {connections} conns {rate}/s: p99 {:.0} µs",
+        olc_report.latency.p99_us
+    );
+    rows.push(olc_row(
+        &olc_report,
+        connections,
+        rate,
+        options.seconds,
+        cpu,
+        server_cpu_seconds,
+    ));
+    Ok(rows)
+}
+
+fn loadgen_row(
+    client: &str,
+    report: &Report,
+    client_cpu_seconds: f64,
+    server_cpu_seconds: f64,
+    seconds: u64,
+) -> FidelityRow {
+    // A report of before issue 15 (schema 1) has no second clock: its lag reads as empty.
+    let has_lag = report.schedule_lag.count > 0;
+    let lag = |us: f64| has_lag.then_some(us);
+    FidelityRow {
+        client: client.to_owned(),
+        n_connections: report.parameters.concurrency,
+        rate_requests_per_second: report.parameters.rate_requests_per_second.unwrap_or(0.0),
+        duration_seconds: seconds as f64,
+        requests_ok: report.requests_ok,
+        requests_failed: report.requests_failed,
+        requests_started_late: report.requests_started_late,
+        latency_p50_us: report.latency.p50_us,
+        latency_p90_us: report.latency.p90_us,
+        latency_p99_us: report.latency.p99_us,
+        latency_max_us: report.latency.max_us,
+        latency_from_send_p99_us: lag(report.latency_from_send.p99_us),
+        schedule_lag_p50_us: lag(report.schedule_lag.p50_us),
+        schedule_lag_p99_us: lag(report.schedule_lag.p99_us),
+        schedule_lag_max_us: lag(report.schedule_lag.max_us),
+        client_cpu_seconds,
+        requests_sent: report.requests_ok + report.requests_failed,
+        server_cpu_seconds,
+    }
+}
+
+fn olc_row(
+    report: &OlcReport,
+    connections: u64,
+    rate: u64,
+    seconds: u64,
+    client_cpu_seconds: f64,
+    server_cpu_seconds: f64,
+) -> FidelityRow {
+    FidelityRow {
+        client: "olc".to_owned(),
+        n_connections: connections,
+        rate_requests_per_second: rate as f64,
+        duration_seconds: seconds as f64,
+        requests_ok: report.requests_ok,
+        requests_failed: report.errors,
+        requests_started_late: report.requests_started_late,
+        latency_p50_us: report.latency.p50_us,
+        latency_p90_us: report.latency.p90_us,
+        latency_p99_us: report.latency.p99_us,
+        latency_max_us: report.latency.max_us,
+        latency_from_send_p99_us: Some(report.latency_from_send.p99_us),
+        schedule_lag_p50_us: Some(report.schedule_lag.p50_us),
+        schedule_lag_p99_us: Some(report.schedule_lag.p99_us),
+        schedule_lag_max_us: Some(report.schedule_lag.max_us),
+        client_cpu_seconds,
+        requests_sent: report.requests_sent,
+        server_cpu_seconds,
+    }
+}
+
+/// Runs one loadgen process pinned to CPU 1; returns its report and its CPU seconds.
+fn run_loadgen(
+    program: &str,
+    port: u16,
+    connections: u64,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<(Report, f64)> {
+    let json = std::env::temp_dir().join(format!("loadgen-fidelity-{}.json", std::process::id()));
+    let mut command = Command::new("taskset");
+    command
+        .args(["-c", "1", program])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-n", &connections.to_string(), "-m", "1000000000"])
+        .args([
+            "--rate",
+            &rate.to_string(),
+            "--duration",
+            &format!("{seconds}s"),
+        ])
+        .args(["--quiet", "--max-error-rate", "1", "--json"])
+        .arg(&json);
+    let cpu = run_child(&mut command, program)?;
+    let text = std::fs::read_to_string(&json)
+        .with_context(|| format!("{program} wrote no report {}", json.display()))?;
+    let _ = std::fs::remove_file(&json);
+    Ok((Report::from_json(&text)?, cpu))
+}
+
+/// What `olc` prints.
+#[derive(Debug, Deserialize)]
+struct OlcReport {
+    requests_ok: u64,
+    requests_sent: u64,
+    errors: u64,
+    requests_started_late: u64,
+    latency: OlcPercentiles,
+    latency_from_send: OlcPercentiles,
+    schedule_lag: OlcPercentiles,
+}
+
+#[derive(Debug, Deserialize)]
+struct OlcPercentiles {
+    p50_us: f64,
+    p90_us: f64,
+    p99_us: f64,
+    max_us: f64,
+}
+
+fn run_olc(
+    olc: &Path,
+    port: u16,
+    connections: u64,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<(OlcReport, f64)> {
+    let out = std::env::temp_dir().join(format!("olc-fidelity-{}.json", std::process::id()));
+    let file = std::fs::File::create(&out).with_context(|| format!("cannot create {out:?}"))?;
+    let mut command = Command::new("taskset");
+    command
+        .args(["-c", "1"])
+        .arg(olc)
+        .args(["127.0.0.1", &port.to_string(), &connections.to_string()])
+        .args([&rate.to_string(), &seconds.to_string(), "0", MESSAGE])
+        .stdout(file);
+    let cpu = run_child(&mut command, "olc")?;
+    let text = std::fs::read_to_string(&out).with_context(|| format!("cannot read {out:?}"))?;
+    let _ = std::fs::remove_file(&out);
+    let report = serde_json::from_str(&text).with_context(|| format!("olc printed {text:?}"))?;
+    Ok((report, cpu))
+}
+
+/// Runs a child to completion; returns its CPU seconds (user + system), from the rusage of
+/// waited-for children (the server is not waited for until later, so it is not counted).
+fn run_child(command: &mut Command, name: &str) -> anyhow::Result<f64> {
+    let before = children_cpu_seconds();
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {name}"))?;
+    if !status.success() && status.code() != Some(1) {
+        bail!("{name} failed: {status}");
+    }
+    Ok(children_cpu_seconds() - before)
+}
+
+fn children_cpu_seconds() -> f64 {
+    let (user, system) = common::rusage_seconds(libc::RUSAGE_CHILDREN);
+    user + system
+}
+
+/// Compiles `olc.c` into the target directory.
+fn build_olc() -> anyhow::Result<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fidelity/olc.c");
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    let binary = exe.with_file_name("olc");
+    let status = Command::new("cc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .context("cannot run cc to build olc")?;
+    if !status.success() {
+        bail!("cc could not build {}", source.display());
+    }
+    Ok(binary)
+}
+
+/// The server's flags.
+const SERVER_ARGS: [&str; 6] = ["--port", "0", "--delay", "100ms", "--idle-timeout", "off"];
+
+/// A server-mio process pinned to CPU 0.
+struct Server {
+    child: Child,
+    port: u16,
+    /// Kept open so that the server's exit summary does not meet a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(program: &str) -> anyhow::Result<Server> {
+        let mut child = Command::new("taskset")
+            .args(["-c", "0", program])
+            .args(SERVER_ARGS)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {program}"))?;
+        let stdout = child.stdout.take().context("server has no stdout")?;
+        let mut stdout = BufReader::new(stdout);
+        let mut port = None;
+        let mut line = String::new();
+        while stdout.read_line(&mut line)? > 0 {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                port = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+                break;
+            }
+            line.clear();
+        }
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{program} printed no `listening on` line");
+        };
+        Ok(Server {
+            child,
+            port,
+            _stdout: stdout,
+        })
+    }
+
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        common::process_cpu_seconds(self.child.id())
+    }
+
+    /// SIGTERM by PID, then wait for it.
+    fn stop(mut self) {
+        // SAFETY: kill takes no pointers; the pid is our own child's, not yet waited for.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,239 @@
+//! The results of the fidelity benchmark as JSON types, and the markdown rendered from them.
+//! Kept apart from the measuring code so that `tests/fidelity_report.rs` can re-render the
+//! committed JSON and check the committed markdown byte for byte.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of [`FidelityResults`]'s JSON.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Issue 15's targets for loadgen, checked on every loadgen row.
+pub struct Targets {
+    /// Most late starts, percent of the requests.
+    pub late_percent: f64,
+    /// Highest schedule-lag p99, µs.
+    pub lag_p99_us: f64,
+    /// Largest difference of loadgen's p99 from olc's, µs.
+    pub p99_gap_us: f64,
+}
+
+/// The targets of issue 15.
+pub const TARGETS: Targets = Targets {
+    late_percent: 0.1,
+    lag_p99_us: 1000.0,
+    p99_gap_us: 2000.0,
+};
+
+/// One run of the benchmark: every client at every rate, one after the other per server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FidelityResults {
+    /// [`SCHEMA_VERSION`] when written.
+    pub schema_version: u32,
+    /// The command that made the measurements, relative to the repository root.
+    pub command: String,
+    /// The server's command line (pinned to CPU 0).
+    pub server_command: String,
+    /// Kernel release, when known.
+    pub kernel_release: Option<String>,
+    /// The 1, 5 and 15 minute load averages before the measurements.
+    pub load_average_before: String,
+    /// The same after them.
+    pub load_average_after: String,
+    /// Schedule-lag p99 above which a run counts as client-bound.
+    pub max_schedule_lag_us: f64,
+    /// One row per client run, grouped by connections and rate.
+    pub rows: Vec<FidelityRow>,
+}
+
+/// One client's run at one rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FidelityRow {
+    /// `loadgen`, `loadgen-before` (the binary before issue 15) or `olc`.
+    pub client: String,
+    /// Persistent connections.
+    pub n_connections: u64,
+    /// Intended rate.
+    pub rate_requests_per_second: f64,
+    /// Length of the measured schedule.
+    pub duration_seconds: f64,
+    /// Requests answered correctly in the measured schedule.
+    pub requests_ok: u64,
+    /// Failed requests (wrong reply, reset, ...).
+    pub requests_failed: u64,
+    /// Requests sent more than 1 ms after their due time.
+    pub requests_started_late: u64,
+    /// Latency from the intended start: median.
+    pub latency_p50_us: f64,
+    /// Latency from the intended start: 90th percentile.
+    pub latency_p90_us: f64,
+    /// Latency from the intended start: 99th percentile.
+    pub latency_p99_us: f64,
+    /// Latency from the intended start: largest.
+    pub latency_max_us: f64,
+    /// Latency from the actual send: 99th percentile (`None` where the client has no such
+    /// clock: loadgen before issue 15).
+    pub latency_from_send_p99_us: Option<f64>,
+    /// Schedule lag (send − due): median.
+    pub schedule_lag_p50_us: Option<f64>,
+    /// Schedule lag: 99th percentile.
+    pub schedule_lag_p99_us: Option<f64>,
+    /// Schedule lag: largest.
+    pub schedule_lag_max_us: Option<f64>,
+    /// CPU (user + system) of the client process over its whole run, connects included.
+    pub client_cpu_seconds: f64,
+    /// Requests the client sent over its whole run (the divisor of CPU per request).
+    pub requests_sent: u64,
+    /// CPU of the server over the same client run.
+    pub server_cpu_seconds: f64,
+}
+
+impl FidelityRow {
+    /// Client CPU per request sent, microseconds.
+    pub fn cpu_us_per_request(&self) -> f64 {
+        self.client_cpu_seconds * 1e6 / self.requests_sent.max(1) as f64
+    }
+
+    fn late_percent(&self) -> f64 {
+        let total = (self.requests_ok + self.requests_failed).max(1);
+        100.0 * self.requests_started_late as f64 / total as f64
+    }
+}
+
+/// The markdown page for `results`.
+pub fn render(results: &FidelityResults) -> String {
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "# loadgen fidelity: open loop at high rates against an independent client (issue 15)\n\n\
+         Written by `crates/loadgen/examples/fidelity/main.rs` from\n\
+         `benches-results/loadgen-fidelity.json`; do not edit by hand. Re-render with\n\
+         `cargo run --release -p loadgen --example fidelity -- --render \
+         benches-results/loadgen-fidelity.json --out benches-results/loadgen-fidelity.md`.\n\n\
+         Command: `{}`\n\n\
+         Server: `{}`, pinned to CPU 0, one fresh server per rate; every client runs on it\n\
+         one after the other, pinned to CPU 1. Kernel {}; load average {} before and {}\n\
+         after (the machine is shared: other work competes for its two cores).\n\n",
+        results.command,
+        results.server_command,
+        results.kernel_release.as_deref().unwrap_or("unknown"),
+        results.load_average_before,
+        results.load_average_after,
+    );
+    text.push_str(CLIENTS);
+    let _ = writeln!(
+        text,
+        "Latency is from each request's intended start (ms); \"from send\" from its actual \
+         write; lag is send − due (µs). A run is client-bound when its lag p99 is over \
+         {:.0} µs. CPU is the client process's user + system time over its whole run \
+         (connects included) per request sent.\n",
+        results.max_schedule_lag_us
+    );
+    let _ = writeln!(
+        text,
+        "The targets column checks loadgen's rows against issue 15: late starts ≤ {} %, \
+         lag p99 ≤ {:.0} µs, p99 within {:.0} ms of olc's at the same rate.\n",
+        TARGETS.late_percent,
+        TARGETS.lag_p99_us,
+        TARGETS.p99_gap_us / 1000.0
+    );
+    text.push_str(
+        "| connections | rate req/s | client | ok | late | p50 ms | p90 ms | p99 ms | max ms | p99 from send ms | lag p50 / p99 / max µs | client CPU µs/req | server CPU s | p99 − olc p99 ms | client-bound | targets |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for row in &results.rows {
+        text.push_str(&render_row(results, row));
+    }
+    text
+}
+
+/// What the clients are, said once on the page.
+const CLIENTS: &str = "Clients:\n\
+- **loadgen**: this crate's binary at this commit (`target/release/loadgen`).\n\
+- **loadgen-before**: the binary of the commit before issue 15 (`d0f15d7`), built from it\n  \
+  into `target/old-bin/loadgen`; its latency is from the schedule but it has no second\n  \
+  clock, so it shows no lag.\n\
+- **olc**: `crates/loadgen/examples/fidelity/olc.c`, a small open-loop client in C written\n  \
+  for this benchmark (`cc -O2`, built by the example). It is *not* a third-party tool: no\n  \
+  public open-loop client speaking raw TCP lines could be installed here (tcpkali and\n  \
+  wrk2 are not in Debian; fortio needs the Go module proxy, which this machine cannot\n  \
+  reach; Debian's wrk, h2load and sockperf speak HTTP or their own framing). It shares no\n  \
+  code or design with loadgen: one epoll loop, wrk2-style pacing per connection\n  \
+  (connection c sends request k at start + (k·N + c)/rate), exact percentiles from all\n  \
+  samples.\n\n";
+
+fn render_row(results: &FidelityResults, row: &FidelityRow) -> String {
+    let ms = |us: f64| format!("{:.1}", us / 1000.0);
+    let opt_us = |us: Option<f64>| us.map_or("–".to_owned(), |us| format!("{us:.0}"));
+    let lag = match (row.schedule_lag_p50_us, row.schedule_lag_p99_us) {
+        (Some(_), Some(_)) => format!(
+            "{} / {} / {}",
+            opt_us(row.schedule_lag_p50_us),
+            opt_us(row.schedule_lag_p99_us),
+            opt_us(row.schedule_lag_max_us)
+        ),
+        _ => "–".to_owned(),
+    };
+    let olc = results.rows.iter().find(|other| {
+        other.client == "olc"
+            && other.n_connections == row.n_connections
+            && other.rate_requests_per_second == row.rate_requests_per_second
+    });
+    let gap_us = olc
+        .filter(|_| row.client != "olc")
+        .map(|olc| row.latency_p99_us - olc.latency_p99_us);
+    let versus = gap_us.map_or("–".to_owned(), |gap| format!("{:+.1}", gap / 1000.0));
+    let bound = match row.schedule_lag_p99_us {
+        Some(p99) if p99 > results.max_schedule_lag_us => "**yes**",
+        Some(_) => "no",
+        None => "–",
+    };
+    let targets = if row.client == "loadgen" {
+        targets_verdict(row, gap_us)
+    } else {
+        "–".to_owned()
+    };
+    format!(
+        "| {} | {:.0} | {} | {} | {} ({:.2} %) | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} |\n",
+        row.n_connections,
+        row.rate_requests_per_second,
+        row.client,
+        row.requests_ok,
+        row.requests_started_late,
+        row.late_percent(),
+        ms(row.latency_p50_us),
+        ms(row.latency_p90_us),
+        ms(row.latency_p99_us),
+        ms(row.latency_max_us),
+        row.latency_from_send_p99_us.map_or("–".to_owned(), ms),
+        lag,
+        row.cpu_us_per_request(),
+        row.server_cpu_seconds,
+        versus,
+        bound,
+        targets,
+    )
+}
+
+/// `met`, or which of the issue-15 targets the row missed.
+fn targets_verdict(row: &FidelityRow, gap_us: Option<f64>) -> String {
+    let mut missed = Vec::new();
+    if row.late_percent() > TARGETS.late_percent {
+        missed.push("late");
+    }
+    if row
+        .schedule_lag_p99_us
+        .is_none_or(|p99| p99 > TARGETS.lag_p99_us)
+    {
+        missed.push("lag");
+    }
+    if gap_us.is_none_or(|gap| gap.abs() > TARGETS.p99_gap_us) {
+        missed.push("p99");
+    }
+    if missed.is_empty() {
+        "met".to_owned()
+    } else {
+        format!("missed: {}", missed.join(", "))
+    }
+}

@@ -1,0 +1,56 @@
+//! The committed benchmark pages of the client (`benches-results/loadgen-*.md`) are exactly
+//! what their committed JSON renders to, so the markdown never drifts from the measurements
+//! and is never edited by hand; and their commands replay from the repository root.
+
+#[path = "../examples/fidelity/render.rs"]
+mod fidelity;
+#[path = "../examples/throughput/render.rs"]
+mod throughput;
+
+use std::path::PathBuf;
+
+/// The text of a committed results file, failing the test (naming it) when it is missing.
+fn committed(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../benches-results")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
+fn assert_replayable(command: &str) {
+    assert!(command.starts_with("cargo run "), "{command}");
+    assert!(!command.contains(" /"), "an absolute path: {command}");
+}
+
+#[test]
+fn the_committed_throughput_markdown_is_what_its_json_renders_to() {
+    let json = committed("loadgen-throughput.json");
+    let results: throughput::ThroughputResults = serde_json::from_str(&json).expect("results");
+    assert_eq!(results.schema_version, throughput::SCHEMA_VERSION);
+    assert!(
+        !results.rows.is_empty(),
+        "the committed results have no rows"
+    );
+    assert_replayable(&results.command);
+    assert_eq!(
+        committed("loadgen-throughput.md"),
+        throughput::render(&results)
+    );
+}
+
+#[test]
+fn the_committed_fidelity_markdown_is_what_its_json_renders_to() {
+    let json = committed("loadgen-fidelity.json");
+    let results: fidelity::FidelityResults = serde_json::from_str(&json).expect("results");
+    assert_eq!(results.schema_version, fidelity::SCHEMA_VERSION);
+    let clients = |name: &str| results.rows.iter().filter(|row| row.client == name).count();
+    assert!(clients("loadgen") > 0, "no run of loadgen");
+    assert_eq!(
+        clients("olc"),
+        clients("loadgen"),
+        "a rate without the other client"
+    );
+    assert_replayable(&results.command);
+    assert_eq!(committed("loadgen-fidelity.md"), fidelity::render(&results));
+}
