@@ -235,20 +235,15 @@ pub fn figures(report: &Report) -> LoadFigures {
 /// The one place that reads loadgen's schedule lag from its report, for every study (the
 /// capacity study's client-bound judgement, compare's lag line, issue 15).
 ///
-/// LEAD: loadgen's schema-2 report (branch `loadgen`) has `schedule_lag: Percentiles`
-/// (`count` 0 in closed loop) and `client_bound: bool`. Once it is merged, replace the body
-/// with:
-/// ```text
-/// if report.schedule_lag.count == 0 {
-///     return Err(NotMeasured::new("closed loop: loadgen keeps no schedule"));
-/// }
-/// let lag = &report.schedule_lag;
-/// Ok(ScheduleLag { p50_ms: lag.p50_us / 1e3, p99_ms: lag.p99_us / 1e3, max_ms: lag.max_us / 1e3 })
-/// ```
-/// Until then loadgen (schema 1) does not report its lag, and this says so.
+/// Closed-loop runs keep no schedule (loadgen reports a lag `count` of 0): not measured.
 pub fn schedule_lag(report: &Report) -> Measured<ScheduleLag> {
-    Err(NotMeasured::new(format!(
-        "loadgen's report (schema {}) has no schedule lag",
-        report.schema_version
-    )))
+    let lag = &report.schedule_lag;
+    if lag.count == 0 {
+        return Err(NotMeasured::new("closed loop: loadgen keeps no schedule"));
+    }
+    Ok(ScheduleLag {
+        p50_ms: lag.p50_us / 1e3,
+        p99_ms: lag.p99_us / 1e3,
+        max_ms: lag.max_us / 1e3,
+    })
 }

@@ -147,7 +147,6 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
     let delay = args.delay.mean();
     let mut slo = Slo::for_delay(delay);
     slo.p99_max_over_delay = args.slo_p99;
-    slo.client_lag_p99_max_ms = ((slo.p99_max_ms() - slo.delay_ms) / 10.0).max(1.0);
     let connections = connections::plan(delay, args.connections, args.max_rate, limits)?;
     let carries = connections
         .carries_requests_per_second

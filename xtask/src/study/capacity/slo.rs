@@ -42,22 +42,21 @@ pub struct Slo {
 impl Slo {
     /// The SLO for `delay`: p99 ≤ 1.5 × delay (at least 1 ms), no failure, ≥ 97 %.
     ///
-    /// The client may lag by a tenth of the latency slack (5 ms at 100 ms, at least 1 ms:
-    /// loadgen's timer resolution) before it is blamed, and may use 90 % of its CPU.
+    /// The client is blamed when its schedule-lag p99 passes 1 ms (loadgen's own `--max-lag`
+    /// default, the line over which loadgen calls a run client-bound) or it used 90 % of its
+    /// CPU.
     pub fn for_delay(delay: Duration) -> Slo {
         let delay_ms = delay.as_secs_f64() * 1e3;
-        let mut slo = Slo {
+        Slo {
             delay_ms,
             p99_max_over_delay: 1.5,
             p99_floor_ms: 1.0,
             failed_requests_max: 0,
             achieved_min_ratio: 0.97,
-            client_lag_p99_max_ms: 0.0,
+            client_lag_p99_max_ms: 1.0,
             client_cpu_max_ratio: 0.9,
             server_cpu_saturated_ratio: 0.9,
-        };
-        slo.client_lag_p99_max_ms = ((slo.p99_max_ms() - delay_ms) / 10.0).max(1.0);
-        slo
+        }
     }
 
     /// The p99 latency limit of a step.
@@ -292,7 +291,7 @@ mod tests {
         assert_eq!(slo.p99_max_ms(), 150.0);
         assert_eq!(slo.failed_requests_max, 0);
         assert_eq!(slo.achieved_min_ratio, 0.97);
-        assert_eq!(slo.client_lag_p99_max_ms, 5.0);
+        assert_eq!(slo.client_lag_p99_max_ms, 1.0);
     }
 
     #[test]
@@ -350,7 +349,7 @@ mod tests {
         assert!(
             verdict
                 .to_string()
-                .starts_with("client-bound: loadgen lag p99 30.0 ms over 5.0 ms")
+                .starts_with("client-bound: loadgen lag p99 30.0 ms over 1.0 ms")
         );
     }
 
