@@ -56,8 +56,9 @@
 //! # Where io_uring is unavailable
 //!
 //! [`ring::Ring::new`] sets up the ring when the server starts, and a failure names the cause
-//! (`kernel.io_uring_disabled`, a seccomp filter, a kernel too old): the binary exits at start
-//! with it instead of serving nothing.
+//! (`kernel.io_uring_disabled`, a seccomp filter, a kernel too old): [`start`] returns it as an
+//! `Unsupported` error, and the binary checks first ([`ring::probe`]) and exits with status 3
+//! and `skipped: io_uring unavailable: <cause>` instead of serving nothing.
 //!
 //! # Map
 //! - [`ring`]: ring setup and the reasons it can fail.
