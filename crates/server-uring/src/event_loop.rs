@@ -274,7 +274,7 @@ impl EventLoop {
     /// completion, at most `timeout` (none: until one comes).
     fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let submitter = self.ring.ring.submitter();
-        let result = match timeout {
+        let result = match timeout.map(whole_milliseconds) {
             None => submitter.submit_and_wait(1),
             Some(timeout) => {
                 let timespec = Timespec::from(timeout);
@@ -679,6 +679,16 @@ impl EventLoop {
     }
 }
 
+/// `timeout` rounded up to a whole millisecond: the resolution `epoll_wait` gives server-mio
+/// (mio rounds up the same way), so that both loops coalesce the timers due within the same
+/// millisecond into one wake-up, and neither wakes early. A nanosecond wait would wake once
+/// per distinct deadline: 10000 connections accepted over a few milliseconds would cost as
+/// many turns per delay.
+fn whole_milliseconds(timeout: Duration) -> Duration {
+    let millis = timeout.as_nanos().div_ceil(1_000_000);
+    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+}
+
 /// Queues `sqe`, handing the queue to the kernel first when it is full.
 ///
 /// # Safety
@@ -707,6 +717,23 @@ fn peer_addr(fd: &OwnedFd) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_rounded_up_to_whole_milliseconds_as_epoll_waits_are() {
+        assert_eq!(whole_milliseconds(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            whole_milliseconds(Duration::from_nanos(1)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            whole_milliseconds(Duration::from_micros(2500)),
+            Duration::from_millis(3)
+        );
+        assert_eq!(
+            whole_milliseconds(Duration::from_millis(7)),
+            Duration::from_millis(7)
+        );
+    }
 
     #[test]
     fn user_data_names_the_connection_and_the_operation_and_never_the_loops_own() {
