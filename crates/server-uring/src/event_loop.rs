@@ -120,12 +120,9 @@ pub struct StopHandle {
     eventfd: Arc<OwnedFd>,
 }
 
-impl StopHandle {
-    /// Asks the loop to stop accepting, finish what it received and return.
-    ///
-    /// # Errors
-    /// Writing to the eventfd failed (which does not happen short of a broken process).
-    pub fn stop(&self) -> io::Result<()> {
+impl server_common::Stop for StopHandle {
+    /// Sets the flag and writes the eventfd; writing fails only in a broken process.
+    fn stop(&self) -> io::Result<()> {
         self.flag.store(true, Ordering::SeqCst);
         let one = 1u64.to_ne_bytes();
         // SAFETY: writes 8 bytes from a live array to a descriptor this handle keeps open.
@@ -236,7 +233,7 @@ impl EventLoop {
     }
 
     /// Runs until stopped and drained (or the shutdown deadline passes and every operation
-    /// has come back).
+    /// has come back); the same as [`server_common::Loop::run`].
     ///
     /// # Errors
     /// `io_uring_enter` itself failed; connection errors never end the loop.
@@ -676,6 +673,12 @@ impl EventLoop {
             }
             self.settle(key);
         }
+    }
+}
+
+impl server_common::Loop for EventLoop {
+    fn run(self) -> io::Result<()> {
+        EventLoop::run(self)
     }
 }
 
