@@ -142,6 +142,20 @@ pub const CATALOGUE: &[Entry] = &[
         args: &[Arg::Text("--loops"), Arg::Text("2")],
     },
     Entry {
+        name: "uring",
+        model: "uring",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-uring"),
+        args: &[Arg::Text("--loops"), Arg::Text("1")],
+    },
+    Entry {
+        name: "uring-2loops",
+        model: "uring",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-uring"),
+        args: &[Arg::Text("--loops"), Arg::Text("2")],
+    },
+    Entry {
         name: "python-threaded",
         model: "python-threads",
         side: Side::Baseline { reference: false },
@@ -484,6 +498,7 @@ mod tests {
         assert!(line("threaded-pool").ends_with("--pool 64 --queue-timeout off"));
         assert!(line("tokio-multi").ends_with("--flavor multi --workers 2"));
         assert!(line("mio-2loops").ends_with("--loops 2"));
+        assert!(line("uring-2loops").starts_with("/target/release/server-uring "));
         assert!(line("python-asyncio").starts_with("python3 /repo/baselines/asyncio_server.py"));
         assert!(line("mio").contains("--delay 0s "), "{}", line("mio"));
     }

@@ -10,6 +10,8 @@
 //! - [`accept`]: [`AcceptBackoff`], the one accept policy: error classes, pauses, counters,
 //!   the connection limit.
 //! - [`timers`]: [`Timers`], the `(deadline, id)` timer queue of loop-based servers.
+//! - [`loops`]: [`Loops`], N loops on N threads sharing a port (`--loops N`), started and
+//!   stopped alike by every loop-based server.
 //! - [`stats`]: [`Stats`], shared atomic counters, and their [`Summary`] snapshot.
 //! - [`delay`]: [`spend_on_thread`], how `block` and `spin` delays hold a thread.
 //! - [`net`]: listener binding with an explicit backlog, TCP_NODELAY, the descriptor limit.
@@ -23,6 +25,7 @@ pub mod args;
 pub mod config;
 pub mod delay;
 pub mod driver;
+pub mod loops;
 pub mod net;
 pub mod run;
 pub mod server;
@@ -34,6 +37,7 @@ pub use args::{ServerArgs, Variant, parse_variant_flags, start_from_flags};
 pub use config::ServerConfig;
 pub use delay::spend_on_thread;
 pub use driver::{Driver, SocketState, Step, Wait};
+pub use loops::{Loop, Loops, Stop, bind_listeners};
 pub use net::{bind_listener, bind_listener_reuse_port, raise_nofile_limit, set_nodelay};
 pub use run::run_binary;
 pub use server::Server;

@@ -89,6 +89,30 @@ impl<T> Timers<T> {
         self.queue.pop_first()
     }
 
+    /// Keeps `current`, one owner's armed timer, no later than `wanted`: replaces it when
+    /// `wanted` is earlier (or gone), and otherwise leaves it armed.
+    ///
+    /// A timer *earlier* than the deadline is kept: when it fires, the owner shrugs off the
+    /// early call and rearms. That makes the common case cheap: an idle deadline moves forward
+    /// with every request, and moving it in the queue each time would cost a remove and an
+    /// insert per request.
+    pub fn rearm(
+        &mut self,
+        current: &mut Option<TimerKey>,
+        wanted: Option<Instant>,
+        value: impl FnOnce() -> T,
+    ) {
+        match (*current, wanted) {
+            (Some(key), Some(at)) if key.at() <= at => {}
+            (armed, wanted) => {
+                if let Some(key) = armed {
+                    self.cancel(key);
+                }
+                *current = wanted.map(|at| self.insert(at, value()));
+            }
+        }
+    }
+
     /// Number of armed timers.
     pub fn len(&self) -> usize {
         self.queue.len()
@@ -229,6 +253,23 @@ mod tests {
                 proptest::prop_assert_eq!(timers.next_deadline(), first);
             }
         }
+    }
+
+    #[test]
+    fn rearm_keeps_an_earlier_timer_replaces_a_later_one_and_cancels_when_none_is_wanted() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new();
+        let mut current = None;
+        timers.rearm(&mut current, Some(t0 + ms(30)), || "a");
+        timers.rearm(&mut current, Some(t0 + ms(50)), || "b");
+        assert_eq!(timers.next_deadline(), Some(t0 + ms(30)), "earlier kept");
+        timers.rearm(&mut current, Some(t0 + ms(10)), || "c");
+        assert_eq!(
+            (timers.len(), timers.next_deadline()),
+            (1, Some(t0 + ms(10)))
+        );
+        timers.rearm(&mut current, None, || "d");
+        assert!(timers.is_empty() && current.is_none());
     }
 
     #[test]
