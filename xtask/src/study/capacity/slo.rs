@@ -105,9 +105,12 @@ impl Slo {
 
     fn client_limits(&self, step: &Step) -> Vec<ClientLimit> {
         let mut limits = Vec::new();
-        // Without a lag figure (an older loadgen) only the CPU can tell.
+        // Without a lag figure (an older loadgen) only the CPU can tell. A server that used
+        // all its CPU answers late, every connection is then busy when a request falls due,
+        // and that wait shows up as schedule lag too: then the lag is the server's doing.
+        let server_saturated = step.server.cpu_ratio >= self.server_cpu_saturated_ratio;
         match step.loadgen.lag_p99_ms {
-            Ok(lag_p99_ms) if lag_p99_ms > self.client_lag_p99_max_ms => {
+            Ok(lag_p99_ms) if lag_p99_ms > self.client_lag_p99_max_ms && !server_saturated => {
                 limits.push(ClientLimit::Lag {
                     lag_p99_ms,
                     max_lag_p99_ms: self.client_lag_p99_max_ms,
@@ -351,6 +354,16 @@ mod tests {
                 .to_string()
                 .starts_with("client-bound: loadgen lag p99 30.0 ms over 1.0 ms")
         );
+    }
+
+    #[test]
+    fn lag_behind_a_server_that_used_all_its_cpu_is_the_servers_not_the_clients() {
+        let mut step = sample_step(10_000.0);
+        step.latency.p99_ms = 400.0;
+        step.loadgen.lag_p99_ms = Ok(30.0);
+        step.server.cpu_ratio = 0.97;
+        let verdict = slo().judge(&step);
+        assert!(matches!(verdict, Verdict::Broken { .. }), "{verdict:?}");
     }
 
     #[test]
