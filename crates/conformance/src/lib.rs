@@ -27,10 +27,16 @@
 //! The cases use short delays (tens of milliseconds) and generous timeouts, and assert no
 //! timing except "not before the configured delay". Waits are for events on the wire (a reply,
 //! an end of stream), never sleeps standing in for them.
+//!
+//! The loop-based servers (server-mio, server-uring) share two more checks: the cases of
+//! [`loops`] (several loops on one port, a `block` delay, a shutdown finding a request in the
+//! kernel), instantiated with [`loop_suite!`], and [`deps::assert_no_async_runtime`].
 #![deny(dead_code)]
 
 pub mod cases;
 pub mod client;
+pub mod deps;
+pub mod loops;
 pub mod process;
 
 use std::io;

@@ -71,13 +71,10 @@ pub struct StopHandle {
     waker: Arc<Waker>,
 }
 
-impl StopHandle {
-    /// Asks the loop to stop accepting, finish what it received and return.
-    ///
-    /// # Errors
-    /// Writing to the waker's eventfd failed (which does not happen short of a broken
-    /// process).
-    pub fn stop(&self) -> io::Result<()> {
+impl server_common::Stop for StopHandle {
+    /// Sets the flag and wakes `poll`; writing to the waker's eventfd fails only in a broken
+    /// process.
+    fn stop(&self) -> io::Result<()> {
         self.flag.store(true, Ordering::SeqCst);
         self.waker.wake()
     }
@@ -425,5 +422,11 @@ impl EventLoop {
         for key in keys {
             self.close(key, None);
         }
+    }
+}
+
+impl server_common::Loop for EventLoop {
+    fn run(self) -> io::Result<()> {
+        EventLoop::run(self)
     }
 }

@@ -6,17 +6,15 @@
 //! incoming connections across them by a hash of the connection's addresses; the loops share
 //! nothing but the [`Stats`] counters. It is how one runs one asyncio process per core behind
 //! a shared port, minus the processes. A connection stays on the loop that accepted it, so a
-//! loop that blocks (the `block` and `spin` delay kinds) stalls only its own share.
+//! loop that blocks (the `block` and `spin` delay kinds) stalls only its own share. The threads
+//! and the shared port are server-common's [`Loops`] and [`bind_listeners`], as server-uring's.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
 use mio::net::TcpListener;
-use server_common::{
-    Server, ServerConfig, Stats, Summary, bind_listener, bind_listener_reuse_port,
-};
+use server_common::{Loops, Server, ServerConfig, Stats, Summary, bind_listeners};
 
 use crate::event_loop::{EventLoop, LoopSettings, StopHandle};
 
@@ -25,14 +23,7 @@ use crate::event_loop::{EventLoop, LoopSettings, StopHandle};
 pub struct MioServer {
     local_addr: SocketAddr,
     stats: Arc<Stats>,
-    loops: Vec<Running>,
-}
-
-/// One loop's thread and stop handle.
-#[derive(Debug)]
-struct Running {
-    stop: StopHandle,
-    thread: JoinHandle<io::Result<()>>,
+    loops: Loops<StopHandle>,
 }
 
 /// Binds `config.addr` and starts `loops` event loops (at least one) on their own threads.
@@ -43,7 +34,7 @@ struct Running {
 /// created; loops already started are stopped again before returning.
 pub fn start(config: ServerConfig, loops: usize) -> io::Result<MioServer> {
     let n_loops = loops.max(1);
-    let listeners = bind_all(config.addr, config.backlog, n_loops)?;
+    let listeners = bind_listeners(config.addr, config.backlog, n_loops)?;
     let local_addr = listeners[0].local_addr()?;
     let stats = Stats::new();
     let mut ready = Vec::with_capacity(n_loops);
@@ -53,9 +44,11 @@ pub fn start(config: ServerConfig, loops: usize) -> io::Result<MioServer> {
             index,
             n_loops,
         };
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener);
         ready.push(EventLoop::new(listener, settings, Arc::clone(&stats))?);
     }
-    let loops = spawn_all(ready)?;
+    let loops = Loops::spawn("mio-loop", ready)?;
     Ok(MioServer {
         local_addr,
         stats,
@@ -81,65 +74,6 @@ impl server_common::Variant for VariantArgs {
     }
 }
 
-/// One non-blocking listener per loop: a plain one for a single loop, SO_REUSEPORT ones on
-/// the port the first one got otherwise.
-fn bind_all(addr: SocketAddr, backlog: u32, n_loops: usize) -> io::Result<Vec<TcpListener>> {
-    let first = if n_loops == 1 {
-        bind_listener(addr, backlog)?
-    } else {
-        bind_listener_reuse_port(addr, backlog)?
-    };
-    let shared_addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..n_loops {
-        listeners.push(bind_listener_reuse_port(shared_addr, backlog)?);
-    }
-    listeners
-        .into_iter()
-        .map(|listener| {
-            listener.set_nonblocking(true)?;
-            Ok(TcpListener::from_std(listener))
-        })
-        .collect()
-}
-
-fn spawn_all(ready: Vec<(EventLoop, StopHandle)>) -> io::Result<Vec<Running>> {
-    let mut running: Vec<Running> = Vec::with_capacity(ready.len());
-    for (index, (event_loop, stop)) in ready.into_iter().enumerate() {
-        let spawned = thread::Builder::new()
-            .name(format!("mio-loop-{index}"))
-            .spawn(move || event_loop.run());
-        match spawned {
-            Ok(thread) => running.push(Running { stop, thread }),
-            Err(e) => {
-                let _ = stop_and_join(running);
-                return Err(e);
-            }
-        }
-    }
-    Ok(running)
-}
-
-/// Stops every loop first (so they drain in parallel), then waits for each.
-fn stop_and_join(loops: Vec<Running>) -> io::Result<()> {
-    let mut first_error = None;
-    for running in &loops {
-        if let Err(e) = running.stop.stop() {
-            first_error.get_or_insert(e);
-        }
-    }
-    for (index, running) in loops.into_iter().enumerate() {
-        let outcome = running
-            .thread
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other(format!("event loop {index} panicked"))));
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
 impl MioServer {
     /// How many event loops serve the port.
     pub fn n_loops(&self) -> usize {
@@ -157,7 +91,7 @@ impl Server for MioServer {
     }
 
     fn shutdown(self: Box<Self>) -> io::Result<Summary> {
-        stop_and_join(self.loops)?;
+        self.loops.stop_and_join()?;
         Ok(self.stats.summary())
     }
 }
