@@ -9,9 +9,10 @@
 //!   server, with its end-of-connection bookkeeping.
 //! - [`accept`]: [`AcceptBackoff`], the one accept policy: error classes, pauses, counters,
 //!   the connection limit.
-//! - [`timers`]: [`Timers`], the `(deadline, id)` timer queue of loop-based servers.
-//! - [`loops`]: [`Loops`], N loops on N threads sharing a port (`--loops N`), started and
-//!   stopped alike by every loop-based server.
+//! - [`timers`]: [`Timers`], the `(deadline, id)` timer queue of loop-based servers, and
+//!   [`LoopTimer`], what their timers wake.
+//! - [`loops`]: [`Loops`] and [`LoopServer`], N loops on N threads sharing a port
+//!   (`--loops N`), started and stopped alike by every loop-based server.
 //! - [`stats`]: [`Stats`], shared atomic counters, and their [`Summary`] snapshot.
 //! - [`delay`]: [`spend_on_thread`], how `block` and `spin` delays hold a thread.
 //! - [`net`]: listener binding with an explicit backlog, TCP_NODELAY, the descriptor limit.
@@ -37,9 +38,9 @@ pub use args::{ServerArgs, Variant, parse_variant_flags, start_from_flags};
 pub use config::ServerConfig;
 pub use delay::spend_on_thread;
 pub use driver::{Driver, SocketState, Step, Wait};
-pub use loops::{Loop, Loops, Stop, bind_listeners};
+pub use loops::{Loop, LoopServer, LoopSettings, Loops, Stop, bind_listeners};
 pub use net::{bind_listener, bind_listener_reuse_port, raise_nofile_limit, set_nodelay};
 pub use run::run_binary;
 pub use server::Server;
 pub use stats::{ConnectionGuard, QueueTicket, Stats, Summary};
-pub use timers::{TimerKey, Timers};
+pub use timers::{LoopTimer, TimerKey, Timers};

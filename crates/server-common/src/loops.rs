@@ -7,12 +7,18 @@
 //! but the server's `Stats`. A connection stays on the loop that accepted it, so a loop that
 //! blocks (the `block` and `spin` delay kinds) stalls only its own share. [`Loops`] runs them
 //! and stops them: every loop is told first, so they drain in parallel, then each is joined.
+//! [`LoopServer`] is the whole server around them: bind, build each loop with its
+//! [`LoopSettings`], spawn, and stop behind the [`Server`] handle.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
+use crate::config::ServerConfig;
 use crate::net::{bind_listener, bind_listener_reuse_port};
+use crate::server::Server;
+use crate::stats::{Stats, Summary};
 
 /// A loop, ready to run on its own thread.
 pub trait Loop: Send + 'static {
@@ -118,6 +124,91 @@ impl<S: Stop> Loops<S> {
     }
 }
 
+/// What one loop is told by the server.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// The server's configuration: the protocol, `max_connections` (counted over every loop
+    /// of the server), the shutdown timeout, `verbose`.
+    pub config: ServerConfig,
+    /// This loop's index, to number connections uniquely.
+    pub index: usize,
+    /// The number of loops sharing the port.
+    pub n_loops: usize,
+}
+
+impl LoopSettings {
+    /// The id of this loop's connection number `accepted` (from 0): loop `index` takes every
+    /// `n_loops`-th id, so ids are unique over the server without any shared counter.
+    pub fn connection_id(&self, accepted: u64) -> u64 {
+        accepted * self.n_loops as u64 + self.index as u64
+    }
+}
+
+/// A running loop-based server: its loops, their shared counters, the port they share.
+#[derive(Debug)]
+pub struct LoopServer<S> {
+    local_addr: SocketAddr,
+    stats: Arc<Stats>,
+    loops: Loops<S>,
+}
+
+impl<S: Stop> LoopServer<S> {
+    /// Binds `config.addr` for `n_loops` loops (at least one), builds each with `new_loop` on
+    /// the caller's thread (so that a loop that cannot be set up fails the start with its
+    /// reason) and starts them on threads named `<name>-<index>`. Returns once every loop has
+    /// its listener, so a client may connect at once.
+    ///
+    /// # Errors
+    /// Binding failed (address in use or not local), `new_loop` failed, or a thread could not
+    /// be created (loops already started are stopped again).
+    pub fn start<L: Loop>(
+        name: &str,
+        config: ServerConfig,
+        n_loops: usize,
+        mut new_loop: impl FnMut(TcpListener, LoopSettings, Arc<Stats>) -> io::Result<(L, S)>,
+    ) -> io::Result<LoopServer<S>> {
+        let n_loops = n_loops.max(1);
+        let listeners = bind_listeners(config.addr, config.backlog, n_loops)?;
+        let local_addr = listeners[0].local_addr()?;
+        let stats = Stats::new();
+        let mut ready = Vec::with_capacity(n_loops);
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let settings = LoopSettings {
+                config: config.clone(),
+                index,
+                n_loops,
+            };
+            ready.push(new_loop(listener, settings, Arc::clone(&stats))?);
+        }
+        let loops = Loops::spawn(name, ready)?;
+        Ok(LoopServer {
+            local_addr,
+            stats,
+            loops,
+        })
+    }
+
+    /// How many loops serve the port.
+    pub fn n_loops(&self) -> usize {
+        self.loops.len()
+    }
+}
+
+impl<S: Stop + Send> Server for LoopServer<S> {
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn stats(&self) -> Summary {
+        self.stats.summary()
+    }
+
+    fn shutdown(self: Box<Self>) -> io::Result<Summary> {
+        self.loops.stop_and_join()?;
+        Ok(self.stats.summary())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
@@ -163,6 +254,21 @@ mod tests {
         let err = failing.stop_and_join().expect_err("the second loop fails");
         assert_eq!(err.to_string(), "loop failed");
         Ok(())
+    }
+
+    #[test]
+    fn loops_number_their_connections_apart_without_sharing_a_counter() {
+        let mut ids = Vec::new();
+        for index in 0..3 {
+            let settings = LoopSettings {
+                config: ServerConfig::default(),
+                index,
+                n_loops: 3,
+            };
+            ids.extend((0..4).map(|accepted| settings.connection_id(accepted)));
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (0..12).collect::<Vec<u64>>());
     }
 
     #[test]

@@ -124,6 +124,17 @@ impl<T> Timers<T> {
     }
 }
 
+/// What a loop-based server's timer wakes: the same three kinds in every such loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopTimer {
+    /// The connection with this slab key: a request's delay or its idle limit.
+    Connection(usize),
+    /// Try accepting again after a back-off.
+    ResumeAccept,
+    /// Shutdown has waited long enough for connections to finish.
+    ShutdownDeadline,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

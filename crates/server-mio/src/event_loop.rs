@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use server_common::{AcceptBackoff, Driver, ServerConfig, Stats, TimerKey, Timers};
+use server_common::{
+    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, Stats, TimerKey, Timers,
+};
 use slab::Slab;
 
 use crate::connection::{Connection, Progress};
@@ -40,29 +42,6 @@ const WAKER: Token = Token(usize::MAX);
 const EVENTS_CAPACITY: usize = 1024;
 /// Bytes read per `read` call; one buffer per loop, shared by every connection.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// What a timer wakes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timer {
-    /// The connection with this slab key: a request's delay or its idle limit.
-    Connection(usize),
-    /// Try accepting again after a back-off.
-    ResumeAccept,
-    /// Shutdown has waited long enough for connections to finish.
-    ShutdownDeadline,
-}
-
-/// What one loop is told by the server.
-#[derive(Debug, Clone)]
-pub struct LoopSettings {
-    /// The server's configuration: the protocol, `max_connections` (counted over every loop
-    /// of the server), the shutdown timeout, `verbose`.
-    pub config: ServerConfig,
-    /// This loop's index and the number of loops, to number connections uniquely.
-    pub index: usize,
-    /// The number of loops sharing the port.
-    pub n_loops: usize,
-}
 
 /// What can stop a loop from outside: a flag and a waker to make `poll` notice it.
 #[derive(Debug, Clone)]
@@ -236,8 +215,7 @@ impl EventLoop {
             self.stats.accept_error();
             return;
         }
-        let n_loops = self.settings.n_loops as u64;
-        let id = self.accepted * n_loops + self.settings.index as u64;
+        let id = self.settings.connection_id(self.accepted);
         self.accepted += 1;
         let now = Instant::now();
         let driver = Driver::new(&self.settings.config, self.stats.open(), id, peer, now);

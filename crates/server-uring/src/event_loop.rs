@@ -51,7 +51,9 @@ use std::time::{Duration, Instant};
 
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
-use server_common::{AcceptBackoff, Driver, ServerConfig, Stats, TimerKey, Timers, set_nodelay};
+use server_common::{
+    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, Stats, TimerKey, Timers, set_nodelay,
+};
 use slab::Slab;
 
 use crate::buffers::{self, BufferRing};
@@ -88,29 +90,6 @@ fn decode(user_data: u64) -> (usize, Op) {
         _ => Op::Cancel,
     };
     ((user_data >> 2) as usize, op)
-}
-
-/// What a timer wakes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timer {
-    /// The connection with this slab key: a request's delay or its idle limit.
-    Connection(usize),
-    /// Try accepting again after a back-off.
-    ResumeAccept,
-    /// Shutdown has waited long enough for connections to finish.
-    ShutdownDeadline,
-}
-
-/// What one loop is told by the server.
-#[derive(Debug, Clone)]
-pub struct LoopSettings {
-    /// The server's configuration: the protocol, `max_connections` (counted over every loop
-    /// of the server), the shutdown timeout, `verbose`.
-    pub config: ServerConfig,
-    /// This loop's index, to number connections uniquely.
-    pub index: usize,
-    /// The number of loops sharing the port.
-    pub n_loops: usize,
 }
 
 /// What can stop a loop from outside: a flag, and an eventfd whose poll completes in the ring.
@@ -553,7 +532,7 @@ impl EventLoop {
         } else {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
         };
-        let id = self.accepted * self.settings.n_loops as u64 + self.settings.index as u64;
+        let id = self.settings.connection_id(self.accepted);
         self.accepted += 1;
         let now = Instant::now();
         let driver = Driver::new(&self.settings.config, self.stats.open(), id, peer, now);
