@@ -149,10 +149,19 @@ fn a_running_server_is_sampled_and_its_descriptors_counted() -> std::io::Result<
     let sample = server.sample()?;
     assert!(sample.status.rss_bytes > 0);
     assert_eq!(sample.status.threads, 1);
-    assert_eq!(
-        procfs::open_descriptors(server.pid())?,
-        procfs::open_descriptors(base.pid())? + 3
+    // Other tests of this binary spawn children at the same time, and a descriptor of theirs
+    // can be open in either child for the instant between its fork and exec: so the counts
+    // are compared as "three more" give or take one, and the three are checked by number.
+    let with_three = procfs::open_descriptors(server.pid())?;
+    let without = procfs::open_descriptors(base.pid())?;
+    assert!(
+        (without + 2..=without + 4).contains(&with_three) && with_three >= 6,
+        "{with_three} against {without}"
     );
+    for fd in [7, 8, 9] {
+        let path = format!("/proc/{}/fd/{fd}", server.pid());
+        assert!(std::fs::symlink_metadata(&path).is_ok(), "{path} is open");
+    }
     Ok(())
 }
 
