@@ -71,7 +71,7 @@ impl Drop for Running {
 fn config(delay: Duration) -> ServerConfig {
     ServerConfig {
         protocol: Config {
-            delay: DelayModel::Fixed(delay),
+            delay: DelayModel::Fixed(delay).into(),
             ..Config::default()
         },
         shutdown_timeout: Duration::from_secs(5),

@@ -18,7 +18,7 @@ pub type StartLoops = fn(ServerConfig, usize) -> io::Result<Box<dyn Server>>;
 /// A default configuration with a fixed `delay` spent the `kind` way.
 pub fn config(delay: Duration, kind: DelayKind) -> ServerConfig {
     let mut config = ServerConfig::default();
-    config.protocol.delay = DelayModel::Fixed(delay);
+    config.protocol.delay = DelayModel::Fixed(delay).into();
     config.protocol.delay_kind = kind;
     config
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::delay::{DelayKind, DelayModel};
+use crate::delay::DelayKind;
 use crate::error::{Error, Result};
+use crate::recipe::Recipe;
 
 /// How requests are cut out of the byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -51,9 +52,11 @@ impl fmt::Display for Framing {
 /// self-explaining.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
-    /// How long each request's simulated IO wait lasts.
-    pub delay: DelayModel,
-    /// How a server spends that wait.
+    /// Each request's simulated work: its recipe's phases, how long each lasts and, where
+    /// the spec says, how it is spent (`spin:2ms+wait:100ms`).
+    pub delay: Recipe,
+    /// How a server spends the phases of `delay` that name no kind (`100ms`); a kind the
+    /// spec names wins.
     pub delay_kind: DelayKind,
     /// Seed of the delay generator; with the same seed, every connection sees the same delays.
     pub seed: u64,
@@ -74,7 +77,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            delay: DelayModel::default(),
+            delay: Recipe::default(),
             delay_kind: DelayKind::default(),
             seed: 0,
             framing: Framing::default(),

@@ -6,7 +6,8 @@
 //! draws the lengths from a seeded generator so a run can be repeated exactly, and a
 //! [`DelayKind`] says how a server must spend it. Carrying the wait out (a timer, a sleep, a
 //! busy loop) is each server's own business, because that is exactly where the concurrency
-//! models differ.
+//! models differ. A request's whole delay is a [`crate::Recipe`] of one or more such phases
+//! (`spin:2ms+wait:100ms`); each phase is one model and one kind.
 
 use std::fmt;
 use std::str::FromStr;
@@ -90,28 +91,34 @@ pub fn format_duration(duration: Duration) -> String {
         .replace(' ', "")
 }
 
-impl FromStr for DelayModel {
-    type Err = Error;
+impl DelayModel {
+    /// The longest delay the spec names: the fixed length, the uniform's upper bound, the
+    /// exponential's mean. A recipe's phases together may name at most [`DelayModel::MAX`].
+    pub(crate) fn longest_named(&self) -> Duration {
+        match *self {
+            DelayModel::Fixed(d) => d,
+            DelayModel::Uniform { max, .. } => max,
+            DelayModel::Exponential { mean } => mean,
+        }
+    }
 
-    fn from_str(spec: &str) -> Result<Self> {
-        let bad = |reason: String| Error::InvalidDelaySpec {
-            spec: spec.to_owned(),
-            reason,
-        };
+    /// Reads one distribution (`100ms`, `fixed:1s`, `uniform:50ms..150ms`, `exp:100ms`),
+    /// returning why it is not one: the caller names the spec, or the recipe's phase, at fault.
+    pub(crate) fn parse_reason(text: &str) -> std::result::Result<DelayModel, String> {
         let duration = |text: &str| {
-            let duration = parse_duration(text).map_err(|e| bad(e.to_string()))?;
+            let duration = parse_duration(text).map_err(|e| e.to_string())?;
             if duration > DelayModel::MAX {
-                return Err(bad(format!(
+                return Err(format!(
                     "{} is above the longest delay, {}",
                     format_duration(duration),
                     format_duration(DelayModel::MAX)
-                )));
+                ));
             }
             Ok(duration)
         };
-        let trimmed = spec.trim();
+        let trimmed = text.trim();
         if trimmed.is_empty() {
-            return Err(bad("it is empty".to_owned()));
+            return Err("it is empty".to_owned());
         }
         match trimmed.split_once(':') {
             None => Ok(DelayModel::Fixed(duration(trimmed)?)),
@@ -119,24 +126,36 @@ impl FromStr for DelayModel {
             Some(("uniform", rest)) => {
                 let (lo, hi) = rest
                     .split_once("..")
-                    .ok_or_else(|| bad("uniform needs two bounds, `MIN..MAX`".to_owned()))?;
+                    .ok_or_else(|| "uniform needs two bounds, `MIN..MAX`".to_owned())?;
                 let (min, max) = (duration(lo)?, duration(hi)?);
                 if min > max {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "lower bound {} is above upper bound {}",
                         format_duration(min),
                         format_duration(max)
-                    )));
+                    ));
                 }
                 Ok(DelayModel::Uniform { min, max })
             }
             Some(("exp", rest)) => Ok(DelayModel::Exponential {
                 mean: duration(rest)?,
             }),
-            Some((kind, _)) => Err(bad(format!(
+            Some((kind, _)) => Err(format!(
                 "unknown distribution {kind:?} (use `fixed`, `uniform` or `exp`)"
-            ))),
+            )),
         }
+    }
+}
+
+impl FromStr for DelayModel {
+    type Err = Error;
+
+    /// One distribution, no kind and no phases: a [`crate::Recipe`] reads those.
+    fn from_str(spec: &str) -> Result<Self> {
+        DelayModel::parse_reason(spec).map_err(|reason| Error::InvalidDelaySpec {
+            spec: spec.to_owned(),
+            reason,
+        })
     }
 }
 
@@ -222,29 +241,40 @@ pub struct DelaySampler {
 impl DelaySampler {
     /// A sampler for one stream (e.g. one connection) of a seeded run.
     pub fn new(model: DelayModel, seed: u64, stream: u64) -> Self {
-        // Mix the stream into the seed with a large odd constant so that neighbouring streams
-        // start far apart in the generator's sequence.
-        let mixed = u128::from(seed) << 64 | u128::from(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         DelaySampler {
             model,
-            rng: Pcg64Mcg::from_seed(mixed.to_le_bytes()),
+            rng: seeded(seed, stream),
         }
     }
 
     /// The next delay. A fixed model never touches the generator.
     pub fn sample(&mut self) -> Duration {
-        match self.model {
-            DelayModel::Fixed(d) => d,
-            DelayModel::Uniform { min, max } => {
-                let (lo, hi) = (nanos(min), nanos(max));
-                Duration::from_nanos(self.rng.random_range(lo..=hi))
-            }
-            DelayModel::Exponential { mean } => {
-                // Inverse transform: -mean * ln(U) with U in (0, 1]; `1 - random()` avoids ln(0).
-                let u: f64 = 1.0 - self.rng.random::<f64>();
-                // Saturates rather than panics for a model built in code past `MAX`.
-                Duration::try_from_secs_f64(-mean.as_secs_f64() * u.ln()).unwrap_or(Duration::MAX)
-            }
+        draw(self.model, &mut self.rng)
+    }
+}
+
+/// The generator of one stream of a seeded run.
+pub(crate) fn seeded(seed: u64, stream: u64) -> Pcg64Mcg {
+    // Mix the stream into the seed with a large odd constant so that neighbouring streams
+    // start far apart in the generator's sequence.
+    let mixed = u128::from(seed) << 64 | u128::from(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    Pcg64Mcg::from_seed(mixed.to_le_bytes())
+}
+
+/// One delay drawn from `model`; a fixed model never touches the generator, so a run's
+/// draws do not depend on how many fixed phases its recipe has.
+pub(crate) fn draw(model: DelayModel, rng: &mut Pcg64Mcg) -> Duration {
+    match model {
+        DelayModel::Fixed(d) => d,
+        DelayModel::Uniform { min, max } => {
+            let (lo, hi) = (nanos(min), nanos(max));
+            Duration::from_nanos(rng.random_range(lo..=hi))
+        }
+        DelayModel::Exponential { mean } => {
+            // Inverse transform: -mean * ln(U) with U in (0, 1]; `1 - random()` avoids ln(0).
+            let u: f64 = 1.0 - rng.random::<f64>();
+            // Saturates rather than panics for a model built in code past `MAX`.
+            Duration::try_from_secs_f64(-mean.as_secs_f64() * u.ln()).unwrap_or(Duration::MAX)
         }
     }
 }

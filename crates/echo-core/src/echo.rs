@@ -1,10 +1,10 @@
 //! The uppercase echo protocol: the one [`Protocol`] every server in this project runs.
 //!
 //! A connection is a small pipeline: bytes are cut into requests ([`Framing`]), requests wait
-//! in a queue, one at a time a request is *started* (its simulated IO delay begins), and when
-//! the delay has passed its reply is appended to the output. Requests on one connection are
-//! served strictly in order, like statements on one database session: the next delay starts
-//! only once the previous reply is out of the way.
+//! in a queue, one at a time a request is *started* (the first phase of its recipe begins),
+//! each phase's end begins the next, and when the last has passed the reply is appended to the
+//! output. Requests on one connection are served strictly in order, like statements on one
+//! database session: the next request starts only once the previous reply is out of the way.
 //!
 //! Every buffer is bounded, which is what lets one server hold 10000 hostile clients:
 //! - the unterminated line is at most `max_line_bytes` (then `ERR line too long` and close);
@@ -17,8 +17,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Framing};
-use crate::delay::{DelayKind, DelaySampler, format_duration};
+use crate::delay::{DelayKind, format_duration};
 use crate::protocol::{ConnectionStats, Protocol, Timeout};
+use crate::recipe::RecipeSampler;
 
 /// An `ERR` line as the wire carries it in `framing`: `ERR {text}`, ended by `\n` in line
 /// framing and by nothing in raw framing (where the close ends the message).
@@ -66,10 +67,13 @@ enum Request {
     TooLong,
 }
 
-/// The request whose simulated IO is under way.
+/// The request whose recipe is under way, in one of its phases.
 #[derive(Debug)]
 struct InFlight {
     reply: Vec<u8>,
+    /// The phase under way (its index in the recipe), its kind and its end.
+    phase: usize,
+    kind: DelayKind,
     ready_at: Instant,
 }
 
@@ -80,7 +84,7 @@ struct InFlight {
 /// use std::time::{Duration, Instant};
 /// use echo_core::{Config, DelayModel, EchoProtocol, Protocol};
 ///
-/// let config = Config { delay: DelayModel::Fixed(Duration::from_millis(100)), ..Config::default() };
+/// let config = Config { delay: DelayModel::Fixed(Duration::from_millis(100)).into(), ..Config::default() };
 /// let mut conn = EchoProtocol::new(&config, 0);
 /// let t0 = Instant::now(); // the caller owns the clock; echo-core never reads it
 /// conn.connection_made(t0);
@@ -95,11 +99,10 @@ struct InFlight {
 #[derive(Debug)]
 pub struct EchoProtocol {
     framing: Framing,
-    delay_kind: DelayKind,
     max_line_bytes: usize,
     max_output_bytes: usize,
     idle_timeout: Option<Duration>,
-    sampler: DelaySampler,
+    sampler: RecipeSampler,
 
     /// Bytes of the current, not yet terminated line.
     partial: Vec<u8>,
@@ -131,15 +134,19 @@ pub struct EchoProtocol {
 
 impl EchoProtocol {
     /// A protocol for the connection numbered `connection_id` (the delay stream of a seeded
-    /// run is chosen by it, see [`DelaySampler`]).
+    /// run is chosen by it, see [`RecipeSampler`]).
     pub fn new(config: &Config, connection_id: u64) -> Self {
         EchoProtocol {
             framing: config.framing,
-            delay_kind: config.delay_kind,
             max_line_bytes: config.max_line_bytes,
             max_output_bytes: config.max_output_bytes,
             idle_timeout: config.idle_timeout,
-            sampler: DelaySampler::new(config.delay, config.seed, connection_id),
+            sampler: RecipeSampler::new(
+                &config.delay,
+                config.delay_kind,
+                config.seed,
+                connection_id,
+            ),
             partial: Vec::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
@@ -240,23 +247,35 @@ impl EchoProtocol {
     }
 
     /// Starts one request: invalid UTF-8 is answered at once (it never reaches the
-    /// "database"); a valid one waits for its sampled delay, or is answered at once when the
-    /// delay is zero so that zero-delay runs measure the servers, not timers.
+    /// "database"); a valid one begins its recipe's first phase.
     fn start(&mut self, bytes: Vec<u8>, now: Instant) {
         let Ok(text) = String::from_utf8(bytes) else {
             self.push_error("invalid utf-8");
             return;
         };
         let reply = text.to_uppercase().into_bytes();
-        let delay = self.sampler.sample();
-        if delay.is_zero() {
-            self.finish(&reply, now);
-        } else {
-            self.in_flight = Some(InFlight {
-                reply,
-                ready_at: now + delay,
-            });
+        self.begin_phase(reply, 0, now);
+    }
+
+    /// Begins phase `index` of the request whose reply is `reply`, drawn now: the phase
+    /// starts when the previous one was seen to end, as work that follows other work does.
+    /// A phase drawn as zero is skipped, and a request past its last phase is answered, at
+    /// once when every phase was zero, so that zero-delay runs measure the servers, not
+    /// timers.
+    fn begin_phase(&mut self, reply: Vec<u8>, mut index: usize, now: Instant) {
+        while let Some((kind, length)) = self.sampler.phase(index) {
+            if !length.is_zero() {
+                self.in_flight = Some(InFlight {
+                    reply,
+                    phase: index,
+                    kind,
+                    ready_at: now + length,
+                });
+                return;
+            }
+            index += 1;
         }
+        self.finish(&reply, now);
     }
 
     fn finish(&mut self, reply: &[u8], now: Instant) {
@@ -317,7 +336,7 @@ impl Protocol for EchoProtocol {
         if let Some(in_flight) = &self.in_flight {
             if now >= in_flight.ready_at {
                 if let Some(done) = self.in_flight.take() {
-                    self.finish(&done.reply, now);
+                    self.begin_phase(done.reply, done.phase + 1, now);
                 }
                 self.advance(now);
             }
@@ -390,7 +409,7 @@ impl Protocol for EchoProtocol {
         if let Some(in_flight) = &self.in_flight {
             return Some(Timeout {
                 at: in_flight.ready_at,
-                kind: self.delay_kind,
+                kind: in_flight.kind,
             });
         }
         self.idle_deadline().map(|at| Timeout {

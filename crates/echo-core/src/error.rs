@@ -15,9 +15,10 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
-    /// A delay spec such as `uniform:50ms..150ms` could not be read.
+    /// A delay spec such as `uniform:50ms..150ms` or a recipe such as `spin:2ms+wait:100ms`
+    /// could not be read; in a recipe of several phases the reason names the faulty one.
     #[error(
-        "invalid delay spec {spec:?}: {reason} (expected e.g. `100ms`, `uniform:50ms..150ms` or `exp:100ms`)"
+        "invalid delay spec {spec:?}: {reason} (expected e.g. `100ms`, `uniform:50ms..150ms`, `exp:100ms` or `spin:2ms+wait:100ms`)"
     )]
     InvalidDelaySpec {
         /// The spec that was given.

@@ -13,6 +13,8 @@
 //! - [`protocol`]: the callback trait and the contract every server honours.
 //! - [`echo`]: [`EchoProtocol`], the uppercase echo with framing, limits and backpressure.
 //! - [`delay`]: the delay models, their seeded sampler and the delay kinds.
+//! - [`recipe`]: request recipes, a request's delay as phases of several kinds
+//!   (`spin:2ms+wait:100ms`), and the sampler that hands them out one at a time.
 //! - [`config`]: the serializable configuration shared by servers and reports.
 //!
 //! The wire protocol itself is specified in `docs/PROTOCOL.md`; `examples/minimal_server.rs`
@@ -24,9 +26,11 @@ pub mod delay;
 pub mod echo;
 pub mod error;
 pub mod protocol;
+pub mod recipe;
 
 pub use config::{Config, Framing};
 pub use delay::{DelayKind, DelayModel, DelaySampler, format_duration, parse_duration};
 pub use echo::{EchoProtocol, Refusal};
 pub use error::{Error, Result};
 pub use protocol::{ConnectionStats, Protocol, Timeout};
+pub use recipe::{Phase, Recipe, RecipeSampler};

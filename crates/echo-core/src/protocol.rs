@@ -26,11 +26,16 @@
 //!    harmless. The [`Timeout::kind`] says how to spend the wait: [`DelayKind::Wait`] is a
 //!    timer (or a read with a timeout) while everything else goes on; [`DelayKind::Block`]
 //!    blocks the calling thread until the deadline; [`DelayKind::Spin`] burns CPU until it.
+//!    A request whose recipe has several phases (`spin:2ms+wait:100ms`) is handed out one
+//!    phase at a time: the timeout that ends a phase begins the next, whose deadline and kind
+//!    `next_timeout` names from then on; the reply follows the last phase.
 //! 6. Once [`Protocol::is_closed`] is true, closes the socket at once, without writing more.
 //!    A protocol that wants to say goodbye first (an `ERR` line, the last reply after a
 //!    half-close) keeps `is_closed` false until its output has been written.
 //! 7. On server shutdown, calls [`Protocol::shutdown`]: the protocol answers every request
-//!    already received and then closes; the server bounds that with its own deadline.
+//!    already received and then closes; the server bounds that with its own deadline. A
+//!    request in the middle of its recipe runs its remaining phases and is answered, unless
+//!    that deadline passes first.
 //! 8. Calls [`Protocol::connection_lost`] exactly once when the socket goes away for any
 //!    reason (closed by either side, reset, error), and no callback after it.
 //!
@@ -48,7 +53,7 @@ pub struct Timeout {
     /// Call [`Protocol::timeout`] at or after this instant.
     pub at: Instant,
     /// How to spend the time until then. Idle limits are always [`DelayKind::Wait`]; a
-    /// request's simulated IO uses the configured kind.
+    /// request's phase uses its own kind, or the configured one when its spec names none.
     pub kind: DelayKind,
 }
 

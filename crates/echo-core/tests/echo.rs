@@ -8,7 +8,7 @@ use sim::{Sim, ms};
 
 fn config(delay_ms: u64) -> Config {
     Config {
-        delay: DelayModel::Fixed(ms(delay_ms)),
+        delay: DelayModel::Fixed(ms(delay_ms)).into(),
         idle_timeout: None,
         ..Config::default()
     }

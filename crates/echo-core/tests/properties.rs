@@ -2,14 +2,14 @@
 
 mod sim;
 
-use echo_core::{Config, DelayModel, DelaySampler, Protocol};
+use echo_core::{Config, DelayKind, DelayModel, DelaySampler, Phase, Protocol, Recipe};
 use proptest::prelude::*;
 use sim::{Sim, ms};
 
 /// Feeds `stream` cut at `cuts` (positions, any order) and returns everything written.
 fn replies(stream: &[u8], cuts: &[usize], delay_ms: u64) -> String {
     let cfg = Config {
-        delay: DelayModel::Fixed(ms(delay_ms)),
+        delay: DelayModel::Fixed(ms(delay_ms)).into(),
         idle_timeout: None,
         max_line_bytes: 64,
         max_output_bytes: 1 << 20,
@@ -49,6 +49,45 @@ fn replies(stream: &[u8], cuts: &[usize], delay_ms: u64) -> String {
     String::from_utf8_lossy(&sim.written).into_owned()
 }
 
+/// A phase and one of the ways a user may write it (`fixed:` or not, spaces around it).
+fn phase_strategy() -> impl Strategy<Value = (Phase, String)> {
+    let kind = prop_oneof![
+        Just(None),
+        Just(Some(DelayKind::Wait)),
+        Just(Some(DelayKind::Block)),
+        Just(Some(DelayKind::Spin)),
+    ];
+    // Microseconds up to an hour: any number of phases up to 24 stays within the day.
+    let us = 0u64..3_600_000_000;
+    let model = prop_oneof![
+        (us.clone(), any::<bool>()).prop_map(|(n, fixed)| {
+            let d = std::time::Duration::from_micros(n);
+            let prefix = if fixed { "fixed:" } else { "" };
+            (DelayModel::Fixed(d), format!("{prefix}{}us", n))
+        }),
+        (us.clone(), us.clone()).prop_map(|(a, b)| {
+            let (lo, hi) = (a.min(b), a.max(b));
+            let model = DelayModel::Uniform {
+                min: std::time::Duration::from_micros(lo),
+                max: std::time::Duration::from_micros(hi),
+            };
+            (model, format!("uniform:{lo}us..{hi}us"))
+        }),
+        us.prop_map(|n| {
+            let mean = std::time::Duration::from_micros(n);
+            (DelayModel::Exponential { mean }, format!("exp:{n}us"))
+        }),
+    ];
+    (kind, model, any::<bool>()).prop_map(|(kind, (duration, text), spaced)| {
+        let text = match kind {
+            Some(kind) => format!("{kind}:{text}"),
+            None => text,
+        };
+        let text = if spaced { format!(" {text} ") } else { text };
+        (Phase { kind, duration }, text)
+    })
+}
+
 fn stream_strategy() -> impl Strategy<Value = Vec<u8>> {
     let piece = prop_oneof![
         "[a-zß€ǆ ]{0,12}\n".prop_map(String::into_bytes),
@@ -76,6 +115,21 @@ proptest! {
         // Lines whose upper case is longer than the 64-byte limit are refused instead.
         prop_assume!(lines.iter().all(|l| l.len() <= 64));
         prop_assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_recipe_reads_as_its_phases_and_prints_as_a_spec_that_reads_back_to_it(
+        written in prop::collection::vec(phase_strategy(), 1..24),
+    ) {
+        let spec: Vec<&str> = written.iter().map(|(_, text)| text.as_str()).collect();
+        let spec = spec.join("+");
+        let phases: Vec<Phase> = written.iter().map(|(phase, _)| *phase).collect();
+        let read: Recipe = spec.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert_eq!(read.phases(), phases.as_slice());
+        let printed = read.to_string();
+        let again: Recipe = printed.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert_eq!(&again, &read);
+        prop_assert_eq!(again.to_string(), printed, "printing is not stable");
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Case {
             } else {
                 Framing::Line
             },
-            delay: DelayModel::Fixed(Duration::from_millis(u64::from((flags >> 1) & 3))),
+            delay: DelayModel::Fixed(Duration::from_millis(u64::from((flags >> 1) & 3))).into(),
             max_line_bytes: 1 + usize::from(header(1) % 32),
             max_output_bytes: 1 + usize::from(header(2) % 64),
             idle_timeout: None,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
-use echo_core::{Config, DelayKind, DelayModel, Framing};
+use echo_core::{Config, DelayKind, Framing, Recipe};
 
 use crate::config::ServerConfig;
 use crate::server::Server;
@@ -22,14 +22,18 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 9090)]
     pub port: u16,
 
-    /// Simulated IO wait before each reply: `100ms`, `0`, `uniform:50ms..150ms` or
-    /// `exp:100ms` (exponential with that mean).
+    /// Simulated work before each reply, a recipe of phases run in order: `PHASE(+PHASE)*`,
+    /// each `KIND:DURATION` (KIND as for --delay-kind; without `KIND:` the phase takes
+    /// --delay-kind). DURATION: `100ms`, `0`, `fixed:1s`, `uniform:50ms..150ms` or
+    /// `exp:100ms` (exponential with that mean). E.g. `spin:2ms+wait:100ms` (2 ms of CPU work,
+    /// then a 100 ms database wait), `block:100ms` (a blocking driver),
+    /// `wait:uniform:50ms..150ms`. Each phase and all together stay within a day.
     #[arg(long, default_value = "100ms")]
-    pub delay: DelayModel,
+    pub delay: Recipe,
 
-    /// How the wait is spent: `wait` (an honest IO wait: a timer, or a sleeping thread),
-    /// `block` (block the thread that runs the connection, even an event loop's) or `spin`
-    /// (burn CPU).
+    /// How the phases of --delay that name no kind are spent: `wait` (an honest IO wait: a
+    /// timer, or a sleeping thread), `block` (block the thread that runs the connection, even
+    /// an event loop's) or `spin` (burn CPU). A kind the --delay spec names wins over this.
     #[arg(long, default_value = "wait")]
     pub delay_kind: DelayKind,
 
@@ -105,7 +109,7 @@ impl ServerArgs {
     /// When a protocol limit is zero (the message names the flag's field).
     pub fn to_config(&self) -> Result<ServerConfig, echo_core::Error> {
         let protocol = Config {
-            delay: self.delay,
+            delay: self.delay.clone(),
             delay_kind: self.delay_kind,
             seed: self.seed,
             framing: self.framing,
@@ -192,7 +196,7 @@ mod tests {
         assert_eq!(config.addr, "127.0.0.1:9090".parse().expect("literal"));
         assert_eq!(
             config.protocol.delay,
-            DelayModel::Fixed(Duration::from_millis(100))
+            echo_core::DelayModel::Fixed(Duration::from_millis(100)).into()
         );
         assert_eq!(config.backlog, 4096);
         assert_eq!(config.protocol.idle_timeout, Some(Duration::from_secs(30)));
@@ -267,6 +271,21 @@ mod tests {
     fn a_bad_delay_spec_is_refused_naming_it() {
         let err = parse(&["--delay", "soon"]).expect_err("not a delay");
         assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn a_recipe_reaches_the_config_with_its_kinds_and_the_default_kind_beside_it()
+    -> Result<(), String> {
+        let config = parse(&["--delay", "spin:2ms+100ms", "--delay-kind", "block"])?;
+        assert_eq!(config.protocol.delay.to_string(), "spin:2ms+100ms");
+        assert_eq!(config.protocol.delay_kind, DelayKind::Block);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_phase_is_refused_naming_it() {
+        let err = parse(&["--delay", "spin:2ms+wait:2xs"]).expect_err("not a recipe");
+        assert!(err.contains("phase 2 \"wait:2xs\""), "{err}");
     }
 
     #[test]

@@ -28,6 +28,23 @@
 //! client does, which is what the kind is for. A blocking server gets the same effect by
 //! writing with the deadline as its timeout (the `until` of [`Step::Write`]).
 //!
+//! # Recipes
+//!
+//! A request's delay is a recipe of phases (`spin:2ms+wait:100ms`), which the protocol hands
+//! out one at a time as its timeout: a `block` or `spin` phase is one [`Step::Spend`], a
+//! `wait` phase the deadline of a [`Step::Wait`], as a one-phase delay of that kind always
+//! was. The step that ends a phase ([`Driver::spend`], or [`Driver::timeout`] after
+//! [`Step::FireTimeout`]) begins the next, and the reply is written after the last. So the
+//! phases run in order in every server with no code of their own, and the idle limit is
+//! unchanged: it does not run while a request is in any of its phases.
+//!
+//! # Shutdown mid-recipe
+//!
+//! [`Driver::shutdown`] lets a request in the middle of its recipe run its remaining phases
+//! and be answered, as any request already received is; a `block` or `spin` phase under way
+//! is not cut short. The server's shutdown timeout bounds that: a connection still in a phase
+//! when it passes is closed without its reply.
+//!
 //! # Completion-based servers
 //!
 //! The step does not assume readiness. A loop whose reads and writes complete later (io_uring)
@@ -292,7 +309,7 @@ mod tests {
 
     fn config(kind: DelayKind) -> ServerConfig {
         let mut config = ServerConfig::default();
-        config.protocol.delay = DelayModel::Fixed(DELAY);
+        config.protocol.delay = DelayModel::Fixed(DELAY).into();
         config.protocol.delay_kind = kind;
         config
     }
@@ -459,6 +476,71 @@ mod tests {
             (2, 0)
         );
         assert_eq!(summary.connection_errors, 1);
+    }
+
+    fn recipe_config(spec: &str) -> ServerConfig {
+        let mut config = ServerConfig::default();
+        config.protocol.delay = spec.parse().expect("a recipe");
+        config
+    }
+
+    #[test]
+    fn a_recipe_is_spent_phase_by_phase_and_answered_after_the_last() {
+        let t0 = Instant::now();
+        let mut conn = driver(&recipe_config("spin:1ms+wait:50ms"), &Stats::new(), t0);
+        conn.data_received(b"mixed\n", t0);
+        let spin = Timeout {
+            at: t0 + Duration::from_millis(1),
+            kind: DelayKind::Spin,
+        };
+        assert_eq!(step(&mut conn, t0), Step::Spend(spin));
+        conn.spend(spin);
+        let after_spin = Instant::now();
+        assert!(after_spin >= spin.at, "spent before its deadline");
+        let Step::Wait(wait) = step(&mut conn, after_spin) else {
+            panic!("the wait phase is a wait");
+        };
+        let until = wait.until.expect("the wait phase's deadline");
+        assert!(until >= spin.at + Duration::from_millis(50), "{wait:?}");
+        assert!(conn.output().is_empty(), "no reply before the last phase");
+        assert_eq!(step(&mut conn, until), Step::FireTimeout);
+        conn.timeout(until);
+        assert!(matches!(step(&mut conn, until), Step::Write { .. }));
+        assert_eq!(conn.output(), b"MIXED\n");
+    }
+
+    #[test]
+    fn a_block_phase_after_a_wait_phase_is_spent_once_the_wait_is_over() {
+        let t0 = Instant::now();
+        let mut conn = driver(&recipe_config("wait:10ms+block:20ms"), &Stats::new(), t0);
+        conn.data_received(b"x\n", t0);
+        let waited = t0 + Duration::from_millis(10);
+        assert!(matches!(step(&mut conn, t0), Step::Wait(w) if w.until == Some(waited)));
+        assert_eq!(step(&mut conn, waited), Step::FireTimeout);
+        conn.timeout(waited);
+        assert_eq!(
+            step(&mut conn, waited),
+            Step::Spend(Timeout {
+                at: waited + Duration::from_millis(20),
+                kind: DelayKind::Block
+            })
+        );
+    }
+
+    #[test]
+    fn shutdown_mid_recipe_runs_the_remaining_phases_then_closes() {
+        let t0 = Instant::now();
+        let mut conn = driver(&recipe_config("wait:10ms+wait:20ms"), &Stats::new(), t0);
+        conn.data_received(b"owed\n", t0);
+        let first = t0 + Duration::from_millis(10);
+        conn.timeout(first);
+        conn.shutdown(first);
+        let last = first + Duration::from_millis(20);
+        assert!(matches!(step(&mut conn, first), Step::Wait(w) if w.until == Some(last)));
+        conn.timeout(last);
+        assert!(matches!(step(&mut conn, last), Step::Write { .. }));
+        conn.written(conn.output().len(), last);
+        assert_eq!(step(&mut conn, last), Step::Close);
     }
 
     /// A protocol that breaks the contract: open, yet nothing to read, write or wait for.

@@ -342,7 +342,7 @@ mod tests {
 
     fn config(delay_ms: u64) -> Config {
         Config {
-            delay: DelayModel::Fixed(Duration::from_millis(delay_ms)),
+            delay: DelayModel::Fixed(Duration::from_millis(delay_ms)).into(),
             ..Config::default()
         }
     }

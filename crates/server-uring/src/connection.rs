@@ -364,7 +364,7 @@ mod tests {
         let fd = unsafe { OwnedFd::from_raw_fd(libc::dup(0)) };
         let config = ServerConfig {
             protocol: Config {
-                delay: DelayModel::Fixed(Duration::from_millis(delay_ms)),
+                delay: DelayModel::Fixed(Duration::from_millis(delay_ms)).into(),
                 max_output_bytes,
                 ..Config::default()
             },
