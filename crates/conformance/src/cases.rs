@@ -130,6 +130,47 @@ fn block_and_spin_delays_are_also_answered_never_before_the_delay(
     Ok(())
 }
 
+/// A request recipe (`spin:15ms+wait:30ms`): CPU work on the connection's thread, then an
+/// honest wait. Each request runs every phase in order and is answered after the last, so a
+/// reply comes no sooner than the sum of the phases, and the second of two pipelined
+/// requests no sooner than twice that.
+fn a_recipe_of_spin_then_wait_is_answered_after_at_least_the_sum_of_its_phases(
+    target: &Target,
+) -> io::Result<()> {
+    let (spin, wait) = (Duration::from_millis(15), Duration::from_millis(30));
+    let mut settings = config(DELAY);
+    let spec = format!(
+        "spin:{}+wait:{}",
+        format_duration(spin),
+        format_duration(wait)
+    );
+    settings.protocol.delay = spec
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let server = Running::start(target, settings)?;
+    let mut client = server.connect()?;
+    let sent_at = Instant::now();
+    client.send("first\nsecond\n")?;
+    assert_eq!(client.read_line()?, "FIRST");
+    let first = sent_at.elapsed();
+    assert_eq!(client.read_line()?, "SECOND");
+    let second = sent_at.elapsed();
+    let sum = spin + wait;
+    assert!(
+        first >= sum,
+        "{spec}: answered after {first:?}, before the {sum:?} its phases add up to"
+    );
+    assert!(
+        second >= sum * 2,
+        "{spec}: the second request answered after {second:?}, before two recipes, {:?}",
+        sum * 2
+    );
+    drop(client);
+    let summary = server.shutdown()?;
+    assert_eq!((summary.requests, summary.errors), (2, 0), "{summary}");
+    Ok(())
+}
+
 /// A `block` delay while a reply is still unwritten to a slow reader. The driver writes what
 /// the socket takes before it spends the next request's delay, and spends it even though the
 /// rest of the reply waits behind a full socket (the order of `server_common::driver`). On the
@@ -545,6 +586,19 @@ fn the_binary_announces_its_address_and_explains_every_flag(target: &Target) -> 
             "--help does not mention {flag}:\n{help}"
         );
     }
+    // The recipe grammar, with the examples of docs/PROTOCOL.md.
+    for example in [
+        "PHASE(+PHASE)*",
+        "KIND:DURATION",
+        "spin:2ms+wait:100ms",
+        "block:100ms",
+        "wait:uniform:50ms..150ms",
+    ] {
+        assert!(
+            help.contains(example),
+            "--help does not give {example}:\n{help}"
+        );
+    }
     Ok(())
 }
 
@@ -571,6 +625,33 @@ fn verbose_mode_logs_each_connection_and_quiet_mode_does_not(target: &Target) ->
             "verbose {verbose}, stderr:\n{stderr}"
         );
     }
+    Ok(())
+}
+
+/// A delay spec with a bad phase: the binary refuses it at start, exits non-zero, names the
+/// spec and the faulty phase, and announces nothing.
+fn the_binary_refuses_a_bad_delay_spec_naming_the_faulty_phase(target: &Target) -> io::Result<()> {
+    let spec = "spin:2ms+wait:2xs";
+    let output = std::process::Command::new(target.binary)
+        .args(target.args)
+        .args(["--port", "0", "--delay", spec])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "started with --delay {spec}; stderr:\n{stderr}"
+    );
+    for named in [format!("{spec:?}"), "phase 2 \"wait:2xs\"".to_owned()] {
+        assert!(
+            stderr.contains(&named),
+            "the error does not name {named}:\n{stderr}"
+        );
+    }
+    assert!(
+        output.stdout.is_empty(),
+        "announced a listener with a bad delay"
+    );
     Ok(())
 }
 
@@ -892,6 +973,7 @@ macro_rules! __each_case {
         $($then)+! {
             a_line_is_answered_upper_cased_and_never_before_the_delay,
             block_and_spin_delays_are_also_answered_never_before_the_delay,
+            a_recipe_of_spin_then_wait_is_answered_after_at_least_the_sum_of_its_phases,
             a_block_delay_behind_a_reply_unwritten_to_a_slow_reader_keeps_both_replies_whole_and_in_order,
             many_lines_in_one_write_are_answered_in_order,
             a_line_sent_in_many_writes_is_answered_once,
@@ -910,6 +992,7 @@ macro_rules! __each_case {
             shutdown_answers_every_request_already_received,
             the_binary_announces_its_address_and_explains_every_flag,
             verbose_mode_logs_each_connection_and_quiet_mode_does_not,
+            the_binary_refuses_a_bad_delay_spec_naming_the_faulty_phase,
             the_binary_refuses_an_address_in_use_naming_it,
             out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again,
             sigterm_during_load_answers_every_request_received_and_exits_cleanly,
