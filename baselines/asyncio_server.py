@@ -3,9 +3,10 @@
 
 One event loop; each connection is an asyncio.Protocol, and each request's simulated IO wait
 is spent exactly as the article spends it: `data_received` hands the message to
-`loop.create_task(self.simulate_network_io(message))`, a coroutine that returns
-`await asyncio.sleep(delay, result=message.upper())`, and the reply is written by the task's
-`add_done_callback`. So every request costs a task, a coroutine, a future and a callback,
+`loop.create_task(self.simulate_network_io(message))`, a coroutine that awaits
+`asyncio.sleep(delay)` and returns `message.upper()` (the article writes it
+`return await asyncio.sleep(delay, result=message.upper())`), and the reply is written by the
+task's `add_done_callback`. So every request costs a task, a coroutine, a future and a callback,
 which is what the "python-asyncio" row measures. (asyncio_timer_server.py is the cheaper
 variant: one loop timer per request.) Requests on one connection are answered in order: the
 next request's task is created when the previous reply has been written.
@@ -13,9 +14,10 @@ next request's task is created when the previous reply has been written.
 Run it as `python3 baselines/asyncio_server.py --port 0 --delay 100 --backlog 4096`; it prints
 `listening on <ip>:<port>` when ready and exits 0 on SIGTERM with a summary on stderr.
 With `--framing raw` it is the article's protocol too: one message per connection, closed
-after its reply. With `--delay-kind block` or `spin` the coroutine holds the loop's thread
-(time.sleep or a busy loop) instead of awaiting the sleep. Its default backlog is
-asyncio.create_server's 100, the article's.
+after its reply. A recipe's phases run in order inside that one coroutine: a `wait` phase
+is awaited (`asyncio.sleep`), a `block` or `spin` phase holds the loop's thread (time.sleep or
+a busy loop), the classic mistake. Its default backlog is asyncio.create_server's 100, the
+article's.
 """
 
 import asyncio
@@ -35,12 +37,14 @@ class EchoServerProtocol(common.LoopConnection):
         self.wait = task
 
     async def simulate_network_io(self, message):
-        if self.shared.holds_thread():
-            # --delay-kind block or spin: the classic mistake, a blocking call in a coroutine.
-            common.hold_thread(self.shared.kind, self.shared.delay)
-            return message.upper()
-        # DB request, as in the article: the upper-cased text is the sleep's result.
-        return await asyncio.sleep(self.shared.delay, result=message.upper())
+        for kind, seconds in self.shared.phases():
+            if kind == "wait":
+                # DB request, as in the article.
+                await asyncio.sleep(seconds)
+            else:
+                # block or spin: the classic mistake, a blocking call in a coroutine.
+                common.hold_thread(kind, seconds)
+        return message.upper()
 
     def handle_network_io_result(self, task):
         # A task the connection no longer waits on (it was lost meanwhile), or one cancelled

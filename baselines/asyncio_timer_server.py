@@ -5,7 +5,9 @@ Not the article's code path (that is asyncio_server.py): the same asyncio.Protoc
 connection, but each request's simulated IO wait is a single `loop.call_later(delay, ...)`
 handle whose callback writes the reply, with no task, coroutine or future. Set beside
 "python-asyncio", the "python-asyncio-timer" row shows what the article's style of waiting
-costs. Requests on one connection are answered in order, one wait at a time.
+costs. Requests on one connection are answered in order, one wait at a time. A recipe's
+phases run in order: a `wait` phase is one timer (the last one's callback writes the reply),
+a `block` or `spin` phase holds the loop's thread.
 
 Run it as `python3 baselines/asyncio_timer_server.py --port 0 --delay 100 --backlog 4096`; it
 prints `listening on <ip>:<port>` when ready and exits 0 on SIGTERM with a summary on stderr.
@@ -24,15 +26,26 @@ class TimerEcho(common.LoopConnection):
     """One connection; the wait is one loop timer whose callback writes the reply."""
 
     def begin(self, message):
-        reply = self.reply(message.upper())
+        self.run_phases(self.reply(message.upper()), self.shared.phases())
+
+    def run_phases(self, reply, phases):
+        """Spends `phases` in order from here: block and spin phases on the loop's thread, up
+        to the next wait phase, which is one timer calling back here with the rest, or
+        straight to the reply when it is the last."""
         loop = asyncio.get_running_loop()
-        if self.shared.holds_thread():
-            # --delay-kind block or spin: the loop's thread is held, then the reply goes out
-            # on the next turn of the loop (never from inside advance, which would recurse).
-            common.hold_thread(self.shared.kind, self.shared.delay)
-            self.wait = loop.call_soon(self.answer, reply)
-        else:
-            self.wait = loop.call_later(self.shared.delay, self.answer, reply)
+        for i, (kind, seconds) in enumerate(phases):
+            if kind != "wait":
+                common.hold_thread(kind, seconds)
+                continue
+            rest = phases[i + 1:]
+            if rest:
+                self.wait = loop.call_later(seconds, self.run_phases, reply, rest)
+            else:
+                self.wait = loop.call_later(seconds, self.answer, reply)
+            return
+        # Only block and spin phases were left: the reply goes out on the next turn of the
+        # loop (never from inside advance, which would recurse).
+        self.wait = loop.call_soon(self.answer, reply)
 
 
 def main():

@@ -13,6 +13,7 @@ nothing added, and the server closes after it.
 import argparse
 import asyncio
 import collections
+import random
 import re
 import resource
 import signal
@@ -24,21 +25,144 @@ import time
 # max_line_bytes default (64 KiB).
 MAX_LINE_BYTES = 64 * 1024
 
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "": 1e-3}
+_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "secs": 1.0,
+    "m": 60.0, "min": 60.0, "mins": 60.0, "h": 3600.0, "hr": 3600.0, "hour": 3600.0,
+    "hours": 3600.0, "d": 86400.0, "day": 86400.0, "days": 86400.0,
+}
 
 DELAY_KINDS = ("wait", "block", "spin")
 
+# The longest delay a phase, and a whole recipe, may name: a day, as echo-core's.
+MAX_DELAY_S = 86400.0
+
 
 def parse_delay(text):
-    """Reads a delay as the Rust servers do ("100ms", "1s", "0") or as bare milliseconds.
+    """Reads a duration as the Rust servers write it ("100ms", "1s500ms", "1day", "0") or as
+    bare milliseconds.
 
     Returns seconds as a float. Raises argparse.ArgumentTypeError naming the text when it is
-    not a delay, so a typo fails at start instead of silently running at zero delay.
+    not a duration, so a typo fails at start instead of silently running at zero delay.
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|)\s*", text)
-    if match is None:
-        raise argparse.ArgumentTypeError(f"invalid delay {text!r}: want e.g. 100, 100ms or 1s")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    stripped = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", stripped):
+        return float(stripped) * 1e-3
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-zµ]+)", stripped)
+    if not re.fullmatch(r"(?:\d+(?:\.\d+)?\s*[a-zµ]+\s*)+", stripped) \
+            or any(unit not in _UNITS for _, unit in parts):
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: want e.g. 100, 100ms, 1s500ms or 1day")
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+class Phase:
+    """One phase of a request recipe: its kind (None when the spec names none, which then
+    takes --delay-kind) and its distribution, ("fixed", s), ("uniform", lo, hi) or
+    ("exp", mean), in seconds."""
+
+    def __init__(self, kind, distribution):
+        self.kind = kind
+        self.distribution = distribution
+
+    def longest_named(self):
+        """The fixed length, the uniform's upper bound or the exponential's mean: what the
+        day's bound on a recipe counts."""
+        name, *seconds = self.distribution
+        return seconds[1] if name == "uniform" else seconds[0]
+
+    def draw(self, rng):
+        """One length in seconds."""
+        name, *seconds = self.distribution
+        if name == "fixed":
+            return seconds[0]
+        if name == "uniform":
+            return rng.uniform(seconds[0], seconds[1])
+        return rng.expovariate(1.0 / seconds[0]) if seconds[0] > 0 else 0.0
+
+
+def _parse_model(text):
+    """One distribution as echo-core reads it: `100ms`, `fixed:1s`, `uniform:50ms..150ms`,
+    `exp:100ms`. Raises ValueError with the reason."""
+    text = text.strip()
+    if not text:
+        raise ValueError("it is empty")
+    name, colon, rest = text.partition(":")
+    if not colon:
+        name, rest = "fixed", text
+
+    def duration(part):
+        try:
+            seconds = parse_delay(part)
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(str(e)) from None
+        if seconds > MAX_DELAY_S:
+            raise ValueError(f"{part.strip()} is above the longest delay, 1day")
+        return seconds
+
+    if name == "fixed":
+        return ("fixed", duration(rest))
+    if name == "uniform":
+        lo, dots, hi = rest.partition("..")
+        if not dots:
+            raise ValueError("uniform needs two bounds, `MIN..MAX`")
+        lo, hi = duration(lo), duration(hi)
+        if lo > hi:
+            raise ValueError(f"lower bound {lo}s is above upper bound {hi}s")
+        return ("uniform", lo, hi)
+    if name == "exp":
+        return ("exp", duration(rest))
+    raise ValueError(f"unknown kind or distribution {name!r} (kinds: wait, block, spin; "
+                     "distributions: fixed, uniform, exp)")
+
+
+def _parse_phase(text):
+    head, colon, rest = text.strip().partition(":")
+    if colon and head.strip() in DELAY_KINDS:
+        return Phase(head.strip(), _parse_model(rest))
+    return Phase(None, _parse_model(text))
+
+
+class Recipe:
+    """A request's simulated work as phases run in order, the reply after the last: the
+    grammar of echo-core's `Recipe`, `PHASE(+PHASE)*`, each `[KIND:]DURATION`
+    (`spin:2ms+wait:100ms`, `block:100ms`, `wait:uniform:50ms..150ms`; `100ms` is one phase
+    without a kind). A kind the spec names wins over --delay-kind, which gives the kind of the
+    phases that name none.
+
+    Uniform and exponential phases are drawn from Python's generator (seeded 0), not from the
+    Rust servers' sequence: the same distribution, other draws.
+    """
+
+    def __init__(self, spec, phases):
+        self.spec = spec
+        self.phases = phases
+        self.rng = random.Random(0)
+
+    def draw(self, default_kind):
+        """The phases of one request, drawn now: (kind, seconds) pairs, zero-length phases
+        left out, as echo-core skips them."""
+        drawn = [(phase.kind or default_kind, phase.draw(self.rng)) for phase in self.phases]
+        return [(kind, seconds) for kind, seconds in drawn if seconds > 0]
+
+
+def parse_recipe(text):
+    """argparse's type for --delay: a Recipe, or ArgumentTypeError naming the spec and, in a
+    recipe of several phases, the faulty phase (`phase 2 'wait:2xs': ...`)."""
+    parts = text.split("+")
+    phases = []
+    for i, part in enumerate(parts, 1):
+        try:
+            phases.append(_parse_phase(part))
+        except ValueError as e:
+            where = f"phase {i} {part!r}: " if len(parts) > 1 else ""
+            raise argparse.ArgumentTypeError(
+                f"invalid delay spec {text!r}: {where}{e} "
+                "(expected e.g. 100ms, uniform:50ms..150ms, exp:100ms or spin:2ms+wait:100ms)"
+            ) from None
+    if sum(phase.longest_named() for phase in phases) > MAX_DELAY_S:
+        raise argparse.ArgumentTypeError(
+            f"invalid delay spec {text!r}: its phases name more than the longest delay, 1day")
+    return Recipe(text, phases)
 
 
 class Framing:
@@ -83,12 +207,19 @@ def parser(description, default_backlog):
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9090,
                    help="port to bind; 0 picks a free one (default 9090, as in the article)")
-    p.add_argument("--delay", type=parse_delay, default=0.1,
-                   help="simulated IO wait per request: bare milliseconds or 100ms/1s (default 100)")
+    p.add_argument("--delay", type=parse_recipe, default=parse_recipe("100ms"),
+                   help="simulated work per request, a recipe of phases run in order: "
+                        "PHASE(+PHASE)*, each KIND:DURATION (KIND as for --delay-kind; "
+                        "without KIND: the phase takes --delay-kind). DURATION: bare "
+                        "milliseconds, 100ms, fixed:1s, uniform:50ms..150ms or exp:100ms. "
+                        "E.g. spin:2ms+wait:100ms (2 ms of CPU work, then a 100 ms database "
+                        "wait), block:100ms (a blocking driver), wait:uniform:50ms..150ms "
+                        "(default 100ms)")
     p.add_argument("--delay-kind", choices=DELAY_KINDS, default="wait",
-                   help="how a delay is spent: wait (the server's own way of waiting), block "
-                        "(time.sleep on the thread that serves the connection, the event "
-                        "loop's included), spin (a busy loop on that thread); default wait")
+                   help="how the phases of --delay that name no kind are spent: wait (the "
+                        "server's own way of waiting), block (time.sleep on the thread that "
+                        "serves the connection, the event loop's included), spin (a busy loop "
+                        "on that thread); a kind the --delay spec names wins; default wait")
     p.add_argument("--framing", type=Framing.named, default=Framing("line"),
                    help="line (a request per line, the default) or raw (the article's: "
                         "the first chunk read is the message, then close)")
@@ -164,15 +295,16 @@ class Counters:
 
 
 class LoopShared:
-    """What every connection of one event-loop server shares: the delay, its kind and the
-    framing, the counters, and the count of waits in progress, which a SIGTERM drain waits on.
+    """What every connection of one event-loop server shares: the recipe, the kind of its
+    phases that name none and the framing, the counters, and the count of requests in
+    progress (a "wait" each, whatever its phases), which a SIGTERM drain waits on.
 
     The count is kept instead of scanning the connections so that a drain is woken by the
     last reply (an Event), not by polling 10000 connections every few milliseconds.
     """
 
-    def __init__(self, delay, kind="wait", framing=None):
-        self.delay = delay
+    def __init__(self, recipe, kind="wait", framing=None):
+        self.recipe = recipe
         self.kind = kind
         self.framing = framing or Framing("line")
         self.counters = Counters()
@@ -180,9 +312,10 @@ class LoopShared:
         self.stopping = False
         self.drained = asyncio.Event()
 
-    def holds_thread(self):
-        """True for --delay-kind block or spin: the wait is spent on the loop's own thread."""
-        return self.kind != "wait"
+    def phases(self):
+        """One request's phases, drawn now: (kind, seconds) pairs. A "wait" phase is the
+        loop's own wait; "block" and "spin" hold the loop's thread (hold_thread)."""
+        return self.recipe.draw(self.kind)
 
     def wait_started(self):
         self.waits += 1

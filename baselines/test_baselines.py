@@ -2,8 +2,8 @@
 `python3 -m unittest discover -s baselines` (from the repository root).
 
 Every server script is started as a process on port 0 and checked over loopback with one body
-of cases (split writes, UTF-8 cut between reads, order, errors, delay kinds, raw framing,
-resets, SIGTERM drain), the cases of the conformance suite that apply to a baseline; the
+of cases (split writes, UTF-8 cut between reads, order, errors, delay kinds, request recipes,
+raw framing, resets, SIGTERM drain), the cases of the conformance suite that apply to a baseline; the
 uvloop row runs them where uvloop is importable, and its skip (exit 3, the reason on stderr)
 is checked everywhere. The event-loop connection is also driven in-process with a fake
 transport, where the cases that depend on what happens when are exact. No case asserts a
@@ -165,6 +165,20 @@ class ServerCases:
             self.assertGreaterEqual(time.monotonic() - sent, DELAY_S, kind)
             self.assertEqual(server.stop()[0], 0, kind)
 
+    def test_a_recipe_is_answered_after_at_least_the_sum_of_its_phases(self):
+        for spec in ("spin:20ms+wait:30ms", "wait:20ms+block:30ms"):
+            server = Process(self.script, "--delay", spec)
+            self.addCleanup(server.kill)
+            conn = server.connect()
+            sent = time.monotonic()
+            conn.sendall(b"first\nsecond\n")
+            self.assertEqual(read_line(conn), b"FIRST\n", spec)
+            self.assertGreaterEqual(time.monotonic() - sent, 0.05, spec)
+            self.assertEqual(read_line(conn), b"SECOND\n", spec)
+            self.assertGreaterEqual(time.monotonic() - sent, 0.1, f"{spec}: twice the recipe")
+            conn.close()
+            self.assertEqual(server.stop()[0], 0, spec)
+
     def test_raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_server(self):
         server = Process(self.script, "--framing", "raw")
         self.addCleanup(server.kill)
@@ -177,11 +191,13 @@ class ServerCases:
         self.assert_exits_cleanly(server, "connections=3 requests=2 errors=1")
 
     def test_a_bad_flag_value_is_refused_at_start_naming_it(self):
-        for flag, value in [("--framing", "lines"), ("--delay", "10parsecs")]:
+        for flag, value in [("--framing", "lines"), ("--delay", "10parsecs"),
+                            ("--delay", "spin:2ms+wait:2xs")]:
             server = Process(self.script, flag, value)
             code, reason = server.stop(terminate=False)
             self.assertEqual(code, 2, reason)
             self.assertIn(repr(value), reason)
+        self.assertIn("phase 2 'wait:2xs'", reason)
 
     def assert_exits_cleanly(self, server, counts, terminate=True):
         """Exit status 0 and the summary line with these counts, after SIGTERM."""
@@ -225,6 +241,54 @@ class UvloopAbsence(unittest.TestCase):
                          (3, "skipped: uvloop is not importable (pip install uvloop)"))
 
 
+class RecipeGrammar(unittest.TestCase):
+    """--delay reads echo-core's grammar: PHASE(+PHASE)*, each [KIND:]DURATION."""
+
+    def test_the_issues_examples_read_as_their_phases(self):
+        cases = {
+            "spin:2ms+wait:100ms": [("spin", ("fixed", 0.002)), ("wait", ("fixed", 0.1))],
+            "block:100ms": [("block", ("fixed", 0.1))],
+            "wait:uniform:50ms..150ms": [("wait", ("uniform", 0.05, 0.15))],
+            "spin:fixed:1ms + exp:20ms": [("spin", ("fixed", 0.001)), (None, ("exp", 0.02))],
+        }
+        for spec, phases in cases.items():
+            read = common.parse_recipe(spec)
+            self.assertEqual([(p.kind, p.distribution) for p in read.phases], phases, spec)
+
+    def test_todays_specs_are_one_phase_that_takes_the_delay_kind(self):
+        for spec, seconds in [("100", 0.1), ("100ms", 0.1), ("1s500ms", 1.5), ("0", 0.0)]:
+            read = common.parse_recipe(spec)
+            self.assertEqual([(p.kind, p.distribution) for p in read.phases],
+                             [(None, ("fixed", seconds))], spec)
+        self.assertEqual(common.parse_recipe("100ms").draw("block"), [("block", 0.1)])
+
+    def test_kinds_the_spec_names_win_over_the_delay_kind_and_zero_phases_are_left_out(self):
+        self.assertEqual(common.parse_recipe("spin:1ms+2ms+wait:0").draw("block"),
+                         [("spin", 0.001), ("block", 0.002)])
+
+    def test_drawn_phases_stay_within_their_distributions(self):
+        read = common.parse_recipe("wait:uniform:10ms..20ms+exp:5ms")
+        for _ in range(200):
+            (_, uniform), *rest = read.draw("wait")
+            self.assertTrue(0.01 <= uniform <= 0.02, uniform)
+            self.assertTrue(all(seconds > 0 for _, seconds in rest), rest)
+
+    def test_a_bad_phase_is_refused_naming_the_spec_and_the_phase(self):
+        cases = [
+            ("spin:2ms+wait:2xs", "phase 2 'wait:2xs': invalid duration '2xs'"),
+            ("spin:2ms+", "phase 2 '': it is empty"),
+            ("sleep:2ms+1ms", "phase 1 'sleep:2ms': unknown kind or distribution 'sleep'"),
+            ("1ms+wait:uniform:3ms..1ms", "phase 2 'wait:uniform:3ms..1ms': lower bound"),
+            ("spin:1ms+wait:25h", "phase 2 'wait:25h': 25h is above the longest delay, 1day"),
+            ("wait:13h+spin:uniform:1h..12h", "more than the longest delay, 1day"),
+        ]
+        for spec, expected in cases:
+            with self.assertRaises(common.argparse.ArgumentTypeError, msg=spec) as caught:
+                common.parse_recipe(spec)
+            self.assertIn(repr(spec), str(caught.exception))
+            self.assertIn(expected, str(caught.exception))
+
+
 class FakeTransport:
     """Records what a connection writes and whether it closed, like asyncio's transport."""
 
@@ -248,10 +312,11 @@ class InProcess:
     """The event-loop connection driven on a real loop with a fake transport."""
 
     connection = None
+    recipe = common.parse_recipe(f"{int(DELAY_S * 1000)}ms")
 
-    def drive(self, steps):
+    def drive(self, steps, recipe=None):
         async def body():
-            shared = common.LoopShared(DELAY_S)
+            shared = common.LoopShared(recipe or self.recipe)
             conn = self.connection(shared)
             conn.connection_made(FakeTransport())
             await steps(conn, shared)
@@ -279,6 +344,19 @@ class InProcess:
         conn, shared = self.drive(steps)
         self.assertEqual(conn.transport.written, b"")
         self.assertEqual((shared.waits, shared.counters.errors), (0, 1))
+
+    def test_a_recipes_phases_run_in_order_before_the_reply_one_request_at_a_time(self):
+        recipe = common.parse_recipe("wait:10ms+spin:5ms+wait:10ms")
+
+        async def steps(conn, shared):
+            sent = time.monotonic()
+            conn.data_received(b"one\ntwo\n")
+            conn.eof_received()
+            await asyncio.wait_for(conn.transport.done, GENEROUS_S)
+            self.assertGreaterEqual(time.monotonic() - sent, 2 * 0.025, "two whole recipes")
+        conn, shared = self.drive(steps, recipe)
+        self.assertEqual(conn.transport.written, b"ONE\nTWO\n")
+        self.assertEqual((shared.waits, shared.counters.requests), (0, 2))
 
     def test_a_drain_returns_when_the_last_wait_is_answered(self):
         async def steps(conn, shared):
@@ -323,6 +401,30 @@ class TimerInProcess(InProcess, unittest.TestCase):
             self.assertIsInstance(conn.wait, asyncio.TimerHandle)
             conn.wait.cancel()
         self.drive(steps)
+
+    def test_each_wait_phase_is_one_loop_timer_and_the_last_one_writes_the_reply(self):
+        async def steps(conn, shared):
+            # Told when the first phase's timer has run the phases after it.
+            second_phase = asyncio.get_running_loop().create_future()
+            calls = []
+            run_phases = conn.run_phases
+
+            def spy(reply, phases):
+                run_phases(reply, phases)
+                calls.append(conn.wait)
+                if len(calls) == 2:
+                    second_phase.set_result(conn.wait)
+            conn.run_phases = spy
+            conn.data_received(b"db\n")
+            self.assertIsInstance(conn.wait, asyncio.TimerHandle)
+            second = await asyncio.wait_for(second_phase, GENEROUS_S)
+            self.assertIsInstance(second, asyncio.TimerHandle)
+            self.assertIsNot(second, calls[0])
+            self.assertEqual(conn.transport.written, b"", "no reply before the last phase")
+            conn.eof_received()
+            await asyncio.wait_for(conn.transport.done, GENEROUS_S)
+        conn, _ = self.drive(steps, common.parse_recipe("wait:10ms+wait:10ms"))
+        self.assertEqual(conn.transport.written, b"DB\n")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 """The article's threaded server, speaking the project's line protocol.
 
 A thread per connection (socketserver.ThreadingTCPServer, as in the author's timed version),
-and the simulated IO wait is time.sleep in that thread, exactly as in the article (also for
-`--delay-kind block`; `spin` busy-loops in that thread instead). Run it as
+and the simulated IO wait is time.sleep in that thread, exactly as in the article (also for a
+`block` phase; a `spin` phase busy-loops in that thread instead; a recipe's phases run in
+order). Run it as
 `python3 baselines/threaded_server.py --port 0 --delay 100 --backlog 4096`; it prints
 `listening on <ip>:<port>` when ready and exits 0 on SIGTERM with a summary on stderr.
 
@@ -26,7 +27,7 @@ NAME = "python-threaded"
 class State:
     """What every handler thread shares: the options, the counters, the in-flight count."""
 
-    delay = 0.1
+    recipe = common.parse_recipe("100ms")
     kind = "wait"
     framing = common.Framing("line")
     counters = common.Counters()
@@ -82,8 +83,9 @@ class Handler(socketserver.StreamRequestHandler):
         State.counters.add(errors=1)
 
     def respond(self, request):
-        """Writes the reply after the delay spent in this thread (time.sleep for wait and
-        block alike, a busy loop for spin), or the error at once when it is not UTF-8."""
+        """Writes the reply after the recipe's phases spent in this thread (time.sleep for
+        wait and block alike, a busy loop for spin), or the error at once when it is not
+        UTF-8."""
         message = common.decode(request)
         if message is None:
             self.wfile.write(State.framing.invalid_utf8())
@@ -91,7 +93,8 @@ class Handler(socketserver.StreamRequestHandler):
             return
         track(+1)
         try:
-            common.hold_thread(State.kind, State.delay)
+            for kind, seconds in State.recipe.draw(State.kind):
+                common.hold_thread(kind, seconds)
             self.wfile.write(State.framing.reply(message.upper()))
             State.counters.add(requests=1)
         finally:
@@ -123,7 +126,7 @@ def drain(timeout):
 def main():
     args = common.parser(__doc__.splitlines()[1], default_backlog=5).parse_args()
     common.raise_nofile_limit()
-    State.delay = args.delay
+    State.recipe = args.delay
     State.kind = args.delay_kind
     State.framing = args.framing
     # Blocked before any thread starts, so every thread inherits the mask and only
