@@ -628,56 +628,46 @@ fn verbose_mode_logs_each_connection_and_quiet_mode_does_not(target: &Target) ->
     Ok(())
 }
 
-/// A delay spec with a bad phase: the binary refuses it at start, exits non-zero, names the
-/// spec and the faulty phase, and announces nothing.
-fn the_binary_refuses_a_bad_delay_spec_naming_the_faulty_phase(target: &Target) -> io::Result<()> {
-    let spec = "spin:2ms+wait:2xs";
+/// Runs the binary with the variant's flags and `flags`, expecting it to refuse to start:
+/// it exits non-zero, having announced nothing on stdout, with a stderr that names every one
+/// of `named` (what it refused).
+fn refused_at_start(target: &Target, flags: &[&str], named: &[String]) -> io::Result<()> {
     let output = std::process::Command::new(target.binary)
         .args(target.args)
-        .args(["--port", "0", "--delay", spec])
+        .args(flags)
         .stdin(std::process::Stdio::null())
         .output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !output.status.success(),
-        "started with --delay {spec}; stderr:\n{stderr}"
+        "started with {flags:?}; stderr:\n{stderr}"
     );
-    for named in [format!("{spec:?}"), "phase 2 \"wait:2xs\"".to_owned()] {
+    for name in named {
         assert!(
-            stderr.contains(&named),
-            "the error does not name {named}:\n{stderr}"
+            stderr.contains(name.as_str()),
+            "the error does not name {name}:\n{stderr}"
         );
     }
     assert!(
         output.stdout.is_empty(),
-        "announced a listener with a bad delay"
+        "announced a listener it does not have, with {flags:?}"
     );
     Ok(())
+}
+
+/// A delay spec with a bad phase: the binary refuses it at start, exits non-zero, names the
+/// spec and the faulty phase, and announces nothing.
+fn the_binary_refuses_a_bad_delay_spec_naming_the_faulty_phase(target: &Target) -> io::Result<()> {
+    let spec = "spin:2ms+wait:2xs";
+    let named = [format!("{spec:?}"), "phase 2 \"wait:2xs\"".to_owned()];
+    refused_at_start(target, &["--port", "0", "--delay", spec], &named)
 }
 
 /// A port already taken: the binary exits non-zero, names the address, announces nothing.
 fn the_binary_refuses_an_address_in_use_naming_it(target: &Target) -> io::Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port().to_string();
-    let output = std::process::Command::new(target.binary)
-        .args(target.args)
-        .args(["--port", &port])
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "started on a port in use; stderr:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("127.0.0.1:{port}")),
-        "error does not name the address:\n{stderr}"
-    );
-    assert!(
-        output.stdout.is_empty(),
-        "announced a listener it does not have"
-    );
-    Ok(())
+    refused_at_start(target, &["--port", &port], &[format!("127.0.0.1:{port}")])
 }
 
 /// Run with only 32 descriptors, the server soon fails to accept (EMFILE). It must keep
