@@ -1,4 +1,5 @@
-//! Spending a `block` or `spin` delay on the calling thread, the same way in every server.
+//! Spending a `block` or `spin` delay (or such a phase of a request recipe) on the calling
+//! thread, the same way in every server.
 //!
 //! A `wait` delay is each server's own business (a socket timeout, a tokio timer, a timer
 //! queue entry). `block` and `spin` are the same everywhere: they hold the thread that runs
