@@ -392,20 +392,6 @@ mod tests {
         assert_eq!(select(&a, true).expect("known names").0.len(), 1);
     }
 
-    /// A stand-in for server-uring where io_uring is unavailable: it exits at start with
-    /// status 3 and a `skipped:` line, as the project's convention says.
-    pub(crate) fn skipping_server(dir: &Path) -> Variant {
-        std::fs::create_dir_all(dir).expect("a scratch directory");
-        let script = dir.join("skipping-server.sh");
-        std::fs::write(
-            &script,
-            "echo 'probing the ring' >&2\necho 'skipped: io_uring unavailable: test' >&2\nexit 3\n",
-        )
-        .expect("the script is written");
-        catalogue::external(&format!("fake-uring=sh {} {{port}}", script.display()))
-            .expect("a valid external spec")
-    }
-
     fn environment() -> Environment {
         Environment {
             cpu_model: "test cpu".to_owned(),
@@ -426,7 +412,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-compare-skip-{}", std::process::id()));
         let a = args(&["--iterations", "10", "--repeat", "2"]);
         let bench = Bench {
-            variants: vec![skipping_server(&dir)],
+            variants: vec![study::fake::skipping_server(&dir)],
             settings: settings(&a, &dir),
             delay: a.delay,
             load: LoadSpec {

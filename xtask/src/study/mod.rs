@@ -9,6 +9,8 @@
 
 pub mod capacity;
 pub mod compare;
+#[cfg(test)]
+pub(crate) mod fake;
 
 use std::fs;
 use std::path::{Path, PathBuf};
