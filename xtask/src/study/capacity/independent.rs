@@ -33,7 +33,7 @@ pub const OLC_SOURCE: &str = "crates/loadgen/examples/fidelity/olc.c";
 
 /// How the report names the client.
 pub const CLIENT: &str =
-    "olc, the C epoll client of crates/loadgen/examples/fidelity/olc.c (cc -O2)";
+    "olc (the C epoll client in crates/loadgen/examples/fidelity/olc.c, built with cc -O2)";
 
 /// How long olc may take beyond its warm-up and window: it waits at most 5 s for replies
 /// owed, and connecting thousands of sockets takes a second or so.
