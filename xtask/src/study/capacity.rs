@@ -690,27 +690,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_server_that_exits_3_saying_skipped_is_skipped_with_its_reason() {
-        let dir = std::env::temp_dir().join(format!("xtask-capacity-skip-{}", std::process::id()));
-        let variant = study::fake::skipping_server(&dir);
+    /// The search of a stand-in server made by `fake` in a scratch directory of its own.
+    fn search_fake(label: &str, fake: fn(&Path) -> Variant) -> Result<ServerCapacity, String> {
+        let scratch = format!("xtask-capacity-{label}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(scratch);
+        let variant = fake(&dir);
         let searched = search_server(&rig(&dir), &plan_of(&[]), &DelayModel::default(), &variant);
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(
-            searched.expect("valid settings"),
-            Err("io_uring unavailable: test".to_owned())
-        );
+        searched.expect("valid settings")
+    }
+
+    #[test]
+    fn a_server_that_exits_3_saying_skipped_is_skipped_with_its_reason() {
+        let searched = search_fake("skip", study::fake::skipping_server);
+        assert_eq!(searched, Err("io_uring unavailable: test".to_owned()));
     }
 
     #[test]
     fn a_server_that_dies_at_start_for_another_reason_is_a_failed_row_not_a_skipped_one() {
-        let dir = std::env::temp_dir().join(format!("xtask-capacity-crash-{}", std::process::id()));
-        let variant = study::fake::crashing_server(&dir);
-        let searched = search_server(&rig(&dir), &plan_of(&[]), &DelayModel::default(), &variant);
-        let _ = std::fs::remove_dir_all(&dir);
-        let server = searched
-            .expect("valid settings")
-            .expect("a row, not a skip");
+        let server = search_fake("crash", study::fake::crashing_server).expect("a row, not a skip");
         assert!(server.steps.is_empty());
         assert_eq!(server.max_sustainable_requests_per_second, 0.0);
         let failure = server.failure.expect("the reason");

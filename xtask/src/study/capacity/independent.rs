@@ -88,13 +88,13 @@ struct OlcPercentiles {
 
 impl OlcPercentiles {
     fn latency(&self) -> Latency {
-        Latency {
-            p50_ms: self.p50_us / 1e3,
-            p90_ms: self.p90_us / 1e3,
-            p99_ms: self.p99_us / 1e3,
-            p99_9_ms: self.p99_9_us / 1e3,
-            max_ms: self.max_us / 1e3,
-        }
+        Latency::from_micros([
+            self.p50_us,
+            self.p90_us,
+            self.p99_us,
+            self.p99_9_us,
+            self.max_us,
+        ])
     }
 }
 

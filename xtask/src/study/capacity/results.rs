@@ -261,12 +261,17 @@ pub struct Latency {
 impl Latency {
     /// From loadgen's percentiles, which are in microseconds.
     pub fn from_percentiles(p: &loadgen::Percentiles) -> Latency {
+        Latency::from_micros([p.p50_us, p.p90_us, p.p99_us, p.p99_9_us, p.max_us])
+    }
+
+    /// From p50, p90, p99, p99.9 and max in microseconds, as clients report them.
+    pub fn from_micros([p50, p90, p99, p99_9, max]: [f64; 5]) -> Latency {
         Latency {
-            p50_ms: p.p50_us / 1e3,
-            p90_ms: p.p90_us / 1e3,
-            p99_ms: p.p99_us / 1e3,
-            p99_9_ms: p.p99_9_us / 1e3,
-            max_ms: p.max_us / 1e3,
+            p50_ms: p50 / 1e3,
+            p90_ms: p90 / 1e3,
+            p99_ms: p99 / 1e3,
+            p99_9_ms: p99_9 / 1e3,
+            max_ms: max / 1e3,
         }
     }
 }
