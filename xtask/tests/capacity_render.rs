@@ -165,6 +165,14 @@ fn a_search_stopped_by_the_client_reports_its_best_step_as_client_bound_above_it
         "| mio | mio | 1750 | 1.00× | – | client-bound above 1750 (loadgen fell behind at 2000 \
          req/s) | 2000 | 4 |"
     );
+    summary.servers[2].bound = Bound::Client;
+    summary.servers[2].client_bound_from_requests_per_second = Some(100.0);
+    let text = capacity::readme(&summary);
+    assert!(
+        line_of(&text, "| python-asyncio | asyncio |")
+            .contains("| client: loadgen fell behind at every rate, down to 100 req/s |"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -15,7 +15,9 @@ use crate::export::figures::{
 use crate::export::format::{MIB, dash, escape, num, ratio};
 use crate::export::{LATENCY_CHART_FILE, markdown, targets};
 use crate::measured::Measured;
-use crate::study::capacity::results::{Bound, CapacitySummary, IndependentOutcome, JudgedStep};
+use crate::study::capacity::results::{
+    Bound, CapacitySummary, IndependentOutcome, JudgedStep, ServerCapacity,
+};
 
 /// The whole `README.md` of one capacity study.
 pub fn readme(summary: &CapacitySummary) -> String {
@@ -129,6 +131,25 @@ fn bound_text(bound: Bound) -> &'static str {
     }
 }
 
+/// What bound a server, as its table cell: why it stopped, or its bound, with the rate the
+/// client fell behind at when that is what stopped the search.
+fn bound_cell(server: &ServerCapacity) -> String {
+    let max = server.max_sustainable_requests_per_second;
+    let client_from = server
+        .client_bound_from_requests_per_second
+        .filter(|_| server.bound == Bound::Client);
+    match (&server.failure, client_from) {
+        (Some(why), _) => format!("stopped: {}", escape(why)),
+        (None, Some(from)) if max > 0.0 => {
+            format!("client-bound above {max:.0} (loadgen fell behind at {from:.0} req/s)")
+        }
+        (None, Some(from)) => {
+            format!("client: loadgen fell behind at every rate, down to {from:.0} req/s")
+        }
+        (None, None) => bound_text(server.bound).to_owned(),
+    }
+}
+
 fn capacity_table(out: &mut String, summary: &CapacitySummary) {
     let reference = reference_capacity(summary);
     let reference_name = reference.map_or_else(
@@ -163,15 +184,7 @@ fn capacity_table(out: &mut String, summary: &CapacitySummary) {
                 .filter(|f| *f > 0.0)
                 .map_or_else(dash, |f| ratio(max / f)),
             theirs.map_or_else(dash, |r| ratio(max / r)),
-            match (
-                &server.failure,
-                server.client_bound_from_requests_per_second
-            ) {
-                (Some(why), _) => format!("stopped: {}", escape(why)),
-                (None, Some(from)) if server.bound == Bound::Client =>
-                    format!("client-bound above {max:.0} (loadgen fell behind at {from:.0} req/s)"),
-                (None, _) => bound_text(server.bound).to_owned(),
-            },
+            bound_cell(server),
             server
                 .first_broken_requests_per_second
                 .map_or_else(dash, |r| format!("{r:.0}")),
