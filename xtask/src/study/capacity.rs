@@ -224,13 +224,7 @@ fn placement(args: &CapacityArgs, n_cpus: u32) -> anyhow::Result<CpuPlacement> {
 /// The open-file limit each process will run with: servers and loadgen raise their soft
 /// limit to the hard one, which they inherit from this process.
 fn open_file_limits() -> Vec<OpenFiles> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let hard = if rc == 0 { limit.rlim_max } else { 1024 };
+    let hard = connections::hard_open_files_limit();
     ["server", "loadgen"]
         .map(|process| OpenFiles {
             process: process.to_owned(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use echo_core::DelayModel;
 use serde::Deserialize;
-use server_process::reap_within;
+use server_process::{limit_descriptors, reap_within};
 
 use super::results::{IndependentCheck, IndependentOutcome, Latency};
 use super::step::{Rig, cpu_list};
@@ -176,12 +176,16 @@ fn run(
     let port = started.server.addr().port().to_string();
     let json = rig.runs_dir.join(format!("{name}.olc.json"));
     let out = File::create(&json).map_err(|e| format!("cannot create {}: {e}", json.display()))?;
-    let child = Command::new("taskset")
+    let mut command = Command::new("taskset");
+    command
         .args(args(&port))
         .stdin(Stdio::null())
         .stdout(out)
-        .stderr(Stdio::null())
-        .spawn();
+        .stderr(Stdio::null());
+    // olc keeps the soft open-file limit it is given, and the plan checked the connections
+    // against the hard one: give it that, as loadgen and the servers take it themselves.
+    limit_descriptors(&mut command, super::connections::hard_open_files_limit());
+    let child = command.spawn();
     let reaped = child
         .map_err(|e| format!("cannot start olc: {e}"))
         .and_then(|mut child| {
