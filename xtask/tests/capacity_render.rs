@@ -300,3 +300,19 @@ fn loadgens_headroom_at_one_and_a_quarter_times_the_best_rate_is_checked_as_data
     let text = capacity::readme(&summary);
     assert!(line_of(&text, "- **MISSED**: loadgen carries").contains("its lag p99 3.00 ms"));
 }
+
+#[test]
+fn the_settings_say_only_loadgens_own_lag_blames_it_where_loadgen_reported_one() {
+    let mut summary = fixture();
+    let old = capacity::readme(&summary);
+    assert!(
+        old.contains("when loadgen's schedule lag p99 was over"),
+        "{old}"
+    );
+    summary.servers[0].steps[0].step.loadgen.lag_is_clients_own = true;
+    let text = capacity::readme(&summary);
+    assert!(
+        text.contains("when loadgen's own lag p99 was over 1.00 ms (its client lag"),
+        "{text}"
+    );
+}
