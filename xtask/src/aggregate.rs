@@ -4,7 +4,10 @@
 //! whose server did not start or did not exit cleanly, only adds to `runs_failed` and to the
 //! reasons; every figure is the median (or the extreme, where noted) over the other runs.
 
-use crate::results::{LoadFigures, Measured, Model, Row, RunKind, RunRecord, ScheduleLag, Spread};
+use crate::results::{
+    Faults, LoadFigures, Measured, Model, Row, RunKind, RunRecord, ScheduleLag, Spread,
+};
+use crate::run::server::shed_connections;
 
 /// Who a row is about.
 #[derive(Debug, Clone)]
@@ -57,6 +60,30 @@ pub fn row(key: RowKey<'_>, records: &[RunRecord]) -> Row {
             .sum(),
         measured: measure(&ok),
         zero_delay_wall_seconds: Spread::of(&zero).map(|s| s.median),
+        faults: Some(
+            measured
+                .iter()
+                .map(|r| faults(r))
+                .fold(Faults::default(), Faults::plus),
+        ),
+    }
+}
+
+/// What went wrong with one run's connections: loadgen's failures by kind, what the server's
+/// summary line says it shed, and the listen overflows while it ran.
+pub fn faults(record: &RunRecord) -> Faults {
+    let client = record.load.as_ref().map_or_else(Faults::default, |l| {
+        Faults::from_failures(&l.failures_by_kind)
+    });
+    let shed = record
+        .exit
+        .as_ref()
+        .and_then(|e| e.last_stderr_line.as_deref())
+        .and_then(shed_connections);
+    Faults {
+        shed,
+        listen_overflows: record.listen_overflows,
+        ..client
     }
 }
 
@@ -140,6 +167,7 @@ mod tests {
             server_command: String::new(),
             loadgen_command: String::new(),
             failure: failure.map(str::to_owned),
+            skipped: None,
             load: Some(LoadFigures {
                 wall_seconds: wall,
                 requests_ok: 100,
@@ -213,6 +241,39 @@ mod tests {
         assert_eq!(row.runs, 1);
         assert_eq!(row.measured.expect("one run").wall_seconds.max, 0.2);
         assert_eq!(row.zero_delay_wall_seconds, Some(0.05));
+    }
+
+    #[test]
+    fn faults_add_up_over_every_measured_run_failed_ones_included() {
+        let mut failed = record(RunKind::Measured, 9.0, Some("2 of 100 requests failed"));
+        let load = failed.load.as_mut().expect("figures");
+        load.failures_by_kind = [("reset".to_owned(), 1), ("reply_timeout".to_owned(), 1)].into();
+        failed.listen_overflows = 5;
+        failed.exit = Some(crate::results::ExitRecord {
+            code: Some(0),
+            signal: None,
+            clean: true,
+            stop_seconds: 0.1,
+            last_stderr_line: Some(
+                "connections 100, requests 98, errors 0 (peak open 100, connection errors 0, \
+                 accept errors 0, accept back-offs 0, shed 2)"
+                    .to_owned(),
+            ),
+        });
+        let mut warmup = record(RunKind::Warmup, 1.0, None);
+        warmup.listen_overflows = 100;
+        let records = [record(RunKind::Measured, 0.2, None), failed, warmup];
+        let faults = row(key(), &records).faults.expect("recorded");
+        assert_eq!(
+            faults,
+            Faults {
+                connections_refused: 0,
+                connections_reset: 1,
+                timed_out: 1,
+                shed: Some(2),
+                listen_overflows: 5,
+            }
+        );
     }
 
     #[test]

@@ -189,6 +189,74 @@ pub struct Row {
     pub measured: Option<Measured>,
     /// Median wall time of the zero-delay runs, when they were made and succeeded.
     pub zero_delay_wall_seconds: Option<f64>,
+    /// What went wrong with connections over every measured run, failed runs included;
+    /// absent in summaries written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Faults>,
+}
+
+/// What went wrong with a server's connections (issue 13): the client's failures by kind,
+/// the connections the server itself shed, and the kernel's listen-queue overflows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Faults {
+    /// Connections the server refused (loadgen's `connection_refused`).
+    pub connections_refused: u64,
+    /// Connections the server reset (loadgen's `reset`).
+    pub connections_reset: u64,
+    /// Connects and replies that did not complete within loadgen's timeout
+    /// (`connect_timeout` plus `reply_timeout`).
+    pub timed_out: u64,
+    /// Connections the server turned away with `ERR server busy` (load shedding), from the
+    /// `shed N` of its summary line; `None` when it printed no summary line (the Python
+    /// baselines, a server given with `--external`).
+    pub shed: Option<u64>,
+    /// `TcpExt ListenOverflows` increase while the server ran: SYNs dropped because an
+    /// accept queue was full. Machine-wide (the whole network namespace), not this server's
+    /// alone.
+    pub listen_overflows: u64,
+}
+
+impl Faults {
+    /// The client's share of the faults, from loadgen's failures by kind (as named in its
+    /// report).
+    pub fn from_failures(failures_by_kind: &BTreeMap<String, u64>) -> Faults {
+        let count = |kind: &str| failures_by_kind.get(kind).copied().unwrap_or(0);
+        Faults {
+            connections_refused: count("connection_refused"),
+            connections_reset: count("reset"),
+            timed_out: count("connect_timeout") + count("reply_timeout"),
+            shed: None,
+            listen_overflows: 0,
+        }
+    }
+
+    /// Both counts together; `shed` is known when either knows it.
+    pub fn plus(self, other: Faults) -> Faults {
+        let shed = match (self.shed, other.shed) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+        Faults {
+            connections_refused: self.connections_refused + other.connections_refused,
+            connections_reset: self.connections_reset + other.connections_reset,
+            timed_out: self.timed_out + other.timed_out,
+            shed,
+            listen_overflows: self.listen_overflows + other.listen_overflows,
+        }
+    }
+
+    /// Whether nothing went wrong, so a report has nothing to show.
+    pub fn is_zero(&self) -> bool {
+        [
+            self.connections_refused,
+            self.connections_reset,
+            self.timed_out,
+            self.shed.unwrap_or(0),
+            self.listen_overflows,
+        ]
+        .iter()
+        .all(|&n| n == 0)
+    }
 }
 
 /// The figures of a row, over its successful measured runs.
@@ -261,6 +329,10 @@ pub struct RunRecord {
     pub loadgen_command: String,
     /// `None` when the run succeeded; otherwise why it failed.
     pub failure: Option<String>,
+    /// Why the server cannot run on this machine, when it exited at start saying so
+    /// (status 3 and a `skipped: <reason>` line): the row is skipped, not failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     /// What loadgen measured; `None` when it produced no report.
     pub load: Option<LoadFigures>,
     /// loadgen's own CPU time, user plus system; `None` when it could not be reaped.

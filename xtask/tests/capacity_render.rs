@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 
 use xtask::export::{capacity, latency_chart};
 use xtask::report;
-use xtask::study::capacity::results::CapacitySummary;
+use xtask::results::Faults;
+use xtask::study::capacity::results::{
+    Bound, CapacitySummary, IndependentCheck, IndependentClient, IndependentOutcome, Latency,
+    LoadgenHeadroom,
+};
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/capacity")
@@ -148,4 +152,167 @@ fn report_re_renders_a_capacity_directory_and_keeps_it_out_of_the_comparisons() 
         "{latest}"
     );
     fs::remove_dir_all(&results).expect("cleaned up");
+}
+
+#[test]
+fn a_search_stopped_by_the_client_reports_its_best_step_as_client_bound_above_it() {
+    let mut summary = fixture();
+    summary.servers[0].bound = Bound::Client;
+    summary.servers[0].client_bound_from_requests_per_second = Some(2000.0);
+    let text = capacity::readme(&summary);
+    assert_eq!(
+        line_of(&text, "| mio | mio |"),
+        "| mio | mio | 1750 | 1.00× | – | client-bound above 1750 (loadgen fell behind at 2000 \
+         req/s) | 2000 | 4 |"
+    );
+    summary.servers[2].bound = Bound::Client;
+    summary.servers[2].client_bound_from_requests_per_second = Some(100.0);
+    let text = capacity::readme(&summary);
+    assert!(
+        line_of(&text, "| python-asyncio | asyncio |")
+            .contains("| client: loadgen fell behind at every rate, down to 100 req/s |"),
+        "{text}"
+    );
+}
+
+#[test]
+fn faults_are_shown_for_the_servers_that_had_any_and_not_at_all_when_none_did() {
+    let mut summary = fixture();
+    assert!(!capacity::readme(&summary).contains("## Faults"));
+    summary.servers[0].faults = Some(Faults::default());
+    summary.servers[1].faults = Some(Faults {
+        timed_out: 4,
+        shed: Some(9),
+        listen_overflows: 2,
+        ..Faults::default()
+    });
+    let text = capacity::readme(&summary);
+    let faults = &text[text.find("## Faults").expect("a faults table")..];
+    assert!(
+        faults.contains("| threaded | 0 | 0 | 4 | 9 | 2 |"),
+        "{faults}"
+    );
+    assert!(!faults.contains("| mio |"), "{faults}");
+}
+
+fn olc_saw(requests_per_second: f64, p99_ms: f64, requests_ok: u64) -> IndependentCheck {
+    IndependentCheck {
+        requests_per_second,
+        connections: 350,
+        window_seconds: 1.0,
+        command: "taskset -c 1 target/olc 127.0.0.1 {port} 350 900 1 1 'the fox'".to_owned(),
+        outcome: IndependentOutcome::Measured {
+            requests_ok,
+            requests_sent: 1800,
+            errors: 0,
+            latency: Latency {
+                p50_ms: 100.2,
+                p90_ms: 100.5,
+                p99_ms,
+                p99_9_ms: p99_ms + 1.0,
+                max_ms: p99_ms + 2.0,
+            },
+            schedule_lag_p99_ms: 0.05,
+            cpu_seconds: 0.1,
+        },
+    }
+}
+
+#[test]
+fn the_independent_check_says_per_server_whether_the_published_rate_held() {
+    let mut summary = fixture();
+    summary.independent_client = Some(IndependentClient {
+        client: "olc".to_owned(),
+        share_of_max: 0.9,
+        not_checked: None,
+    });
+    summary.servers[0].independent_check = Some(olc_saw(1575.0, 104.0, 1575));
+    summary.servers[1].independent_check = Some(olc_saw(90.0, 104.0, 40));
+    let text = capacity::readme(&summary);
+    let section = &text[text.find("## Independent check").expect("a section")..];
+    assert!(
+        line_of(section, "| mio |").ends_with("| 1575 | 100 | 104 | 106 | 0 | 0.050 | yes |"),
+        "{section}"
+    );
+    assert!(
+        line_of(section, "| threaded |").ends_with("| **no** |"),
+        "40 of the 90 requests due: {section}"
+    );
+    assert!(
+        text.contains(
+            "- **MISSED**: an independent open-loop client at 90 % of each reported max rate sees \
+             p99 within the SLO (p99 ≤ 110 ms, no error, the rate achieved): missed by threaded \
+             104 ms; held by mio 104 ms"
+        ),
+        "{text}"
+    );
+    summary.servers[1].independent_check = Some(olc_saw(90.0, 104.0, 90));
+    let text = capacity::readme(&summary);
+    assert!(text.contains(
+        "- met: an independent open-loop client at 90 % of each reported max rate sees p99 \
+         within the SLO (p99 ≤ 110 ms): mio 104 ms, threaded 104 ms"
+    ));
+}
+
+#[test]
+fn an_independent_check_that_could_not_run_says_why() {
+    let mut summary = fixture();
+    summary.independent_client = Some(IndependentClient {
+        client: "olc".to_owned(),
+        share_of_max: 0.9,
+        not_checked: Some("no C compiler (cc is not on PATH)".to_owned()),
+    });
+    let text = capacity::readme(&summary);
+    assert!(text.contains("Not checked: no C compiler (cc is not on PATH)."));
+    assert!(text.contains(
+        "- **MISSED**: an independent open-loop client at 90 % of each reported max rate sees \
+         p99 within the SLO: not checked: no C compiler (cc is not on PATH)"
+    ));
+}
+
+#[test]
+fn loadgens_headroom_at_one_and_a_quarter_times_the_best_rate_is_checked_as_data() {
+    let mut summary = fixture();
+    let mut step = summary.servers[0].steps[0].step.clone();
+    step.target_requests_per_second = 2187.5;
+    step.achieved_requests_per_second = 2187.0;
+    step.requests_failed = 0;
+    step.loadgen.lag_p99_ms = Ok(0.4);
+    summary.loadgen_headroom = Some(LoadgenHeadroom {
+        server: "mio".to_owned(),
+        multiple_of_best_max: 1.25,
+        step: Some(step.clone()),
+        failure: None,
+    });
+    let text = capacity::readme(&summary);
+    let line = line_of(&text, "- met: loadgen carries at least 1.25×");
+    assert!(
+        line.contains("achieved 2187 of 2188 req/s, 0 failed"),
+        "{line}"
+    );
+    step.loadgen.lag_p99_ms = Ok(3.0);
+    summary.loadgen_headroom = Some(LoadgenHeadroom {
+        server: "mio".to_owned(),
+        multiple_of_best_max: 1.25,
+        step: Some(step),
+        failure: None,
+    });
+    let text = capacity::readme(&summary);
+    assert!(line_of(&text, "- **MISSED**: loadgen carries").contains("its lag p99 3.00 ms"));
+}
+
+#[test]
+fn the_settings_say_only_loadgens_own_lag_blames_it_where_loadgen_reported_one() {
+    let mut summary = fixture();
+    let old = capacity::readme(&summary);
+    assert!(
+        old.contains("when loadgen's schedule lag p99 was over"),
+        "{old}"
+    );
+    summary.servers[0].steps[0].step.loadgen.lag_is_clients_own = true;
+    let text = capacity::readme(&summary);
+    assert!(
+        text.contains("when loadgen's own lag p99 was over 1.00 ms (its client lag"),
+        "{text}"
+    );
 }

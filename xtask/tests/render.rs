@@ -6,7 +6,7 @@ use std::time::Duration;
 use echo_core::{DelayKind, DelayModel};
 use xtask::export::{chart, markdown as render, verdict};
 use xtask::results::{
-    Environment, Measured, Model, Params, Row, SCHEMA_VERSION, Skipped, Spread, Summary,
+    Environment, Faults, Measured, Model, Params, Row, SCHEMA_VERSION, Skipped, Spread, Summary,
 };
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -78,6 +78,7 @@ fn row(server: &str, model: &str, n: u64, wall: f64, rss_mib: f64, zero: f64) ->
             listen_drops: 0,
         }),
         zero_delay_wall_seconds: Some(zero),
+        faults: None,
     }
 }
 
@@ -333,4 +334,24 @@ fn the_clients_schedule_lag_is_shown_where_it_was_measured_and_only_there() {
         text.contains("against its schedule): mio 0.050 / 0.400 / 2.50."),
         "{text}"
     );
+}
+
+#[test]
+fn faults_are_shown_for_the_rows_that_had_any_and_not_at_all_when_none_did() {
+    assert!(!render::readme(&summary()).contains("## Faults"));
+    let mut summary = summary();
+    summary.rows[0].faults = Some(Faults::default());
+    summary.rows[1].faults = Some(Faults {
+        connections_reset: 36,
+        listen_overflows: 7,
+        shed: Some(0),
+        ..Faults::default()
+    });
+    let text = render::readme(&summary);
+    assert!(text.contains("## Faults"), "{text}");
+    assert!(
+        text.contains("| threaded-pool at 1000 | 0 | 36 | 0 | 0 | 7 |"),
+        "{text}"
+    );
+    assert!(!text.contains("| threaded at 1000 | 0 |"), "{text}");
 }

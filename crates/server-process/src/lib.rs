@@ -19,6 +19,9 @@
 //! - [`procfs`] reads `/proc/<pid>/stat`, `status` and `fd` once; [`Sampler`] does so
 //!   periodically and keeps the peaks.
 //! - [`parse_listening_line`] is the only parser of the `listening on` line.
+//! - A server that cannot run on this machine exits at start with [`EXIT_SKIPPED`] and a
+//!   `skipped: <reason>` line; [`Error::skipped`] gives the reason, so that every tool shows
+//!   such a row as skipped rather than failed.
 //!
 //! Errors name the server, its PID or the file at fault, and a start that fails ends with the
 //! tail of the server's stderr, because "did not start" alone sends the reader hunting.
@@ -34,6 +37,6 @@ mod sampler;
 pub use capture::{Capture, KEEP_BYTES};
 pub use launch::{Launch, Ready, free_port, limit_descriptors, pin_to_cpus};
 pub use listening::{ListeningLineError, parse_listening_line};
-pub use process::{Error, Exit, ServerProcess, exited_cleanly};
+pub use process::{EXIT_SKIPPED, Error, Exit, ServerProcess, exited_cleanly};
 pub use reap::{Usage, reap_within};
 pub use sampler::{Peaks, SAMPLE_INTERVAL, Sampler};

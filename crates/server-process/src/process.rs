@@ -23,6 +23,14 @@ use crate::reap::{Usage, reap_within};
 /// How many stderr lines an error message quotes.
 const TAIL_LINES: usize = 20;
 
+/// Exit status of a server that cannot run on this machine and says why on stderr in a line
+/// `skipped: <reason>` (server-uring without io_uring, the uvloop baseline without uvloop):
+/// the project's convention, so that a study shows the row as skipped instead of failed.
+pub const EXIT_SKIPPED: i32 = 3;
+
+/// The start of the stderr line that gives a skipping server's reason.
+const SKIPPED_PREFIX: &str = "skipped: ";
+
 /// How long a SIGKILLed process, and then its stderr pipe, may take to be gone.
 const KILL_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -58,6 +66,15 @@ pub enum Error {
         reason: String,
         /// The end of its stderr, formatted for reading.
         stderr_tail: String,
+    },
+    /// It exited at start with [`EXIT_SKIPPED`] and said why in a `skipped: <reason>` line:
+    /// not a failure of the server but a fact of this machine; it has been reaped.
+    #[error("server {name} cannot run here: {reason}")]
+    Skipped {
+        /// The server's name.
+        name: String,
+        /// Its reason, after `skipped: `.
+        reason: String,
     },
     /// A signal could not be delivered.
     #[error("cannot send signal {signal} to server {name} (pid {pid}): {cause}")]
@@ -105,15 +122,27 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Why the server cannot run on this machine ([`Error::Skipped`]); `None` for every
+    /// other error.
+    pub fn skipped(&self) -> Option<&str> {
+        match self {
+            Error::Skipped { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(error: Error) -> io::Error {
         let kind = match &error {
             Error::Spawn { cause, .. }
             | Error::Signal { cause, .. }
             | Error::Reap { cause, .. } => cause.kind(),
-            Error::NotReady { .. } | Error::StillRunning { .. } | Error::Unkillable { .. } => {
-                io::ErrorKind::Other
-            }
+            Error::NotReady { .. }
+            | Error::Skipped { .. }
+            | Error::StillRunning { .. }
+            | Error::Unkillable { .. } => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)
     }
@@ -170,6 +199,7 @@ pub struct ServerProcess {
     addr: SocketAddr,
     stderr: Capture,
     reaped: bool,
+    status: Option<ExitStatus>,
 }
 
 impl ServerProcess {
@@ -207,6 +237,7 @@ impl ServerProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr: Capture::start(stderr),
             reaped: false,
+            status: None,
         };
         let ready = match &launch.ready {
             Ready::ListeningLine => wait_for_listening_line(&first_line, timeout),
@@ -219,6 +250,12 @@ impl ServerProcess {
             }
             Err(reason) => {
                 server.kill_and_reap();
+                if let Some(skipped) = server.skipped_reason() {
+                    return Err(Error::Skipped {
+                        name: server.name.clone(),
+                        reason: skipped,
+                    });
+                }
                 Err(Error::NotReady {
                     name: server.name.clone(),
                     command: launch.command_line(),
@@ -335,7 +372,20 @@ impl ServerProcess {
             cause,
         })?;
         self.reaped = reaped.is_some();
+        self.status = reaped.map(|(status, _)| status).or(self.status);
         Ok(reaped)
+    }
+
+    /// The reason of a reaped server that exited with [`EXIT_SKIPPED`]: its last stderr line
+    /// that starts `skipped: `.
+    fn skipped_reason(&self) -> Option<String> {
+        let status = self.status?;
+        if status.code() != Some(EXIT_SKIPPED) {
+            return None;
+        }
+        let lines = self.stderr.tail(TAIL_LINES);
+        let line = lines.iter().rev().find(|l| l.starts_with(SKIPPED_PREFIX))?;
+        Some(line[SKIPPED_PREFIX.len()..].trim().to_owned())
     }
 
     fn kill_and_reap_now(&mut self) -> Result<(ExitStatus, Usage), Error> {

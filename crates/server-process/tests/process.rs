@@ -43,6 +43,23 @@ fn a_server_that_dies_before_listening_is_named_with_its_stderr_tail() {
 }
 
 #[test]
+fn a_server_that_exits_3_saying_skipped_gives_its_reason_and_other_exits_give_none() {
+    let script = "echo 'probing' >&2; echo 'skipped: io_uring unavailable: ENOSYS' >&2; exit 3";
+    let error = ServerProcess::start(&shell(script), GENEROUS).expect_err("it skips");
+    assert_eq!(
+        error.skipped(),
+        Some("io_uring unavailable: ENOSYS"),
+        "{error}"
+    );
+    let other_status = shell("echo 'skipped: not really' >&2; exit 4");
+    let error = ServerProcess::start(&other_status, GENEROUS).expect_err("it fails");
+    assert_eq!(error.skipped(), None, "only status 3 skips: {error}");
+    let no_line = ServerProcess::start(&shell("echo 'bind failed' >&2; exit 3"), GENEROUS)
+        .expect_err("it fails");
+    assert_eq!(no_line.skipped(), None, "status 3 alone is not a reason");
+}
+
+#[test]
 fn a_first_stdout_line_that_is_not_the_listening_line_is_an_error_quoting_it() {
     let error = ServerProcess::start(&shell("echo 'starting up'; exec sleep 30"), GENEROUS)
         .expect_err("wrong first line");

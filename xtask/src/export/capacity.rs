@@ -9,13 +9,15 @@ use std::fmt::Write as _;
 
 use crate::catalogue::{self, Side};
 use crate::export::figures::{
-    best_of_side, by_capacity, common_rate, cost_step, cpu_us_per_request, reference_capacity,
-    rss_per_connection_kib, user_share,
+    best_of_side, by_capacity, common_rate, cost_step, cpu_us_per_request, independent_within_slo,
+    reference_capacity, rss_per_connection_kib, user_share,
 };
 use crate::export::format::{MIB, dash, escape, num, ratio};
 use crate::export::{LATENCY_CHART_FILE, markdown, targets};
 use crate::measured::Measured;
-use crate::study::capacity::results::{Bound, CapacitySummary, JudgedStep};
+use crate::study::capacity::results::{
+    Bound, CapacitySummary, IndependentOutcome, JudgedStep, ServerCapacity,
+};
 
 /// The whole `README.md` of one capacity study.
 pub fn readme(summary: &CapacitySummary) -> String {
@@ -33,6 +35,12 @@ pub fn readme(summary: &CapacitySummary) -> String {
         "![p99 latency against achieved throughput, one line per server]({LATENCY_CHART_FILE})\n"
     );
     costs(&mut out, summary);
+    independent_section(&mut out, summary);
+    let faults = summary
+        .servers
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), s.faults.as_ref()?)));
+    markdown::faults_section(&mut out, "over every step of its search", faults);
     targets_section(&mut out, summary);
     steps(&mut out, summary);
     how_to_read(&mut out, summary);
@@ -86,14 +94,12 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
         "Every server, multi-threaded ones included, ran pinned to {} and loadgen to {}. \
          The search tried rates from {:.0} up to {:.0} req/s (the ceiling: what the connections that fit the open-file limits carry, or \
          `--max-rate`). A step is \
-         client-bound, and never a server's limit, when loadgen's schedule lag p99 was over \
-         {} ms or its CPU over {:.0} %.\n",
+         client-bound, and never a server's limit, when {}.\n",
         cpu_text(&s.cpus.server_cpus),
         cpu_text(&s.cpus.loadgen_cpus),
         s.search.floor_requests_per_second,
         s.search.ceiling_requests_per_second,
-        num(s.slo.client_lag_p99_max_ms),
-        s.slo.client_cpu_max_ratio * 100.0,
+        client_bound_rule(summary),
     );
     let against = summary
         .loadgen_ceiling_server
@@ -113,6 +119,30 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
     );
 }
 
+/// When a step counts as client-bound, as the judge decided it for this study's loadgen:
+/// by its own lag where it reported one, else by its schedule lag and CPU.
+fn client_bound_rule(summary: &CapacitySummary) -> String {
+    let slo = &summary.settings.slo;
+    let own = summary
+        .servers
+        .iter()
+        .flat_map(|s| &s.steps)
+        .any(|s| s.step.loadgen.lag_is_clients_own);
+    if own {
+        format!(
+            "loadgen's own lag p99 was over {} ms (its client lag, which leaves out the time \
+             a request waited for a busy connection: that wait is the server's)",
+            num(slo.client_lag_p99_max_ms)
+        )
+    } else {
+        format!(
+            "loadgen's schedule lag p99 was over {} ms or its CPU over {:.0} %",
+            num(slo.client_lag_p99_max_ms),
+            slo.client_cpu_max_ratio * 100.0
+        )
+    }
+}
+
 fn bound_text(bound: Bound) -> &'static str {
     match bound {
         Bound::Slo => "SLO: latency degraded",
@@ -120,6 +150,25 @@ fn bound_text(bound: Bound) -> &'static str {
         Bound::Connections => "connections (open-file limit)",
         Bound::Client => "client (a lower bound)",
         Bound::MaxRate => "--max-rate",
+    }
+}
+
+/// What bound a server, as its table cell: why it stopped, or its bound, with the rate the
+/// client fell behind at when that is what stopped the search.
+fn bound_cell(server: &ServerCapacity) -> String {
+    let max = server.max_sustainable_requests_per_second;
+    let client_from = server
+        .client_bound_from_requests_per_second
+        .filter(|_| server.bound == Bound::Client);
+    match (&server.failure, client_from) {
+        (Some(why), _) => format!("stopped: {}", escape(why)),
+        (None, Some(from)) if max > 0.0 => {
+            format!("client-bound above {max:.0} (loadgen fell behind at {from:.0} req/s)")
+        }
+        (None, Some(from)) => {
+            format!("client: loadgen fell behind at every rate, down to {from:.0} req/s")
+        }
+        (None, None) => bound_text(server.bound).to_owned(),
     }
 }
 
@@ -157,10 +206,7 @@ fn capacity_table(out: &mut String, summary: &CapacitySummary) {
                 .filter(|f| *f > 0.0)
                 .map_or_else(dash, |f| ratio(max / f)),
             theirs.map_or_else(dash, |r| ratio(max / r)),
-            match &server.failure {
-                Some(why) => format!("stopped: {}", escape(why)),
-                None => bound_text(server.bound).to_owned(),
-            },
+            bound_cell(server),
             server
                 .first_broken_requests_per_second
                 .map_or_else(dash, |r| format!("{r:.0}")),
@@ -173,6 +219,75 @@ fn capacity_table(out: &mut String, summary: &CapacitySummary) {
             "| {} | skipped: {} |",
             skipped.server,
             escape(&skipped.reason)
+        );
+    }
+    out.push('\n');
+}
+
+/// The independent client's check of each server, when the study made it (or why not).
+fn independent_section(out: &mut String, summary: &CapacitySummary) {
+    let Some(client) = &summary.independent_client else {
+        return;
+    };
+    let s = &summary.settings;
+    out.push_str(
+        "## Independent check
+
+",
+    );
+    let _ = writeln!(
+        out,
+        "Is each published rate real? After its search, each server was started again and \
+         driven by {} at {:.0} % of its max sustainable rate, with the connections of its max \
+         step, the server on {} and the client on {}, {} s of warm-up and a {} s window; \
+         latency from each request's intended start, exact percentiles. It shares no code \
+         with loadgen and paces each connection on its own schedule.\n",
+        client.client,
+        client.share_of_max * 100.0,
+        cpu_text(&s.cpus.server_cpus),
+        cpu_text(&s.cpus.loadgen_cpus),
+        num(s.warmup_seconds),
+        num(s.window_seconds)
+    );
+    if let Some(reason) = &client.not_checked {
+        let _ = writeln!(out, "Not checked: {reason}.\n");
+        return;
+    }
+    out.push_str("| server | max sustainable req/s | sent at req/s | connections | answered | p50 ms | p99 ms | max ms | errors | client lag p99 ms | within the SLO |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for server in by_capacity(summary) {
+        let Some(check) = &server.independent_check else {
+            continue;
+        };
+        let cells = match &check.outcome {
+            IndependentOutcome::Measured {
+                requests_ok,
+                errors,
+                latency,
+                schedule_lag_p99_ms,
+                ..
+            } => format!(
+                "{requests_ok} | {} | {} | {} | {errors} | {} | {}",
+                num(latency.p50_ms),
+                num(latency.p99_ms),
+                num(latency.max_ms),
+                num(*schedule_lag_p99_ms),
+                match independent_within_slo(summary, check) {
+                    Some(true) => "yes",
+                    _ => "**no**",
+                }
+            ),
+            IndependentOutcome::Failed { reason } => {
+                format!("failed: {} | | | | | | **no**", escape(reason))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {} | {cells} |",
+            server.name,
+            server.max_sustainable_requests_per_second,
+            check.requests_per_second,
+            check.connections
         );
     }
     out.push('\n');

@@ -7,7 +7,10 @@
 
 use crate::catalogue;
 use crate::results::{Model, Params, Row, Summary};
-use crate::study::capacity::results::{CapacitySummary, JudgedStep, ServerCapacity, Step};
+use crate::study::capacity::results::{
+    CapacitySummary, IndependentCheck, IndependentOutcome, JudgedStep, LoadgenHeadroom,
+    ServerCapacity, Step,
+};
 use crate::study::capacity::slo::Verdict;
 
 /// The rows at `n` connections, in table order.
@@ -92,8 +95,12 @@ pub fn rss_per_conn_kib(row: &Row) -> Option<f64> {
 
 /// A capacity study's servers that sustained some rate, fastest first.
 pub fn by_capacity(summary: &CapacitySummary) -> Vec<&ServerCapacity> {
-    let mut servers: Vec<&ServerCapacity> = summary
-        .servers
+    by_capacity_of(&summary.servers)
+}
+
+/// Of `servers`, those that sustained some rate, fastest first.
+pub fn by_capacity_of(servers: &[ServerCapacity]) -> Vec<&ServerCapacity> {
+    let mut servers: Vec<&ServerCapacity> = servers
         .iter()
         .filter(|s| s.max_sustainable_requests_per_second > 0.0)
         .collect();
@@ -158,4 +165,45 @@ pub fn user_share(step: &Step) -> Option<f64> {
 /// has no idle baseline).
 pub fn rss_per_connection_kib(step: &Step) -> f64 {
     step.server.peak_rss_bytes as f64 / step.connections.max(1) as f64 / 1024.0
+}
+
+/// Whether the independent client's check of a server met the SLO: p99 within its limit, no
+/// error, and at least the SLO's share of the requests due in its window answered. `None`
+/// when the check measured nothing.
+pub fn independent_within_slo(summary: &CapacitySummary, check: &IndependentCheck) -> Option<bool> {
+    let IndependentOutcome::Measured {
+        requests_ok,
+        errors,
+        latency,
+        ..
+    } = &check.outcome
+    else {
+        return None;
+    };
+    let slo = &summary.settings.slo;
+    let due = check.requests_per_second * check.window_seconds;
+    Some(
+        latency.p99_ms <= slo.p99_max_ms()
+            && *errors == 0
+            && *requests_ok as f64 >= slo.achieved_min_ratio * due,
+    )
+}
+
+/// Whether loadgen carried its headroom run: the SLO's share of the rate achieved, nothing
+/// failed, and its own lag within the limit past which a step is client-bound. `None` when
+/// the run measured nothing.
+pub fn headroom_carried(summary: &CapacitySummary, headroom: &LoadgenHeadroom) -> Option<bool> {
+    let step = headroom.step.as_ref()?;
+    let slo = &summary.settings.slo;
+    let lag_ok = step
+        .loadgen
+        .lag_p99_ms
+        .as_ref()
+        .is_ok_and(|lag| *lag <= slo.client_lag_p99_max_ms);
+    Some(
+        lag_ok
+            && step.requests_failed == 0
+            && step.achieved_requests_per_second
+                >= slo.achieved_min_ratio * step.target_requests_per_second,
+    )
 }

@@ -15,7 +15,7 @@ use crate::export::figures::{
 };
 use crate::export::format::{GIB, MIB, dash, escape, num, ratio, secs, short_commit, yes_no};
 use crate::export::{CHART_FILE, targets, verdict};
-use crate::results::{Environment, Row, Summary};
+use crate::results::{Environment, Faults, Row, Summary};
 
 /// The whole `README.md` of one comparison.
 pub fn readme(summary: &Summary) -> String {
@@ -30,8 +30,53 @@ pub fn readme(summary: &Summary) -> String {
         sweep(&mut out, summary);
     }
     problems(&mut out, summary);
+    let faults = summary.rows.iter().filter_map(|r| {
+        let name = format!("{} at {}", r.server, r.iterations);
+        Some((name, r.faults.as_ref()?))
+    });
+    faults_section(
+        &mut out,
+        "over its measured runs, failed ones included",
+        faults,
+    );
     out.push_str(&verdict::how_to_read(summary));
     out
+}
+
+/// The faults of the rows that had any, as a table under `## Faults`; nothing at all when
+/// every row's are zero or unrecorded (summaries older than the figures), so that old reports
+/// render as they did. `over` says what each row's figures cover.
+pub fn faults_section<'a>(
+    out: &mut String,
+    over: &str,
+    rows: impl Iterator<Item = (String, &'a Faults)>,
+) {
+    let rows: Vec<(String, &Faults)> = rows.filter(|(_, f)| !f.is_zero()).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Faults\n\nRows where a connection went wrong, {over}: refused, reset and timed out \
+         (connect or reply) as loadgen saw them, shed (`ERR server busy`) as the server's own \
+         summary line counts them (`-` where it prints none), and the kernel's listen \
+         overflows while it ran (`/proc/net/netstat`, machine-wide: anything else overflowing \
+         a listen queue meanwhile is counted too).\n"
+    );
+    out.push_str("| server | refused | reset | timed out | shed | listen overflows |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    for (name, f) in rows {
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {} |",
+            f.connections_refused,
+            f.connections_reset,
+            f.timed_out,
+            f.shed.map_or_else(dash, |n| n.to_string()),
+            f.listen_overflows
+        );
+    }
+    out.push('\n');
 }
 
 /// The results table per iteration count and the verdict: what `compare` prints at the end.

@@ -6,11 +6,15 @@
 //! [`connections`] Little's law asks for (checked against both processes' open-file limits
 //! before anything runs), is measured by [`step`] with the server and loadgen pinned to CPUs
 //! of their own, and its figures and verdict go into the [`results`]. A step where loadgen,
-//! not the server, fell behind is client-bound and never taken as the server's limit. The
-//! [`budget`] of the whole study is worked out and printed before the first server starts.
+//! not the server, fell behind is client-bound and never taken as the server's limit: the
+//! search goes on below it. After each search an [`independent`] client checks the rate
+//! found; after every search loadgen itself is run at 1.25 × the best rate, to show that it
+//! carries it. The [`budget`] of the whole study is worked out and printed before the first
+//! server starts.
 
 pub mod budget;
 pub mod connections;
+pub mod independent;
 pub mod results;
 pub mod search;
 pub mod slo;
@@ -26,14 +30,15 @@ use echo_core::{DelayKind, DelayModel};
 use self::budget::Budget;
 use self::connections::{ConnectionPlan, MIN_CONNECTIONS, OpenFiles};
 use self::results::{
-    Bound, CapacitySummary, CpuPlacement, JudgedStep, SCHEMA_VERSION, ServerCapacity, Settings,
+    Bound, CapacitySummary, CpuPlacement, IndependentClient, JudgedStep, LoadgenHeadroom,
+    SCHEMA_VERSION, ServerCapacity, Settings,
 };
 use self::search::{Next, Search, SearchSettings};
 use self::slo::{Slo, Verdict};
-use self::step::{Load, Rig};
+use self::step::{Load, Rig, StepError};
 use crate::catalogue::{self, Side, Variant};
 use crate::measured::{Measured, NotMeasured};
-use crate::results::Skipped;
+use crate::results::{Faults, Skipped};
 use crate::run::env;
 use crate::study::{self, Wanted};
 
@@ -107,7 +112,14 @@ pub struct CapacityArgs {
     /// Use the release binaries already built instead of running cargo build.
     #[arg(long)]
     pub no_build: bool,
+    /// Skip the independent check: an open-loop client of its own (olc, C, built with cc)
+    /// at 90 % of each server's max sustainable rate, whose p99 is held against the SLO.
+    #[arg(long)]
+    pub no_independent_check: bool,
 }
+
+/// loadgen's headroom run sends at this multiple of the best server's max (issue 10).
+pub const HEADROOM_MULTIPLE: f64 = 1.25;
 
 /// Everything decided before the first server starts.
 #[derive(Debug, Clone)]
@@ -212,13 +224,7 @@ fn placement(args: &CapacityArgs, n_cpus: u32) -> anyhow::Result<CpuPlacement> {
 /// The open-file limit each process will run with: servers and loadgen raise their soft
 /// limit to the hard one, which they inherit from this process.
 fn open_file_limits() -> Vec<OpenFiles> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let hard = if rc == 0 { limit.rlim_max } else { 1024 };
+    let hard = connections::hard_open_files_limit();
     ["server", "loadgen"]
         .map(|process| OpenFiles {
             process: process.to_owned(),
@@ -249,7 +255,8 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         plan.search.max_steps(),
         *args.warmup,
         *args.window,
-    );
+    )
+    .with_independent_checks(!args.no_independent_check);
     eprintln!("{}", budget.describe());
     budget.check(*args.time_limit)?;
     let perf = step::probe_perf();
@@ -284,18 +291,41 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         perf,
         runs_dir: out.join("runs"),
     };
+    let olc = if args.no_independent_check {
+        Err("--no-independent-check was given".to_owned())
+    } else {
+        let target = rig
+            .settings
+            .bin_dir
+            .parent()
+            .unwrap_or(&rig.settings.bin_dir);
+        independent::build(&root, target)
+    };
+    if let Err(reason) = &olc {
+        eprintln!("independent check: not checked: {reason}");
+    }
     let (ceiling, ceiling_server) = loadgen_ceiling(&rig, &selected);
     let mut servers = Vec::new();
     let mut skipped = skipped;
     for variant in &selected {
         match search_server(&rig, &plan, &args.delay, variant)? {
-            Ok(server) => servers.push(server),
-            Err(reason) => skipped.push(Skipped {
-                server: variant.name.clone(),
-                reason,
-            }),
+            Ok(mut server) => {
+                if let Ok(olc) = &olc {
+                    server.independent_check =
+                        check_independently(&rig, olc, &args.delay, variant, &server);
+                }
+                servers.push(server);
+            }
+            Err(reason) => {
+                eprintln!("{}: skipped: {reason}", variant.name);
+                skipped.push(Skipped {
+                    server: variant.name.clone(),
+                    reason,
+                });
+            }
         }
     }
+    let headroom = loadgen_headroom(&rig, &plan, &selected, &servers);
     let summary = CapacitySummary {
         schema_version: SCHEMA_VERSION,
         label: args.label.clone(),
@@ -313,6 +343,12 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         },
         loadgen_ceiling_requests_per_second: ceiling,
         loadgen_ceiling_server: ceiling_server,
+        loadgen_headroom: headroom,
+        independent_client: Some(IndependentClient {
+            client: independent::CLIENT.to_owned(),
+            share_of_max: independent::SHARE_OF_MAX,
+            not_checked: olc.err(),
+        }),
         servers,
         skipped,
     };
@@ -360,20 +396,116 @@ fn loadgen_ceiling(rig: &Rig, variants: &[Variant]) -> (Measured<f64>, Option<St
     };
     eprint!("loadgen's ceiling against {} at zero delay: ", variant.name);
     let name = format!("loadgen-ceiling-{}", variant.name);
-    // perf's tracepoint would slow the server a little at this rate: only the rate counts.
-    let unobserved = Rig {
-        perf: Err(NotMeasured::new("not counted in loadgen's ceiling run")),
-        ..rig.clone()
-    };
-    let measured = unobserved.measure(variant, load, &name);
+    let measured =
+        unobserved(rig, "not counted in loadgen's ceiling run").measure(variant, load, &name);
     let ceiling = measured
         .map(|m| m.step.achieved_requests_per_second)
-        .map_err(NotMeasured::new);
+        .map_err(|e| NotMeasured::new(e.to_string()));
     match &ceiling {
         Ok(rate) => eprintln!("{rate:.0} req/s"),
         Err(reason) => eprintln!("{reason}"),
     }
     (ceiling, Some(variant.name.clone()))
+}
+
+/// A rig whose steps are not observed by perf: its tracepoint would slow the server a
+/// little at high rates, and runs that check the client count only rates.
+fn unobserved(rig: &Rig, why: &str) -> Rig {
+    Rig {
+        perf: Err(NotMeasured::new(why)),
+        ..rig.clone()
+    }
+}
+
+/// loadgen open loop at [`HEADROOM_MULTIPLE`] × the best server's max, against that server at
+/// zero delay (the server is then not what limits it), on the connections a step at that
+/// rate opens: whether the client carries the rate on its own CPUs. `None` when no server
+/// sustained a rate.
+fn loadgen_headroom(
+    rig: &Rig,
+    plan: &Plan,
+    variants: &[Variant],
+    servers: &[ServerCapacity],
+) -> Option<LoadgenHeadroom> {
+    let best = crate::export::figures::by_capacity_of(servers)
+        .first()
+        .copied()?;
+    let variant = variants.iter().find(|v| v.name == best.name)?;
+    let rate = HEADROOM_MULTIPLE * best.max_sustainable_requests_per_second;
+    let load = Load {
+        requests_per_second: Some(rate),
+        connections: plan
+            .connections
+            .rule
+            .for_rate(rate)
+            .min(plan.connections.fit),
+        delay: DelayModel::Fixed(Duration::ZERO),
+    };
+    eprint!(
+        "loadgen's headroom: {rate:.0} req/s on {} connections against {} at zero delay: ",
+        load.connections, variant.name
+    );
+    let rig = unobserved(rig, "not counted in loadgen's headroom run");
+    let name = format!("loadgen-headroom-{}", variant.name);
+    let (step, failure) = match rig.measure(variant, load, &name) {
+        Ok(measured) => {
+            eprintln!(
+                "{:.0} req/s, loadgen lag p99 {}",
+                measured.step.achieved_requests_per_second,
+                measured
+                    .step
+                    .loadgen
+                    .lag_p99_ms
+                    .as_ref()
+                    .map_or_else(|m| m.to_string(), |lag| format!("{lag:.2} ms"))
+            );
+            (Some(measured.step), None)
+        }
+        Err(e) => {
+            eprintln!("failed: {e}");
+            (None, Some(e.to_string()))
+        }
+    };
+    Some(LoadgenHeadroom {
+        server: variant.name.clone(),
+        multiple_of_best_max: HEADROOM_MULTIPLE,
+        step,
+        failure,
+    })
+}
+
+/// The independent client at [`independent::SHARE_OF_MAX`] of `server`'s max, on the
+/// connections of its max step; `None` when it sustained no rate.
+fn check_independently(
+    rig: &Rig,
+    olc: &Path,
+    delay: &DelayModel,
+    variant: &Variant,
+    server: &ServerCapacity,
+) -> Option<results::IndependentCheck> {
+    let max = server.max_sustainable_requests_per_second;
+    let max_step = server
+        .steps
+        .iter()
+        .find(|s| s.verdict == Verdict::Sustained && s.step.target_requests_per_second == max)?;
+    let rate = independent::SHARE_OF_MAX * max;
+    let connections = max_step.step.connections;
+    eprint!(
+        "{} independent check: olc at {rate:.0} req/s on {connections} connections: ",
+        variant.name
+    );
+    let rig = unobserved(rig, "not counted in the independent check");
+    let name = format!("{}-independent-{rate:.0}", variant.name);
+    let check = independent::check(&rig, olc, variant, delay, rate, connections, &name);
+    match &check.outcome {
+        results::IndependentOutcome::Measured {
+            latency, errors, ..
+        } => {
+            eprintln!("p99 {:.1} ms, {errors} errors", latency.p99_ms);
+        }
+        results::IndependentOutcome::Failed { reason } => eprintln!("failed: {reason}"),
+    }
+    Some(check)
 }
 
 /// One server's search to its end; `Ok(Err(reason))` when the server never completed a
@@ -391,6 +523,7 @@ fn search_server(
     let mut steps: Vec<JudgedStep> = Vec::new();
     let mut command = String::new();
     let mut failure = None;
+    let mut faults = Faults::default();
     let result = loop {
         let rate = match next {
             Next::Done(result) => break Some(result),
@@ -418,27 +551,24 @@ fn search_server(
                     measured.step.achieved_requests_per_second, measured.step.latency.p99_ms
                 );
                 command = measured.server_command;
+                faults = faults.plus(measured.faults);
                 next = search.observe(&verdict);
                 steps.push(JudgedStep {
                     step: measured.step,
                     verdict,
                 });
             }
-            Err(reason) => {
-                eprintln!("failed: {reason}");
-                failure = Some(reason);
+            Err(StepError::Skipped(reason)) if steps.is_empty() => return Ok(Err(reason)),
+            Err(e) => {
+                eprintln!("failed: {e}");
+                failure = Some(e.to_string());
                 break None;
             }
         }
     };
-    if steps.is_empty() {
-        return Ok(Err(
-            failure.unwrap_or_else(|| "no step was measured".to_owned())
-        ));
-    }
-    Ok(Ok(server_result(
-        plan, variant, command, steps, result, failure,
-    )))
+    let mut server = server_result(plan, variant, command, steps, result, failure);
+    server.faults = Some(faults);
+    Ok(Ok(server))
 }
 
 fn server_result(
@@ -454,6 +584,7 @@ fn server_result(
         .filter(|s| s.verdict == Verdict::Sustained)
         .map(|s| s.step.target_requests_per_second)
         .fold(0.0, f64::max);
+    let client_bound_from = result.and_then(|r| r.client_bound_requests_per_second);
     let (max, first_broken, bound) = match result {
         Some(result) => {
             let broken = result.first_broken_requests_per_second.and_then(|rate| {
@@ -480,8 +611,11 @@ fn server_result(
         max_sustainable_requests_per_second: max,
         first_broken_requests_per_second: first_broken,
         bound,
+        client_bound_from_requests_per_second: client_bound_from,
         steps,
         failure,
+        faults: None,
+        independent_check: None,
     }
 }
 
@@ -528,8 +662,51 @@ mod tests {
         let a = args(&[]);
         let plan = plan(&a, 2, &limits(20_000)).expect("fits");
         let servers = catalogue::names().count() as u32;
-        let budget = Budget::new(servers, plan.search.max_steps(), *a.warmup, *a.window);
+        let budget = Budget::new(servers, plan.search.max_steps(), *a.warmup, *a.window)
+            .with_independent_checks(!a.no_independent_check);
+        assert!(budget.independent_checks > 0, "the check is on by default");
         assert!(budget.check(*a.time_limit).is_ok(), "{}", budget.describe());
+    }
+
+    fn rig(dir: &Path) -> Rig {
+        let a = args(&[]);
+        let mut settings = study_settings(&a, dir);
+        settings.bin_dir = dir.to_path_buf();
+        Rig {
+            settings,
+            loadgen: dir.join("loadgen-is-never-started"),
+            cpus: plan_of(&[]).cpus,
+            warmup: *a.warmup,
+            window: *a.window,
+            timeout: *a.timeout,
+            perf: Err(NotMeasured::new("not in tests")),
+            runs_dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The search of a stand-in server made by `fake` in a scratch directory of its own.
+    fn search_fake(label: &str, fake: fn(&Path) -> Variant) -> Result<ServerCapacity, String> {
+        let scratch = format!("xtask-capacity-{label}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(scratch);
+        let variant = fake(&dir);
+        let searched = search_server(&rig(&dir), &plan_of(&[]), &DelayModel::default(), &variant);
+        let _ = std::fs::remove_dir_all(&dir);
+        searched.expect("valid settings")
+    }
+
+    #[test]
+    fn a_server_that_exits_3_saying_skipped_is_skipped_with_its_reason() {
+        let searched = search_fake("skip", study::fake::skipping_server);
+        assert_eq!(searched, Err("io_uring unavailable: test".to_owned()));
+    }
+
+    #[test]
+    fn a_server_that_dies_at_start_for_another_reason_is_a_failed_row_not_a_skipped_one() {
+        let server = search_fake("crash", study::fake::crashing_server).expect("a row, not a skip");
+        assert!(server.steps.is_empty());
+        assert_eq!(server.max_sustainable_requests_per_second, 0.0);
+        let failure = server.failure.expect("the reason");
+        assert!(failure.contains("bind: out of luck"), "{failure}");
     }
 
     #[test]
@@ -591,6 +768,7 @@ mod tests {
         let result = search::SearchResult {
             max_sustainable_requests_per_second: 2000.0,
             first_broken_requests_per_second: None,
+            client_bound_requests_per_second: None,
             end: search::End::Ceiling,
             steps: 2,
         };

@@ -255,8 +255,23 @@ fn summarize(
     args: &CompareArgs,
 ) -> Summary {
     let mut rows = Vec::new();
+    let mut skipped = skipped;
+    for variant in &bench.variants {
+        let said = records
+            .iter()
+            .find(|r| r.server == variant.name && r.skipped.is_some());
+        if let Some(reason) = said.and_then(|r| r.skipped.clone()) {
+            skipped.push(Skipped {
+                server: variant.name.clone(),
+                reason,
+            });
+        }
+    }
     for &n in &args.iterations {
         for variant in &bench.variants {
+            if skipped.iter().any(|s| s.server == variant.name) {
+                continue;
+            }
             let mine: Vec<RunRecord> = records
                 .iter()
                 .filter(|r| r.server == variant.name && r.iterations == n)
@@ -375,6 +390,62 @@ mod tests {
         assert!(skipped[0].reason.contains("not `exp:100ms`"), "{skipped:?}");
         let a = args(&["--servers", "python-asyncio", "--delay", "fixed:100ms"]);
         assert_eq!(select(&a, true).expect("known names").0.len(), 1);
+    }
+
+    fn environment() -> Environment {
+        Environment {
+            cpu_model: "test cpu".to_owned(),
+            cores: 2,
+            memory_bytes: 1 << 34,
+            kernel: "6.18".to_owned(),
+            rustc: "rustc".to_owned(),
+            python: None,
+            git_commit: "abc".to_owned(),
+            date_utc: "2026-12-01T00:00:00Z".to_owned(),
+            open_files_limit: 20_000,
+            somaxconn: Some(4096),
+        }
+    }
+
+    #[test]
+    fn a_server_that_exits_3_saying_skipped_is_a_skipped_row_with_its_reason_not_a_failure() {
+        let dir = std::env::temp_dir().join(format!("xtask-compare-skip-{}", std::process::id()));
+        let a = args(&["--iterations", "10", "--repeat", "2"]);
+        let bench = Bench {
+            variants: vec![study::fake::skipping_server(&dir)],
+            settings: settings(&a, &dir),
+            delay: a.delay,
+            load: LoadSpec {
+                program: dir.join("loadgen-is-never-started"),
+                iterations: 0,
+                concurrency: None,
+                requests_per_conn: 1,
+                timeout: Duration::from_secs(1),
+                timed: None,
+                cpus: None,
+            },
+            runs_dir: dir.clone(),
+        };
+        let records = bench.execute(&steps(&a, &bench.variants)).expect("records");
+        assert_eq!(
+            records.len(),
+            1,
+            "no step is tried after the server skipped"
+        );
+        assert_eq!(
+            records[0].skipped.as_deref(),
+            Some("io_uring unavailable: test")
+        );
+        let summary = summarize(&bench, environment(), params(&a), vec![], &records, &a);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(summary.rows.is_empty(), "{:?}", summary.rows);
+        assert_eq!(
+            summary.skipped,
+            [Skipped {
+                server: "fake-uring".to_owned(),
+                reason: "io_uring unavailable: test".to_owned()
+            }]
+        );
     }
 
     #[test]

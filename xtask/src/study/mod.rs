@@ -9,6 +9,8 @@
 
 pub mod capacity;
 pub mod compare;
+#[cfg(test)]
+pub(crate) mod fake;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -61,14 +63,19 @@ pub struct Step {
 
 impl Bench {
     /// Makes every step in order, printing a progress line per run and saving each record
-    /// under [`Bench::runs_dir`].
+    /// under [`Bench::runs_dir`]. Once a variant's server has said it cannot run here (see
+    /// [`RunRecord::skipped`]), its later steps are not tried.
     ///
     /// # Errors
     /// When a record cannot be written; a failed run is a record, not an error.
     pub fn execute(&self, steps: &[Step]) -> anyhow::Result<Vec<RunRecord>> {
-        let mut records = Vec::with_capacity(steps.len());
+        let mut records: Vec<RunRecord> = Vec::with_capacity(steps.len());
         for (i, step) in steps.iter().enumerate() {
             let variant = &self.variants[step.variant];
+            let skipped = |r: &RunRecord| r.server == variant.name && r.skipped.is_some();
+            if records.iter().any(skipped) {
+                continue;
+            }
             let kind = kind_name(step.kind);
             eprint!(
                 "[{}/{}] {} n={} {kind} {}: ",
@@ -108,7 +115,14 @@ impl Bench {
         let before = ListenCounters::read().unwrap_or_default();
         let server = match ServerProcess::start(&launch, START_TIMEOUT) {
             Ok(server) => server,
-            Err(e) => return failed(record, e.to_string()),
+            Err(e) => match e.skipped() {
+                Some(reason) => {
+                    record.failure = Some(format!("skipped: {reason}"));
+                    record.skipped = Some(reason.to_owned());
+                    return record;
+                }
+                None => return failed(record, e.to_string()),
+            },
         };
         let sampler = Sampler::start(server.pid());
         let spec = LoadSpec {
@@ -158,6 +172,9 @@ fn outcome_line(record: &RunRecord) -> String {
         .load
         .as_ref()
         .map_or_else(|| "-".to_owned(), |l| format!("{:.3} s", l.wall_seconds));
+    if let Some(reason) = &record.skipped {
+        return format!("skipped: {reason}");
+    }
     match &record.failure {
         None => format!("{wall} ok"),
         Some(reason) => format!("{wall} FAILED: {reason}"),
@@ -173,6 +190,7 @@ fn empty_record(variant: &Variant, step: &Step) -> RunRecord {
         server_command: String::new(),
         loadgen_command: String::new(),
         failure: None,
+        skipped: None,
         load: None,
         client_cpu_seconds: None,
         process: None,

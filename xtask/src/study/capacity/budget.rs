@@ -1,6 +1,7 @@
 //! How long a capacity study may take, worked out before anything runs: servers × the
 //! search's most steps × (warm-up + window + what starting and stopping a step costs), plus
-//! the one measurement of loadgen's own ceiling.
+//! one independent check per server (when it is on), and the two runs of loadgen alone (its
+//! ceiling and its headroom).
 //!
 //! The estimate is the worst case (every search takes its longest path), so a study never
 //! runs longer than it said; searches usually stop sooner. A worst case over the time limit
@@ -24,8 +25,10 @@ pub struct Budget {
     pub max_steps_per_server: u32,
     /// One step: warm-up, window and [`STEP_OVERHEAD`].
     pub per_step: Duration,
-    /// The client's own ceiling, measured once.
-    pub ceiling_run: Duration,
+    /// The independent checks, one per server when they are on.
+    pub independent_checks: u32,
+    /// loadgen's own runs: its closed-loop ceiling and its headroom at 1.25 × the best max.
+    pub client_runs: Duration,
 }
 
 impl Budget {
@@ -36,28 +39,42 @@ impl Budget {
         warmup: Duration,
         window: Duration,
     ) -> Budget {
+        let per_step = warmup + window + STEP_OVERHEAD;
         Budget {
             servers,
             max_steps_per_server,
-            per_step: warmup + window + STEP_OVERHEAD,
-            ceiling_run: warmup + window + STEP_OVERHEAD,
+            per_step,
+            independent_checks: 0,
+            client_runs: 2 * per_step,
+        }
+    }
+
+    /// The same budget with (or without) an independent check of each server, a step each.
+    pub fn with_independent_checks(self, on: bool) -> Budget {
+        Budget {
+            independent_checks: if on { self.servers } else { 0 },
+            ..self
         }
     }
 
     /// The longest the study can take.
     pub fn worst_case(&self) -> Duration {
-        self.per_step * self.servers * self.max_steps_per_server + self.ceiling_run
+        self.per_step * (self.servers * self.max_steps_per_server + self.independent_checks)
+            + self.client_runs
     }
 
     /// The line printed before the study starts.
     pub fn describe(&self) -> String {
         format!(
-            "estimate: at most {} servers × {} steps × {} per step + {} for loadgen's ceiling \
-             = {} (worst case; a search usually stops sooner)",
+            "estimate: at most {} servers × {} steps × {} per step + {} independent checks × \
+             {} + {} for loadgen's ceiling and headroom = {} (worst case; a search usually \
+             stops sooner)",
             self.servers,
             self.max_steps_per_server,
             format_duration(self.per_step),
-            format_duration(self.ceiling_run),
+            self.independent_checks,
+            format_duration(self.per_step),
+            format_duration(self.client_runs),
             minutes(self.worst_case())
         )
     }
@@ -92,15 +109,18 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
 
     #[test]
-    fn the_worst_case_is_servers_times_steps_times_a_step_plus_the_ceiling_run() {
-        let budget = Budget::new(8, 15, SECOND, 5 * SECOND);
+    fn the_worst_case_is_servers_times_steps_and_a_check_each_plus_loadgens_two_runs() {
+        let budget = Budget::new(8, 14, SECOND, 5 * SECOND).with_independent_checks(true);
         assert_eq!(budget.per_step, 7 * SECOND);
-        assert_eq!(budget.worst_case(), (8 * 15 * 7 + 7) * SECOND);
+        assert_eq!(budget.worst_case(), (8 * 14 * 7 + 8 * 7 + 14) * SECOND);
         assert_eq!(
             budget.describe(),
-            "estimate: at most 8 servers × 15 steps × 7s per step + 7s for loadgen's ceiling = \
-             14.1 min (worst case; a search usually stops sooner)"
+            "estimate: at most 8 servers × 14 steps × 7s per step + 8 independent checks × 7s \
+             + 14s for loadgen's ceiling and headroom = 14.2 min (worst case; a search usually \
+             stops sooner)"
         );
+        let unchecked = budget.with_independent_checks(false);
+        assert_eq!(unchecked.worst_case(), (8 * 14 * 7 + 14) * SECOND);
     }
 
     #[test]
@@ -113,7 +133,7 @@ mod tests {
             .to_string();
         assert!(
             message.starts_with(
-                "the study could take 24.2 min (worst case), over --time-limit 15.0 min"
+                "the study could take 24.4 min (worst case), over --time-limit 15.0 min"
             ),
             "{message}"
         );

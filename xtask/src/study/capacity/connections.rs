@@ -36,6 +36,18 @@ pub struct OpenFiles {
     pub limit: u64,
 }
 
+/// This process's hard open-file limit, which every process it starts inherits and may
+/// raise its soft limit to (1024 when it cannot be read).
+pub fn hard_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if rc == 0 { limit.rlim_max } else { 1024 }
+}
+
 /// The rule that gives each step its connection count.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionRule {

@@ -18,7 +18,7 @@ use super::search::SearchSettings;
 use super::slo::{Slo, Verdict};
 use crate::export::latency_chart::{LatencyChart, Point, Series};
 use crate::measured::{Measured, field};
-use crate::results::{Environment, Model, Skipped};
+use crate::results::{Environment, Faults, Model, Skipped};
 
 /// Bump when a field changes meaning or disappears, so old summaries are not misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -40,6 +40,15 @@ pub struct CapacitySummary {
     pub loadgen_ceiling_requests_per_second: Measured<f64>,
     /// The server loadgen's ceiling was measured against (closed loop, zero delay).
     pub loadgen_ceiling_server: Option<String>,
+    /// loadgen open loop at a multiple of the best server's max sustainable rate, on its
+    /// own CPUs: whether it carries that rate (issue 10: at least 1.25×). Absent in studies
+    /// made before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadgen_headroom: Option<LoadgenHeadroom>,
+    /// The independent client that checked each server's max rate, or why it did not.
+    /// Absent in studies made before the check existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub independent_client: Option<IndependentClient>,
     /// One entry per server, in the order they were measured.
     pub servers: Vec<ServerCapacity>,
     /// Servers that were asked for but not run, with the reason.
@@ -110,11 +119,91 @@ pub struct ServerCapacity {
     pub first_broken_requests_per_second: Option<f64>,
     /// What bound the max sustainable rate.
     pub bound: Bound,
+    /// The lowest rate at which loadgen fell behind, when it did: with bound `client`, the
+    /// search bisected below it, and the server's figure is "client-bound above" its max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_bound_from_requests_per_second: Option<f64>,
     /// Every step, in the order measured.
     pub steps: Vec<JudgedStep>,
     /// Why the search stopped before it had an answer (the server did not start, or loadgen
     /// left no report), if it did.
     pub failure: Option<String>,
+    /// What went wrong with connections over every step of the search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Faults>,
+    /// The independent client at a share of the max sustainable rate, when it was run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub independent_check: Option<IndependentCheck>,
+}
+
+/// loadgen open loop at a multiple of the best server's max sustainable rate, against that
+/// server at zero delay (so the server is not what limits it), with the connections a step
+/// at that rate opens: does the client carry it on its own CPUs?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadgenHeadroom {
+    /// The server it ran against: the one with the highest max sustainable rate.
+    pub server: String,
+    /// The rate over that server's max sustainable rate (1.25 in issue 10).
+    pub multiple_of_best_max: f64,
+    /// What was measured; `None` when the run failed.
+    pub step: Option<Step>,
+    /// Why the run measured nothing, when it did not.
+    pub failure: Option<String>,
+}
+
+/// The independent open-loop client that checks the published rates (issue 10: "the
+/// published rates are real").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndependentClient {
+    /// What it is and where it comes from.
+    pub client: String,
+    /// The share of each server's max sustainable rate it sends at.
+    pub share_of_max: f64,
+    /// Why no server was checked, when none was (`--no-independent-check`, no C compiler).
+    pub not_checked: Option<String>,
+}
+
+/// One server checked by the independent client, with the same server CPUs, the same
+/// client CPUs and the connections of the server's max step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndependentCheck {
+    /// The rate it sent at.
+    pub requests_per_second: f64,
+    /// Its persistent connections.
+    pub connections: u64,
+    /// Its measured window, after a warm-up as long as the search's.
+    pub window_seconds: f64,
+    /// Its command line, as typed from the repository root (the port as `{port}`).
+    pub command: String,
+    /// What it saw.
+    #[serde(flatten)]
+    pub outcome: IndependentOutcome,
+}
+
+/// What the independent client saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum IndependentOutcome {
+    /// It ran to its end.
+    Measured {
+        /// Right replies to requests due in the window.
+        requests_ok: u64,
+        /// Requests it sent, warm-up included.
+        requests_sent: u64,
+        /// Wrong replies, closed connections and short writes.
+        errors: u64,
+        /// Latency from each request's intended start.
+        latency: Latency,
+        /// How late it sent requests against its own schedule, p99.
+        schedule_lag_p99_ms: f64,
+        /// Its CPU time over the run.
+        cpu_seconds: f64,
+    },
+    /// It could not run or said nothing readable.
+    Failed {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A step with the SLO's judgement of it.
@@ -172,12 +261,17 @@ pub struct Latency {
 impl Latency {
     /// From loadgen's percentiles, which are in microseconds.
     pub fn from_percentiles(p: &loadgen::Percentiles) -> Latency {
+        Latency::from_micros([p.p50_us, p.p90_us, p.p99_us, p.p99_9_us, p.max_us])
+    }
+
+    /// From p50, p90, p99, p99.9 and max in microseconds, as clients report them.
+    pub fn from_micros([p50, p90, p99, p99_9, max]: [f64; 5]) -> Latency {
         Latency {
-            p50_ms: p.p50_us / 1e3,
-            p90_ms: p.p90_us / 1e3,
-            p99_ms: p.p99_us / 1e3,
-            p99_9_ms: p.p99_9_us / 1e3,
-            max_ms: p.max_us / 1e3,
+            p50_ms: p50 / 1e3,
+            p90_ms: p90 / 1e3,
+            p99_ms: p99 / 1e3,
+            p99_9_ms: p99_9 / 1e3,
+            max_ms: max / 1e3,
         }
     }
 }
@@ -214,6 +308,16 @@ pub struct LoadgenCost {
     /// loadgen that does not report it.
     #[serde(with = "field")]
     pub lag_p99_ms: Measured<f64>,
+    /// Whether `lag_p99_ms` is loadgen's own lag alone (its `client_lag`, which leaves out
+    /// the time a request waited because every connection was busy), so that only the
+    /// client is to blame for it. False for a loadgen that reports only its schedule lag,
+    /// which includes those waits (a slow server's doing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lag_is_clients_own: bool,
+    /// Requests that waited because no connection was idle (every connection busy: the
+    /// server was slow); `None` for a loadgen that does not count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_waited_for_connection: Option<u64>,
 }
 
 impl CapacitySummary {
@@ -284,6 +388,8 @@ pub(crate) fn sample_step(target_requests_per_second: f64) -> Step {
             cpu_seconds: 0.4,
             cpu_ratio: 0.07,
             lag_p99_ms: Ok(0.2),
+            lag_is_clients_own: false,
+            requests_waited_for_connection: None,
         },
     }
 }
@@ -345,6 +451,8 @@ mod tests {
             },
             loadgen_ceiling_requests_per_second: Err(NotMeasured::new("not run")),
             loadgen_ceiling_server: None,
+            loadgen_headroom: None,
+            independent_client: None,
             servers: vec![ServerCapacity {
                 name: "mio".to_owned(),
                 model: Model::new("mio"),
@@ -352,8 +460,11 @@ mod tests {
                 max_sustainable_requests_per_second: 1000.0,
                 first_broken_requests_per_second: Some(2000.0),
                 bound: Bound::Slo,
+                client_bound_from_requests_per_second: None,
                 steps,
                 failure: None,
+                faults: None,
+                independent_check: None,
             }],
             skipped: vec![],
         }

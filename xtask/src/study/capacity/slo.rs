@@ -2,9 +2,16 @@
 //! whether a step met it and, when not, what broke it and whether the client was to blame.
 //!
 //! The default is the issue's: p99 ≤ 1.5 × the delay, no failed request, achieved ≥ 97 % of
-//! the target rate. A step that misses it while loadgen itself fell behind (its schedule lag
-//! or its CPU over a limit) is *client-bound*: it says nothing about the server, and the
-//! search never takes it as the server's limit. A step that meets the SLO is sustained even
+//! the target rate. A step that misses it while loadgen itself fell behind is
+//! *client-bound*: it says nothing about the server, and the search never takes it as the
+//! server's limit.
+//!
+//! Who fell behind is told apart by what loadgen reports. Waiting for an idle connection
+//! (every connection busy) is the server's limit: it answers too slowly. So where loadgen
+//! reports its own lag apart from those waits (`client_lag`), only that lag over its limit
+//! makes a step client-bound. Where it reports only its schedule lag, which mixes the two,
+//! lag behind a server that used all its CPU is taken as the server's, and loadgen's CPU
+//! near its limit is the other sign of a client that fell behind. A step that meets the SLO is sustained even
 //! if loadgen struggled, because a struggling client only makes a server look worse
 //! (latency is measured from each request's intended start, and a late client sends less).
 
@@ -105,12 +112,15 @@ impl Slo {
 
     fn client_limits(&self, step: &Step) -> Vec<ClientLimit> {
         let mut limits = Vec::new();
-        // Without a lag figure (an older loadgen) only the CPU can tell. A server that used
+        let own = step.loadgen.lag_is_clients_own && step.loadgen.lag_p99_ms.is_ok();
+        // A schedule lag that mixes in the waits for a busy connection: a server that used
         // all its CPU answers late, every connection is then busy when a request falls due,
-        // and that wait shows up as schedule lag too: then the lag is the server's doing.
+        // and that wait shows up as lag too. Then the lag is the server's doing.
         let server_saturated = step.server.cpu_ratio >= self.server_cpu_saturated_ratio;
         match step.loadgen.lag_p99_ms {
-            Ok(lag_p99_ms) if lag_p99_ms > self.client_lag_p99_max_ms && !server_saturated => {
+            Ok(lag_p99_ms)
+                if lag_p99_ms > self.client_lag_p99_max_ms && (own || !server_saturated) =>
+            {
                 limits.push(ClientLimit::Lag {
                     lag_p99_ms,
                     max_lag_p99_ms: self.client_lag_p99_max_ms,
@@ -118,7 +128,9 @@ impl Slo {
             }
             _ => {}
         }
-        if step.loadgen.cpu_ratio > self.client_cpu_max_ratio {
+        // loadgen's own lag says all there is to say about it: a busy client that kept its
+        // schedule did not hold the server back. Without it, its CPU is the other sign.
+        if !own && step.loadgen.cpu_ratio > self.client_cpu_max_ratio {
             limits.push(ClientLimit::Cpu {
                 cpu_ratio: step.loadgen.cpu_ratio,
                 max_cpu_ratio: self.client_cpu_max_ratio,
@@ -362,6 +374,32 @@ mod tests {
         step.latency.p99_ms = 400.0;
         step.loadgen.lag_p99_ms = Ok(30.0);
         step.server.cpu_ratio = 0.97;
+        let verdict = slo().judge(&step);
+        assert!(matches!(verdict, Verdict::Broken { .. }), "{verdict:?}");
+    }
+
+    #[test]
+    fn loadgen_lag_of_its_own_is_the_clients_even_behind_a_saturated_server() {
+        let mut step = sample_step(10_000.0);
+        step.latency.p99_ms = 400.0;
+        step.loadgen.lag_p99_ms = Ok(30.0);
+        step.loadgen.lag_is_clients_own = true;
+        step.server.cpu_ratio = 0.97;
+        let verdict = slo().judge(&step);
+        assert!(
+            matches!(verdict, Verdict::ClientBound { .. }),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn waiting_for_a_busy_connection_is_the_servers_limit_when_loadgens_own_lag_held() {
+        let mut step = sample_step(10_000.0);
+        step.latency.p99_ms = 400.0;
+        step.loadgen.lag_p99_ms = Ok(0.3);
+        step.loadgen.lag_is_clients_own = true;
+        step.loadgen.requests_waited_for_connection = Some(12_000);
+        step.loadgen.cpu_ratio = 0.99;
         let verdict = slo().judge(&step);
         assert!(matches!(verdict, Verdict::Broken { .. }), "{verdict:?}");
     }

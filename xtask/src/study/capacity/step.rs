@@ -10,7 +10,8 @@
 //! window's, plus the warm-up's counted at its target rate (loadgen does not report them).
 //! The report says so.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use echo_core::DelayModel;
@@ -19,10 +20,12 @@ use loadgen::{FailureKind, Report};
 use super::results::{CpuPlacement, Latency, LoadgenCost, ServerCost, Step};
 use crate::catalogue::{Settings, Variant};
 use crate::measured::Measured;
+use crate::results::Faults;
+use crate::run::env::ListenCounters;
 use crate::run::load::{self, LoadSpec, Timed};
 use crate::run::perf::{KernelCounts, Perf};
 use crate::run::procstat::{Peaks, Sampler, Usage};
-use crate::run::server::ServerProcess;
+use crate::run::server::{ServerProcess, shed_connections};
 use crate::study::{START_TIMEOUT, STOP_TIMEOUT};
 
 /// Requests each persistent connection may carry: more than any step sends, so loadgen
@@ -68,23 +71,50 @@ pub struct Measurement {
     pub step: Step,
     /// The server's command line.
     pub server_command: String,
+    /// What went wrong with the step's connections.
+    pub faults: Faults,
+}
+
+/// Why a step measured nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepError {
+    /// The server cannot run on this machine and said so (status 3, `skipped: <reason>`).
+    Skipped(String),
+    /// It did not start for another reason, or loadgen left no report; the text says what
+    /// happened.
+    Failed(String),
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepError::Skipped(reason) => write!(f, "skipped: {reason}"),
+            StepError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// A server started for one step, pinned to the server CPUs.
+#[derive(Debug)]
+pub struct Started {
+    /// The process.
+    pub server: ServerProcess,
+    /// Its command line, as typed from the repository root.
+    pub command: String,
+    /// The kernel's listen counters just before it started.
+    pub listen_before: ListenCounters,
 }
 
 impl Rig {
-    /// Measures `variant` under `load`; loadgen's report is kept as `runs/<name>.json`.
+    /// Starts a fresh `variant` at `delay`, pinned to the server CPUs.
     ///
     /// # Errors
-    /// When the server cannot start (a Python baseline that exits saying `skipped: ...`
-    /// included), or loadgen leaves no report; the text says what happened.
-    pub fn measure(
-        &self,
-        variant: &Variant,
-        load: Load,
-        name: &str,
-    ) -> Result<Measurement, String> {
+    /// [`StepError::Skipped`] when the server says it cannot run here, otherwise
+    /// [`StepError::Failed`] naming what went wrong.
+    pub fn start(&self, variant: &Variant, delay: &DelayModel) -> Result<Started, StepError> {
         let launch = variant
-            .launch(&self.settings, &load.delay)
-            .map_err(|e| format!("{e:#}"))?
+            .launch(&self.settings, delay)
+            .map_err(|e| StepError::Failed(format!("{e:#}")))?
             .cpus(
                 &self
                     .cpus
@@ -93,8 +123,35 @@ impl Rig {
                     .map(|&cpu| cpu as usize)
                     .collect::<Vec<_>>(),
             );
-        let server_command = self.settings.for_the_record(&launch.command_line());
-        let server = ServerProcess::start(&launch, START_TIMEOUT).map_err(|e| format!("{e:#}"))?;
+        let command = self.settings.for_the_record(&launch.command_line());
+        let listen_before = ListenCounters::read().unwrap_or_default();
+        let server =
+            ServerProcess::start(&launch, START_TIMEOUT).map_err(|e| match e.skipped() {
+                Some(reason) => StepError::Skipped(reason.to_owned()),
+                None => StepError::Failed(format!("{e:#}")),
+            })?;
+        Ok(Started {
+            server,
+            command,
+            listen_before,
+        })
+    }
+
+    /// Measures `variant` under `load`; loadgen's report is kept as `runs/<name>.json`.
+    ///
+    /// # Errors
+    /// As [`Rig::start`], or [`StepError::Failed`] when loadgen leaves no report.
+    pub fn measure(
+        &self,
+        variant: &Variant,
+        load: Load,
+        name: &str,
+    ) -> Result<Measurement, StepError> {
+        let Started {
+            server,
+            command: server_command,
+            listen_before,
+        } = self.start(variant, &load.delay)?;
         let sampler = Sampler::start(server.pid());
         let mut counting = self.perf.clone().and_then(|perf| perf.attach(server.pid()));
         if let Ok(counting) = counting.as_mut() {
@@ -108,11 +165,17 @@ impl Rig {
         let counts = counting.and_then(|counting| counting.stop());
         let peaks = sampler.stop();
         let tail = server.stderr_tail_text();
-        let usage = server.stop(STOP_TIMEOUT).ok().map(|exit| exit.usage);
+        let exit = server.stop(STOP_TIMEOUT).ok();
+        let overflows = ListenCounters::read()
+            .unwrap_or_default()
+            .since(listen_before)
+            .overflows;
+        let usage = exit.as_ref().map(|exit| exit.usage);
         let report = outcome.report.ok_or_else(|| {
             let why = outcome.failure.unwrap_or_default();
-            format!("loadgen left no report: {why}; server {tail}")
+            StepError::Failed(format!("loadgen left no report: {why}; server {tail}"))
         })?;
+        let lag = OwnLag::read(&json);
         let run = Run {
             load,
             report: &report,
@@ -122,10 +185,21 @@ impl Rig {
             peaks,
             usage,
             loadgen_cpu_seconds: outcome.client_cpu_seconds,
+            lag,
+        };
+        let step = run.step(&self.cpus);
+        let faults = Faults {
+            shed: exit
+                .as_ref()
+                .and_then(|e| e.last_stderr_line())
+                .and_then(shed_connections),
+            listen_overflows: overflows,
+            ..Faults::from_failures(&step.failures_by_kind)
         };
         Ok(Measurement {
-            step: run.step(&self.cpus),
+            step,
             server_command,
+            faults,
         })
     }
 
@@ -154,6 +228,41 @@ pub fn cpu_list(cpus: &[u32]) -> String {
         .join(",")
 }
 
+/// What a loadgen report says of its own lag beyond the fields the loadgen crate's
+/// [`Report`] has: `client_lag` (its lag without the waits for a busy connection) and
+/// `requests_waited_for_connection`, read from the raw JSON so that this study judges by
+/// them as soon as loadgen reports them, and by the schedule lag until then.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OwnLag {
+    /// `client_lag.p99_us` in milliseconds, when loadgen reported a lag of its own.
+    pub p99_ms: Option<f64>,
+    /// `requests_waited_for_connection`, when reported.
+    pub requests_waited_for_connection: Option<u64>,
+}
+
+impl OwnLag {
+    /// From loadgen's report at `json`; nothing when the file or the fields are missing.
+    pub fn read(json: &Path) -> OwnLag {
+        std::fs::read_to_string(json)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .map_or_else(OwnLag::default, |value| OwnLag::of(&value))
+    }
+
+    /// From a loadgen report as JSON.
+    pub fn of(report: &serde_json::Value) -> OwnLag {
+        let lag = &report["client_lag"];
+        let counted = lag["count"].as_u64().is_some_and(|n| n > 0);
+        OwnLag {
+            p99_ms: lag["p99_us"]
+                .as_f64()
+                .filter(|_| counted)
+                .map(|us| us / 1e3),
+            requests_waited_for_connection: report["requests_waited_for_connection"].as_u64(),
+        }
+    }
+}
+
 /// What came back from one step's processes, before it is a [`Step`].
 #[derive(Debug)]
 struct Run<'a> {
@@ -165,6 +274,7 @@ struct Run<'a> {
     peaks: Peaks,
     usage: Option<Usage>,
     loadgen_cpu_seconds: Option<f64>,
+    lag: OwnLag,
 }
 
 impl Run<'_> {
@@ -231,10 +341,16 @@ impl Run<'_> {
 
     fn loadgen_cost(&self, n_cpus: usize) -> LoadgenCost {
         let cpu_seconds = self.loadgen_cpu_seconds.unwrap_or(0.0);
+        let (lag_p99_ms, lag_is_clients_own) = match self.lag.p99_ms {
+            Some(own) => (Ok(own), true),
+            None => (load::schedule_lag(self.report).map(|lag| lag.p99_ms), false),
+        };
         LoadgenCost {
             cpu_seconds,
             cpu_ratio: ratio(cpu_seconds, self.elapsed, n_cpus),
-            lag_p99_ms: load::schedule_lag(self.report).map(|lag| lag.p99_ms),
+            lag_p99_ms,
+            lag_is_clients_own,
+            requests_waited_for_connection: self.lag.requests_waited_for_connection,
         }
     }
 }
@@ -274,6 +390,25 @@ mod tests {
         assert_eq!(ratio(1.0, Duration::from_secs(2), 1), 0.5);
         assert_eq!(ratio(1.0, Duration::from_secs(1), 2), 0.5);
         assert_eq!(ratio(1.0, Duration::ZERO, 1), 0.0);
+    }
+
+    #[test]
+    fn loadgens_own_lag_is_read_when_it_reports_one_and_absent_otherwise() {
+        let newer = serde_json::json!({
+            "client_lag": {"count": 30000, "p50_us": 80.0, "p99_us": 1500.0, "max_us": 9000.0},
+            "requests_waited_for_connection": 12,
+        });
+        assert_eq!(
+            OwnLag::of(&newer),
+            OwnLag {
+                p99_ms: Some(1.5),
+                requests_waited_for_connection: Some(12),
+            }
+        );
+        let closed_loop = serde_json::json!({"client_lag": {"count": 0, "p99_us": 0.0}});
+        assert_eq!(OwnLag::of(&closed_loop).p99_ms, None);
+        let older = serde_json::json!({"schedule_lag": {"count": 10, "p99_us": 3.0}});
+        assert_eq!(OwnLag::of(&older), OwnLag::default());
     }
 
     #[test]
