@@ -28,8 +28,7 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use server_common::{
-    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, ResumeTimer, Stats, TimerKey,
-    TimerLoop, Timers,
+    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, Stats, TimerKey, Timers,
 };
 use slab::Slab;
 
@@ -66,7 +65,7 @@ pub struct EventLoop {
     listener: Option<TcpListener>,
     /// The listener is registered (not paused for back-off or the connection limit).
     listening: bool,
-    resume_timer: ResumeTimer,
+    resume_timer: server_common::ResumeTimer,
     backoff: AcceptBackoff,
     connections: Slab<Connection<TcpStream>>,
     timers: Timers<Timer>,
@@ -99,7 +98,7 @@ impl EventLoop {
             poll,
             listener: Some(listener),
             listening: false,
-            resume_timer: ResumeTimer::default(),
+            resume_timer: server_common::ResumeTimer::default(),
             backoff,
             connections: Slab::new(),
             timers: Timers::new(),
@@ -132,7 +131,7 @@ impl EventLoop {
             for event in events.iter() {
                 self.dispatch(event);
             }
-            server_common::fire_due(&mut self, Instant::now());
+            self.fire_timers(Instant::now());
             self.drive_yielded();
             if !self.draining && self.stop.load(Ordering::SeqCst) {
                 self.begin_shutdown();
@@ -285,6 +284,12 @@ impl EventLoop {
         }
     }
 
+    fn fire_timers(&mut self, now: Instant) {
+        // server-common's, as server-uring's: which timers are due, in what order, and which
+        // wait for the next round; what each one does is this loop's `TimerLoop` below.
+        server_common::fire_due(self, now);
+    }
+
     fn drive_yielded(&mut self) {
         for key in std::mem::take(&mut self.again) {
             if let Some(conn) = self.connections.get_mut(key) {
@@ -371,7 +376,7 @@ impl EventLoop {
 
 /// The loop's timers fire through server-common's [`server_common::fire_due`], as
 /// server-uring's do; only what the shutdown deadline does is this loop's own.
-impl TimerLoop for EventLoop {
+impl server_common::TimerLoop for EventLoop {
     fn timers(&mut self) -> &mut Timers<Timer> {
         &mut self.timers
     }

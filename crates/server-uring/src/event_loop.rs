@@ -52,8 +52,7 @@ use std::time::{Duration, Instant};
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 use server_common::{
-    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, ResumeTimer, Stats, TimerKey,
-    TimerLoop, Timers, set_nodelay,
+    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, Stats, TimerKey, Timers, set_nodelay,
 };
 use slab::Slab;
 
@@ -132,7 +131,7 @@ pub struct EventLoop {
     /// Some connection was ever accepted (a later `EINVAL` is not "no multishot").
     ever_accepted: bool,
     /// Accepting is paused until this timer (a back-off, or a re-check at the limit).
-    resume_timer: ResumeTimer,
+    resume_timer: server_common::ResumeTimer,
     /// Connections accepted by the kernel while the loop was full; admitted first.
     parked: VecDeque<OwnedFd>,
     backoff: AcceptBackoff,
@@ -186,7 +185,7 @@ impl EventLoop {
             accept_cancelled: false,
             accept_cancels: 0,
             ever_accepted: false,
-            resume_timer: ResumeTimer::default(),
+            resume_timer: server_common::ResumeTimer::default(),
             parked: VecDeque::new(),
             backoff,
             connections: Slab::new(),
@@ -224,7 +223,7 @@ impl EventLoop {
         while !self.finished() {
             self.enter(self.timers.next_timeout(Instant::now()))?;
             self.complete_all();
-            server_common::fire_due(&mut self, Instant::now());
+            self.fire_timers(Instant::now());
             self.retry_starved();
             if !self.draining && self.stop.load(Ordering::SeqCst) {
                 self.begin_shutdown()?;
@@ -393,6 +392,12 @@ impl EventLoop {
                 self.settle(key);
             }
         }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        // server-common's, as server-mio's: which timers are due, in what order, and which
+        // wait for the next round; what each one does is this loop's `TimerLoop` below.
+        server_common::fire_due(self, now);
     }
 
     /// Arms the poll on the stop eventfd.
@@ -626,7 +631,7 @@ impl EventLoop {
 
 /// The loop's timers fire through server-common's [`server_common::fire_due`], as
 /// server-mio's do; only what the shutdown deadline does is this loop's own.
-impl TimerLoop for EventLoop {
+impl server_common::TimerLoop for EventLoop {
     fn timers(&mut self) -> &mut Timers<Timer> {
         &mut self.timers
     }
