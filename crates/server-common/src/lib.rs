@@ -9,8 +9,8 @@
 //!   server, with its end-of-connection bookkeeping.
 //! - [`accept`]: [`AcceptBackoff`], the one accept policy: error classes, pauses, counters,
 //!   the connection limit.
-//! - [`timers`]: [`Timers`], the `(deadline, id)` timer queue of loop-based servers, and
-//!   [`LoopTimer`], what their timers wake.
+//! - [`timers`]: [`Timers`], the `(deadline, id)` timer queue of loop-based servers,
+//!   [`LoopTimer`], what their timers wake, and [`fire_due`], how they fire.
 //! - [`loops`]: [`Loops`] and [`LoopServer`], N loops on N threads sharing a port
 //!   (`--loops N`), started and stopped alike by every loop-based server.
 //! - [`stats`]: [`Stats`], shared atomic counters, and their [`Summary`] snapshot.
@@ -43,4 +43,7 @@ pub use net::{bind_listener, bind_listener_reuse_port, raise_nofile_limit, set_n
 pub use run::run_binary;
 pub use server::Server;
 pub use stats::{ConnectionGuard, QueueTicket, Stats, Summary};
-pub use timers::{LoopTimer, TimerKey, Timers};
+pub use timers::{
+    LoopTimer, ResumeTimer, TimerKey, TimerLoop, Timers, arm_shutdown_deadline, fire_due,
+    left_at_deadline,
+};

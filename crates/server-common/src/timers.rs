@@ -1,5 +1,7 @@
 //! The timer queue of a loop-based server: readiness (mio) and completion (io_uring) loops have
-//! no timers of their own, so the loop keeps them here.
+//! no timers of their own, so the loop keeps them here, with what those timers wake
+//! ([`LoopTimer`]) and how they fire ([`fire_due`], the pause of accepting, the shutdown
+//! deadline), the same in every such loop.
 //!
 //! Shaped like async-io's reactor: an ordered map keyed by `(deadline, id)`. The id breaks ties
 //! between timers due at the same instant (10000 connections accepted in one burst with a
@@ -65,6 +67,11 @@ impl<T> Timers<T> {
     /// Disarms a timer, returning its value, or `None` when it already fired or was cancelled.
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
         self.queue.remove(&key)
+    }
+
+    /// Whether the timer `key` names is still armed (neither fired nor cancelled).
+    pub fn contains(&self, key: TimerKey) -> bool {
+        self.queue.contains_key(&key)
     }
 
     /// The earliest deadline, if any timer is armed.
@@ -133,6 +140,107 @@ pub enum LoopTimer {
     ResumeAccept,
     /// Shutdown has waited long enough for connections to finish.
     ShutdownDeadline,
+}
+
+/// A loop whose timers are [`LoopTimer`]s, as server-mio's readiness loop and server-uring's
+/// completion loop are: what each kind does when it fires.
+///
+/// Which timers are due, in what order, and which wait for the next turn is decided once, by
+/// [`fire_due`]. What a timer does stays with each loop, because readiness and completion
+/// differ there: a readiness loop closes a connection at once, so its shutdown deadline only
+/// ends the loop; a completion loop must first cancel what each connection has in the ring and
+/// wait for it to come back, so its deadline starts those closes.
+pub trait TimerLoop {
+    /// The loop's timer queue.
+    fn timers(&mut self) -> &mut Timers<LoopTimer>;
+
+    /// The timer `fired` of the connection at slab key `key` is due (its request's delay or
+    /// its idle limit). The connection may be gone, or `fired` may be an earlier timer it kept
+    /// (see [`Timers::rearm`]), whose early call its protocol shrugs off.
+    fn connection_due(&mut self, key: usize, fired: TimerKey);
+
+    /// The loop's [`ResumeTimer`] fired: the pause of accepting is over.
+    fn resume_due(&mut self);
+
+    /// The shutdown deadline armed by [`arm_shutdown_deadline`] passed: what is still open is
+    /// closed.
+    fn shutdown_deadline_due(&mut self);
+}
+
+/// Fires every timer of `event_loop` due at `now`, earliest first (asyncio: moving due
+/// `TimerHandle`s to `_ready`). It fires at most as many timers as were armed when it
+/// started, so a timer armed while firing (a connection rearming after its timeout) cannot
+/// keep the loop here: it waits for the next turn.
+pub fn fire_due(event_loop: &mut impl TimerLoop, now: Instant) {
+    for _ in 0..event_loop.timers().len() {
+        let Some((fired, timer)) = event_loop.timers().pop_expired(now) else {
+            return;
+        };
+        match timer {
+            LoopTimer::Connection(key) => event_loop.connection_due(key, fired),
+            LoopTimer::ResumeAccept => event_loop.resume_due(),
+            LoopTimer::ShutdownDeadline => event_loop.shutdown_deadline_due(),
+        }
+    }
+}
+
+/// The one timer that ends a loop's pause of accepting (a back-off after an accept failure,
+/// or a re-check at the connection limit). How a loop stops accepting differs (a readiness
+/// loop deregisters its listener, a completion loop cancels its accept); the pause is the same.
+///
+/// Whether it is armed is read from the queue, not kept beside it: once its timer has fired,
+/// it is disarmed without the loop having to say so, and the next pause arms anew.
+#[derive(Debug, Default)]
+pub struct ResumeTimer {
+    key: Option<TimerKey>,
+}
+
+impl ResumeTimer {
+    /// Pauses accepting until `at`, unless a pause is already armed: failures during a pause
+    /// do not push its end further away.
+    pub fn arm(&mut self, timers: &mut Timers<LoopTimer>, at: Instant) {
+        if !self.is_armed(timers) {
+            self.key = Some(timers.insert(at, LoopTimer::ResumeAccept));
+        }
+    }
+
+    /// Disarms the pause: accepting resumes sooner (a connection closed and freed room), or
+    /// never (the loop is shutting down).
+    pub fn cancel(&mut self, timers: &mut Timers<LoopTimer>) {
+        if let Some(key) = self.key.take() {
+            timers.cancel(key);
+        }
+    }
+
+    /// Whether accepting is paused until the timer fires.
+    pub fn is_armed(&self, timers: &Timers<LoopTimer>) -> bool {
+        self.key.is_some_and(|key| timers.contains(key))
+    }
+}
+
+/// The timers' part of a loop's shutdown, the same in every loop: accepting will not resume,
+/// and the loop is told [`TimerLoop::shutdown_deadline_due`] at `at`.
+pub fn arm_shutdown_deadline(
+    timers: &mut Timers<LoopTimer>,
+    resume: &mut ResumeTimer,
+    at: Instant,
+) {
+    resume.cancel(timers);
+    timers.insert(at, LoopTimer::ShutdownDeadline);
+}
+
+/// The connections (slab keys) still open when the shutdown deadline passed, logged once as a
+/// warning. Each loop then closes them its own way: a readiness loop at once, a completion
+/// loop once their operations have come back from the ring.
+pub fn left_at_deadline(keys: impl Iterator<Item = usize>) -> Vec<usize> {
+    let keys: Vec<usize> = keys.collect();
+    if !keys.is_empty() {
+        tracing::warn!(
+            n_connections = keys.len(),
+            "shutdown deadline passed; closing"
+        );
+    }
+    keys
 }
 
 #[cfg(test)]
@@ -281,6 +389,132 @@ mod tests {
         );
         timers.rearm(&mut current, None, || "d");
         assert!(timers.is_empty() && current.is_none());
+    }
+
+    /// A loop that records what its timers woke, and whose connections, when `rearm_due`,
+    /// arm a timer already due each time theirs fires.
+    struct Recorder {
+        timers: Timers<LoopTimer>,
+        woken: Vec<(LoopTimer, Option<TimerKey>)>,
+        rearm_due: Option<Instant>,
+    }
+
+    impl Recorder {
+        fn new() -> Self {
+            Recorder {
+                timers: Timers::new(),
+                woken: Vec::new(),
+                rearm_due: None,
+            }
+        }
+
+        fn woken(&mut self) -> Vec<LoopTimer> {
+            self.woken.drain(..).map(|(timer, _)| timer).collect()
+        }
+    }
+
+    impl TimerLoop for Recorder {
+        fn timers(&mut self) -> &mut Timers<LoopTimer> {
+            &mut self.timers
+        }
+
+        fn connection_due(&mut self, key: usize, fired: TimerKey) {
+            self.woken.push((LoopTimer::Connection(key), Some(fired)));
+            if let Some(at) = self.rearm_due {
+                self.timers.insert(at, LoopTimer::Connection(key));
+            }
+        }
+
+        fn resume_due(&mut self) {
+            self.woken.push((LoopTimer::ResumeAccept, None));
+        }
+
+        fn shutdown_deadline_due(&mut self) {
+            self.woken.push((LoopTimer::ShutdownDeadline, None));
+        }
+    }
+
+    #[test]
+    fn due_loop_timers_wake_their_kind_in_deadline_order_and_later_ones_wait() {
+        let t0 = Instant::now();
+        let mut event_loop = Recorder::new();
+        let timers = &mut event_loop.timers;
+        let second = timers.insert(t0 + ms(20), LoopTimer::Connection(2));
+        timers.insert(t0 + ms(30), LoopTimer::ShutdownDeadline);
+        timers.insert(t0 + ms(10), LoopTimer::Connection(1));
+        timers.insert(t0 + ms(5), LoopTimer::ResumeAccept);
+        fire_due(&mut event_loop, t0 + ms(20));
+        assert_eq!(
+            event_loop.woken.last(),
+            Some(&(LoopTimer::Connection(2), Some(second))),
+            "a connection is told which of its timers fired"
+        );
+        assert_eq!(
+            event_loop.woken(),
+            [
+                LoopTimer::ResumeAccept,
+                LoopTimer::Connection(1),
+                LoopTimer::Connection(2)
+            ]
+        );
+        fire_due(&mut event_loop, t0 + ms(30));
+        assert_eq!(event_loop.woken(), [LoopTimer::ShutdownDeadline]);
+        assert!(event_loop.timers.is_empty());
+    }
+
+    #[test]
+    fn a_loop_timer_armed_while_firing_waits_for_the_next_turn_even_when_due() {
+        let t0 = Instant::now();
+        let mut event_loop = Recorder::new();
+        event_loop.rearm_due = Some(t0);
+        event_loop.timers.insert(t0, LoopTimer::Connection(7));
+        fire_due(&mut event_loop, t0);
+        assert_eq!(event_loop.woken(), [LoopTimer::Connection(7)]);
+        assert_eq!(event_loop.timers.len(), 1, "the new timer is left armed");
+        fire_due(&mut event_loop, t0);
+        assert_eq!(event_loop.woken(), [LoopTimer::Connection(7)]);
+    }
+
+    /// A queue whose only timer is a pause of accepting until `at`.
+    fn paused_until(at: Instant) -> (Timers<LoopTimer>, ResumeTimer) {
+        let mut timers = Timers::new();
+        let mut resume = ResumeTimer::default();
+        resume.arm(&mut timers, at);
+        (timers, resume)
+    }
+
+    #[test]
+    fn the_resume_timer_arms_once_until_it_fires_or_is_cancelled() {
+        let t0 = Instant::now();
+        let (mut timers, mut resume) = paused_until(t0 + ms(10));
+        resume.arm(&mut timers, t0 + ms(50));
+        assert_eq!(
+            (timers.len(), timers.next_deadline()),
+            (1, Some(t0 + ms(10))),
+            "a second pause does not push the first one's end"
+        );
+        let (_, woken) = timers.pop_expired(t0 + ms(10)).expect("due");
+        assert_eq!(woken, LoopTimer::ResumeAccept);
+        assert!(!resume.is_armed(&timers), "disarmed by firing");
+        resume.arm(&mut timers, t0 + ms(50));
+        assert!(
+            resume.is_armed(&timers) && timers.len() == 1,
+            "a new pause arms anew"
+        );
+        resume.cancel(&mut timers);
+        assert!(!resume.is_armed(&timers) && timers.is_empty());
+    }
+
+    #[test]
+    fn the_shutdown_deadline_disarms_the_resume_of_accepting() {
+        let t0 = Instant::now();
+        let (mut timers, mut resume) = paused_until(t0 + ms(10));
+        arm_shutdown_deadline(&mut timers, &mut resume, t0 + ms(500));
+        assert!(!resume.is_armed(&timers));
+        let all: Vec<_> = std::iter::from_fn(|| timers.pop_expired(t0 + ms(500))).collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].1, LoopTimer::ShutdownDeadline);
+        assert_eq!(all[0].0.at(), t0 + ms(500));
     }
 
     #[test]

@@ -187,23 +187,12 @@ impl<S: Stream> Connection<S> {
         self.driver.timeout(now);
     }
 
-    /// Keeps exactly one armed timer no later than the protocol's deadline.
-    ///
-    /// A timer *earlier* than the deadline is kept: when it fires, the protocol shrugs off the
-    /// early call and the connection rearms. That makes the common case cheap: the idle
-    /// deadline moves forward with every request, and moving it in the queue each time would
-    /// cost a remove and an insert per request.
+    /// Keeps exactly one armed timer no later than the protocol's deadline; see
+    /// [`Timers::rearm`] (an earlier timer is kept, so the idle deadline moving with every
+    /// request costs nothing in the queue).
     pub fn rearm<T>(&mut self, timers: &mut Timers<T>, value: impl FnOnce() -> T) {
         let wanted = self.driver.next_timeout().map(|t| t.at);
-        match (self.timer, wanted) {
-            (Some(key), Some(at)) if key.at() <= at => {}
-            (current, wanted) => {
-                if let Some(key) = current {
-                    timers.cancel(key);
-                }
-                self.timer = wanted.map(|at| timers.insert(at, value()));
-            }
-        }
+        timers.rearm(&mut self.timer, wanted, value);
     }
 
     /// The interest to register now, or `None` when the connection waits for nothing but a

@@ -65,7 +65,7 @@ pub struct EventLoop {
     listener: Option<TcpListener>,
     /// The listener is registered (not paused for back-off or the connection limit).
     listening: bool,
-    resume_timer: Option<TimerKey>,
+    resume_timer: server_common::ResumeTimer,
     backoff: AcceptBackoff,
     connections: Slab<Connection<TcpStream>>,
     timers: Timers<Timer>,
@@ -98,7 +98,7 @@ impl EventLoop {
             poll,
             listener: Some(listener),
             listening: false,
-            resume_timer: None,
+            resume_timer: server_common::ResumeTimer::default(),
             backoff,
             connections: Slab::new(),
             timers: Timers::new(),
@@ -285,28 +285,9 @@ impl EventLoop {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        // Bounded by the timers armed before this round, so a timer armed while firing
-        // waits for the next round.
-        for _ in 0..self.timers.len() {
-            let Some((fired, timer)) = self.timers.pop_expired(now) else {
-                return;
-            };
-            match timer {
-                Timer::Connection(key) => {
-                    if let Some(conn) = self.connections.get_mut(key) {
-                        conn.timeout(Some(fired), Instant::now());
-                        self.settle(key);
-                    }
-                }
-                Timer::ResumeAccept => {
-                    self.resume_timer = None;
-                    if let Err(e) = self.resume_accepting() {
-                        tracing::warn!(error = %e, "could not resume accepting");
-                    }
-                }
-                Timer::ShutdownDeadline => self.deadline_passed = true,
-            }
-        }
+        // server-common's, as server-uring's: which timers are due, in what order, and which
+        // wait for the next round; what each one does is this loop's `TimerLoop` below.
+        server_common::fire_due(self, now);
     }
 
     fn drive_yielded(&mut self) {
@@ -323,10 +304,8 @@ impl EventLoop {
     /// connections, descriptors of another process).
     fn pause_accepting(&mut self, pause: std::time::Duration) {
         self.stop_listening();
-        if self.resume_timer.is_none() {
-            let at = Instant::now() + pause;
-            self.resume_timer = Some(self.timers.insert(at, Timer::ResumeAccept));
-        }
+        let at = Instant::now() + pause;
+        self.resume_timer.arm(&mut self.timers, at);
     }
 
     fn stop_listening(&mut self) {
@@ -345,9 +324,7 @@ impl EventLoop {
         let Some(listener) = &mut self.listener else {
             return Ok(());
         };
-        if let Some(timer) = self.resume_timer.take() {
-            self.timers.cancel(timer);
-        }
+        self.resume_timer.cancel(&mut self.timers);
         self.poll
             .registry()
             .register(listener, LISTENER, Interest::READABLE)?;
@@ -358,21 +335,20 @@ impl EventLoop {
     /// Stops accepting (the listener closes, so new connects are refused), tells every
     /// protocol to finish up (asyncio: `server.close()`, then the application's own drain),
     /// and arms the shutdown deadline.
+    ///
+    /// The deadline is server-common's, as server-uring's; the drain stays here, because a
+    /// readiness loop reads what a socket holds by marking it readable and driving it, where
+    /// a completion loop must read it outside the ring.
     fn begin_shutdown(&mut self) {
         // Connections the kernel completed before the signal are taken in too: their clients
         // may already have sent requests.
         self.accept_all();
         self.draining = true;
         self.stop_listening();
-        if let Some(timer) = self.resume_timer.take() {
-            self.timers.cancel(timer);
-        }
         self.listener = None;
         let now = Instant::now();
-        self.timers.insert(
-            now + self.settings.config.shutdown_timeout,
-            Timer::ShutdownDeadline,
-        );
+        let deadline = now + self.settings.config.shutdown_timeout;
+        server_common::arm_shutdown_deadline(&mut self.timers, &mut self.resume_timer, deadline);
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
             // Read what the kernel already holds first: "requests already received" means
@@ -388,18 +364,39 @@ impl EventLoop {
         }
     }
 
-    /// Closes whatever outlived the shutdown deadline.
+    /// Closes whatever outlived the shutdown deadline, at once: nothing of a readiness loop's
+    /// connection is in the kernel's hands.
     fn close_all(&mut self) {
-        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
-        if !keys.is_empty() {
-            tracing::warn!(
-                n_connections = keys.len(),
-                "shutdown deadline passed; closing"
-            );
-        }
+        let keys = server_common::left_at_deadline(self.connections.iter().map(|(key, _)| key));
         for key in keys {
             self.close(key, None);
         }
+    }
+}
+
+/// The loop's timers fire through server-common's [`server_common::fire_due`], as
+/// server-uring's do; only what the shutdown deadline does is this loop's own.
+impl server_common::TimerLoop for EventLoop {
+    fn timers(&mut self) -> &mut Timers<Timer> {
+        &mut self.timers
+    }
+
+    fn connection_due(&mut self, key: usize, fired: TimerKey) {
+        if let Some(conn) = self.connections.get_mut(key) {
+            conn.timeout(Some(fired), Instant::now());
+            self.settle(key);
+        }
+    }
+
+    fn resume_due(&mut self) {
+        if let Err(e) = self.resume_accepting() {
+            tracing::warn!(error = %e, "could not resume accepting");
+        }
+    }
+
+    /// Ends the loop after this turn; `close_all` then closes what is left.
+    fn shutdown_deadline_due(&mut self) {
+        self.deadline_passed = true;
     }
 }
 

@@ -131,7 +131,7 @@ pub struct EventLoop {
     /// Some connection was ever accepted (a later `EINVAL` is not "no multishot").
     ever_accepted: bool,
     /// Accepting is paused until this timer (a back-off, or a re-check at the limit).
-    resume_timer: Option<TimerKey>,
+    resume_timer: server_common::ResumeTimer,
     /// Connections accepted by the kernel while the loop was full; admitted first.
     parked: VecDeque<OwnedFd>,
     backoff: AcceptBackoff,
@@ -185,7 +185,7 @@ impl EventLoop {
             accept_cancelled: false,
             accept_cancels: 0,
             ever_accepted: false,
-            resume_timer: None,
+            resume_timer: server_common::ResumeTimer::default(),
             parked: VecDeque::new(),
             backoff,
             connections: Slab::new(),
@@ -377,7 +377,7 @@ impl EventLoop {
         if let Some(timer) = conn.close() {
             self.timers.cancel(timer);
         }
-        if !self.draining && (self.resume_timer.is_some() || !self.parked.is_empty()) {
+        if !self.draining && (self.resume_timer.is_armed(&self.timers) || !self.parked.is_empty()) {
             self.resume_accepting();
         }
     }
@@ -395,26 +395,9 @@ impl EventLoop {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        // Bounded by the timers armed before this round, so a timer armed while firing waits
-        // for the next round.
-        for _ in 0..self.timers.len() {
-            let Some((fired, timer)) = self.timers.pop_expired(now) else {
-                return;
-            };
-            match timer {
-                Timer::Connection(key) => {
-                    if let Some(conn) = self.connections.get_mut(key) {
-                        conn.timeout(Some(fired), Instant::now());
-                        self.settle(key);
-                    }
-                }
-                Timer::ResumeAccept => {
-                    self.resume_timer = None;
-                    self.resume_accepting();
-                }
-                Timer::ShutdownDeadline => self.close_all(),
-            }
-        }
+        // server-common's, as server-mio's: which timers are due, in what order, and which
+        // wait for the next round; what each one does is this loop's `TimerLoop` below.
+        server_common::fire_due(self, now);
     }
 
     /// Arms the poll on the stop eventfd.
@@ -441,7 +424,7 @@ impl EventLoop {
 
     /// Submits an accept unless one is in flight, accepting is paused or the loop is full.
     fn start_accepting(&mut self) {
-        if self.draining || self.accept_in_flight || self.resume_timer.is_some() {
+        if self.draining || self.accept_in_flight || self.resume_timer.is_armed(&self.timers) {
             return;
         }
         let Some(listener) = &self.listener else {
@@ -549,10 +532,8 @@ impl EventLoop {
     /// closing connection resumes sooner; the timer covers room freed elsewhere.
     fn pause_accepting(&mut self, pause: Duration) {
         self.cancel_accept();
-        if self.resume_timer.is_none() {
-            let at = Instant::now() + pause;
-            self.resume_timer = Some(self.timers.insert(at, Timer::ResumeAccept));
-        }
+        let at = Instant::now() + pause;
+        self.resume_timer.arm(&mut self.timers, at);
     }
 
     fn cancel_accept(&mut self) {
@@ -569,9 +550,7 @@ impl EventLoop {
 
     /// Admits parked connections while there is room, then accepts again.
     fn resume_accepting(&mut self) {
-        if let Some(timer) = self.resume_timer.take() {
-            self.timers.cancel(timer);
-        }
+        self.resume_timer.cancel(&mut self.timers);
         while !self.parked.is_empty() && self.backoff.has_room() {
             if let Some(fd) = self.parked.pop_front() {
                 self.admit(fd);
@@ -588,17 +567,17 @@ impl EventLoop {
     /// refused), takes in what the kernel already completed, reads what every socket already
     /// holds, tells every protocol to finish up (asyncio: `server.close()`, then the
     /// application's own drain), and arms the shutdown deadline.
+    ///
+    /// The deadline is server-common's, as server-mio's; the drain stays here, because a
+    /// completion loop must first take the completions the kernel already has and then read
+    /// each socket outside the ring (no completion will bring those bytes), where a readiness
+    /// loop only marks the socket readable.
     fn begin_shutdown(&mut self) -> io::Result<()> {
         self.draining = true;
         self.cancel_accept();
-        if let Some(timer) = self.resume_timer.take() {
-            self.timers.cancel(timer);
-        }
         let now = Instant::now();
-        self.timers.insert(
-            now + self.settings.config.shutdown_timeout,
-            Timer::ShutdownDeadline,
-        );
+        let deadline = now + self.settings.config.shutdown_timeout;
+        server_common::arm_shutdown_deadline(&mut self.timers, &mut self.resume_timer, deadline);
         // Completions the kernel already has (bytes received into a pending receive, accepted
         // connections) first: they are requests already received.
         self.enter(Some(Duration::ZERO))?;
@@ -637,21 +616,40 @@ impl EventLoop {
         }
     }
 
-    /// The shutdown deadline passed: closes whatever is left, once its operations are back.
+    /// The shutdown deadline passed: closes whatever is left, once its operations are back
+    /// (a completion loop cannot free a connection the kernel still writes into).
     fn close_all(&mut self) {
-        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
-        if !keys.is_empty() {
-            tracing::warn!(
-                n_connections = keys.len(),
-                "shutdown deadline passed; closing"
-            );
-        }
+        let keys = server_common::left_at_deadline(self.connections.iter().map(|(key, _)| key));
         for key in keys {
             if let Some(conn) = self.connections.get_mut(key) {
                 conn.close_now();
             }
             self.settle(key);
         }
+    }
+}
+
+/// The loop's timers fire through server-common's [`server_common::fire_due`], as
+/// server-mio's do; only what the shutdown deadline does is this loop's own.
+impl server_common::TimerLoop for EventLoop {
+    fn timers(&mut self) -> &mut Timers<Timer> {
+        &mut self.timers
+    }
+
+    fn connection_due(&mut self, key: usize, fired: TimerKey) {
+        if let Some(conn) = self.connections.get_mut(key) {
+            conn.timeout(Some(fired), Instant::now());
+            self.settle(key);
+        }
+    }
+
+    fn resume_due(&mut self) {
+        self.resume_accepting();
+    }
+
+    /// Starts closing what is left at once; the loop ends when the last completion is back.
+    fn shutdown_deadline_due(&mut self) {
+        self.close_all();
     }
 }
 
