@@ -40,7 +40,8 @@ pub struct Config {
     pub duration: Option<Duration>,
     /// Unmeasured phase before the measured one.
     pub warmup: Duration,
-    /// Limit on each connect and on each request/reply exchange.
+    /// Limit on each connect, on each request/reply exchange, and (open loop) on how late a
+    /// request may start: one that no connection could send within it is not sent.
     pub timeout: Duration,
     /// Line (the project's protocol) or raw (the article's).
     pub framing: Framing,

@@ -51,7 +51,8 @@ struct Cli {
     /// Unmeasured warmup before the run (e.g. 2s).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     warmup: Duration,
-    /// Limit on each connect and on each reply.
+    /// Limit on each connect and on each reply; open loop, a request that no connection
+    /// could send within it of its due time is not sent (counted in `requests_not_sent`).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     timeout: Duration,
     /// `line` (the project's protocol) or `raw` (the article's: no newline, server closes).
