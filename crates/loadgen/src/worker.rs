@@ -50,6 +50,9 @@ pub struct Shard {
     pub n_threads: u64,
     /// Open loop: the idle connections and the handoff of due requests to them.
     pub dispatch: Dispatch,
+    /// Open loop: a request no connection could send within this of its due time is not
+    /// sent.
+    pub give_up_after: std::time::Duration,
     /// Connections whose worker is done while others still wait for replies: closed only
     /// after every worker of the thread is done ([`Shard::close_parked`]). Closing ~10000
     /// sockets takes ~300 ms of the client's CPU, and done as each worker ended it delayed
@@ -231,14 +234,14 @@ impl Shard {
     }
 
     /// Whether a request due at `due` is too late to send: no connection was free for it
-    /// within the timeout. It is counted as not sent, and the connection takes the next due
+    /// within [`Shard::give_up_after`]. It is counted as not sent, and the connection takes the next due
     /// time. Without this bound an open loop against a server that cannot keep up sends its
     /// whole backlog after the schedule ends (offered 500 req/s, a server answering 50 leaves
     /// nine seconds of backlog per second of schedule), and every request of it counts as
-    /// answered; with it, a phase ends within about two timeouts of its schedule, and what
-    /// the server could not take is counted.
+    /// answered; with it, a phase ends within that bound and a reply timeout of its
+    /// schedule, and what the server could not take is counted.
     fn given_up(&self, due: Instant) -> bool {
-        if Instant::now().saturating_duration_since(due) <= self.expect.timeout {
+        if Instant::now().saturating_duration_since(due) <= self.give_up_after {
             return false;
         }
         self.measurements.borrow_mut().requests_not_sent += 1;
