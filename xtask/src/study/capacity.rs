@@ -211,7 +211,7 @@ fn placement(args: &CapacityArgs, n_cpus: u32) -> anyhow::Result<CpuPlacement> {
 
 /// The open-file limit each process will run with: servers and loadgen raise their soft
 /// limit to the hard one, which they inherit from this process.
-fn open_file_limits() -> Vec<OpenFiles> {
+pub fn open_file_limits() -> Vec<OpenFiles> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -219,12 +219,7 @@ fn open_file_limits() -> Vec<OpenFiles> {
     // SAFETY: getrlimit writes into the struct we pass and nothing else.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     let hard = if rc == 0 { limit.rlim_max } else { 1024 };
-    ["server", "loadgen"]
-        .map(|process| OpenFiles {
-            process: process.to_owned(),
-            limit: hard,
-        })
-        .to_vec()
+    OpenFiles::server_and_loadgen(hard)
 }
 
 /// Runs the capacity study and writes its results.
@@ -256,18 +251,9 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
     if let Err(reason) = &perf {
         eprintln!("system calls and context switches: {reason}");
     }
-    if !args.no_build {
-        study::build(&root, &selected)?;
-    }
     let mut settings = study_settings(&args, &root);
-    settings.bin_dir = study::release_dir(&root)?;
-    let loadgen = settings.bin_dir.join("loadgen");
-    if !loadgen.is_file() {
-        bail!(
-            "no loadgen binary at {} (build it, or drop --no-build)",
-            loadgen.display()
-        );
-    }
+    let loadgen;
+    (settings.bin_dir, loadgen) = study::binaries(&root, &selected, args.no_build)?;
     let out = study::output_dir(
         args.out.as_deref(),
         &root,
@@ -281,6 +267,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         warmup: *args.warmup,
         window: *args.window,
         timeout: *args.timeout,
+        give_up_after: None,
         perf,
         runs_dir: out.join("runs"),
     };
@@ -336,7 +323,8 @@ fn study_settings(args: &CapacityArgs, root: &Path) -> catalogue::Settings {
     }
 }
 
-fn command_line() -> String {
+/// The command that runs this study, as the user typed it after `cargo xtask`.
+pub fn command_line() -> String {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     format!("cargo xtask {}", argv.join(" "))
 }
@@ -487,28 +475,14 @@ fn server_result(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        capacity: CapacityArgs,
-    }
-
     fn args(line: &[&str]) -> CapacityArgs {
-        let argv = std::iter::once("capacity").chain(line.iter().copied());
-        Cli::try_parse_from(argv).expect("valid flags").capacity
+        crate::study::parse_args(line)
     }
 
     fn limits(limit: u64) -> Vec<OpenFiles> {
-        ["server", "loadgen"]
-            .map(|process| OpenFiles {
-                process: process.to_owned(),
-                limit,
-            })
-            .to_vec()
+        OpenFiles::server_and_loadgen(limit)
     }
 
     #[test]

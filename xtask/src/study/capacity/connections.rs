@@ -36,6 +36,18 @@ pub struct OpenFiles {
     pub limit: u64,
 }
 
+impl OpenFiles {
+    /// The server's and loadgen's limits, both `limit`: what every study checks against.
+    pub fn server_and_loadgen(limit: u64) -> Vec<OpenFiles> {
+        ["server", "loadgen"]
+            .map(|process| OpenFiles {
+                process: process.to_owned(),
+                limit,
+            })
+            .to_vec()
+    }
+}
+
 /// The rule that gives each step its connection count.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionRule {

@@ -44,6 +44,8 @@ pub struct Rig {
     pub window: Duration,
     /// loadgen's connect and reply timeout.
     pub timeout: Duration,
+    /// How late loadgen may start a request before giving it up; `None`: its timeout.
+    pub give_up_after: Option<Duration>,
     /// perf, or why system calls and context switches cannot be counted here.
     pub perf: Measured<Perf>,
     /// Where loadgen's raw reports are kept.
@@ -140,6 +142,7 @@ impl Rig {
                 requests_per_second: load.requests_per_second,
                 duration: self.window,
                 warmup: self.warmup,
+                give_up_after: self.give_up_after,
             }),
             cpus: Some(cpu_list(&self.cpus.loadgen_cpus)),
         }
