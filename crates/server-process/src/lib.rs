@@ -19,10 +19,13 @@
 //! - [`procfs`] reads `/proc/<pid>/stat`, `status` and `fd` once; [`Sampler`] does so
 //!   periodically and keeps the peaks.
 //! - [`parse_listening_line`] is the only parser of the `listening on` line.
+//! - [`bench`] holds what the benchmark examples share around their runs (the recorded
+//!   command, the JSON and the markdown rendered from it).
 //!
 //! Errors name the server, its PID or the file at fault, and a start that fails ends with the
 //! tail of the server's stderr, because "did not start" alone sends the reader hunting.
 
+pub mod bench;
 mod capture;
 mod launch;
 mod listening;
