@@ -25,7 +25,9 @@
 //!    deadline has passed, the server calls [`Protocol::timeout`]; an early or spurious call is
 //!    harmless. The [`Timeout::kind`] says how to spend the wait: [`DelayKind::Wait`] is a
 //!    timer (or a read with a timeout) while everything else goes on; [`DelayKind::Block`]
-//!    blocks the calling thread until the deadline; [`DelayKind::Spin`] burns CPU until it.
+//!    blocks the calling thread until the deadline; [`DelayKind::Spin`] burns what is left
+//!    until it as CPU time of the calling thread (CPU work, which a preempted thread takes
+//!    longer to do).
 //! 6. Once [`Protocol::is_closed`] is true, closes the socket at once, without writing more.
 //!    A protocol that wants to say goodbye first (an `ERR` line, the last reply after a
 //!    half-close) keeps `is_closed` false until its output has been written.
