@@ -110,6 +110,10 @@ fn the_tiny_run_writes_a_cell_per_scenario_and_server_with_its_figures() {
                 assert!(figures["server"][field].is_f64(), "{field}: {cell}");
             }
             assert!(figures["loadgen"]["cpu_seconds"].is_f64(), "{cell}");
+            assert!(
+                figures["server_cpu_seconds"].as_f64().expect("seconds") >= 0.0,
+                "{cell}"
+            );
             assert!(figures["failures_by_kind"].is_object(), "{cell}");
             assert!(
                 cell["command"]
@@ -180,7 +184,7 @@ fn the_report_says_the_blocking_collapse_and_the_missing_targets_plainly() {
         "## Requests answered per second",
         "## p99 latency, ms",
         "## Failed requests, by kind",
-        "## Server CPU per request, µs (user + system)",
+        "## Server CPU per answered request, µs (user + system)",
         "## What each scenario shows",
         "### blocking (`block:50ms`)",
         "## Targets",

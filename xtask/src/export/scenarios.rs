@@ -11,11 +11,21 @@ use std::fmt::Write as _;
 use crate::export::format::{dash, escape, num, ratio};
 use crate::export::{markdown, targets};
 use crate::results::Model;
-use crate::study::scenarios::results::{Figures, ScenarioRun, ScenariosSummary, TIED_SHARE};
+use crate::study::scenarios::results::{
+    Figures, ScenarioRun, ScenariosSummary, Settings, TIED_SHARE,
+};
 
-/// Answering at least this share of the offered rate counts as keeping up with it (the
+/// Answering at least this share of what keeping up answers counts as keeping up (the
 /// capacity SLO's achieved-rate share).
 const KEPT_UP_SHARE: f64 = 0.97;
+
+/// What a server that keeps up answers per second of loadgen's measured phase: the rate
+/// over the window, spread over the window and the delay its last replies take.
+fn keeping_up_rate(summary: &ScenariosSummary, run: &ScenarioRun) -> f64 {
+    let s = &summary.settings;
+    let delay = run.scenario.mean_delay().map_or(0.0, |d| d.as_secs_f64());
+    s.requests_per_second * s.window_seconds / (s.window_seconds + delay)
+}
 
 /// The whole `README.md` of one scenarios study.
 pub fn readme(summary: &ScenariosSummary) -> String {
@@ -127,29 +137,33 @@ fn scenarios_table(out: &mut String, summary: &ScenariosSummary) {
     out.push('\n');
 }
 
-/// One cell of a metric table, from a cell's figures.
-type Metric = fn(&Figures) -> String;
+/// One cell of a metric table, from the study's settings and a cell's figures.
+type Metric = fn(&Settings, &Figures) -> String;
 
 /// Every table of the report, in order: the title and the cell.
 const METRICS: [(&str, Metric); 7] = [
-    ("Requests answered per second", |f| {
+    ("Requests answered per second", |_, f| {
         num(f.answered_requests_per_second())
     }),
-    ("p50 latency, ms", |f| num(f.step.latency.p50_ms)),
-    ("p99 latency, ms", |f| num(f.step.latency.p99_ms)),
-    ("Failed requests, by kind", failures),
-    ("Server CPU per request, µs (user + system)", |f| {
-        format!(
-            "{} ({} + {})",
-            num(f.cpu_us_per_request()),
-            num(f.step.server.user_cpu_us_per_request),
-            num(f.step.server.system_cpu_us_per_request)
-        )
-    }),
-    ("Server CPU, share of every core", |f| {
+    ("p50 latency, ms", |_, f| num(f.step.latency.p50_ms)),
+    ("p99 latency, ms", |_, f| num(f.step.latency.p99_ms)),
+    ("Failed requests, by kind", |_, f| failures(f)),
+    (
+        "Server CPU per answered request, µs (user + system)",
+        |s, f| {
+            let (user, system) = f.cpu_split_us_per_answered_request(s.warmup_seconds);
+            format!(
+                "{} ({} + {})",
+                num(f.cpu_us_per_answered_request(s.warmup_seconds)),
+                num(user),
+                num(system)
+            )
+        },
+    ),
+    ("Server CPU, share of every core", |_, f| {
         format!("{:.0} %", f.step.server.cpu_ratio * 100.0)
     }),
-    ("loadgen: CPU share and schedule lag p99", |f| {
+    ("loadgen: CPU share and schedule lag p99", |_, f| {
         let lag = f.step.loadgen.lag_p99_ms.as_ref().map_or_else(
             |_| "not measured".to_owned(),
             |lag| format!("{} ms", num(*lag)),
@@ -199,10 +213,10 @@ fn table(out: &mut String, summary: &ScenariosSummary, title: &str, metric: Metr
             .scenarios
             .iter()
             .map(|run| match run.cells.iter().find(|c| c.server == server) {
-                Some(cell) => cell
-                    .figures
-                    .as_ref()
-                    .map_or_else(|| "not measured".to_owned(), metric),
+                Some(cell) => cell.figures.as_ref().map_or_else(
+                    || "not measured".to_owned(),
+                    |f| metric(&summary.settings, f),
+                ),
                 None => dash(),
             })
             .collect();
@@ -224,12 +238,12 @@ pub fn paragraph(summary: &ScenariosSummary, run: &ScenarioRun) -> String {
     let answered = best.answered_requests_per_second();
     let mut text = format!(
         "**{}** ({}) wins: {} req/s answered of the {rate:.0} offered, p99 {} ms, {} µs of \
-         server CPU per request.",
+         server CPU per answered request.",
         winner.server,
         winner.model,
         num(answered),
         num(best.step.latency.p99_ms),
-        num(best.cpu_us_per_request())
+        num(best.cpu_us_per_answered_request(summary.settings.warmup_seconds))
     );
     let tied = ranked
         .iter()
@@ -268,11 +282,12 @@ pub fn paragraph(summary: &ScenariosSummary, run: &ScenarioRun) -> String {
     if !others.is_empty() {
         let _ = write!(text, " Best of each other model: {}.", others.join("; "));
     }
+    let kept_up = keeping_up_rate(summary, run);
     let behind: Vec<String> = run
         .cells
         .iter()
         .filter_map(|c| Some((c, c.figures.as_ref()?)))
-        .filter(|(_, f)| f.answered_requests_per_second() < KEPT_UP_SHARE * rate)
+        .filter(|(_, f)| f.answered_requests_per_second() < KEPT_UP_SHARE * kept_up)
         .map(|(c, f)| {
             format!(
                 "{} ({} req/s, {} failed)",
@@ -285,8 +300,10 @@ pub fn paragraph(summary: &ScenariosSummary, run: &ScenarioRun) -> String {
     if !behind.is_empty() {
         let _ = write!(
             text,
-            " Did not keep up (answered under {:.0} % of the offered rate): {}.",
+            " Did not keep up (answered under {:.0} % of the {} req/s a server keeping up \
+             answers over the phase): {}.",
             KEPT_UP_SHARE * 100.0,
+            num(kept_up),
             behind.join(", ")
         );
     }
@@ -339,10 +356,10 @@ fn how_to_read(out: &mut String, summary: &ScenariosSummary) {
          - Latency is measured from each request's intended start (coordinated omission \
          corrected), over the answered requests only.\n\
          - **Server CPU** comes from `wait4` of the server (every thread), over loadgen's \
-         whole run, warm-up included; per request it is divided by every request of that run \
-         (answered, failed or given up, the warm-up's counted at the offered rate), so a row \
-         that did not keep up spends more per answered request than it shows. The share is \
-         of all {} cores.\n\
+         whole run, warm-up included; per answered request it is divided by the requests \
+         answered in that run (the warm-up's taken at the measured phase's answered rate, \
+         since loadgen does not count them), so a row that did not keep up shows what each \
+         answer cost it. The share is of all {} cores over loadgen's run.\n\
          - The winner of a scenario answered the most requests; rows within {:.0} % of the \
          most count as keeping up alike, and of those the lowest p99 wins.\n\
          - A scenario the servers cannot be given yet (several phases, before request \

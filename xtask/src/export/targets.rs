@@ -530,12 +530,13 @@ fn mixed_checks(summary: &ScenariosSummary) -> Vec<Check> {
                     Check {
                         met: true,
                         text: format!(
-                            "{} ({}) under `{}` states its CPU per request and p99: {} µs (user + \
-                         system), p99 {} ms{against}",
+                            "{} ({}) under `{}` states its CPU per answered request and p99: {} µs \
+                         (user + system), p99 {} ms{against}",
                             cell.server,
                             cell.model,
                             run.scenario.spec,
-                            num(figures.cpu_us_per_request()),
+                            num(figures
+                                .cpu_us_per_answered_request(summary.settings.warmup_seconds)),
                             num(p99)
                         ),
                     }

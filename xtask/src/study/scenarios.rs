@@ -440,6 +440,7 @@ fn measure(rig: &Rig, variant: &Variant, load: Load, name: &str) -> Cell {
             figures: Some(Figures {
                 step: m.step,
                 measured_seconds,
+                server_cpu_seconds: m.server_cpu_seconds,
             }),
             failure: None,
         },

@@ -70,6 +70,9 @@ pub struct Measurement {
     pub step: Step,
     /// The server's command line.
     pub server_command: String,
+    /// The server's user plus system CPU time over loadgen's whole run (`wait4`); 0 when
+    /// it could not be reaped.
+    pub server_cpu_seconds: f64,
 }
 
 impl Rig {
@@ -125,9 +128,11 @@ impl Rig {
             usage,
             loadgen_cpu_seconds: outcome.client_cpu_seconds,
         };
+        let usage = run.usage.unwrap_or_default();
         Ok(Measurement {
             step: run.step(&self.cpus),
             server_command,
+            server_cpu_seconds: usage.user_cpu_seconds + usage.system_cpu_seconds,
         })
     }
 

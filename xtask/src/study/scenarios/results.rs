@@ -99,6 +99,8 @@ pub struct Figures {
     pub step: Step,
     /// loadgen's measured phase, from its first due request to its last answer or give-up.
     pub measured_seconds: f64,
+    /// The server's user plus system CPU time over loadgen's whole run, warm-up included.
+    pub server_cpu_seconds: f64,
 }
 
 impl Figures {
@@ -109,9 +111,23 @@ impl Figures {
         self.step.requests_ok as f64 / self.measured_seconds.max(f64::MIN_POSITIVE)
     }
 
-    /// Server CPU per request in µs, user plus system.
-    pub fn cpu_us_per_request(&self) -> f64 {
-        crate::export::figures::cpu_us_per_request(&self.step)
+    /// Server CPU per answered request in µs, user plus system: its CPU over loadgen's
+    /// whole run, over the requests answered in it, the warm-up's taken at the measured
+    /// phase's answered rate (loadgen does not count them). Unlike the capacity step's
+    /// per-request figure, which divides by every request offered, this is what an answer
+    /// cost a server that did not keep up.
+    pub fn cpu_us_per_answered_request(&self, warmup_seconds: f64) -> f64 {
+        let answered =
+            self.step.requests_ok as f64 + self.answered_requests_per_second() * warmup_seconds;
+        self.server_cpu_seconds * 1e6 / answered.max(1.0)
+    }
+
+    /// [`Figures::cpu_us_per_answered_request`] split into user and system time, in the
+    /// shares `wait4` measured.
+    pub fn cpu_split_us_per_answered_request(&self, warmup_seconds: f64) -> (f64, f64) {
+        let total = self.cpu_us_per_answered_request(warmup_seconds);
+        let user_share = crate::export::figures::user_share(&self.step).unwrap_or(0.0);
+        (total * user_share, total * (1.0 - user_share))
     }
 
     /// Requests loadgen gave up on, never sending them: the failures that have no kind.
