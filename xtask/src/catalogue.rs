@@ -33,6 +33,27 @@ pub struct Entry {
     pub program: Program,
     /// The arguments that make this variant, after the common ones.
     pub args: &'static [Arg],
+    /// What runs a request's work, which decides what a blocking or CPU-bound request does
+    /// to the others (the scenarios study's targets and its default rows).
+    pub executor: Executor,
+}
+
+/// What runs a request's work: the property a `block` or `spin` delay tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Executor {
+    /// A thread per connection, or a pool of them: a blocked request holds only its thread,
+    /// and CPU-bound requests use every core.
+    Threads,
+    /// One event-loop thread runs every connection: a request that blocks or spins stops
+    /// them all, so it serves about one such request per delay.
+    OneLoop,
+    /// Several loops or runtime workers, each running its share of the connections: a block
+    /// stops one loop's share.
+    Loops,
+    /// An event loop that hands `block` and `spin` work to a bounded pool of threads, and
+    /// keeps only the waits: the fix users reach for when a driver blocks.
+    Offload,
 }
 
 /// Who wrote a variant, and so what its row is for.
@@ -92,6 +113,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_THREADS,
         program: Program::Cargo("server-threaded"),
         args: &[],
+        executor: Executor::Threads,
     },
     Entry {
         name: "threaded-pool",
@@ -107,6 +129,7 @@ pub const CATALOGUE: &[Entry] = &[
             Arg::Text("--queue-timeout"),
             Arg::Text("off"),
         ],
+        executor: Executor::Threads,
     },
     Entry {
         name: "tokio-multi",
@@ -119,6 +142,7 @@ pub const CATALOGUE: &[Entry] = &[
             Arg::Text("--workers"),
             Arg::Workers,
         ],
+        executor: Executor::Loops,
     },
     Entry {
         name: "tokio-current",
@@ -126,6 +150,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-async"),
         args: &[Arg::Text("--flavor"), Arg::Text("current")],
+        executor: Executor::OneLoop,
     },
     Entry {
         name: "mio",
@@ -133,6 +158,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-mio"),
         args: &[Arg::Text("--loops"), Arg::Text("1")],
+        executor: Executor::OneLoop,
     },
     Entry {
         name: "mio-2loops",
@@ -140,6 +166,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-mio"),
         args: &[Arg::Text("--loops"), Arg::Text("2")],
+        executor: Executor::Loops,
     },
     Entry {
         name: "uring",
@@ -147,6 +174,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-uring"),
         args: &[Arg::Text("--loops"), Arg::Text("1")],
+        executor: Executor::OneLoop,
     },
     Entry {
         name: "uring-2loops",
@@ -154,6 +182,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-uring"),
         args: &[Arg::Text("--loops"), Arg::Text("2")],
+        executor: Executor::Loops,
     },
     Entry {
         name: "python-threaded",
@@ -164,6 +193,7 @@ pub const CATALOGUE: &[Entry] = &[
             needs_module: None,
         },
         args: &[],
+        executor: Executor::Threads,
     },
     // The article's own code path (a task, a coroutine, `asyncio.sleep` and a done callback
     // per request): the row every "× python-asyncio" figure divides by.
@@ -176,6 +206,7 @@ pub const CATALOGUE: &[Entry] = &[
             needs_module: None,
         },
         args: &[],
+        executor: Executor::OneLoop,
     },
     // One `call_later` timer per request: cheaper than the article's style, so the cost of
     // that style is itself visible.
@@ -188,6 +219,7 @@ pub const CATALOGUE: &[Entry] = &[
             needs_module: None,
         },
         args: &[],
+        executor: Executor::OneLoop,
     },
     // The article's server on uvloop, the strongest Python a reader would reach for.
     Entry {
@@ -199,6 +231,7 @@ pub const CATALOGUE: &[Entry] = &[
             needs_module: Some("uvloop"),
         },
         args: &[],
+        executor: Executor::OneLoop,
     },
 ];
 
@@ -520,6 +553,26 @@ mod tests {
             .count();
         assert_eq!(references, 1, "exactly one reference row");
         assert_eq!(reference_model(), Some(Model::new("asyncio")));
+    }
+
+    #[test]
+    fn a_projects_row_runs_its_requests_on_threads_exactly_when_it_has_no_event_loop() {
+        for entry in CATALOGUE {
+            if let Side::Rust { event_loop } = entry.side {
+                assert_eq!(
+                    entry.executor == Executor::Threads,
+                    !event_loop,
+                    "{}",
+                    entry.name
+                );
+            }
+        }
+        let one_loop: Vec<&str> = CATALOGUE
+            .iter()
+            .filter(|e| e.executor == Executor::OneLoop && matches!(e.side, Side::Rust { .. }))
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(one_loop, ["tokio-current", "mio", "uring"]);
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! - [`study::capacity`]: searches each variant's max sustainable rate at an SLO, with the
 //!   server and loadgen pinned to CPUs of their own, and what each request costs, and writes
 //!   `benches-results/<date>-capacity/`;
-//! - [`report`]: re-renders a comparison's or a capacity study's report from its
-//!   `summary.json`.
+//! - [`study::scenarios`]: every variant in each scenario (an honest wait, a blocking
+//!   driver, CPU work then a wait, CPU-bound work) at one common load, the server free to use
+//!   every core, and writes `benches-results/<date>-scenarios/`;
+//! - [`report`]: re-renders a comparison's, a capacity study's or a scenarios study's report
+//!   from its `summary.json`.
 //!
 //! Their parts, arrows pointing down: [`catalogue`] (every server variant, one row each);
 //! [`study`] (one file per question, and what a study needs: build, one run); [`run`] (one

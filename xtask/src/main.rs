@@ -23,9 +23,15 @@ enum Cmd {
     /// CPUs of their own, and what each request costs; writes
     /// benches-results/<date>-capacity/ (JSON, README.md, latency.svg) and LATEST.md.
     Capacity(xtask::study::capacity::CapacityArgs),
+    /// Run every server in each scenario (honest wait, blocking driver, CPU work then a
+    /// wait, CPU-bound) at one common open-loop load on persistent connections, the server
+    /// free to use every core; writes benches-results/<date>-scenarios/ (JSON, README.md with
+    /// a table per metric, a paragraph per scenario and issue 12's targets) and LATEST.md.
+    /// With --render DIR, re-renders a written study instead.
+    Scenarios(xtask::study::scenarios::ScenariosArgs),
     /// Re-render DIR/README.md (and its chart) from DIR/summary.json, and LATEST.md.
     Report {
-        /// A comparison or capacity directory, e.g. benches-results/2026-11-25-compare-10000.
+        /// A comparison, capacity or scenarios directory, e.g. benches-results/2026-11-25-compare-10000.
         dir: PathBuf,
     },
 }
@@ -35,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Compare(args) => xtask::study::compare::run(args),
         Cmd::Capacity(args) => xtask::study::capacity::run(args),
+        Cmd::Scenarios(args) => xtask::study::scenarios::run(args),
         Cmd::Report { dir } => xtask::report::run(&dir),
     };
     match result {

@@ -1,5 +1,5 @@
-//! `cargo xtask report DIR`: re-renders a comparison's or a capacity study's `README.md` and
-//! chart from its `summary.json`, and the `LATEST.md` index; also the readers and writers
+//! `cargo xtask report DIR`: re-renders a comparison's, a capacity study's or a scenarios
+//! study's `README.md` (and chart) from its `summary.json`, and the `LATEST.md` index; also the readers and writers
 //! studies use.
 //!
 //! Rendering is the only way reports are made, so editing a number means editing the JSON
@@ -11,21 +11,26 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::export::{self, README_FILE, SUMMARY_FILE, markdown};
 use crate::results::{OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, Summary};
 use crate::study::capacity::results::{CapacitySummary, SCHEMA_VERSION as CAPACITY_SCHEMA};
+use crate::study::scenarios::results::{SCHEMA_VERSION as SCENARIOS_SCHEMA, ScenariosSummary};
 
 /// Name of the index beside the comparison directories.
 pub const LATEST_FILE: &str = "LATEST.md";
 
-/// Re-renders `dir` from its summary (a comparison's or a capacity study's, told apart by
-/// the summary itself), then the index of its parent directory.
+/// Re-renders `dir` from its summary (a comparison's, a capacity study's or a scenarios
+/// study's, told apart by the summary itself), then the index of its parent directory.
 ///
 /// # Errors
 /// When the summary cannot be read or parsed, or a file cannot be written.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
-    if is_capacity(dir) {
+    if is_scenarios(dir) {
+        let summary = read_scenarios(dir)?;
+        export::write(dir, &summary, &export::SCENARIOS_RENDERED)?;
+    } else if is_capacity(dir) {
         let summary = read_capacity(dir)?;
         export::write(dir, &summary, &export::CAPACITY_RENDERED)?;
     } else {
@@ -55,13 +60,97 @@ pub fn write_capacity(dir: &Path, summary: &CapacitySummary) -> anyhow::Result<(
     write_latest(&parent_of(dir))
 }
 
-/// Whether `dir`'s summary is a capacity study's: it lists `servers`, where a comparison's
-/// lists `rows`.
-pub fn is_capacity(dir: &Path) -> bool {
+/// Writes a new scenarios study: its summary, report, and the refreshed index.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_scenarios(dir: &Path, summary: &ScenariosSummary) -> anyhow::Result<()> {
+    export::write(dir, summary, &export::SCENARIOS_ALL)?;
+    write_latest(&parent_of(dir))
+}
+
+/// The top-level keys of `dir`'s summary, or none when it has no readable one.
+fn summary_keys(dir: &Path) -> Vec<String> {
     fs::read_to_string(dir.join(SUMMARY_FILE))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .is_some_and(|value| value.get("servers").is_some() && value.get("rows").is_none())
+        .and_then(|value| value.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+/// Whether `dir`'s summary is a scenarios study's: it lists `scenarios`.
+pub fn is_scenarios(dir: &Path) -> bool {
+    summary_keys(dir).iter().any(|k| k == "scenarios")
+}
+
+/// Reads `<dir>/summary.json` of a scenarios study.
+///
+/// # Errors
+/// When it is missing, is not a scenarios summary, or has a schema version this xtask does
+/// not read.
+pub fn read_scenarios(dir: &Path) -> anyhow::Result<ScenariosSummary> {
+    read_study(
+        dir,
+        "scenarios",
+        SCENARIOS_SCHEMA,
+        |s: &ScenariosSummary| s.schema_version,
+    )
+}
+
+/// Reads `<dir>/summary.json` as a `kind` study of schema `schema` (`version` reads it).
+fn read_study<S: DeserializeOwned>(
+    dir: &Path,
+    kind: &str,
+    schema: u32,
+    version: fn(&S) -> u32,
+) -> anyhow::Result<S> {
+    let path = dir.join(SUMMARY_FILE);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let summary: S =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if version(&summary) != schema {
+        bail!(
+            "{} has schema_version {}, this xtask reads {kind} schema {schema}",
+            path.display(),
+            version(&summary)
+        );
+    }
+    Ok(summary)
+}
+
+/// Every scenarios study under `results_dir`, newest first.
+///
+/// # Errors
+/// When the directory cannot be listed or a summary there cannot be read.
+pub fn scenario_studies(results_dir: &Path) -> anyhow::Result<Vec<(String, ScenariosSummary)>> {
+    studies(results_dir, is_scenarios, read_scenarios, |s| {
+        &s.env.date_utc
+    })
+}
+
+/// Every study under `results_dir` of the kind `is` tells, read with `read`, newest first
+/// by `date` (then by directory name).
+fn studies<S>(
+    results_dir: &Path,
+    is: fn(&Path) -> bool,
+    read: fn(&Path) -> anyhow::Result<S>,
+    date: fn(&S) -> &str,
+) -> anyhow::Result<Vec<(String, S)>> {
+    let mut entries = Vec::new();
+    for (name, path) in study_dirs(results_dir)? {
+        if is(&path) {
+            entries.push((name, read(&path)?));
+        }
+    }
+    entries.sort_by(|(a_dir, a), (b_dir, b)| (date(b), b_dir).cmp(&(date(a), a_dir)));
+    Ok(entries)
+}
+
+/// Whether `dir`'s summary is a capacity study's: it lists `servers`, where a comparison's
+/// lists `rows`.
+pub fn is_capacity(dir: &Path) -> bool {
+    let keys = summary_keys(dir);
+    keys.iter().any(|k| k == "servers") && !keys.iter().any(|k| k == "rows")
 }
 
 /// Reads `<dir>/summary.json` of a capacity study.
@@ -70,18 +159,9 @@ pub fn is_capacity(dir: &Path) -> bool {
 /// When it is missing, is not a capacity summary, or has a schema version this xtask does
 /// not read.
 pub fn read_capacity(dir: &Path) -> anyhow::Result<CapacitySummary> {
-    let path = dir.join(SUMMARY_FILE);
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let summary: CapacitySummary =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    if summary.schema_version != CAPACITY_SCHEMA {
-        bail!(
-            "{} has schema_version {}, this xtask reads capacity schema {CAPACITY_SCHEMA}",
-            path.display(),
-            summary.schema_version
-        );
-    }
-    Ok(summary)
+    read_study(dir, "capacity", CAPACITY_SCHEMA, |s: &CapacitySummary| {
+        s.schema_version
+    })
 }
 
 /// Every capacity study under `results_dir`, newest first.
@@ -89,15 +169,7 @@ pub fn read_capacity(dir: &Path) -> anyhow::Result<CapacitySummary> {
 /// # Errors
 /// When the directory cannot be listed or a summary there cannot be read.
 pub fn capacity_studies(results_dir: &Path) -> anyhow::Result<Vec<(String, CapacitySummary)>> {
-    let mut entries = Vec::new();
-    for (name, path) in study_dirs(results_dir)? {
-        if is_capacity(&path) {
-            entries.push((name, read_capacity(&path)?));
-        }
-    }
-    entries
-        .sort_by(|(a_dir, a), (b_dir, b)| (&b.env.date_utc, b_dir).cmp(&(&a.env.date_utc, a_dir)));
-    Ok(entries)
+    studies(results_dir, is_capacity, read_capacity, |s| &s.env.date_utc)
 }
 
 /// Every directory under `results_dir` that holds a summary, by name.
@@ -149,15 +221,10 @@ pub fn read_summary(dir: &Path) -> anyhow::Result<Summary> {
 /// # Errors
 /// When the directory cannot be listed or a summary there cannot be read.
 pub fn comparisons(results_dir: &Path) -> anyhow::Result<Vec<(String, Summary)>> {
-    let mut entries = Vec::new();
-    for (name, path) in study_dirs(results_dir)? {
-        if !is_capacity(&path) {
-            entries.push((name, read_summary(&path)?));
-        }
-    }
-    entries
-        .sort_by(|(a_dir, a), (b_dir, b)| (&b.env.date_utc, b_dir).cmp(&(&a.env.date_utc, a_dir)));
-    Ok(entries)
+    let is_comparison = |dir: &Path| !is_capacity(dir) && !is_scenarios(dir);
+    studies(results_dir, is_comparison, read_summary, |s| {
+        &s.env.date_utc
+    })
 }
 
 /// Rewrites `<results_dir>/LATEST.md` from every summary there.
@@ -168,8 +235,8 @@ pub fn write_latest(results_dir: &Path) -> anyhow::Result<()> {
     export::write_text(&results_dir.join(LATEST_FILE), &latest_text(results_dir)?)
 }
 
-/// What `<results_dir>/LATEST.md` says: every comparison, then every capacity study (when
-/// there is one).
+/// What `<results_dir>/LATEST.md` says: every comparison, then every capacity study and
+/// every scenarios study (when there is one).
 ///
 /// # Errors
 /// As [`comparisons`].
@@ -178,6 +245,10 @@ pub fn latest_text(results_dir: &Path) -> anyhow::Result<String> {
     let capacity = capacity_studies(results_dir)?;
     if !capacity.is_empty() {
         text.push_str(&export::capacity::latest(&capacity));
+    }
+    let scenarios = scenario_studies(results_dir)?;
+    if !scenarios.is_empty() {
+        text.push_str(&export::scenarios::latest(&scenarios));
     }
     Ok(text)
 }

@@ -25,7 +25,9 @@
 //!    deadline has passed, the server calls [`Protocol::timeout`]; an early or spurious call is
 //!    harmless. The [`Timeout::kind`] says how to spend the wait: [`DelayKind::Wait`] is a
 //!    timer (or a read with a timeout) while everything else goes on; [`DelayKind::Block`]
-//!    blocks the calling thread until the deadline; [`DelayKind::Spin`] burns CPU until it.
+//!    blocks the calling thread until the deadline; [`DelayKind::Spin`] burns what is left
+//!    until it as CPU time of the calling thread (CPU work, which a preempted thread takes
+//!    longer to do).
 //!    A request whose recipe has several phases (`spin:2ms+wait:100ms`) is handed out one
 //!    phase at a time: the timeout that ends a phase begins the next, whose deadline and kind
 //!    `next_timeout` names from then on; the reply follows the last phase.

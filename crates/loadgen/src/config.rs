@@ -42,6 +42,9 @@ pub struct Config {
     pub warmup: Duration,
     /// Limit on each connect and on each request/reply exchange.
     pub timeout: Duration,
+    /// Open loop: how late a request may start; one that no connection could send within
+    /// this of its due time is not sent. `None`: the timeout.
+    pub give_up_after: Option<Duration>,
     /// Line (the project's protocol) or raw (the article's).
     pub framing: Framing,
     /// The request text, without a line terminator.
@@ -69,6 +72,7 @@ impl Config {
             duration: None,
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(10),
+            give_up_after: None,
             framing: Framing::Line,
             message: DEFAULT_MESSAGE.to_owned(),
             n_threads: 1,
@@ -143,7 +147,12 @@ impl Config {
         if let Some(rate) = self.rate.filter(|rate| !(rate.is_finite() && *rate > 0.0)) {
             return Err(not_positive("rate", rate));
         }
-        for (name, value) in [("timeout", Some(self.timeout)), ("duration", self.duration)] {
+        let durations = [
+            ("timeout", Some(self.timeout)),
+            ("duration", self.duration),
+            ("give-up-after", self.give_up_after),
+        ];
+        for (name, value) in durations {
             if value == Some(Duration::ZERO) {
                 return Err(not_positive(name, "0s"));
             }
@@ -162,6 +171,11 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// How late an open-loop request may start before it is given up.
+    pub fn effective_give_up_after(&self) -> Duration {
+        self.give_up_after.unwrap_or(self.timeout)
     }
 
     /// The parameters as recorded in the report.

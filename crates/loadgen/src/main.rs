@@ -54,6 +54,11 @@ struct Cli {
     /// Limit on each connect and on each reply.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     timeout: Duration,
+    /// Open loop: give up on a request that no connection could send within this of its due
+    /// time; it is counted in `requests_not_sent`, and a server that cannot keep up does not
+    /// make the run outlast its schedule by its whole backlog [default: the --timeout].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    give_up_after: Option<Duration>,
     /// `line` (the project's protocol) or `raw` (the article's: no newline, server closes).
     #[arg(long, default_value = "line")]
     framing: Framing,
@@ -196,6 +201,7 @@ fn config(cli: &Cli) -> anyhow::Result<Config> {
     config.duration = cli.duration;
     config.warmup = cli.warmup;
     config.timeout = cli.timeout;
+    config.give_up_after = cli.give_up_after;
     config.framing = cli.framing;
     config.message.clone_from(&cli.message);
     config.n_threads = cli.threads;

@@ -116,7 +116,9 @@ pub struct Report {
     /// connection, so this also counts failed connections.
     pub requests_failed: u64,
     /// Requests never sent because their connection had failed earlier (with `M > 1`
-    /// requests per connection). In count mode, `ok + failed + not_sent = connections × M`.
+    /// requests per connection), or, open loop, because no connection could send them within
+    /// the timeout of their due time. In count mode, `ok + failed + not_sent = connections ×
+    /// M`.
     pub requests_not_sent: u64,
     /// Open-loop mode only (`--rate`): requests sent later than `late_start_tolerance_us`
     /// after their due time (a schedule lag above the tolerance), because no connection was

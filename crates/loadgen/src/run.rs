@@ -161,6 +161,7 @@ fn run_shard(
         thread_index: spec.index,
         n_threads: spec.n_threads,
         dispatch: Default::default(),
+        give_up_after: config.effective_give_up_after(),
         parked: Default::default(),
     });
     let local = LocalSet::new();

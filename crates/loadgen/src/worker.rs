@@ -50,6 +50,9 @@ pub struct Shard {
     pub n_threads: u64,
     /// Open loop: the idle connections and the handoff of due requests to them.
     pub dispatch: Dispatch,
+    /// Open loop: a request no connection could send within this of its due time is not
+    /// sent.
+    pub give_up_after: std::time::Duration,
     /// Connections whose worker is done while others still wait for replies: closed only
     /// after every worker of the thread is done ([`Shard::close_parked`]). Closing ~10000
     /// sockets takes ~300 ms of the client's CPU, and done as each worker ended it delayed
@@ -212,6 +215,9 @@ impl Shard {
                 }
                 return false;
             };
+            if self.given_up(due) {
+                continue;
+            }
             let sent = Instant::now();
             if let Err(kind) = exchange(stream, &mut buffer, &self.expect).await {
                 self.fail(kind, unsent - 1);
@@ -224,6 +230,22 @@ impl Shard {
                 .record_request(due, sent, done, scheduled);
             self.progress(1);
         }
+        true
+    }
+
+    /// Whether a request due at `due` is too late to send: no connection was free for it
+    /// within [`Shard::give_up_after`]. It is counted as not sent, and the connection takes the next due
+    /// time. Without this bound an open loop against a server that cannot keep up sends its
+    /// whole backlog after the schedule ends (offered 500 req/s, a server answering 50 leaves
+    /// nine seconds of backlog per second of schedule), and every request of it counts as
+    /// answered; with it, a phase ends within that bound and a reply timeout of its
+    /// schedule, and what the server could not take is counted.
+    fn given_up(&self, due: Instant) -> bool {
+        if Instant::now().saturating_duration_since(due) <= self.give_up_after {
+            return false;
+        }
+        self.measurements.borrow_mut().requests_not_sent += 1;
+        self.progress(1);
         true
     }
 

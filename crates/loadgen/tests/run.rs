@@ -356,3 +356,22 @@ fn invalid_configurations_are_refused() {
         Err(Error::NotPositive { .. })
     ));
 }
+
+#[test]
+fn open_loop_gives_up_on_a_request_no_connection_could_send_in_time() {
+    let server = TestServer::start(Behaviour::DelayedEcho(Duration::from_millis(100)));
+    let mut config = config_for(&server);
+    config.n_connections = 1;
+    config.requests_per_conn = 30;
+    config.rate = Some(1000.0); // all due within 30 ms, one connection answering every 100 ms
+    config.give_up_after = Some(Duration::from_secs(1));
+    let report = run(&config);
+    assert_counts_add_up(&report, &config);
+    assert_eq!(report.requests_failed, 0, "{report:#?}");
+    // The j-th request sent goes out at least j × 100 ms after the start, so at least
+    // j × 100 − 29 ms late: no more than 11 can start within the 1 s allowed, and the last
+    // ones due are given up rather than sent seconds late.
+    assert!(report.requests_ok <= 11, "{report:#?}");
+    assert!(report.requests_ok >= 1, "{report:#?}");
+    assert!(report.requests_not_sent >= 19, "{report:#?}");
+}

@@ -22,10 +22,13 @@
 //! - A server that cannot run on this machine exits at start with [`EXIT_SKIPPED`] and a
 //!   `skipped: <reason>` line; [`Error::skipped`] gives the reason, so that every tool shows
 //!   such a row as skipped rather than failed.
+//! - [`bench`] holds what the benchmark examples share around their runs (the recorded
+//!   command, the JSON and the markdown rendered from it).
 //!
 //! Errors name the server, its PID or the file at fault, and a start that fails ends with the
 //! tail of the server's stderr, because "did not start" alone sends the reader hunting.
 
+pub mod bench;
 mod capture;
 mod launch;
 mod listening;

@@ -3,7 +3,7 @@
 //! ones into a comparison directory.
 //!
 //! The parts: [`markdown`] (a comparison's report and its tables), [`capacity`] (a capacity
-//! study's report), [`latency_chart`] (its SVG), [`targets`] (the checks, their
+//! study's report), [`scenarios`] (a scenarios study's report), [`latency_chart`] (its SVG), [`targets`] (the checks, their
 //! thresholds and the article's published figures, as data), [`verdict`] (the generated
 //! prose), [`figures`] (derived numbers), [`format`] (number formatting), [`chart`] (the SVG).
 //! Nothing here knows which study made the summary.
@@ -15,6 +15,7 @@ use anyhow::Context;
 
 use crate::results::Summary;
 use crate::study::capacity::results::CapacitySummary;
+use crate::study::scenarios::results::ScenariosSummary;
 
 pub mod capacity;
 pub mod chart;
@@ -22,6 +23,7 @@ pub mod figures;
 pub mod format;
 pub mod latency_chart;
 pub mod markdown;
+pub mod scenarios;
 pub mod targets;
 pub mod verdict;
 
@@ -131,6 +133,27 @@ pub const CAPACITY_ALL: [&dyn Exporter<CapacitySummary>; 3] = [
     &CapacityMarkdownExporter,
     &LatencySvgExporter,
 ];
+
+/// A scenarios study's `README.md`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScenariosMarkdownExporter;
+
+impl Exporter<ScenariosSummary> for ScenariosMarkdownExporter {
+    fn file_name(&self) -> &'static str {
+        README_FILE
+    }
+
+    fn serialize(&self, summary: &ScenariosSummary) -> anyhow::Result<Option<String>> {
+        Ok(Some(scenarios::readme(summary)))
+    }
+}
+
+/// What is rendered from a scenarios summary.
+pub const SCENARIOS_RENDERED: [&dyn Exporter<ScenariosSummary>; 1] = [&ScenariosMarkdownExporter];
+
+/// Every format of a scenarios study, the summary first.
+pub const SCENARIOS_ALL: [&dyn Exporter<ScenariosSummary>; 2] =
+    [&JsonExporter, &ScenariosMarkdownExporter];
 
 /// What is rendered from a summary: every format but the summary itself.
 pub const RENDERED: [&dyn Exporter; 2] = [&MarkdownExporter, &SvgExporter];

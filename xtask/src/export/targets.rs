@@ -1,17 +1,20 @@
 //! The targets a report checks and the published figures it compares with, as data in one
-//! place: issue 6's thresholds, issue 10's capacity targets, the article's own measurements, and what the article's own
-//! client measured on a machine like the project's when the project began.
+//! place: issue 6's thresholds, issue 10's capacity targets, issue 12's scenario targets, the
+//! article's own measurements, and what the article's own client measured on a machine like
+//! the project's when the project began.
 //!
 //! Which rows are checked comes from the catalogue (`Side::Rust`, and `event_loop` for the
 //! event-loop targets); the reference row is found by its model.
 
-use crate::catalogue::{self, Side};
+use crate::catalogue::{self, Executor, Side};
 use crate::export::figures::{self, full_floor_seconds, reference_row, rows_at, rss_per_conn_kib};
 use crate::export::format::{num, ratio, secs};
 use crate::results::{Params, Row, Summary};
 use crate::study::capacity::results::{
     Bound, CapacitySummary, IndependentOutcome, LoadgenHeadroom, ServerCapacity,
 };
+use crate::study::scenarios::results::{Cell, Figures, ScenarioRun, ScenariosSummary};
+use crate::study::scenarios::scenario::{BLOCKING, CPU, HONEST, MIXED};
 
 /// Issue 6's thresholds for the project's event-loop servers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -415,4 +418,227 @@ fn headroom_run_check(
             step.loadgen.cpu_ratio * 100.0
         ),
     }
+}
+/// Issue 12's targets for a scenarios study, checked on the scenarios they name
+/// ([`crate::study::scenarios::scenario`]'s defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScenarioThresholds {
+    /// Under a blocking delay a single event loop answers at most this many times one
+    /// request per delay: it collapsed, as the issue wants shown.
+    pub collapsed_max_over_one_per_delay: f64,
+    /// Under a blocking delay an offload variant answers at least this share of what it
+    /// answers when the wait is honest (within 2×).
+    pub offload_min_share_of_honest: f64,
+    /// CPU-bound, each of the project's threaded rows answers at least this many times what
+    /// the best single event loop answers.
+    pub threads_over_one_loop_min: f64,
+}
+
+/// The targets of issue 12.
+pub const ISSUE_12: ScenarioThresholds = ScenarioThresholds {
+    collapsed_max_over_one_per_delay: 1.5,
+    offload_min_share_of_honest: 0.5,
+    threads_over_one_loop_min: 1.5,
+};
+
+/// Every target of issue 12 checked on a scenarios study; one that cannot be checked (its
+/// scenario or its rows did not run) is listed as missed, with the reason.
+pub fn scenario_checks(summary: &ScenariosSummary) -> Vec<Check> {
+    let mut checks = collapse_checks(summary);
+    checks.extend(offload_checks(summary));
+    checks.extend(threads_checks(summary));
+    checks.extend(mixed_checks(summary));
+    checks
+}
+
+/// The scenario called `name` with its figures, or the check that says why it is missing.
+fn ran<'a>(summary: &'a ScenariosSummary, name: &str) -> Result<&'a ScenarioRun, Check> {
+    match summary.scenario(name) {
+        None => Err(missing(&format!(
+            "the `{name}` scenario's targets: not checked, this study did not run it"
+        ))),
+        Some(run) => match &run.skipped {
+            Some(reason) => Err(missing(&format!(
+                "the `{name}` scenario's targets: not checked, it was skipped: {reason}"
+            ))),
+            None => Ok(run),
+        },
+    }
+}
+
+/// The cells of `run` whose executor is `executor`, with figures.
+fn cells_of(run: &ScenarioRun, executor: Executor) -> Vec<(&Cell, &Figures)> {
+    run.cells
+        .iter()
+        .filter(|c| c.executor == executor)
+        .filter_map(|c| Some((c, c.figures.as_ref()?)))
+        .collect()
+}
+
+fn collapse_checks(summary: &ScenariosSummary) -> Vec<Check> {
+    let run = match ran(summary, BLOCKING) {
+        Ok(run) => run,
+        Err(check) => return vec![check],
+    };
+    let Ok(delay) = run.scenario.mean_delay() else {
+        return vec![missing("the blocking scenario's spec does not parse")];
+    };
+    let one_per_delay = 1.0 / delay.as_secs_f64().max(f64::MIN_POSITIVE);
+    let max = ISSUE_12.collapsed_max_over_one_per_delay;
+    let loops = cells_of(run, Executor::OneLoop);
+    if loops.is_empty() {
+        return vec![missing(
+            "a single event loop collapses under a blocking delay: no single-loop row ran",
+        )];
+    }
+    loops
+        .iter()
+        .map(|(cell, figures)| {
+            let answered = figures.answered_requests_per_second();
+            Check {
+                met: answered <= max * one_per_delay,
+                text: format!(
+                    "{} under `{}`: a single event loop collapses to about 1/delay = {} req/s, \
+                     at most {max}× that (got {} req/s, {} of 1/delay)",
+                    cell.server,
+                    run.scenario.spec,
+                    num(one_per_delay),
+                    num(answered),
+                    ratio(answered / one_per_delay)
+                ),
+            }
+        })
+        .collect()
+}
+
+fn offload_checks(summary: &ScenariosSummary) -> Vec<Check> {
+    let (blocking, honest) = match (ran(summary, BLOCKING), ran(summary, HONEST)) {
+        (Ok(blocking), Ok(honest)) => (blocking, honest),
+        (Err(check), _) | (_, Err(check)) => return vec![check],
+    };
+    let min = ISSUE_12.offload_min_share_of_honest;
+    let offloaded = cells_of(blocking, Executor::Offload);
+    if offloaded.is_empty() {
+        return vec![missing(&format!(
+            "an offload variant under `{}` answers at least {min}× its honest-wait rate: no \
+             offload row ran (the offload variants are issue 12 part 2)",
+            blocking.scenario.spec
+        ))];
+    }
+    offloaded
+        .iter()
+        .map(|(cell, figures)| {
+            let answered = figures.answered_requests_per_second();
+            match honest.figures(&cell.server) {
+                Some(theirs) if theirs.step.requests_ok > 0 => {
+                    let honest_rate = theirs.answered_requests_per_second();
+                    Check {
+                        met: answered >= min * honest_rate,
+                        text: format!(
+                            "{} under `{}` stays within 2× of its honest-wait rate (got {} \
+                             against {} req/s, {})",
+                            cell.server,
+                            blocking.scenario.spec,
+                            num(answered),
+                            num(honest_rate),
+                            ratio(answered / honest_rate)
+                        ),
+                    }
+                }
+                _ => missing(&format!(
+                    "{} under `{}` stays within 2× of its honest-wait rate: it answered nothing \
+                     with the honest wait",
+                    cell.server, blocking.scenario.spec
+                )),
+            }
+        })
+        .collect()
+}
+
+fn threads_checks(summary: &ScenariosSummary) -> Vec<Check> {
+    let run = match ran(summary, CPU) {
+        Ok(run) => run,
+        Err(check) => return vec![check],
+    };
+    let min = ISSUE_12.threads_over_one_loop_min;
+    let best_loop = cells_of(run, Executor::OneLoop).into_iter().max_by(|a, b| {
+        a.1.answered_requests_per_second()
+            .total_cmp(&b.1.answered_requests_per_second())
+    });
+    let threads: Vec<(&Cell, &Figures)> = cells_of(run, Executor::Threads)
+        .into_iter()
+        .filter(|(c, _)| matches!(catalogue::side_of(&c.model), Side::Rust { .. }))
+        .collect();
+    let Some((loop_cell, loop_figures)) = best_loop.filter(|_| !threads.is_empty()) else {
+        return vec![missing(&format!(
+            "under `{}` the threaded rows answer at least {min}× the single-loop rows: it needs \
+             both a threaded row of the project and a single-loop row",
+            run.scenario.spec
+        ))];
+    };
+    let theirs = loop_figures.answered_requests_per_second();
+    threads
+        .iter()
+        .map(|(cell, figures)| {
+            let answered = figures.answered_requests_per_second();
+            Check {
+                met: answered >= min * theirs,
+                text: format!(
+                    "{} under `{}` answers at least {min}× the best single loop, {} (got {}: {} \
+                     against {} req/s)",
+                    cell.server,
+                    run.scenario.spec,
+                    loop_cell.server,
+                    ratio(answered / theirs.max(f64::MIN_POSITIVE)),
+                    num(answered),
+                    num(theirs)
+                ),
+            }
+        })
+        .collect()
+}
+
+fn mixed_checks(summary: &ScenariosSummary) -> Vec<Check> {
+    let run = match ran(summary, MIXED) {
+        Ok(run) => run,
+        Err(check) => return vec![check],
+    };
+    let honest = summary.scenario(HONEST);
+    run.cells
+        .iter()
+        .map(
+            |cell| match cell.figures.as_ref().filter(|f| f.step.requests_ok > 0) {
+                Some(figures) => {
+                    let p99 = figures.step.latency.p99_ms;
+                    let against = honest
+                        .and_then(|h| h.figures(&cell.server))
+                        .filter(|f| f.step.requests_ok > 0)
+                        .map_or_else(String::new, |h| {
+                            format!(
+                                " against {} ms with the honest wait ({:+.1} ms)",
+                                num(h.step.latency.p99_ms),
+                                p99 - h.step.latency.p99_ms
+                            )
+                        });
+                    Check {
+                        met: true,
+                        text: format!(
+                            "{} ({}) under `{}` states its CPU per answered request and p99: {} µs \
+                         (user + system), p99 {} ms{against}",
+                            cell.server,
+                            cell.model,
+                            run.scenario.spec,
+                            num(figures
+                                .cpu_us_per_answered_request(summary.settings.warmup_seconds)),
+                            num(p99)
+                        ),
+                    }
+                }
+                None => missing(&format!(
+                    "{} under `{}` states its CPU per request and p99: it answered no request",
+                    cell.server, run.scenario.spec
+                )),
+            },
+        )
+        .collect()
 }

@@ -52,6 +52,9 @@ pub struct Timed {
     pub duration: Duration,
     /// Unmeasured time at the same rate before it.
     pub warmup: Duration,
+    /// Open loop: give up on a request no connection could send within this of its due
+    /// time (loadgen's `--give-up-after`); `None` leaves loadgen's default, its timeout.
+    pub give_up_after: Option<Duration>,
 }
 
 impl LoadSpec {
@@ -81,6 +84,12 @@ impl LoadSpec {
             ]);
             if let Some(rate) = timed.requests_per_second {
                 args.extend(["--rate".to_owned(), format!("{}", rate.round())]);
+            }
+            if let Some(limit) = timed.give_up_after {
+                args.extend([
+                    "--give-up-after".to_owned(),
+                    format!("{}ms", limit.as_millis()),
+                ]);
             }
         }
         args

@@ -223,14 +223,8 @@ fn placement(args: &CapacityArgs, n_cpus: u32) -> anyhow::Result<CpuPlacement> {
 
 /// The open-file limit each process will run with: servers and loadgen raise their soft
 /// limit to the hard one, which they inherit from this process.
-fn open_file_limits() -> Vec<OpenFiles> {
-    let hard = connections::hard_open_files_limit();
-    ["server", "loadgen"]
-        .map(|process| OpenFiles {
-            process: process.to_owned(),
-            limit: hard,
-        })
-        .to_vec()
+pub fn open_file_limits() -> Vec<OpenFiles> {
+    OpenFiles::server_and_loadgen(connections::hard_open_files_limit())
 }
 
 /// Runs the capacity study and writes its results.
@@ -263,18 +257,9 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
     if let Err(reason) = &perf {
         eprintln!("system calls and context switches: {reason}");
     }
-    if !args.no_build {
-        study::build(&root, &selected)?;
-    }
     let mut settings = study_settings(&args, &root);
-    settings.bin_dir = study::release_dir(&root)?;
-    let loadgen = settings.bin_dir.join("loadgen");
-    if !loadgen.is_file() {
-        bail!(
-            "no loadgen binary at {} (build it, or drop --no-build)",
-            loadgen.display()
-        );
-    }
+    let loadgen;
+    (settings.bin_dir, loadgen) = study::binaries(&root, &selected, args.no_build)?;
     let out = study::output_dir(
         args.out.as_deref(),
         &root,
@@ -288,6 +273,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         warmup: *args.warmup,
         window: *args.window,
         timeout: *args.timeout,
+        give_up_after: None,
         perf,
         runs_dir: out.join("runs"),
     };
@@ -372,7 +358,8 @@ fn study_settings(args: &CapacityArgs, root: &Path) -> catalogue::Settings {
     }
 }
 
-fn command_line() -> String {
+/// The command that runs this study, as the user typed it after `cargo xtask`.
+pub fn command_line() -> String {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     format!("cargo xtask {}", argv.join(" "))
 }
@@ -621,28 +608,14 @@ fn server_result(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        capacity: CapacityArgs,
-    }
-
     fn args(line: &[&str]) -> CapacityArgs {
-        let argv = std::iter::once("capacity").chain(line.iter().copied());
-        Cli::try_parse_from(argv).expect("valid flags").capacity
+        crate::study::parse_args(line)
     }
 
     fn limits(limit: u64) -> Vec<OpenFiles> {
-        ["server", "loadgen"]
-            .map(|process| OpenFiles {
-                process: process.to_owned(),
-                limit,
-            })
-            .to_vec()
+        OpenFiles::server_and_loadgen(limit)
     }
 
     #[test]
@@ -681,6 +654,7 @@ mod tests {
             timeout: *a.timeout,
             perf: Err(NotMeasured::new("not in tests")),
             runs_dir: dir.to_path_buf(),
+            give_up_after: None,
         }
     }
 

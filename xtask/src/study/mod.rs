@@ -1,5 +1,6 @@
-//! The studies, one question each: [`compare`] (the article's experiment on every variant)
-//! and [`capacity`] (the max sustainable rate at an SLO, and the cost of a request).
+//! The studies, one question each: [`compare`] (the article's experiment on every variant),
+//! [`capacity`] (the max sustainable rate at an SLO, and the cost of a request) and
+//! [`scenarios`] (each model when the wait is honest, blocking, mixed or CPU-bound).
 //!
 //! What every study needs lives here, so that the next one (scenarios, soak) is its own plan
 //! of runs and nothing more: building the binaries, finding them, the output directory, the
@@ -11,6 +12,7 @@ pub mod capacity;
 pub mod compare;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod scenarios;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -298,6 +300,45 @@ fn python_imports(module: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// A study's options parsed from `line` (the words after the subcommand), for tests.
+#[cfg(test)]
+pub(crate) fn parse_args<A: clap::Args>(line: &[&str]) -> A {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli<A: clap::Args> {
+        #[command(flatten)]
+        args: A,
+    }
+    let argv = std::iter::once("study").chain(line.iter().copied());
+    Cli::<A>::try_parse_from(argv).expect("valid flags").args
+}
+
+/// Builds what `variants` need (unless `no_build`), and finds the release directory and
+/// loadgen in it: `(release dir, loadgen)`.
+///
+/// # Errors
+/// When the build fails, cargo cannot say where the target directory is, or there is no
+/// loadgen binary.
+pub fn binaries(
+    root: &Path,
+    variants: &[Variant],
+    no_build: bool,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if !no_build {
+        build(root, variants)?;
+    }
+    let bin_dir = release_dir(root)?;
+    let loadgen = bin_dir.join("loadgen");
+    if !loadgen.is_file() {
+        bail!(
+            "no loadgen binary at {} (build it, or drop --no-build)",
+            loadgen.display()
+        );
+    }
+    Ok((bin_dir, loadgen))
 }
 
 /// `cargo build --release` of the packages `variants` need, plus loadgen.

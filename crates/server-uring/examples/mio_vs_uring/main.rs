@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use report::{Results, Run, Scenario, ServerRuns, render_markdown};
-use server_process::{Launch, ServerProcess, pin_to_cpus, procfs};
+use server_process::{Launch, ServerProcess, bench, pin_to_cpus, procfs};
 
 mod report;
 
@@ -119,9 +119,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let results = Results {
-        command: recorded_command()?,
+        command: bench::recorded_command(
+            "cargo run --release -p server-uring --example mio_vs_uring --",
+        )?,
         note: None,
-        environment: environment(),
+        environment: bench::environment(),
         load_average_at_start,
         perf_not_measured,
         scenarios,
@@ -185,7 +187,7 @@ fn one_run(
         .context("cannot run loadgen")?;
     let after = procfs::read_cpu_ticks(process.pid())?;
     let counts = perf.map(Perf::stop).transpose();
-    stop(process)?;
+    bench::stop_cleanly(process, PATIENCE)?;
     if !status.success() {
         bail!("loadgen against {} failed: {status}", server.0);
     }
@@ -292,18 +294,6 @@ fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn environment() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cores} x {model}, Linux {}", kernel.trim())
-}
-
 /// Starts a server on a free port with `delay_ms`, pinned to [`SERVER_CPU`].
 fn start(
     bin_dir: &Path,
@@ -319,83 +309,17 @@ fn start(
     Ok(ServerProcess::start(&launch, PATIENCE)?)
 }
 
-/// SIGTERM, then the clean exit the server contract promises.
-fn stop(server: ServerProcess) -> anyhow::Result<()> {
-    let name = server.name().to_owned();
-    let exit = server.stop(PATIENCE)?;
-    if !exit.clean() {
-        bail!("server {name} did not exit cleanly: {exit:?}");
-    }
-    Ok(())
-}
-
-/// This run's command line as a user types it at the repository root.
-fn recorded_command() -> anyhow::Result<String> {
-    let root = repository_root()?;
-    let mut words =
-        vec!["cargo run --release -p server-uring --example mio_vs_uring --".to_owned()];
-    let mut args = std::env::args().skip(1);
-    let mut saw_bin_dir = false;
-    while let Some(arg) = args.next() {
-        let is_path = arg == "--bin-dir" || arg == "--out";
-        saw_bin_dir |= arg == "--bin-dir";
-        words.push(arg);
-        if is_path {
-            if let Some(path) = args.next() {
-                words.push(inside(&root, Path::new(&path))?);
-            }
-        }
-    }
-    if !saw_bin_dir {
-        words.push("--bin-dir target/release".to_owned());
-    }
-    Ok(words.join(" "))
-}
-
-fn repository_root() -> anyhow::Result<PathBuf> {
-    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()?)
-}
-
-/// `path` relative to `root`; an error if it lies outside (the report could not be replayed).
-fn inside(root: &Path, path: &Path) -> anyhow::Result<String> {
-    let (folder, file) = match (path.parent(), path.file_name()) {
-        (Some(folder), Some(file)) if !folder.as_os_str().is_empty() => (folder, Some(file)),
-        _ => (path, None),
-    };
-    let absolute = folder
-        .canonicalize()
-        .with_context(|| format!("cannot find {}", folder.display()))?;
-    let relative = absolute
-        .strip_prefix(root)
-        .with_context(|| format!("{} lies outside the repository", path.display()))?;
-    Ok(file
-        .map_or(relative.to_path_buf(), |f| relative.join(f))
-        .display()
-        .to_string())
-}
-
 /// Renders `<out>.md` from `<out>.json`, as `--render-only` asks.
 fn render_again(out: &Path) -> anyhow::Result<()> {
-    let json_path = out.with_extension("json");
-    let json = std::fs::read_to_string(&json_path)
-        .with_context(|| format!("cannot read {}", json_path.display()))?;
-    let results: Results = serde_json::from_str(&json)
-        .with_context(|| format!("cannot parse {}", json_path.display()))?;
-    let md_path = out.with_extension("md");
-    let markdown = render_markdown(&results, &inside(&repository_root()?, out)?);
-    std::fs::write(&md_path, markdown)
-        .with_context(|| format!("cannot write {}", md_path.display()))?;
-    eprintln!("wrote {}", md_path.display());
-    Ok(())
+    Ok(bench::render_again(out, render)?)
 }
 
 /// Writes the JSON, then renders the markdown from the JSON as written.
 fn write_outputs(out: &Path, results: &Results) -> anyhow::Result<()> {
-    let json_path = out.with_extension("json");
     let json = serde_json::to_string_pretty(results)? + "\n";
-    std::fs::write(&json_path, &json)
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-    render_again(out)
+    Ok(bench::write_outputs(out, &json, render)?)
+}
+
+fn render(json: &str, out: &str) -> serde_json::Result<String> {
+    Ok(render_markdown(&serde_json::from_str(json)?, out))
 }

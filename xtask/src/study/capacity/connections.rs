@@ -48,6 +48,18 @@ pub fn hard_open_files_limit() -> u64 {
     if rc == 0 { limit.rlim_max } else { 1024 }
 }
 
+impl OpenFiles {
+    /// The server's and loadgen's limits, both `limit`: what every study checks against.
+    pub fn server_and_loadgen(limit: u64) -> Vec<OpenFiles> {
+        ["server", "loadgen"]
+            .map(|process| OpenFiles {
+                process: process.to_owned(),
+                limit,
+            })
+            .to_vec()
+    }
+}
+
 /// The rule that gives each step its connection count.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionRule {

@@ -47,6 +47,8 @@ pub struct Rig {
     pub window: Duration,
     /// loadgen's connect and reply timeout.
     pub timeout: Duration,
+    /// How late loadgen may start a request before giving it up; `None`: its timeout.
+    pub give_up_after: Option<Duration>,
     /// perf, or why system calls and context switches cannot be counted here.
     pub perf: Measured<Perf>,
     /// Where loadgen's raw reports are kept.
@@ -73,6 +75,9 @@ pub struct Measurement {
     pub server_command: String,
     /// What went wrong with the step's connections.
     pub faults: Faults,
+    /// The server's user plus system CPU time over loadgen's whole run (`wait4`); 0 when
+    /// it could not be reaped.
+    pub server_cpu_seconds: f64,
 }
 
 /// Why a step measured nothing.
@@ -196,10 +201,12 @@ impl Rig {
             listen_overflows: overflows,
             ..Faults::from_failures(&step.failures_by_kind)
         };
+        let usage = run.usage.unwrap_or_default();
         Ok(Measurement {
             step,
             server_command,
             faults,
+            server_cpu_seconds: usage.user_cpu_seconds + usage.system_cpu_seconds,
         })
     }
 
@@ -214,6 +221,7 @@ impl Rig {
                 requests_per_second: load.requests_per_second,
                 duration: self.window,
                 warmup: self.warmup,
+                give_up_after: self.give_up_after,
             }),
             cpus: Some(cpu_list(&self.cpus.loadgen_cpus)),
         }
