@@ -53,6 +53,7 @@ use std::time::Instant;
 use echo_core::{DelayKind, EchoProtocol, Protocol, Timeout};
 
 use crate::config::ServerConfig;
+use crate::offload::Ticket;
 use crate::stats::ConnectionGuard;
 
 /// What a connection does next; see the module docs for the order.
@@ -245,6 +246,22 @@ impl Driver {
         if std::mem::take(&mut self.socket.spend_offloaded) {
             self.protocol.timeout(now);
         }
+    }
+
+    /// This connection's [`Ticket`] in an offload pool while it sits at `key` in its loop.
+    pub fn ticket(&self, key: usize) -> Ticket {
+        Ticket { key, id: self.id }
+    }
+
+    /// An offload pool finished a spend with `ticket`: ends the delay as
+    /// [`Driver::offloaded`] if the spend is this connection's (not a predecessor's in the
+    /// same slot), returning whether it was.
+    pub fn offload_done(&mut self, ticket: Ticket, now: Instant) -> bool {
+        if !ticket.is_for(self) {
+            return false;
+        }
+        self.offloaded(now);
+        true
     }
 
     /// Whether a spend is on a worker ([`Driver::offload`]) and not yet back.

@@ -14,7 +14,7 @@
 //! With `--offload N` a `block` or `spin` delay is not spent here: [`Connection::drive`] marks
 //! it offloaded in the driver and leaves it for the loop to hand to server-common's pool
 //! ([`Connection::take_offload`]); the connection keeps writing and reading meanwhile, and the
-//! pool's completion ends the delay ([`Connection::offloaded`]).
+//! pool's completion ends the delay ([`Driver::offload_done`]).
 //!
 //! The type is generic over the stream so that the state machine is tested without sockets.
 
@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use echo_core::Timeout;
 use mio::Interest;
-use server_common::{Driver, Step, Ticket, TimerKey, Timers};
+use server_common::{Driver, Step, TimerKey, Timers};
 
 /// Reads one connection may do in one turn before it lets the others run. Without a budget, a
 /// client that writes as fast as the loop answers could keep the loop to itself.
@@ -105,27 +105,15 @@ impl<S: Stream> Connection<S> {
         self.to_offload.take()
     }
 
-    /// This connection's ticket in the pool when it sits at `key`.
-    pub fn ticket(&self, key: usize) -> Ticket {
-        Ticket {
-            key,
-            id: self.driver.id(),
-        }
+    /// The connection's driver, for what the loop asks of it directly (its offload ticket).
+    pub fn driver(&self) -> &Driver {
+        &self.driver
     }
 
-    /// Whether a spend is offloaded and not yet back.
-    pub fn is_offloaded(&self) -> bool {
-        self.driver.is_offloaded()
-    }
-
-    /// The pool finished a spend with `ticket`: ends the delay if the spend is this
-    /// connection's (not a predecessor's in the same slot), returning whether it was.
-    pub fn offloaded(&mut self, ticket: Ticket, now: Instant) -> bool {
-        if !ticket.is_for(&self.driver) {
-            return false;
-        }
-        self.driver.offloaded(now);
-        true
+    /// The connection's driver, to hand it an offloaded spend's completion
+    /// ([`Driver::offload_done`]).
+    pub fn driver_mut(&mut self) -> &mut Driver {
+        &mut self.driver
     }
 
     /// The socket, to register or deregister it.
@@ -316,6 +304,8 @@ mod tests {
 
     use echo_core::{Config, DelayKind, DelayModel};
     use server_common::{ServerConfig, Stats};
+
+    use server_common::Ticket;
 
     use super::*;
 
@@ -604,10 +594,11 @@ mod tests {
             id: conn.driver.id() + 1,
         };
         assert!(
-            !conn.offloaded(successor, spend.at),
+            !conn.driver_mut().offload_done(successor, spend.at),
             "another connection's completion"
         );
-        assert!(conn.offloaded(conn.ticket(0), spend.at));
+        let own = conn.driver().ticket(0);
+        assert!(conn.driver_mut().offload_done(own, spend.at));
         conn.drive(&mut [0; 4], spend.at).expect("no socket error");
         assert_eq!(conn.stream.written, b"ONE\n");
         assert!(

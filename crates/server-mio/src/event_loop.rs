@@ -261,7 +261,7 @@ impl EventLoop {
                     self.again.push(key);
                 }
                 if let (Some(spend), Some(offload)) = (conn.take_offload(), &mut self.offload) {
-                    offload.submit(conn.ticket(key), spend);
+                    offload.submit(conn.driver().ticket(key), spend);
                 }
                 conn.rearm(&mut self.timers, || Timer::Connection(key));
                 self.update_interest(key);
@@ -296,8 +296,8 @@ impl EventLoop {
             return;
         };
         let _ = self.poll.registry().deregister(conn.stream_mut());
-        if let (true, Some(offload)) = (conn.is_offloaded(), &mut self.offload) {
-            offload.cancel(conn.ticket(key));
+        if let (true, Some(offload)) = (conn.driver().is_offloaded(), &mut self.offload) {
+            offload.cancel(conn.driver().ticket(key));
         }
         if let Some(timer) = conn.close(error.as_ref()) {
             self.timers.cancel(timer);
@@ -312,13 +312,11 @@ impl EventLoop {
     /// Hands each finished offloaded spend to its connection, if that connection is still the
     /// one at the ticket's key, and drives it on.
     fn take_offloaded(&mut self) {
-        let Some(offload) = &mut self.offload else {
-            return;
-        };
-        let now = Instant::now();
-        for ticket in offload.completed() {
+        let done = self.offload.as_mut().map(Offload::completed);
+        for ticket in done.unwrap_or_default() {
+            let now = Instant::now();
             if let Some(conn) = self.connections.get_mut(ticket.key) {
-                if conn.offloaded(ticket, now) {
+                if conn.driver_mut().offload_done(ticket, now) {
                     self.settle(ticket.key);
                 }
             }
