@@ -14,7 +14,9 @@ Run it as `python3 baselines/asyncio_server.py --port 0 --delay 100 --backlog 40
 `listening on <ip>:<port>` when ready and exits 0 on SIGTERM with a summary on stderr.
 With `--framing raw` it is the article's protocol too: one message per connection, closed
 after its reply. With `--delay-kind block` or `spin` the coroutine holds the loop's thread
-(time.sleep or a busy loop) instead of awaiting the sleep. Its default backlog is
+(time.sleep or a busy loop) instead of awaiting the sleep; add `--offload N` and it awaits
+the same blocking call through `loop.run_in_executor` on a ThreadPoolExecutor of N threads
+(the python-asyncio-offload row), the usual fix. Its default backlog is
 asyncio.create_server's 100, the article's.
 """
 
@@ -35,6 +37,10 @@ class EchoServerProtocol(common.LoopConnection):
         self.wait = task
 
     async def simulate_network_io(self, message):
+        if self.shared.offloads():
+            # --offload N: the fix, the blocking call awaited on a thread pool.
+            await self.shared.hold_in_pool()
+            return message.upper()
         if self.shared.holds_thread():
             # --delay-kind block or spin: the classic mistake, a blocking call in a coroutine.
             common.hold_thread(self.shared.kind, self.shared.delay)

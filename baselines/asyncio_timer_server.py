@@ -9,7 +9,9 @@ costs. Requests on one connection are answered in order, one wait at a time.
 
 Run it as `python3 baselines/asyncio_timer_server.py --port 0 --delay 100 --backlog 4096`; it
 prints `listening on <ip>:<port>` when ready and exits 0 on SIGTERM with a summary on stderr.
-Its default backlog is asyncio.create_server's 100, the article's.
+With `--delay-kind block` or `spin` the loop's thread is held before the reply is scheduled,
+unless `--offload N` moves that call to a ThreadPoolExecutor of N threads
+(`loop.run_in_executor`). Its default backlog is asyncio.create_server's 100, the article's.
 """
 
 import asyncio
@@ -26,13 +28,23 @@ class TimerEcho(common.LoopConnection):
     def begin(self, message):
         reply = self.reply(message.upper())
         loop = asyncio.get_running_loop()
-        if self.shared.holds_thread():
+        if self.shared.offloads():
+            # --offload N: the blocking call on the pool; its future's callback writes.
+            self.wait = self.shared.hold_in_pool()
+            self.wait.add_done_callback(lambda done: self.offloaded(done, reply))
+        elif self.shared.holds_thread():
             # --delay-kind block or spin: the loop's thread is held, then the reply goes out
             # on the next turn of the loop (never from inside advance, which would recurse).
             common.hold_thread(self.shared.kind, self.shared.delay)
             self.wait = loop.call_soon(self.answer, reply)
         else:
             self.wait = loop.call_later(self.shared.delay, self.answer, reply)
+
+
+    def offloaded(self, done, reply):
+        # A call the connection no longer waits on (it was lost meanwhile) writes nothing.
+        if done is self.wait and not done.cancelled():
+            self.answer(reply)
 
 
 def main():

@@ -13,6 +13,7 @@ nothing added, and the server closes after it.
 import argparse
 import asyncio
 import collections
+import concurrent.futures
 import re
 import resource
 import signal
@@ -28,6 +29,9 @@ _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "": 1e-3}
 
 DELAY_KINDS = ("wait", "block", "spin")
 
+# The largest --offload pool, as the Rust servers' (server-common's MAX_OFFLOAD_THREADS).
+MAX_OFFLOAD_THREADS = 1024
+
 
 def parse_delay(text):
     """Reads a delay as the Rust servers do ("100ms", "1s", "0") or as bare milliseconds.
@@ -39,6 +43,24 @@ def parse_delay(text):
     if match is None:
         raise argparse.ArgumentTypeError(f"invalid delay {text!r}: want e.g. 100, 100ms or 1s")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_offload(text):
+    """Reads --offload: a thread count from 0 (off) to MAX_OFFLOAD_THREADS.
+
+    Raises argparse.ArgumentTypeError naming the text otherwise, as the Rust servers refuse it.
+    """
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = -1
+    if threads < 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid offload pool size {text!r} (expected 0 to {MAX_OFFLOAD_THREADS} threads)")
+    if threads > MAX_OFFLOAD_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"offload pool of {threads} threads is over the cap of {MAX_OFFLOAD_THREADS}")
+    return threads
 
 
 class Framing:
@@ -165,16 +187,19 @@ class Counters:
 
 class LoopShared:
     """What every connection of one event-loop server shares: the delay, its kind and the
-    framing, the counters, and the count of waits in progress, which a SIGTERM drain waits on.
+    framing, the counters, the offload pool (--offload N), and the count of waits in
+    progress, which a SIGTERM drain waits on.
 
     The count is kept instead of scanning the connections so that a drain is woken by the
     last reply (an Event), not by polling 10000 connections every few milliseconds.
     """
 
-    def __init__(self, delay, kind="wait", framing=None):
+    def __init__(self, delay, kind="wait", framing=None, offload=0):
         self.delay = delay
         self.kind = kind
         self.framing = framing or Framing("line")
+        self.executor = (concurrent.futures.ThreadPoolExecutor(offload, "offload")
+                         if offload else None)
         self.counters = Counters()
         self.waits = 0
         self.stopping = False
@@ -183,6 +208,18 @@ class LoopShared:
     def holds_thread(self):
         """True for --delay-kind block or spin: the wait is spent on the loop's own thread."""
         return self.kind != "wait"
+
+    def offloads(self):
+        """True when a block or spin delay goes to the --offload pool instead of the loop."""
+        return self.holds_thread() and self.executor is not None
+
+    def hold_in_pool(self):
+        """The fix for a blocking call in a coroutine: the same call, on the --offload pool
+        through `loop.run_in_executor`; returns its asyncio future. The loop serves every
+        other connection meanwhile; a call waiting for a free thread queues in the
+        executor, never dropped."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.executor, hold_thread, self.kind, self.delay)
 
     def wait_started(self):
         self.waits += 1
@@ -312,14 +349,19 @@ class LoopConnection(asyncio.Protocol):
 def loop_parser(description):
     """The event-loop baselines' options; their default backlog is asyncio.create_server's
     100, the article's."""
-    return parser(description, default_backlog=100)
+    p = parser(description, default_backlog=100)
+    p.add_argument("--offload", type=parse_offload, default=0, metavar="N",
+                   help="run block and spin delays on a ThreadPoolExecutor of N threads "
+                        "through loop.run_in_executor, the fix for a blocking call in a "
+                        f"coroutine; 0 (default) is off; at most {MAX_OFFLOAD_THREADS}")
+    return p
 
 
 async def serve_loop(args, connection, name):
     """Serves `connection` (a LoopConnection subclass) until SIGTERM or SIGINT, then stops
     accepting, drains, and prints the summary."""
     loop = asyncio.get_running_loop()
-    shared = LoopShared(args.delay, args.delay_kind, args.framing)
+    shared = LoopShared(args.delay, args.delay_kind, args.framing, args.offload)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -330,6 +372,9 @@ async def serve_loop(args, connection, name):
     await stop.wait()
     server.close()
     await shared.drain(args.shutdown_timeout)
+    if shared.executor is not None:
+        # Calls still running past the drain finish on their own; nothing waits for them.
+        shared.executor.shutdown(wait=False)
     shared.counters.summary(name)
 
 
