@@ -33,6 +33,10 @@ pub struct Entry {
     pub program: Program,
     /// The arguments that make this variant, after the common ones.
     pub args: &'static [Arg],
+    /// Whether a study run without `--servers` includes it. The offload rows do not: with an
+    /// honest `wait` delay (what compare and capacity measure) they are their loop's row with
+    /// idle threads beside it, so they are run where a delay blocks, by name.
+    pub by_default: bool,
 }
 
 /// Who wrote a variant, and so what its row is for.
@@ -81,6 +85,13 @@ pub enum Arg {
     Workers,
 }
 
+/// Threads of every offload row's pool (`--offload N`): the thread budget of threaded-pool's
+/// default `--pool-size`, so that a `block` delay has as many threads to hold in every pooled
+/// row. A pool of N carries at most N ÷ delay requests per second of a blocking delay (2560/s
+/// at `block:100ms`); 64 would cap the offload rows at 640/s, below the rates at which the
+/// loops are compared.
+const OFFLOAD_THREADS: &str = "256";
+
 const RUST_THREADS: Side = Side::Rust { event_loop: false };
 const RUST_EVENT_LOOP: Side = Side::Rust { event_loop: true };
 
@@ -92,6 +103,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_THREADS,
         program: Program::Cargo("server-threaded"),
         args: &[],
+        by_default: true,
     },
     Entry {
         name: "threaded-pool",
@@ -107,6 +119,7 @@ pub const CATALOGUE: &[Entry] = &[
             Arg::Text("--queue-timeout"),
             Arg::Text("off"),
         ],
+        by_default: true,
     },
     Entry {
         name: "tokio-multi",
@@ -119,6 +132,7 @@ pub const CATALOGUE: &[Entry] = &[
             Arg::Text("--workers"),
             Arg::Workers,
         ],
+        by_default: true,
     },
     Entry {
         name: "tokio-current",
@@ -126,6 +140,24 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-async"),
         args: &[Arg::Text("--flavor"), Arg::Text("current")],
+        by_default: true,
+    },
+    // The fix for a blocking driver on asyncio's model: the single-threaded runtime with `block`
+    // and `spin` delays on tokio's blocking pool. Current-thread on purpose: its one thread is
+    // the loop a blocking call stalls, so the row shows what the pool fixes; the multi-thread
+    // runtime would hide part of the stall behind its other workers.
+    Entry {
+        name: "tokio-offload",
+        model: "tokio",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-async"),
+        args: &[
+            Arg::Text("--flavor"),
+            Arg::Text("current"),
+            Arg::Text("--offload"),
+            Arg::Text(OFFLOAD_THREADS),
+        ],
+        by_default: false,
     },
     Entry {
         name: "mio",
@@ -133,6 +165,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-mio"),
         args: &[Arg::Text("--loops"), Arg::Text("1")],
+        by_default: true,
     },
     Entry {
         name: "mio-2loops",
@@ -140,6 +173,21 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-mio"),
         args: &[Arg::Text("--loops"), Arg::Text("2")],
+        by_default: true,
+    },
+    // One loop with server-common's offload pool, as tokio-offload.
+    Entry {
+        name: "mio-offload",
+        model: "mio",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-mio"),
+        args: &[
+            Arg::Text("--loops"),
+            Arg::Text("1"),
+            Arg::Text("--offload"),
+            Arg::Text(OFFLOAD_THREADS),
+        ],
+        by_default: false,
     },
     Entry {
         name: "uring",
@@ -147,6 +195,7 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-uring"),
         args: &[Arg::Text("--loops"), Arg::Text("1")],
+        by_default: true,
     },
     Entry {
         name: "uring-2loops",
@@ -154,6 +203,22 @@ pub const CATALOGUE: &[Entry] = &[
         side: RUST_EVENT_LOOP,
         program: Program::Cargo("server-uring"),
         args: &[Arg::Text("--loops"), Arg::Text("2")],
+        by_default: true,
+    },
+    // One ring with the same offload pool as mio-offload (completions through the ring's poll
+    // of the loop's eventfd).
+    Entry {
+        name: "uring-offload",
+        model: "uring",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-uring"),
+        args: &[
+            Arg::Text("--loops"),
+            Arg::Text("1"),
+            Arg::Text("--offload"),
+            Arg::Text(OFFLOAD_THREADS),
+        ],
+        by_default: false,
     },
     Entry {
         name: "python-threaded",
@@ -164,6 +229,7 @@ pub const CATALOGUE: &[Entry] = &[
             needs_module: None,
         },
         args: &[],
+        by_default: true,
     },
     // The article's own code path (a task, a coroutine, `asyncio.sleep` and a done callback
     // per request): the row every "× python-asyncio" figure divides by.
@@ -176,6 +242,7 @@ pub const CATALOGUE: &[Entry] = &[
             needs_module: None,
         },
         args: &[],
+        by_default: true,
     },
     // One `call_later` timer per request: cheaper than the article's style, so the cost of
     // that style is itself visible.
@@ -188,6 +255,21 @@ pub const CATALOGUE: &[Entry] = &[
             needs_module: None,
         },
         args: &[],
+        by_default: true,
+    },
+    // The article's server with the usual fix for a blocking call in a coroutine: the call
+    // awaited through `loop.run_in_executor` on a ThreadPoolExecutor. A model of its own, so
+    // that the reference row stays the only `asyncio` one.
+    Entry {
+        name: "python-asyncio-offload",
+        model: "asyncio-offload",
+        side: Side::Baseline { reference: false },
+        program: Program::Python {
+            script: "asyncio_server.py",
+            needs_module: None,
+        },
+        args: &[Arg::Text("--offload"), Arg::Text(OFFLOAD_THREADS)],
+        by_default: false,
     },
     // The article's server on uvloop, the strongest Python a reader would reach for.
     Entry {
@@ -199,6 +281,7 @@ pub const CATALOGUE: &[Entry] = &[
             needs_module: Some("uvloop"),
         },
         args: &[],
+        by_default: true,
     },
 ];
 
@@ -211,6 +294,11 @@ const LEGACY_BASELINE_MODEL: &str = "python-baseline";
 /// The names `--servers` accepts, in table order.
 pub fn names() -> impl Iterator<Item = &'static str> {
     CATALOGUE.iter().map(|e| e.name)
+}
+
+/// The names a study runs when `--servers` names none ([`Entry::by_default`]), in table order.
+pub fn default_names() -> impl Iterator<Item = &'static str> {
+    CATALOGUE.iter().filter(|e| e.by_default).map(|e| e.name)
 }
 
 /// The entry called `name`.
@@ -501,6 +589,13 @@ mod tests {
         assert!(line("uring-2loops").starts_with("/target/release/server-uring "));
         assert!(line("python-asyncio").starts_with("python3 /repo/baselines/asyncio_server.py"));
         assert!(line("mio").contains("--delay 0s "), "{}", line("mio"));
+        assert!(line("tokio-offload").ends_with("--flavor current --offload 256"));
+        assert!(line("mio-offload").ends_with("--loops 1 --offload 256"));
+        assert!(line("uring-offload").ends_with("--loops 1 --offload 256"));
+        assert!(
+            line("python-asyncio-offload").starts_with("python3 /repo/baselines/asyncio_server.py")
+                && line("python-asyncio-offload").ends_with("--offload 256")
+        );
     }
 
     #[test]
@@ -531,6 +626,22 @@ mod tests {
             })
             .collect();
         assert_eq!(needing, [("python-uvloop", "uvloop")]);
+    }
+
+    #[test]
+    fn the_offload_rows_are_run_by_name_and_every_other_row_by_default() {
+        let left_out: Vec<&str> = names()
+            .filter(|n| !default_names().any(|d| d == *n))
+            .collect();
+        assert_eq!(
+            left_out,
+            [
+                "tokio-offload",
+                "mio-offload",
+                "uring-offload",
+                "python-asyncio-offload"
+            ]
+        );
     }
 
     #[test]
