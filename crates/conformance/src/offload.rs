@@ -1,7 +1,8 @@
 //! Cases for the offload variants (`--offload N` on server-async, server-mio, server-uring),
 //! beyond the suite every server passes: a `block` delay on the pool does not hold up another
 //! connection's reply, a connection reset while its delay runs on the pool leaves its slot clean for
-//! the next, and SIGTERM answers the offloaded work in flight. Written once, instantiated per
+//! the next, SIGTERM answers the offloaded work in flight, and past the shutdown timeout a
+//! delay still on the pool does not keep the server from stopping. Written once, instantiated per
 //! variant with [`offload_suite!`](crate::offload_suite). The first fails on the same server
 //! without `--offload`; the others check what a pool must not break (a completion reaching a
 //! reused slot, work in flight lost at shutdown).
@@ -124,6 +125,29 @@ pub fn sigterm_answers_the_offloaded_requests_in_flight_and_exits_cleanly(
     Ok(())
 }
 
+/// A request whose `block` delay on the pool outlasts the shutdown timeout: at the deadline
+/// its connection is closed unanswered, as any connection still busy then, and the server
+/// stops; the worker still holding the delay does not keep it running.
+///
+/// # Errors
+/// A connection failed, or the server did not start or stop.
+pub fn past_the_shutdown_timeout_an_offloaded_request_is_closed_unanswered_and_the_server_stops(
+    target: &Target,
+) -> io::Result<()> {
+    let mut config = block(Duration::from_secs(3));
+    config.shutdown_timeout = Duration::from_millis(100);
+    let server = (target.start)(config, target.args)?;
+    let mut client = Client::connect(server.local_addr())?;
+    client.send(b"too slow\n")?;
+    let summary = server.shutdown()?;
+    assert_eq!(summary.connections_open, 0, "{summary}");
+    match client.read_to_close() {
+        Ok(reply) => assert_eq!(reply, b"", "answered before its delay was over"),
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    Ok(())
+}
+
 /// Expands to a module `$name` holding one `#[test]` per case of [`offload`](crate::offload),
 /// each run against the offload variant that `args` selects (they must include `--offload`),
 /// in-process through `variant` and as a process through `binary`.
@@ -145,6 +169,7 @@ macro_rules! offload_suite {
                 a_blocked_request_does_not_hold_up_another_connections_immediate_reply,
                 a_connection_reset_while_its_delay_is_offloaded_leaves_the_next_one_its_own_reply,
                 sigterm_answers_the_offloaded_requests_in_flight_and_exits_cleanly,
+                past_the_shutdown_timeout_an_offloaded_request_is_closed_unanswered_and_the_server_stops,
             );
         }
     };

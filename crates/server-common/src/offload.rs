@@ -38,7 +38,9 @@
 //! A loop drains as always: a connection whose spend is offloaded is still open, so the loop
 //! waits for its completion and writes the reply, or closes it at the shutdown deadline. When
 //! the last loop lets go of the pool, queued jobs are dropped (their connections are gone) and
-//! the workers are joined, which waits for the spends still running: at most one delay.
+//! the workers are told to stop: an idle one ends at once, a busy one after the spend it runs
+//! (at most one delay, for a connection already closed). The pool does not wait for those, so
+//! a long `block` delay cannot hold a shutdown past its deadline.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -182,7 +184,8 @@ impl OffloadPool {
 }
 
 impl Drop for OffloadPool {
-    /// Drops what is still queued, lets every worker finish the spend it runs, and joins them.
+    /// Drops what is still queued and tells every worker to stop once its current spend is
+    /// done; idle workers end now. Nobody waits for a busy one (see the module docs).
     fn drop(&mut self) {
         {
             let mut queue = lock(&self.shared.queue);
@@ -190,11 +193,7 @@ impl Drop for OffloadPool {
             queue.jobs.clear();
         }
         self.shared.available.notify_all();
-        for worker in self.workers.drain(..) {
-            if worker.join().is_err() {
-                tracing::error!("an offload worker panicked");
-            }
-        }
+        self.workers.clear();
     }
 }
 

@@ -78,6 +78,9 @@ const ACCEPT: u64 = u64::MAX;
 const WAKE: u64 = u64::MAX - 1;
 /// `user_data` of a cancellation of the accept.
 const ACCEPT_CANCEL: u64 = u64::MAX - 2;
+/// `user_data` of a cancellation of the eventfd poll (a drain with no connection left but
+/// offloaded spends still out for closed ones).
+const WAKE_CANCEL: u64 = u64::MAX - 3;
 /// Submission queue slots; the completion queue has four times as many. A turn that queues
 /// more (10000 connections whose delays end together) submits early, once per full queue.
 const SUBMISSION_ENTRIES: u32 = 4096;
@@ -166,6 +169,8 @@ pub struct EventLoop {
     stop: Arc<AtomicBool>,
     eventfd: Arc<OwnedFd>,
     wake_in_flight: bool,
+    /// A cancellation of the eventfd poll is in the ring.
+    wake_cancel_in_flight: bool,
     /// The server's offload pool, when `block` and `spin` delays go there.
     offload: Option<Offload>,
     draining: bool,
@@ -224,6 +229,7 @@ impl EventLoop {
             stop: Arc::clone(&stop),
             eventfd: Arc::clone(&eventfd),
             wake_in_flight: false,
+            wake_cancel_in_flight: false,
             offload,
             draining: false,
             accepted: 0,
@@ -254,6 +260,7 @@ impl EventLoop {
             if !self.draining && self.stop.load(Ordering::SeqCst) {
                 self.begin_shutdown()?;
             }
+            self.cancel_wake_when_drained();
         }
         // Nothing is in flight any more; the group goes before the ring and its memory.
         let _ = self
@@ -270,6 +277,25 @@ impl EventLoop {
             && !self.accept_in_flight
             && self.accept_cancels == 0
             && !self.wake_in_flight
+            && !self.wake_cancel_in_flight
+    }
+
+    /// A drained loop still keeps its eventfd poll armed while offloaded spends are out; once
+    /// no connection is left they can only be for closed ones (run to the end by their
+    /// workers, their completions dropped), so the poll is cancelled rather than waited for.
+    fn cancel_wake_when_drained(&mut self) {
+        if self.draining
+            && self.connections.is_empty()
+            && self.wake_in_flight
+            && !self.wake_cancel_in_flight
+        {
+            let sqe = opcode::AsyncCancel::new(WAKE)
+                .build()
+                .user_data(WAKE_CANCEL);
+            // SAFETY: a cancellation references no memory.
+            unsafe { push(&mut self.ring.ring, &sqe) };
+            self.wake_cancel_in_flight = true;
+        }
     }
 
     /// The one `io_uring_enter` of a turn: submits everything queued and waits for a
@@ -313,6 +339,7 @@ impl EventLoop {
                 ACCEPT => self.accepted_one(result, flags),
                 WAKE => self.woken(),
                 ACCEPT_CANCEL => self.accept_cancels = self.accept_cancels.saturating_sub(1),
+                WAKE_CANCEL => self.wake_cancel_in_flight = false,
                 _ => self.completed(user_data, result, flags),
             }
         }
@@ -467,7 +494,7 @@ impl EventLoop {
 
     /// The eventfd was written: by a stop (the flag is read after this turn) or by offload
     /// workers, whose completions are handed on now. The poll is armed again unless the loop
-    /// is stopping with no offloaded spend out (then nothing more will write it).
+    /// is stopping with no offloaded spend out that a connection still waits for.
     fn woken(&mut self) {
         self.wake_in_flight = false;
         let mut sink = [0u8; 8];
@@ -475,7 +502,8 @@ impl EventLoop {
         unsafe { libc::read(self.eventfd.as_raw_fd(), sink.as_mut_ptr().cast(), 8) };
         self.take_offloaded();
         let offloaded = self.offload.as_ref().is_some_and(|o| o.in_flight() > 0);
-        if (!self.stop.load(Ordering::SeqCst) || offloaded) && !self.wake_in_flight {
+        let awaited = offloaded && !(self.draining && self.connections.is_empty());
+        if (!self.stop.load(Ordering::SeqCst) || awaited) && !self.wake_in_flight {
             self.arm_wake();
         }
     }
@@ -781,7 +809,7 @@ mod tests {
             for op in [Op::Recv, Op::Send, Op::Cancel] {
                 let data = user_data(key, op);
                 assert_eq!(decode(data), (key, op));
-                assert!(![ACCEPT, WAKE, ACCEPT_CANCEL].contains(&data));
+                assert!(![ACCEPT, WAKE, ACCEPT_CANCEL, WAKE_CANCEL].contains(&data));
             }
         }
     }
