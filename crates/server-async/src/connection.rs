@@ -58,7 +58,9 @@ async fn drive(
             Step::Write { .. } => try_write(stream, driver)?,
             Step::Spend(timeout) => match &shared.offload {
                 None => driver.spend(timeout),
-                Some(permits) => spend_offloaded(permits, timeout, driver).await?,
+                // Boxed: the permit and join futures would otherwise grow every connection's
+                // task, offloading or not, for the whole life of the connection.
+                Some(permits) => Box::pin(spend_offloaded(permits, timeout, driver)).await?,
             },
             Step::Wait(wait) => self::wait(stream, driver, wait, stop).await?,
         }
