@@ -7,7 +7,7 @@
 //! writable (one readiness future for both), the protocol's deadline as a tokio timer, or the
 //! server's stop signal.
 
-use std::io;
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,7 @@ async fn drive(
     loop {
         let now = Instant::now();
         if !driver.is_stopping() && *stop.borrow() {
-            driver.shutdown(now);
+            stop_after_reading_what_is_held(stream, driver)?;
         }
         match driver.next_step(now)? {
             Step::Close => return Ok(()),
@@ -131,8 +131,32 @@ async fn wait(
             driver.timeout(Instant::now());
         }
         // Also fires if the server's handle is gone: stop then too.
-        _ = stop.changed(), if !stopping => driver.shutdown(Instant::now()),
+        _ = stop.changed(), if !stopping => stop_after_reading_what_is_held(stream, driver)?,
     }
+    Ok(())
+}
+
+/// The server is stopping: reads what the socket already holds, then tells the driver. A
+/// request "already received" is one the machine received, not only one this task got round
+/// to reading: a task accepted just before the stop may not have run yet (the mio and uring
+/// loops read their sockets at shutdown for the same reason).
+///
+/// The reads go to the socket itself, not through `try_read`: tokio answers that from the
+/// readiness it has seen, and a socket its reactor has not polled yet looks empty.
+fn stop_after_reading_what_is_held(stream: &TcpStream, driver: &mut Driver) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    let mut chunk = [0u8; READ_CHUNK_BYTES];
+    while driver.wants_read() {
+        // The socket is non-blocking (tokio's): an empty one answers `WouldBlock`.
+        match (&*socket).read(&mut chunk) {
+            Ok(0) => driver.eof_received(Instant::now()),
+            Ok(n) => driver.data_received(&chunk[..n], Instant::now()),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) => return Err(err),
+        }
+    }
+    driver.shutdown(Instant::now());
     Ok(())
 }
 
