@@ -16,8 +16,10 @@ Run it as `python3 baselines/asyncio_server.py --port 0 --delay 100 --backlog 40
 With `--framing raw` it is the article's protocol too: one message per connection, closed
 after its reply. A recipe's phases run in order inside that one coroutine: a `wait` phase
 is awaited (`asyncio.sleep`), a `block` or `spin` phase holds the loop's thread (time.sleep or
-a busy loop), the classic mistake. Its default backlog is asyncio.create_server's 100, the
-article's.
+a busy loop), the classic mistake; add `--offload N` and such a phase is awaited through
+`loop.run_in_executor` on a ThreadPoolExecutor of N threads instead (the
+python-asyncio-offload row), the usual fix. Its default backlog is asyncio.create_server's
+100, the article's.
 """
 
 import asyncio
@@ -41,6 +43,9 @@ class EchoServerProtocol(common.LoopConnection):
             if kind == "wait":
                 # DB request, as in the article.
                 await asyncio.sleep(seconds)
+            elif self.shared.offloads():
+                # --offload N: the fix, the blocking call awaited on a thread pool.
+                await self.shared.hold_in_pool(kind, seconds)
             else:
                 # block or spin: the classic mistake, a blocking call in a coroutine.
                 common.hold_thread(kind, seconds)

@@ -11,7 +11,8 @@ a `block` or `spin` phase holds the loop's thread.
 
 Run it as `python3 baselines/asyncio_timer_server.py --port 0 --delay 100 --backlog 4096`; it
 prints `listening on <ip>:<port>` when ready and exits 0 on SIGTERM with a summary on stderr.
-Its default backlog is asyncio.create_server's 100, the article's.
+A `block` or `spin` phase holds the loop's thread, unless `--offload N` moves that call to a
+ThreadPoolExecutor of N threads (`loop.run_in_executor`). Its default backlog is asyncio.create_server's 100, the article's.
 """
 
 import asyncio
@@ -34,10 +35,15 @@ class TimerEcho(common.LoopConnection):
         straight to the reply when it is the last."""
         loop = asyncio.get_running_loop()
         for i, (kind, seconds) in enumerate(phases):
+            rest = phases[i + 1:]
+            if kind != "wait" and self.shared.offloads():
+                # --offload N: the blocking call on the pool; its future's callback goes on.
+                self.wait = self.shared.hold_in_pool(kind, seconds)
+                self.wait.add_done_callback(lambda done: self.offloaded(done, reply, rest))
+                return
             if kind != "wait":
                 common.hold_thread(kind, seconds)
                 continue
-            rest = phases[i + 1:]
             if rest:
                 self.wait = loop.call_later(seconds, self.run_phases, reply, rest)
             else:
@@ -46,6 +52,12 @@ class TimerEcho(common.LoopConnection):
         # Only block and spin phases were left: the reply goes out on the next turn of the
         # loop (never from inside advance, which would recurse).
         self.wait = loop.call_soon(self.answer, reply)
+
+
+    def offloaded(self, done, reply, rest):
+        # A call the connection no longer waits on (it was lost meanwhile) writes nothing.
+        if done is self.wait and not done.cancelled():
+            self.run_phases(reply, rest)
 
 
 def main():

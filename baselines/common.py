@@ -13,6 +13,7 @@ nothing added, and the server closes after it.
 import argparse
 import asyncio
 import collections
+import concurrent.futures
 import random
 import re
 import resource
@@ -35,6 +36,8 @@ DELAY_KINDS = ("wait", "block", "spin")
 
 # The longest delay a phase, and a whole recipe, may name: a day, as echo-core's.
 MAX_DELAY_S = 86400.0
+# The largest --offload pool, as the Rust servers' (server-common's MAX_OFFLOAD_THREADS).
+MAX_OFFLOAD_THREADS = 1024
 
 
 def parse_delay(text):
@@ -163,6 +166,24 @@ def parse_recipe(text):
         raise argparse.ArgumentTypeError(
             f"invalid delay spec {text!r}: its phases name more than the longest delay, 1day")
     return Recipe(text, phases)
+
+
+def parse_offload(text):
+    """Reads --offload: a thread count from 0 (off) to MAX_OFFLOAD_THREADS.
+
+    Raises argparse.ArgumentTypeError naming the text otherwise, as the Rust servers refuse it.
+    """
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = -1
+    if threads < 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid offload pool size {text!r} (expected 0 to {MAX_OFFLOAD_THREADS} threads)")
+    if threads > MAX_OFFLOAD_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"offload pool of {threads} threads is over the cap of {MAX_OFFLOAD_THREADS}")
+    return threads
 
 
 class Framing:
@@ -298,17 +319,20 @@ class Counters:
 
 class LoopShared:
     """What every connection of one event-loop server shares: the recipe, the kind of its
-    phases that name none and the framing, the counters, and the count of requests in
-    progress (a "wait" each, whatever its phases), which a SIGTERM drain waits on.
+    phases that name none and the framing, the counters, the offload pool (--offload N), and
+    the count of requests in progress (a "wait" each, whatever its phases), which a SIGTERM
+    drain waits on.
 
     The count is kept instead of scanning the connections so that a drain is woken by the
     last reply (an Event), not by polling 10000 connections every few milliseconds.
     """
 
-    def __init__(self, recipe, kind="wait", framing=None):
+    def __init__(self, recipe, kind="wait", framing=None, offload=0):
         self.recipe = recipe
         self.kind = kind
         self.framing = framing or Framing("line")
+        self.executor = (concurrent.futures.ThreadPoolExecutor(offload, "offload")
+                         if offload else None)
         self.counters = Counters()
         self.waits = 0
         self.stopping = False
@@ -318,6 +342,18 @@ class LoopShared:
         """One request's phases, drawn now: (kind, seconds) pairs. A "wait" phase is the
         loop's own wait; "block" and "spin" hold the loop's thread (hold_thread)."""
         return self.recipe.draw(self.kind)
+
+    def offloads(self):
+        """True when block and spin phases go to the --offload pool instead of the loop."""
+        return self.executor is not None
+
+    def hold_in_pool(self, kind, seconds):
+        """The fix for a blocking call in a coroutine: the same call, on the --offload pool
+        through `loop.run_in_executor`; returns its asyncio future. The loop serves every
+        other connection meanwhile; a call waiting for a free thread queues in the
+        executor, never dropped."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.executor, hold_thread, kind, seconds)
 
     def wait_started(self):
         self.waits += 1
@@ -447,14 +483,19 @@ class LoopConnection(asyncio.Protocol):
 def loop_parser(description):
     """The event-loop baselines' options; their default backlog is asyncio.create_server's
     100, the article's."""
-    return parser(description, default_backlog=100)
+    p = parser(description, default_backlog=100)
+    p.add_argument("--offload", type=parse_offload, default=0, metavar="N",
+                   help="run block and spin delays on a ThreadPoolExecutor of N threads "
+                        "through loop.run_in_executor, the fix for a blocking call in a "
+                        f"coroutine; 0 (default) is off; at most {MAX_OFFLOAD_THREADS}")
+    return p
 
 
 async def serve_loop(args, connection, name):
     """Serves `connection` (a LoopConnection subclass) until SIGTERM or SIGINT, then stops
     accepting, drains, and prints the summary."""
     loop = asyncio.get_running_loop()
-    shared = LoopShared(args.delay, args.delay_kind, args.framing)
+    shared = LoopShared(args.delay, args.delay_kind, args.framing, args.offload)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -465,6 +506,9 @@ async def serve_loop(args, connection, name):
     await stop.wait()
     server.close()
     await shared.drain(args.shutdown_timeout)
+    if shared.executor is not None:
+        # Calls still running past the drain finish on their own; nothing waits for them.
+        shared.executor.shutdown(wait=False)
     shared.counters.summary(name)
 
 

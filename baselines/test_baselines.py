@@ -3,7 +3,9 @@
 
 Every server script is started as a process on port 0 and checked over loopback with one body
 of cases (split writes, UTF-8 cut between reads, order, errors, delay kinds, request recipes,
-raw framing, resets, SIGTERM drain), the cases of the conformance suite that apply to a baseline; the
+raw framing, resets, SIGTERM drain), the cases of the conformance suite that apply to a baseline,
+and again with `--offload` on the asyncio rows, with the offload cases (a blocked request does not
+hold up another connection's immediate reply, SIGTERM with offloaded work in flight); the
 uvloop row runs them where uvloop is importable, and its skip (exit 3, the reason on stderr)
 is checked everywhere. The event-loop connection is also driven in-process with a fake
 transport, where the cases that depend on what happens when are exact. No case asserts a
@@ -95,9 +97,11 @@ class ServerCases:
     """The cases every baseline passes; a subclass names the script."""
 
     script = None
+    # Flags that select the variant, before every case's own (e.g. --offload 4).
+    flags = ()
 
     def setUp(self):
-        self.server = Process(self.script)
+        self.server = Process(self.script, *self.flags)
         self.addCleanup(self.server.kill)
         self.assertIsNotNone(self.server.port, f"{self.script}: {self.server.first_line!r}")
 
@@ -156,7 +160,7 @@ class ServerCases:
 
     def test_block_and_spin_delays_are_also_answered_never_before_the_delay(self):
         for kind in ("block", "spin"):
-            server = Process(self.script, "--delay-kind", kind)
+            server = Process(self.script, *self.flags, "--delay-kind", kind)
             self.addCleanup(server.kill)
             conn = server.connect()
             sent = time.monotonic()
@@ -180,7 +184,7 @@ class ServerCases:
             self.assertEqual(server.stop()[0], 0, spec)
 
     def test_raw_framing_answers_one_chunk_upper_cased_and_closes_like_the_articles_server(self):
-        server = Process(self.script, "--framing", "raw")
+        server = Process(self.script, *self.flags, "--framing", "raw")
         self.addCleanup(server.kill)
         for message, reply in [(b"hello, world", b"HELLO, WORLD"),
                                ("straße\n".encode(), b"STRASSE\n"),
@@ -193,7 +197,7 @@ class ServerCases:
     def test_a_bad_flag_value_is_refused_at_start_naming_it(self):
         for flag, value in [("--framing", "lines"), ("--delay", "10parsecs"),
                             ("--delay", "spin:2ms+wait:2xs")]:
-            server = Process(self.script, flag, value)
+            server = Process(self.script, *self.flags, flag, value)
             code, reason = server.stop(terminate=False)
             self.assertEqual(code, 2, reason)
             self.assertIn(repr(value), reason)
@@ -203,6 +207,51 @@ class ServerCases:
         """Exit status 0 and the summary line with these counts, after SIGTERM."""
         summary = f"{self.server_name}: {counts}"
         self.assertEqual(server.stop(terminate), (0, summary))
+
+
+class OffloadCases:
+    """The cases of an event-loop baseline with --offload, as the Rust offload variants'
+    (crates/conformance/src/offload.rs); a subclass names the script and the flags."""
+
+    def test_a_blocked_request_does_not_hold_up_another_connections_immediate_reply(self):
+        server = Process(self.script, *self.flags, "--delay-kind", "block", "--delay", "200ms")
+        self.addCleanup(server.kill)
+        first = server.connect()
+        first.sendall(b"one\ntwo\n")
+        self.assertEqual(read_line(first), b"ONE\n")  # TWO's blocked delay has begun
+        second = server.connect()
+        second.sendall(b"\xff\n")  # answered at once, with no delay
+        self.assertEqual(read_line(second), b"ERR invalid utf-8\n")
+        # An order, not a speed: a loop that blocks reads the second connection only once the
+        # delay is over and TWO is written.
+        first.setblocking(False)
+        try:
+            early = first.recv(65536, socket.MSG_PEEK)
+        except BlockingIOError:
+            early = b""
+        first.setblocking(True)
+        self.assertEqual(early, b"", "the blocked delay held the loop")
+        self.assertEqual(read_line(first), b"TWO\n")
+        self.assertEqual(server.stop()[0], 0)
+
+    def test_sigterm_answers_the_offloaded_requests_in_flight_and_exits_cleanly(self):
+        server = Process(self.script, *self.flags, "--delay-kind", "block")
+        self.addCleanup(server.kill)
+        conn = server.connect()
+        conn.sendall(b"one\ntwo\nthree\n")
+        self.assertEqual(read_line(conn), b"ONE\n")  # TWO's delay now runs on the pool
+        server.child.send_signal(signal.SIGTERM)
+        self.assertEqual(read_line(conn), b"TWO\n")
+        self.assertEqual(read_line(conn), b"THREE\n")
+        self.assertEqual(server.stop(terminate=False),
+                         (0, f"{self.server_name}: connections=1 requests=3 errors=0"))
+
+    def test_an_offload_pool_over_the_cap_or_not_a_number_is_refused_naming_it(self):
+        for value in ("5000", "lots"):
+            server = Process(self.script, "--offload", value)
+            code, reason = server.stop(terminate=False)
+            self.assertEqual(code, 2, reason)
+            self.assertIn(value, reason)
 
 
 class ThreadedServer(ServerCases, unittest.TestCase):
@@ -218,6 +267,19 @@ class ArticleAsyncioServer(ServerCases, unittest.TestCase):
 class TimerAsyncioServer(ServerCases, unittest.TestCase):
     script = "asyncio_timer_server.py"
     server_name = "python-asyncio-timer"
+
+
+class ArticleAsyncioOffloadServer(ServerCases, OffloadCases, unittest.TestCase):
+    """The python-asyncio-offload row: the article's server with --offload."""
+    script = "asyncio_server.py"
+    server_name = "python-asyncio"
+    flags = ("--offload", "4")
+
+
+class TimerAsyncioOffloadServer(ServerCases, OffloadCases, unittest.TestCase):
+    script = "asyncio_timer_server.py"
+    server_name = "python-asyncio-timer"
+    flags = ("--offload", "4")
 
 
 if HAS_UVLOOP:

@@ -38,6 +38,16 @@ pub struct Entry {
     pub executor: Executor,
 }
 
+impl Entry {
+    /// Whether compare and capacity run it when `--servers` names none. The offload rows do
+    /// not: with an honest `wait` delay (what those studies measure) they are their loop's
+    /// row with idle threads beside it, so they run where a delay blocks (scenarios) or by
+    /// name.
+    pub fn by_default(&self) -> bool {
+        self.executor != Executor::Offload
+    }
+}
+
 /// What runs a request's work: the property a `block` or `spin` delay tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +112,13 @@ pub enum Arg {
     Workers,
 }
 
+/// Threads of every offload row's pool (`--offload N`): the thread budget of threaded-pool's
+/// default `--pool-size`, so that a `block` delay has as many threads to hold in every pooled
+/// row. A pool of N carries at most N ÷ delay requests per second of a blocking delay (2560/s
+/// at `block:100ms`); 64 would cap the offload rows at 640/s, below the rates at which the
+/// loops are compared.
+const OFFLOAD_THREADS: &str = "256";
+
 const RUST_THREADS: Side = Side::Rust { event_loop: false };
 const RUST_EVENT_LOOP: Side = Side::Rust { event_loop: true };
 
@@ -152,6 +169,23 @@ pub const CATALOGUE: &[Entry] = &[
         args: &[Arg::Text("--flavor"), Arg::Text("current")],
         executor: Executor::OneLoop,
     },
+    // The fix for a blocking driver on asyncio's model: the single-threaded runtime with `block`
+    // and `spin` delays on tokio's blocking pool. Current-thread on purpose: its one thread is
+    // the loop a blocking call stalls, so the row shows what the pool fixes; the multi-thread
+    // runtime would hide part of the stall behind its other workers.
+    Entry {
+        name: "tokio-offload",
+        model: "tokio",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-async"),
+        args: &[
+            Arg::Text("--flavor"),
+            Arg::Text("current"),
+            Arg::Text("--offload"),
+            Arg::Text(OFFLOAD_THREADS),
+        ],
+        executor: Executor::Offload,
+    },
     Entry {
         name: "mio",
         model: "mio",
@@ -168,6 +202,20 @@ pub const CATALOGUE: &[Entry] = &[
         args: &[Arg::Text("--loops"), Arg::Text("2")],
         executor: Executor::Loops,
     },
+    // One loop with server-common's offload pool, as tokio-offload.
+    Entry {
+        name: "mio-offload",
+        model: "mio",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-mio"),
+        args: &[
+            Arg::Text("--loops"),
+            Arg::Text("1"),
+            Arg::Text("--offload"),
+            Arg::Text(OFFLOAD_THREADS),
+        ],
+        executor: Executor::Offload,
+    },
     Entry {
         name: "uring",
         model: "uring",
@@ -183,6 +231,21 @@ pub const CATALOGUE: &[Entry] = &[
         program: Program::Cargo("server-uring"),
         args: &[Arg::Text("--loops"), Arg::Text("2")],
         executor: Executor::Loops,
+    },
+    // One ring with the same offload pool as mio-offload (completions through the ring's poll
+    // of the loop's eventfd).
+    Entry {
+        name: "uring-offload",
+        model: "uring",
+        side: RUST_EVENT_LOOP,
+        program: Program::Cargo("server-uring"),
+        args: &[
+            Arg::Text("--loops"),
+            Arg::Text("1"),
+            Arg::Text("--offload"),
+            Arg::Text(OFFLOAD_THREADS),
+        ],
+        executor: Executor::Offload,
     },
     Entry {
         name: "python-threaded",
@@ -221,6 +284,20 @@ pub const CATALOGUE: &[Entry] = &[
         args: &[],
         executor: Executor::OneLoop,
     },
+    // The article's server with the usual fix for a blocking call in a coroutine: the call
+    // awaited through `loop.run_in_executor` on a ThreadPoolExecutor. A model of its own, so
+    // that the reference row stays the only `asyncio` one.
+    Entry {
+        name: "python-asyncio-offload",
+        model: "asyncio-offload",
+        side: Side::Baseline { reference: false },
+        program: Program::Python {
+            script: "asyncio_server.py",
+            needs_module: None,
+        },
+        args: &[Arg::Text("--offload"), Arg::Text(OFFLOAD_THREADS)],
+        executor: Executor::Offload,
+    },
     // The article's server on uvloop, the strongest Python a reader would reach for.
     Entry {
         name: "python-uvloop",
@@ -244,6 +321,12 @@ const LEGACY_BASELINE_MODEL: &str = "python-baseline";
 /// The names `--servers` accepts, in table order.
 pub fn names() -> impl Iterator<Item = &'static str> {
     CATALOGUE.iter().map(|e| e.name)
+}
+
+/// The names compare and capacity run when `--servers` names none ([`Entry::by_default`]),
+/// in table order.
+pub fn default_names() -> impl Iterator<Item = &'static str> {
+    CATALOGUE.iter().filter(|e| e.by_default()).map(|e| e.name)
 }
 
 /// The entry called `name`.
@@ -534,6 +617,13 @@ mod tests {
         assert!(line("uring-2loops").starts_with("/target/release/server-uring "));
         assert!(line("python-asyncio").starts_with("python3 /repo/baselines/asyncio_server.py"));
         assert!(line("mio").contains("--delay 0s "), "{}", line("mio"));
+        assert!(line("tokio-offload").ends_with("--flavor current --offload 256"));
+        assert!(line("mio-offload").ends_with("--loops 1 --offload 256"));
+        assert!(line("uring-offload").ends_with("--loops 1 --offload 256"));
+        assert!(
+            line("python-asyncio-offload").starts_with("python3 /repo/baselines/asyncio_server.py")
+                && line("python-asyncio-offload").ends_with("--offload 256")
+        );
     }
 
     #[test]
@@ -584,6 +674,22 @@ mod tests {
             })
             .collect();
         assert_eq!(needing, [("python-uvloop", "uvloop")]);
+    }
+
+    #[test]
+    fn the_offload_rows_are_run_by_name_and_every_other_row_by_default() {
+        let left_out: Vec<&str> = names()
+            .filter(|n| !default_names().any(|d| d == *n))
+            .collect();
+        assert_eq!(
+            left_out,
+            [
+                "tokio-offload",
+                "mio-offload",
+                "uring-offload",
+                "python-asyncio-offload"
+            ]
+        );
     }
 
     #[test]

@@ -31,12 +31,18 @@
 //! The loop-based servers (server-mio, server-uring) share two more checks: the cases of
 //! [`loops`] (several loops on one port, a `block` delay, a shutdown finding a request in the
 //! kernel), instantiated with [`loop_suite!`], and [`deps::assert_no_async_runtime`].
+//!
+//! The offload variants (`--offload N` on the event-loop servers) run the whole suite with
+//! their flags like any variant, plus the cases of [`offload`] (a blocked request does not
+//! hold up another connection, a reset during an offloaded delay, SIGTERM with offloaded work
+//! in flight), one [`offload_suite!`] line each.
 #![deny(dead_code)]
 
 pub mod cases;
 pub mod client;
 pub mod deps;
 pub mod loops;
+pub mod offload;
 pub mod process;
 
 use std::io;

@@ -1,19 +1,21 @@
 //! One connection as one tokio task, doing what the shared [`server_common::Driver`] says.
 //!
 //! Each step that can be done at once is (a timeout already due, a write that does not
-//! block, a `block` or `spin` delay spent right on the runtime thread, on purpose); a
+//! block, a `block` or `spin` delay spent right on the runtime thread, on purpose, unless
+//! `--offload N` sends it to the blocking pool: see [`spend_offloaded`]); a
 //! [`Step::Wait`] becomes one `select!` over whichever comes first: the socket readable or
 //! writable (one readiness future for both), the protocol's deadline as a tokio timer, or the
 //! server's stop signal.
 
-use std::io;
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use echo_core::Timeout;
 use server_common::{Driver, Step, Wait};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::Shared;
 
@@ -33,7 +35,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let outcome = drive(&stream, &mut driver, &mut stop).await;
+    let outcome = drive(&stream, &mut driver, &shared, &mut stop).await;
     drop(stream);
     driver.finish(outcome.as_ref().err());
     shared.closed.notify_one();
@@ -42,21 +44,49 @@ pub(crate) async fn serve(
 async fn drive(
     stream: &TcpStream,
     driver: &mut Driver,
+    shared: &Shared,
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<()> {
     loop {
         let now = Instant::now();
         if !driver.is_stopping() && *stop.borrow() {
-            driver.shutdown(now);
+            stop_after_reading_what_is_held(stream, driver)?;
         }
         match driver.next_step(now)? {
             Step::Close => return Ok(()),
             Step::FireTimeout => driver.timeout(now),
             Step::Write { .. } => try_write(stream, driver)?,
-            Step::Spend(timeout) => driver.spend(timeout),
+            Step::Spend(timeout) => match &shared.offload {
+                None => driver.spend(timeout),
+                // Boxed: the permit and join futures would otherwise grow every connection's
+                // task, offloading or not, for the whole life of the connection.
+                Some(permits) => Box::pin(spend_offloaded(permits, timeout, driver)).await?,
+            },
             Step::Wait(wait) => self::wait(stream, driver, wait, stop).await?,
         }
     }
+}
+
+/// Spends a `block` or `spin` delay on tokio's blocking pool, at most `permits` of them at a
+/// time, while this task waits and the runtime thread serves every other task.
+///
+/// `spawn_blocking` alone would start a thread per delay up to tokio's cap of 512; the
+/// semaphore makes the pool N threads, as `--offload N` says, and its waiters queue in the
+/// order they came (tokio's semaphore is fair): a delay is never dropped, it waits for a
+/// permit, holding no thread meanwhile. Bounding the runtime's blocking threads instead
+/// (`max_blocking_threads`) would do the same for this server, but hides the queue inside
+/// tokio and would bound any other blocking work of the runtime too.
+async fn spend_offloaded(
+    permits: &Semaphore,
+    timeout: Timeout,
+    driver: &mut Driver,
+) -> io::Result<()> {
+    let _permit = permits.acquire().await.map_err(io::Error::other)?;
+    tokio::task::spawn_blocking(move || server_common::spend_on_thread(timeout))
+        .await
+        .map_err(io::Error::other)?;
+    driver.timeout(Instant::now());
+    Ok(())
 }
 
 /// Writes what the socket takes without waiting; a full socket is reported to the driver.
@@ -101,8 +131,32 @@ async fn wait(
             driver.timeout(Instant::now());
         }
         // Also fires if the server's handle is gone: stop then too.
-        _ = stop.changed(), if !stopping => driver.shutdown(Instant::now()),
+        _ = stop.changed(), if !stopping => stop_after_reading_what_is_held(stream, driver)?,
     }
+    Ok(())
+}
+
+/// The server is stopping: reads what the socket already holds, then tells the driver. A
+/// request "already received" is one the machine received, not only one this task got round
+/// to reading: a task accepted just before the stop may not have run yet (the mio and uring
+/// loops read their sockets at shutdown for the same reason).
+///
+/// The reads go to the socket itself, not through `try_read`: tokio answers that from the
+/// readiness it has seen, and a socket its reactor has not polled yet looks empty.
+fn stop_after_reading_what_is_held(stream: &TcpStream, driver: &mut Driver) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    let mut chunk = [0u8; READ_CHUNK_BYTES];
+    while driver.wants_read() {
+        // The socket is non-blocking (tokio's): an empty one answers `WouldBlock`.
+        match (&*socket).read(&mut chunk) {
+            Ok(0) => driver.eof_received(Instant::now()),
+            Ok(n) => driver.data_received(&chunk[..n], Instant::now()),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) => return Err(err),
+        }
+    }
+    driver.shutdown(Instant::now());
     Ok(())
 }
 

@@ -10,7 +10,10 @@
 //!
 //! The delay kinds show what each costs an async runtime: `wait` is a tokio timer (the
 //! thread serves others meanwhile), while `block` (`std::thread::sleep`) and `spin` (a busy
-//! loop) hold the runtime thread on purpose, stalling every task scheduled on it.
+//! loop) hold the runtime thread on purpose, stalling every task scheduled on it. With
+//! `--offload N` they run on tokio's blocking pool instead (`spawn_blocking`, at most N at a
+//! time), the fix for a blocking driver: the `tokio-offload` row is the current-thread runtime
+//! with it, so that the single loop is what the pool frees.
 //!
 //! Memory per idle connection is kept small (the target is at most 2 KiB at 10000
 //! connections): the read buffer lives on the stack only while a read runs, and a task holds
@@ -30,8 +33,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use server_common::{Server, ServerConfig, Stats, Summary, bind_listener};
-use tokio::sync::{Notify, watch};
+use server_common::{OffloadArgs, Server, ServerConfig, Stats, Summary, bind_listener};
+use tokio::sync::{Notify, Semaphore, watch};
 
 /// Which tokio runtime runs the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,6 +80,9 @@ pub struct Options {
     /// Worker threads of the multi-thread runtime; `None` is one per core. Ignored by the
     /// current-thread runtime.
     pub workers: Option<usize>,
+    /// `block` and `spin` delays run on tokio's blocking pool, this many at a time; `None`:
+    /// on the runtime's own threads.
+    pub offload: Option<usize>,
 }
 
 /// The binary's variant flags, flattened into its parser beside the common ones, and read
@@ -91,6 +97,9 @@ pub struct VariantArgs {
     /// Worker threads of the `multi` runtime (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<NonZeroUsize>,
+
+    #[command(flatten)]
+    pub offload: OffloadArgs,
 }
 
 impl VariantArgs {
@@ -99,6 +108,7 @@ impl VariantArgs {
         Options {
             flavor: self.flavor,
             workers: self.workers.map(NonZeroUsize::get),
+            offload: self.offload.threads(),
         }
     }
 }
@@ -111,6 +121,8 @@ pub(crate) struct Shared {
     /// Signalled by each connection task as it ends, after its stats guard is dropped: wakes
     /// the accept task waiting for a free slot or for the last connection at shutdown.
     pub(crate) closed: Notify,
+    /// Permits for `block` and `spin` delays on the blocking pool (`--offload N`).
+    pub(crate) offload: Option<Semaphore>,
 }
 
 /// A running tokio server; see [`Server`].
@@ -141,13 +153,15 @@ pub fn start(config: ServerConfig, options: Options) -> io::Result<AsyncServer> 
         config,
         stats: Arc::clone(&stats),
         closed: Notify::new(),
+        offload: options.offload.map(Semaphore::new),
     });
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("echo-runtime".to_owned())
         .spawn(move || {
             runtime.block_on(acceptor::run(listener, shared, stopped));
-            // Tasks still blocked in a `block` or `spin` delay are not waited for long.
+            // Tasks still blocked in a `block` or `spin` delay, on the runtime or its blocking
+            // pool, are not waited for long.
             runtime.shutdown_timeout(Duration::from_secs(1));
         })?;
     Ok(AsyncServer {

@@ -1,5 +1,8 @@
 //! [`ServerArgs`]: the flags every server binary accepts, flattened into each binary's own
-//! parser beside its variant flags (`--pool`, `--flavor`, `--loops`).
+//! parser beside its variant flags (`--pool`, `--flavor`, `--loops`); and [`OffloadArgs`],
+//! the one `--offload N` flag of the event-loop servers (tokio, mio, io_uring), flattened into
+//! their variant flags. A thread-per-connection server has nothing to offload to, so it does
+//! not take the flag.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -79,6 +82,41 @@ pub struct ServerArgs {
     /// request distorts timings). `RUST_LOG` overrides the log filter.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// `--offload N`: run `block` and `spin` delays on a bounded pool of N threads, leaving the
+/// event loop free for everything else; `wait` delays stay on the loop. Shared by every
+/// event-loop server, each with its own pool (tokio's blocking threads, server-common's
+/// [`crate::OffloadPool`]).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct OffloadArgs {
+    /// Run `block` and `spin` delays on a pool of N threads instead of on the event loop (the
+    /// fix for a blocking driver, as asyncio's `run_in_executor`); `wait` delays stay on the
+    /// loop. 0 (the default) is off: a `block` delay holds the loop. At most 1024.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_offload)]
+    pub offload: usize,
+}
+
+impl OffloadArgs {
+    /// The pool's size, `None` when offloading is off.
+    pub fn threads(&self) -> Option<usize> {
+        (self.offload > 0).then_some(self.offload)
+    }
+}
+
+/// Reads `--offload`: a count from 0 to [`crate::offload::MAX_OFFLOAD_THREADS`].
+fn parse_offload(text: &str) -> Result<usize, String> {
+    let max = crate::offload::MAX_OFFLOAD_THREADS;
+    let threads: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid offload pool size {text:?} (expected 0 to {max} threads)"))?;
+    if threads > max {
+        return Err(format!(
+            "offload pool of {threads} threads is over the cap of {max}"
+        ));
+    }
+    Ok(threads)
 }
 
 /// A duration where zero means "none" (a disabled limit).
@@ -265,6 +303,34 @@ mod tests {
         let err = parse_variant_flags::<Variant>(&["--pool", "many"]).expect_err("not a number");
         assert!(err.to_string().contains("\"many\""), "{err}");
         Ok(())
+    }
+
+    #[derive(Debug, Parser)]
+    struct OffloadCli {
+        #[command(flatten)]
+        offload: OffloadArgs,
+    }
+
+    fn offload(args: &[&str]) -> Result<Option<usize>, String> {
+        OffloadCli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .map(|cli| cli.offload.threads())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn offload_is_off_unless_asked_for_and_zero_means_off() -> Result<(), String> {
+        assert_eq!(offload(&[])?, None);
+        assert_eq!(offload(&["--offload", "0"])?, None);
+        assert_eq!(offload(&["--offload", "64"])?, Some(64));
+        Ok(())
+    }
+
+    #[test]
+    fn an_offload_pool_over_the_cap_or_not_a_number_is_refused_naming_the_value() {
+        let err = offload(&["--offload", "5000"]).expect_err("over the cap");
+        assert!(err.contains("5000") && err.contains("1024"), "{err}");
+        let err = offload(&["--offload", "lots"]).expect_err("not a number");
+        assert!(err.contains("\"lots\""), "{err}");
     }
 
     #[test]

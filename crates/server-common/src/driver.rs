@@ -52,6 +52,16 @@
 //! marks a submitted write with [`Driver::write_blocked`] and its completion with
 //! [`Driver::writable`], so that [`Step::Write`] never asks for a second write while the first
 //! owns the buffer.
+//!
+//! # Offloaded spends
+//!
+//! A loop with a worker pool (`--offload N`, see [`crate::offload`]) does not hold its thread
+//! for a [`Step::Spend`]: it hands the spend to the pool and marks it with [`Driver::offload`].
+//! Until [`Driver::offloaded`] reports it done, the protocol's deadline belongs to the worker,
+//! not to the loop: no [`Step::FireTimeout`], no second [`Step::Spend`], no deadline in
+//! [`Step::Wait`] (and none from [`Driver::next_timeout`], so the loop arms no timer that could
+//! fire the delay early); the connection still writes what it owes and reads while the
+//! protocol wants input, and a [`Wait`] with nothing set means "wait for the completion".
 
 use std::io;
 use std::net::SocketAddr;
@@ -60,6 +70,7 @@ use std::time::Instant;
 use echo_core::{DelayKind, EchoProtocol, Protocol, Timeout};
 
 use crate::config::ServerConfig;
+use crate::offload::Ticket;
 use crate::stats::ConnectionGuard;
 
 /// What a connection does next; see the module docs for the order.
@@ -83,7 +94,8 @@ pub enum Step {
     Wait(Wait),
 }
 
-/// What a waiting connection waits for. At least one of them is set.
+/// What a waiting connection waits for. At least one of them is set, unless a spend is
+/// offloaded ([`SocketState::spend_offloaded`]): then its completion may be all there is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wait {
     /// Input: the socket readable (readiness), a read submitted (completion), or a read with
@@ -103,18 +115,22 @@ pub struct SocketState {
     /// The last write found the socket full (or a write is in flight): wait for room before
     /// writing again.
     pub write_blocked: bool,
+    /// A `block` or `spin` spend is on a worker ([`Driver::offload`]): the protocol's deadline
+    /// is the worker's, and its completion is what the connection waits for.
+    pub spend_offloaded: bool,
 }
 
 /// The decision itself, for any protocol: see the module docs.
 ///
 /// # Errors
 /// When the protocol breaks its contract and leaves nothing to read, write or wait for (the
-/// connection would hang; the server closes it as failed).
+/// connection would hang; the server closes it as failed). A connection whose spend is
+/// offloaded always has its completion to wait for.
 pub fn next_step(protocol: &impl Protocol, socket: SocketState, now: Instant) -> io::Result<Step> {
     if protocol.is_closed() {
         return Ok(Step::Close);
     }
-    let timeout = protocol.next_timeout();
+    let timeout = protocol.next_timeout().filter(|_| !socket.spend_offloaded);
     if timeout.is_some_and(|t| t.at <= now) {
         return Ok(Step::FireTimeout);
     }
@@ -127,7 +143,7 @@ pub fn next_step(protocol: &impl Protocol, socket: SocketState, now: Instant) ->
         return Ok(Step::Spend(t));
     }
     let read = protocol.wants_read() && !socket.eof;
-    if !read && !output && until.is_none() {
+    if !read && !output && until.is_none() && !socket.spend_offloaded {
         return Err(io::Error::other(
             "protocol is stuck: nothing to read, write or wait for",
         ));
@@ -234,9 +250,48 @@ impl Driver {
         self.protocol.timeout(Instant::now());
     }
 
-    /// A deadline passed (an early or spurious call is harmless).
+    /// Marks a [`Step::Spend`] as handed to a worker instead of done here: until
+    /// [`Driver::offloaded`], the deadline is the worker's (see the module docs).
+    pub fn offload(&mut self) {
+        self.socket.spend_offloaded = true;
+    }
+
+    /// The worker finished the offloaded spend: the delay is over, and the protocol hears so
+    /// as from [`Driver::spend`]. A call with no spend offloaded is ignored, so a completion
+    /// that outlived its purpose does nothing.
+    pub fn offloaded(&mut self, now: Instant) {
+        if std::mem::take(&mut self.socket.spend_offloaded) {
+            self.protocol.timeout(now);
+        }
+    }
+
+    /// This connection's [`Ticket`] in an offload pool while it sits at `key` in its loop.
+    pub fn ticket(&self, key: usize) -> Ticket {
+        Ticket { key, id: self.id }
+    }
+
+    /// An offload pool finished a spend with `ticket`: ends the delay as
+    /// [`Driver::offloaded`] if the spend is this connection's (not a predecessor's in the
+    /// same slot), returning whether it was.
+    pub fn offload_done(&mut self, ticket: Ticket, now: Instant) -> bool {
+        if !ticket.is_for(self) {
+            return false;
+        }
+        self.offloaded(now);
+        true
+    }
+
+    /// Whether a spend is on a worker ([`Driver::offload`]) and not yet back.
+    pub fn is_offloaded(&self) -> bool {
+        self.socket.spend_offloaded
+    }
+
+    /// A deadline passed (an early or spurious call is harmless). Ignored while a spend is
+    /// offloaded: that deadline ends with the worker's completion, not with a loop's timer.
     pub fn timeout(&mut self, now: Instant) {
-        self.protocol.timeout(now);
+        if !self.socket.spend_offloaded {
+            self.protocol.timeout(now);
+        }
     }
 
     /// The server is stopping: the protocol answers what it has received, then closes. Only
@@ -262,9 +317,12 @@ impl Driver {
         self.socket.write_blocked && !self.protocol.output().is_empty()
     }
 
-    /// The protocol's next deadline, for a server that keeps its own timers.
+    /// The protocol's next deadline, for a server that keeps its own timers; none while a
+    /// spend is offloaded (the worker keeps that one).
     pub fn next_timeout(&self) -> Option<Timeout> {
-        self.protocol.next_timeout()
+        self.protocol
+            .next_timeout()
+            .filter(|_| !self.socket.spend_offloaded)
     }
 
     /// Whether the socket must close now ([`Step::Close`]).
@@ -423,6 +481,55 @@ mod tests {
                 read: true,
                 write: true,
                 until: Some(t0 + DELAY * 2)
+            })
+        );
+    }
+
+    #[test]
+    fn an_offloaded_spend_leaves_the_deadline_to_its_worker_and_ends_with_the_completion() {
+        let t0 = Instant::now();
+        let mut conn = driver(&config(DelayKind::Block), &Stats::new(), t0);
+        conn.data_received(b"first\n", t0);
+        assert!(matches!(step(&mut conn, t0), Step::Spend(_)));
+        conn.offload();
+        let late = t0 + DELAY * 2;
+        // Past the deadline the loop neither fires nor spends it again, and arms no timer.
+        assert_eq!(
+            step(&mut conn, late),
+            Step::Wait(Wait {
+                read: true,
+                write: false,
+                until: None
+            })
+        );
+        assert_eq!(conn.next_timeout(), None);
+        conn.timeout(late);
+        assert!(
+            conn.output().is_empty(),
+            "a loop timer ended the worker's spend"
+        );
+        conn.offloaded(late);
+        assert!(!conn.is_offloaded());
+        assert!(matches!(step(&mut conn, late), Step::Write { .. }));
+        assert_eq!(conn.output(), b"FIRST\n");
+        // A second completion for the same spend changes nothing.
+        conn.offloaded(late);
+        assert_eq!(conn.output(), b"FIRST\n");
+    }
+
+    #[test]
+    fn an_offloaded_spend_after_end_of_stream_is_waited_for_not_a_stuck_protocol() {
+        let t0 = Instant::now();
+        let mut conn = driver(&config(DelayKind::Spin), &Stats::new(), t0);
+        conn.data_received(b"last\n", t0);
+        conn.eof_received(t0);
+        conn.offload();
+        assert_eq!(
+            step(&mut conn, t0),
+            Step::Wait(Wait {
+                read: false,
+                write: false,
+                until: None
             })
         );
     }

@@ -15,8 +15,11 @@
 //!   (`--loops N`), started and stopped alike by every loop-based server.
 //! - [`stats`]: [`Stats`], shared atomic counters, and their [`Summary`] snapshot.
 //! - [`delay`]: [`spend_on_thread`], how `block` and `spin` delays hold a thread.
+//! - [`offload`]: [`OffloadPool`] and [`Offload`], the worker pool of the loop-based servers
+//!   (`--offload N`), handing spends back through a channel and the loop's waker.
 //! - [`net`]: listener binding with an explicit backlog, TCP_NODELAY, the descriptor limit.
-//! - [`args`]: [`ServerArgs`], the command-line flags every server binary accepts, and
+//! - [`args`]: [`ServerArgs`], the command-line flags every server binary accepts,
+//!   [`OffloadArgs`], the `--offload N` of the event-loop servers, and
 //!   [`Variant`], a server's own flags and how to start what they select (in a binary, or
 //!   in-process with [`start_from_flags`]).
 //! - [`run`]: [`run_binary`], the whole life of a server binary after parsing its flags.
@@ -28,18 +31,20 @@ pub mod delay;
 pub mod driver;
 pub mod loops;
 pub mod net;
+pub mod offload;
 pub mod run;
 pub mod server;
 pub mod stats;
 pub mod timers;
 
 pub use accept::{AcceptBackoff, AcceptErrorKind};
-pub use args::{ServerArgs, Variant, parse_variant_flags, start_from_flags};
+pub use args::{OffloadArgs, ServerArgs, Variant, parse_variant_flags, start_from_flags};
 pub use config::ServerConfig;
 pub use delay::spend_on_thread;
 pub use driver::{Driver, SocketState, Step, Wait};
 pub use loops::{Loop, LoopServer, LoopSettings, Loops, Stop, bind_listeners};
 pub use net::{bind_listener, bind_listener_reuse_port, raise_nofile_limit, set_nodelay};
+pub use offload::{MAX_OFFLOAD_THREADS, Offload, OffloadPool, Ticket};
 pub use run::run_binary;
 pub use server::Server;
 pub use stats::{ConnectionGuard, QueueTicket, Stats, Summary};

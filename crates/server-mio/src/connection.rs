@@ -11,12 +11,18 @@
 //! Whatever stopped an operation early (the protocol's backpressure, the read budget) can then
 //! resume it later without a new event, and nothing is lost between edges.
 //!
+//! With `--offload N` a `block` or `spin` delay is not spent here: [`Connection::drive`] marks
+//! it offloaded in the driver and leaves it for the loop to hand to server-common's pool
+//! ([`Connection::take_offload`]); the connection keeps writing and reading meanwhile, and the
+//! pool's completion ends the delay ([`Driver::offload_done`]).
+//!
 //! The type is generic over the stream so that the state machine is tested without sockets.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Instant;
 
+use echo_core::Timeout;
 use mio::Interest;
 use server_common::{Driver, Step, TimerKey, Timers};
 
@@ -64,6 +70,10 @@ pub struct Connection<S> {
     timer: Option<TimerKey>,
     /// Interest currently registered with the poll.
     registered: Interest,
+    /// `block` and `spin` delays go to the loop's offload pool instead of holding the loop.
+    offloading: bool,
+    /// A spend offloaded by the last drive, for the loop to submit.
+    to_offload: Option<Timeout>,
 }
 
 impl<S: Stream> Connection<S> {
@@ -79,7 +89,31 @@ impl<S: Stream> Connection<S> {
             read_closed: false,
             timer: None,
             registered,
+            offloading: false,
+            to_offload: None,
         }
+    }
+
+    /// From now on `block` and `spin` delays are left for the loop's offload pool
+    /// ([`Connection::take_offload`]) instead of being spent on the loop's thread.
+    pub fn offload_spends(&mut self) {
+        self.offloading = true;
+    }
+
+    /// The spend the last [`Connection::drive`] offloaded, to submit to the pool.
+    pub fn take_offload(&mut self) -> Option<Timeout> {
+        self.to_offload.take()
+    }
+
+    /// The connection's driver, for what the loop asks of it directly (its offload ticket).
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// The connection's driver, to hand it an offloaded spend's completion
+    /// ([`Driver::offload_done`]).
+    pub fn driver_mut(&mut self) -> &mut Driver {
+        &mut self.driver
     }
 
     /// The socket, to register or deregister it.
@@ -104,7 +138,8 @@ impl<S: Stream> Connection<S> {
 
     /// Does the driver's steps until one needs an event or a timer: fires due timeouts, writes
     /// pending output, spends `block` and `spin` delays on the loop thread (every other
-    /// connection of the loop waits, as behind a blocking call in a coroutine), and reads while
+    /// connection of the loop waits, as behind a blocking call in a coroutine) or, offloading,
+    /// leaves them for the pool ([`Connection::take_offload`]), and reads while
     /// the protocol wants bytes and the socket has them (asyncio: `data_received`,
     /// `eof_received`).
     ///
@@ -118,6 +153,10 @@ impl<S: Stream> Connection<S> {
                 Step::Close => return Ok(Progress::Closed),
                 Step::FireTimeout => self.driver.timeout(now),
                 Step::Write { .. } => self.write_once(now)?,
+                Step::Spend(timeout) if self.offloading => {
+                    self.driver.offload();
+                    self.to_offload = Some(timeout);
+                }
                 Step::Spend(timeout) => {
                     self.driver.spend(timeout);
                     now = Instant::now();
@@ -254,6 +293,8 @@ mod tests {
 
     use echo_core::{Config, DelayKind, DelayModel};
     use server_common::{ServerConfig, Stats};
+
+    use server_common::Ticket;
 
     use super::*;
 
@@ -513,6 +554,45 @@ mod tests {
         assert_eq!(
             conn.driver.next_timeout().map(|t| t.kind),
             Some(DelayKind::Wait)
+        );
+    }
+
+    #[test]
+    fn an_offloading_connection_leaves_a_block_delay_to_the_pool_and_keeps_reading() {
+        let t0 = Instant::now();
+        let block = Config {
+            delay_kind: DelayKind::Block,
+            ..config(100)
+        };
+        let reads = vec![Read::Data(b"one\n"), Read::Data(b"two\n"), Read::WouldBlock];
+        let mut conn = connection(&block, reads, t0);
+        conn.offload_spends();
+        let mut timers = Timers::new();
+        assert_eq!(conn.drive(&mut [0; 4], t0).ok(), Some(Progress::Idle));
+        let spend = conn.take_offload().expect("the first delay is offloaded");
+        assert_eq!(spend.kind, DelayKind::Block);
+        assert_eq!(conn.take_offload(), None, "one spend at a time");
+        assert_eq!(conn.stream.reads_done, 3, "read on while the spend is away");
+        conn.rearm(&mut timers, || ());
+        assert!(
+            timers.is_empty(),
+            "the worker keeps the deadline, not a timer"
+        );
+        let successor = Ticket {
+            key: 0,
+            id: conn.driver.id() + 1,
+        };
+        assert!(
+            !conn.driver_mut().offload_done(successor, spend.at),
+            "another connection's completion"
+        );
+        let own = conn.driver().ticket(0);
+        assert!(conn.driver_mut().offload_done(own, spend.at));
+        conn.drive(&mut [0; 4], spend.at).expect("no socket error");
+        assert_eq!(conn.stream.written, b"ONE\n");
+        assert!(
+            conn.take_offload().is_some(),
+            "the second delay goes to the pool too"
         );
     }
 

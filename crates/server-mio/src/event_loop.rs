@@ -17,6 +17,12 @@
 //! connection closed earlier in the same round reaches its successor: it only marks that
 //! socket ready, a read or write answers `WouldBlock`, and nothing else happens. Spurious
 //! wake-ups are harmless by the same reasoning.
+//!
+//! With `--offload N` the loop holds an [`Offload`] on the server's pool: a connection's
+//! `block` or `spin` delay is submitted there under the connection's [`Ticket`] (slab key and
+//! id), and a worker's completion comes back through the same [`Waker`] that stop uses; the
+//! loop then hands it to the connection only if the ticket's id is still the one at that key,
+//! so a completion never reaches a successor in a reused slot.
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,7 +34,8 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use server_common::{
-    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, Stats, TimerKey, Timers,
+    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, Offload, OffloadPool, Stats, TimerKey,
+    Timers,
 };
 use slab::Slab;
 
@@ -36,7 +43,7 @@ use crate::connection::{Connection, Progress};
 
 /// The listener's token; connection tokens are slab keys, far below it.
 const LISTENER: Token = Token(usize::MAX - 1);
-/// The token of the waker that interrupts `poll` for shutdown.
+/// The token of the waker that interrupts `poll` for shutdown and offload completions.
 const WAKER: Token = Token(usize::MAX);
 /// Events taken from the kernel per `poll`.
 const EVENTS_CAPACITY: usize = 1024;
@@ -75,13 +82,16 @@ pub struct EventLoop {
     settings: LoopSettings,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
+    /// The server's offload pool, when `block` and `spin` delays go there.
+    offload: Option<Offload>,
     draining: bool,
     deadline_passed: bool,
     accepted: u64,
 }
 
 impl EventLoop {
-    /// A loop that will serve `listener` (already bound, listening and non-blocking).
+    /// A loop that will serve `listener` (already bound, listening and non-blocking),
+    /// offloading `block` and `spin` delays to `pool` when there is one.
     ///
     /// # Errors
     /// Creating the poll, the waker, or registering the listener failed.
@@ -89,9 +99,14 @@ impl EventLoop {
         listener: TcpListener,
         settings: LoopSettings,
         stats: Arc<Stats>,
+        pool: Option<Arc<OffloadPool>>,
     ) -> io::Result<(EventLoop, StopHandle)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let offload = pool.map(|pool| {
+            let waker = Arc::clone(&waker);
+            Offload::new(pool, move || waker.wake())
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let backoff = AcceptBackoff::new(Arc::clone(&stats), settings.config.max_connections);
         let mut event_loop = EventLoop {
@@ -107,6 +122,7 @@ impl EventLoop {
             settings,
             stats,
             stop: Arc::clone(&stop),
+            offload,
             draining: false,
             deadline_passed: false,
             accepted: 0,
@@ -156,8 +172,8 @@ impl EventLoop {
     fn dispatch(&mut self, event: &Event) {
         match event.token() {
             LISTENER => self.accept_all(),
-            // The flag is read after the round; the event itself carries nothing.
-            WAKER => {}
+            // The stop flag is read after the round; offload completions are taken now.
+            WAKER => self.take_offloaded(),
             Token(key) => {
                 let Some(conn) = self.connections.get_mut(key) else {
                     return; // spurious: the connection is gone
@@ -220,6 +236,9 @@ impl EventLoop {
         let now = Instant::now();
         let driver = Driver::new(&self.settings.config, self.stats.open(), id, peer, now);
         let mut conn = Connection::new(stream, driver, Interest::READABLE);
+        if self.offload.is_some() {
+            conn.offload_spends();
+        }
         if self.draining {
             conn.shutdown(now);
         }
@@ -240,6 +259,9 @@ impl EventLoop {
             Ok(progress) => {
                 if progress == Progress::Yielded {
                     self.again.push(key);
+                }
+                if let (Some(spend), Some(offload)) = (conn.take_offload(), &mut self.offload) {
+                    offload.submit(conn.driver().ticket(key), spend);
                 }
                 conn.rearm(&mut self.timers, || Timer::Connection(key));
                 self.update_interest(key);
@@ -274,12 +296,29 @@ impl EventLoop {
             return;
         };
         let _ = self.poll.registry().deregister(conn.stream_mut());
+        if let (true, Some(offload)) = (conn.driver().is_offloaded(), &mut self.offload) {
+            offload.cancel(conn.driver().ticket(key));
+        }
         if let Some(timer) = conn.close(error.as_ref()) {
             self.timers.cancel(timer);
         }
         if !self.listening && !self.draining {
             if let Err(e) = self.resume_accepting() {
                 tracing::warn!(error = %e, "could not resume accepting");
+            }
+        }
+    }
+
+    /// Hands each finished offloaded spend to its connection, if that connection is still the
+    /// one at the ticket's key, and drives it on.
+    fn take_offloaded(&mut self) {
+        let done = self.offload.as_mut().map(Offload::completed);
+        for ticket in done.unwrap_or_default() {
+            let now = Instant::now();
+            if let Some(conn) = self.connections.get_mut(ticket.key) {
+                if conn.driver_mut().offload_done(ticket, now) {
+                    self.settle(ticket.key);
+                }
             }
         }
     }

@@ -44,6 +44,9 @@
 //! With the `block` or `spin` delay kinds, step 3 does not arm a timer: the loop thread
 //! sleeps or spins until the deadline right there, as a blocking call inside a coroutine
 //! would, and every other connection on that loop waits. That is what those kinds are for.
+//! With `--offload N` they go to a pool of N worker threads instead (server-common's
+//! `offload`), the fix asyncio users apply with `run_in_executor`: the loop submits the delay,
+//! serves everyone else, and hears of its end through the same [`mio::Waker`] as a stop.
 //!
 //! # Map
 //! - [`connection`]: one socket, its [`server_common::Driver`], readiness cache and timer;
@@ -60,4 +63,4 @@ pub mod connection;
 pub mod event_loop;
 pub mod server;
 
-pub use server::{MioServer, VariantArgs, start};
+pub use server::{MioServer, VariantArgs, start, start_offloading};

@@ -8,11 +8,15 @@
 //! a shared port, minus the processes. A connection stays on the loop that accepted it, so a
 //! loop that blocks (the `block` and `spin` delay kinds) stalls only its own share. The threads,
 //! the shared port and the handle are server-common's `LoopServer`, as server-uring's.
+//!
+//! `--offload N` gives the server one pool of N worker threads (server-common's
+//! `OffloadPool`) shared by its loops: `block` and `spin` delays run there and the loops keep
+//! serving.
 
 use std::io;
 
 use mio::net::TcpListener;
-use server_common::{LoopServer, ServerConfig};
+use server_common::{LoopServer, OffloadArgs, OffloadPool, ServerConfig};
 
 use crate::event_loop::{EventLoop, StopHandle};
 
@@ -26,9 +30,24 @@ pub type MioServer = LoopServer<StopHandle>;
 /// Binding failed (address in use or not local), or a poll or a thread could not be
 /// created; loops already started are stopped again before returning.
 pub fn start(config: ServerConfig, loops: usize) -> io::Result<MioServer> {
+    start_offloading(config, loops, None)
+}
+
+/// As [`start`], with `block` and `spin` delays run on a pool of `offload` threads shared by
+/// the loops (`None`: on the loops themselves).
+///
+/// # Errors
+/// As [`start`]; `InvalidInput` when `offload` is out of the pool's range.
+pub fn start_offloading(
+    config: ServerConfig,
+    loops: usize,
+    offload: Option<usize>,
+) -> io::Result<MioServer> {
+    let pool = offload.map(OffloadPool::start).transpose()?;
     LoopServer::start("mio-loop", config, loops, |listener, settings, stats| {
         listener.set_nonblocking(true)?;
-        EventLoop::new(TcpListener::from_std(listener), settings, stats)
+        let pool = pool.clone();
+        EventLoop::new(TcpListener::from_std(listener), settings, stats, pool)
     })
 }
 
@@ -40,12 +59,15 @@ pub struct VariantArgs {
     /// asyncio's model: one thread for everything.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub loops: u16,
+
+    #[command(flatten)]
+    pub offload: OffloadArgs,
 }
 
 impl server_common::Variant for VariantArgs {
     type Server = MioServer;
 
     fn start(&self, config: ServerConfig) -> io::Result<MioServer> {
-        start(config, usize::from(self.loops))
+        start_offloading(config, usize::from(self.loops), self.offload.threads())
     }
 }

@@ -17,7 +17,12 @@
 //! - [`Step::Write`]: copy the output into the connection's send buffer, submit one send and
 //!   mark the socket [`Driver::write_blocked`] until its completion, so that the driver never
 //!   asks for a second send while the kernel owns the buffer.
-//! - [`Step::Spend`] and [`Step::FireTimeout`]: as in every server.
+//! - [`Step::Spend`] and [`Step::FireTimeout`]: as in every server. With `--offload N`, a
+//!   spend is not done here: the driver marks it offloaded and [`Submit::Offload`] asks the
+//!   loop to hand it to server-common's pool; the pool's completion ends it
+//!   ([`Driver::offload_done`]). It is not an operation of the ring and is not counted in
+//!   [`Connection::in_flight`]: it holds no memory of the connection, and a completion for a
+//!   connection gone from its slot is recognised by its ticket and dropped.
 //! - [`Step::Close`] or an error: cancel whatever is in flight, and close only once every
 //!   completion (the cancellations' own included) has arrived.
 //!
@@ -36,6 +41,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
+use echo_core::Timeout;
 use server_common::{Driver, Step, TimerKey, Timers};
 
 /// An operation a connection has in the ring; tagged into the completion's `user_data`.
@@ -58,6 +64,8 @@ pub enum Submit {
     Send,
     /// An `AsyncCancel` of the connection's operation `Op` (a receive or a send).
     Cancel(Op),
+    /// Not for the ring: a `block` or `spin` delay for the loop's offload pool.
+    Offload(Timeout),
 }
 
 /// How a turn of [`Connection::drive`] ended.
@@ -103,6 +111,8 @@ pub struct Connection {
     /// Set once the connection is closing; the error, if it broke.
     closing: Option<Option<io::Error>>,
     timer: Option<TimerKey>,
+    /// `block` and `spin` delays go to the loop's offload pool ([`Submit::Offload`]).
+    offloading: bool,
 }
 
 impl Connection {
@@ -121,7 +131,25 @@ impl Connection {
             close_requested: false,
             closing: None,
             timer: None,
+            offloading: false,
         }
+    }
+
+    /// From now on `block` and `spin` delays are asked of the loop's offload pool
+    /// ([`Submit::Offload`]) instead of being spent on the loop's thread.
+    pub fn offload_spends(&mut self) {
+        self.offloading = true;
+    }
+
+    /// The connection's driver, for what the loop asks of it directly (its offload ticket).
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// The connection's driver, to hand it an offloaded spend's completion
+    /// ([`Driver::offload_done`]).
+    pub fn driver_mut(&mut self) -> &mut Driver {
+        &mut self.driver
     }
 
     /// The socket's descriptor, to build submissions.
@@ -144,7 +172,8 @@ impl Connection {
 
     /// Does the driver's steps until the connection waits, pushing what to submit onto `out`:
     /// fires due timeouts, starts a send of pending output, spends `block` and `spin` delays on
-    /// the loop thread, and keeps a receive submitted while the protocol wants bytes.
+    /// the loop thread (or, offloading, asks for them with [`Submit::Offload`]), and keeps a
+    /// receive submitted while the protocol wants bytes.
     pub fn drive(&mut self, mut now: Instant, out: &mut Vec<Submit>) -> Progress {
         if let Some(e) = self.broken.take() {
             self.begin_close(Some(e), out);
@@ -164,6 +193,10 @@ impl Connection {
                 Step::Close => self.begin_close(None, out),
                 Step::FireTimeout => self.driver.timeout(now),
                 Step::Write { .. } => self.start_send(out),
+                Step::Spend(timeout) if self.offloading => {
+                    self.driver.offload();
+                    out.push(Submit::Offload(timeout));
+                }
                 Step::Spend(timeout) => {
                     self.driver.spend(timeout);
                     now = Instant::now();
@@ -356,6 +389,8 @@ mod tests {
     use echo_core::{Config, DelayModel};
     use server_common::{ServerConfig, Stats};
 
+    use server_common::Ticket;
+
     use super::*;
 
     fn connection(delay_ms: u64, max_output_bytes: usize, now: Instant) -> Connection {
@@ -377,6 +412,40 @@ mod tests {
     fn drive(conn: &mut Connection, now: Instant) -> (Progress, Vec<Submit>) {
         let mut out = Vec::new();
         (conn.drive(now, &mut out), out)
+    }
+
+    #[test]
+    fn an_offloading_connection_asks_for_the_pool_and_counts_no_ring_operation_for_it() {
+        let t0 = Instant::now();
+        // SAFETY: `dup` returns a fresh descriptor that the OwnedFd then owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(libc::dup(0)) };
+        let mut config = ServerConfig::default();
+        config.protocol.delay = DelayModel::Fixed(Duration::from_millis(100));
+        config.protocol.delay_kind = echo_core::DelayKind::Block;
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        let mut conn = Connection::new(fd, Driver::new(&config, Stats::new().open(), 3, peer, t0));
+        conn.offload_spends();
+        drive(&mut conn, t0);
+        conn.received(Received::Data(b"one\n"), t0);
+        let (progress, submits) = drive(&mut conn, t0);
+        assert_eq!(progress, Progress::Open);
+        let [Submit::Offload(spend), Submit::Recv] = submits[..] else {
+            panic!("expected the offload and a receive, got {submits:?}");
+        };
+        assert_eq!(conn.in_flight(), 1, "only the receive is the ring's");
+        let stranger = Ticket { key: 0, id: 4 };
+        assert!(
+            !conn.driver_mut().offload_done(stranger, spend.at),
+            "a predecessor's completion"
+        );
+        assert!(conn.driver().is_offloaded());
+        let own = conn.driver().ticket(0);
+        assert!(conn.driver_mut().offload_done(own, spend.at));
+        assert_eq!(
+            drive(&mut conn, spend.at),
+            (Progress::Open, vec![Submit::Send])
+        );
+        assert_eq!(conn.send_buffer(), b"ONE\n");
     }
 
     #[test]

@@ -33,6 +33,17 @@
 //! cancellation took effect are *parked*, not refused: they wait unserved, as they would have
 //! in the backlog, and are admitted first when room frees up.
 //!
+//! # Offload
+//!
+//! With `--offload N` the loop holds an [`Offload`] on the server's pool. A connection's
+//! `block` or `spin` delay is submitted there under its [`server_common::Ticket`], and a
+//! worker's completion writes the loop's eventfd, the one the stop signal writes, whose poll
+//! is in the ring: the wake-up is one more completion of the same enter, and no thread but the
+//! loop's touches the ring (it is single-issuer). `IORING_OP_MSG_RING` would post the
+//! completion straight into the ring, but every worker would need a ring of its own to send
+//! it from; an eventfd costs one `write` per batch of completions. The poll stays armed while
+//! the loop runs or any offloaded spend is out, so a completion is never missed in a drain.
+//!
 //! # Cancellation, close and memory
 //!
 //! See the crate docs for the invariants. In short: a connection's slot is freed only when
@@ -52,7 +63,8 @@ use std::time::{Duration, Instant};
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 use server_common::{
-    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, Stats, TimerKey, Timers, set_nodelay,
+    AcceptBackoff, Driver, LoopSettings, LoopTimer as Timer, Offload, OffloadPool, Stats, TimerKey,
+    Timers, set_nodelay,
 };
 use slab::Slab;
 
@@ -62,10 +74,13 @@ use crate::ring::Ring;
 
 /// `user_data` of the accept (multishot or single-shot).
 const ACCEPT: u64 = u64::MAX;
-/// `user_data` of the poll on the stop eventfd.
+/// `user_data` of the poll on the eventfd (the stop signal, offload completions).
 const WAKE: u64 = u64::MAX - 1;
 /// `user_data` of a cancellation of the accept.
 const ACCEPT_CANCEL: u64 = u64::MAX - 2;
+/// `user_data` of a cancellation of the eventfd poll (a drain with no connection left but
+/// offloaded spends still out for closed ones).
+const WAKE_CANCEL: u64 = u64::MAX - 3;
 /// Submission queue slots; the completion queue has four times as many. A turn that queues
 /// more (10000 connections whose delays end together) submits early, once per full queue.
 const SUBMISSION_ENTRIES: u32 = 4096;
@@ -103,14 +118,19 @@ impl server_common::Stop for StopHandle {
     /// Sets the flag and writes the eventfd; writing fails only in a broken process.
     fn stop(&self) -> io::Result<()> {
         self.flag.store(true, Ordering::SeqCst);
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live array to a descriptor this handle keeps open.
-        let n = unsafe { libc::write(self.eventfd.as_raw_fd(), one.as_ptr().cast(), 8) };
-        if n == 8 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        signal(&self.eventfd)
+    }
+}
+
+/// Adds one to `eventfd`, completing the loop's poll on it.
+fn signal(eventfd: &OwnedFd) -> io::Result<()> {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live array to a descriptor the caller keeps open.
+    let n = unsafe { libc::write(eventfd.as_raw_fd(), one.as_ptr().cast(), 8) };
+    if n == 8 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -149,14 +169,19 @@ pub struct EventLoop {
     stop: Arc<AtomicBool>,
     eventfd: Arc<OwnedFd>,
     wake_in_flight: bool,
+    /// A cancellation of the eventfd poll is in the ring.
+    wake_cancel_in_flight: bool,
+    /// The server's offload pool, when `block` and `spin` delays go there.
+    offload: Option<Offload>,
     draining: bool,
     accepted: u64,
 }
 
 impl EventLoop {
     /// A loop that will serve `listener` (bound and listening, blocking: the ring waits for
-    /// it). Sets up the ring and its buffers here, on the caller's thread, so that a machine
-    /// without io_uring fails the server's start with the reason.
+    /// it), offloading `block` and `spin` delays to `pool` when there is one. Sets up the ring
+    /// and its buffers here, on the caller's thread, so that a machine without io_uring fails
+    /// the server's start with the reason.
     ///
     /// # Errors
     /// `Unsupported` naming why io_uring cannot be used; creating the eventfd failed.
@@ -164,6 +189,7 @@ impl EventLoop {
         listener: TcpListener,
         settings: LoopSettings,
         stats: Arc<Stats>,
+        pool: Option<Arc<OffloadPool>>,
     ) -> io::Result<(EventLoop, StopHandle)> {
         let ring = Ring::new(SUBMISSION_ENTRIES)?;
         let buffers = BufferRing::register(&ring.ring)?;
@@ -174,6 +200,10 @@ impl EventLoop {
         }
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let eventfd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let offload = pool.map(|pool| {
+            let eventfd = Arc::clone(&eventfd);
+            Offload::new(pool, move || signal(&eventfd))
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let backoff = AcceptBackoff::new(Arc::clone(&stats), settings.config.max_connections);
         let event_loop = EventLoop {
@@ -199,6 +229,8 @@ impl EventLoop {
             stop: Arc::clone(&stop),
             eventfd: Arc::clone(&eventfd),
             wake_in_flight: false,
+            wake_cancel_in_flight: false,
+            offload,
             draining: false,
             accepted: 0,
         };
@@ -228,6 +260,7 @@ impl EventLoop {
             if !self.draining && self.stop.load(Ordering::SeqCst) {
                 self.begin_shutdown()?;
             }
+            self.cancel_wake_when_drained();
         }
         // Nothing is in flight any more; the group goes before the ring and its memory.
         let _ = self
@@ -244,6 +277,25 @@ impl EventLoop {
             && !self.accept_in_flight
             && self.accept_cancels == 0
             && !self.wake_in_flight
+            && !self.wake_cancel_in_flight
+    }
+
+    /// A drained loop still keeps its eventfd poll armed while offloaded spends are out; once
+    /// no connection is left they can only be for closed ones (run to the end by their
+    /// workers, their completions dropped), so the poll is cancelled rather than waited for.
+    fn cancel_wake_when_drained(&mut self) {
+        if self.draining
+            && self.connections.is_empty()
+            && self.wake_in_flight
+            && !self.wake_cancel_in_flight
+        {
+            let sqe = opcode::AsyncCancel::new(WAKE)
+                .build()
+                .user_data(WAKE_CANCEL);
+            // SAFETY: a cancellation references no memory.
+            unsafe { push(&mut self.ring.ring, &sqe) };
+            self.wake_cancel_in_flight = true;
+        }
     }
 
     /// The one `io_uring_enter` of a turn: submits everything queued and waits for a
@@ -287,6 +339,7 @@ impl EventLoop {
                 ACCEPT => self.accepted_one(result, flags),
                 WAKE => self.woken(),
                 ACCEPT_CANCEL => self.accept_cancels = self.accept_cancels.saturating_sub(1),
+                WAKE_CANCEL => self.wake_cancel_in_flight = false,
                 _ => self.completed(user_data, result, flags),
             }
         }
@@ -344,6 +397,12 @@ impl EventLoop {
         conn.rearm(&mut self.timers, || Timer::Connection(key));
         for &submit in &submits {
             let sqe = match submit {
+                Submit::Offload(timeout) => {
+                    if let Some(offload) = &mut self.offload {
+                        offload.submit(conn.driver().ticket(key), timeout);
+                    }
+                    continue;
+                }
                 Submit::Recv => BufferRing::recv(conn.fd()).user_data(user_data(key, Op::Recv)),
                 Submit::Send => {
                     let buf = conn.send_buffer();
@@ -363,6 +422,9 @@ impl EventLoop {
             unsafe { push(&mut self.ring.ring, &sqe) };
         }
         self.submits = submits;
+        if !self.wake_in_flight && self.offload.as_ref().is_some_and(|o| o.in_flight() > 0) {
+            self.arm_wake();
+        }
         if progress == Progress::Closed {
             self.close(key);
         }
@@ -374,6 +436,9 @@ impl EventLoop {
         let Some(conn) = self.connections.try_remove(key) else {
             return;
         };
+        if let (true, Some(offload)) = (conn.driver().is_offloaded(), &mut self.offload) {
+            offload.cancel(conn.driver().ticket(key));
+        }
         if let Some(timer) = conn.close() {
             self.timers.cancel(timer);
         }
@@ -410,15 +475,33 @@ impl EventLoop {
         self.wake_in_flight = true;
     }
 
-    /// The stop eventfd was written: the flag is read after this turn. Anything else (there is
-    /// nothing else) re-arms the poll.
+    /// The eventfd was written: by a stop (the flag is read after this turn) or by offload
+    /// workers, whose completions are handed on now. The poll is armed again unless the loop
+    /// is stopping with no offloaded spend out that a connection still waits for.
     fn woken(&mut self) {
         self.wake_in_flight = false;
-        if !self.stop.load(Ordering::SeqCst) {
-            let mut sink = [0u8; 8];
-            // SAFETY: reads at most 8 bytes into a live array from a non-blocking eventfd.
-            unsafe { libc::read(self.eventfd.as_raw_fd(), sink.as_mut_ptr().cast(), 8) };
+        let mut sink = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live array from a non-blocking eventfd.
+        unsafe { libc::read(self.eventfd.as_raw_fd(), sink.as_mut_ptr().cast(), 8) };
+        self.take_offloaded();
+        let offloaded = self.offload.as_ref().is_some_and(|o| o.in_flight() > 0);
+        let awaited = offloaded && !(self.draining && self.connections.is_empty());
+        if (!self.stop.load(Ordering::SeqCst) || awaited) && !self.wake_in_flight {
             self.arm_wake();
+        }
+    }
+
+    /// Hands each finished offloaded spend to its connection, if that connection is still the
+    /// one at the ticket's key, and drives it on.
+    fn take_offloaded(&mut self) {
+        let done = self.offload.as_mut().map(Offload::completed);
+        for ticket in done.unwrap_or_default() {
+            let now = Instant::now();
+            if let Some(conn) = self.connections.get_mut(ticket.key) {
+                if conn.driver_mut().offload_done(ticket, now) {
+                    self.settle(ticket.key);
+                }
+            }
         }
     }
 
@@ -520,6 +603,9 @@ impl EventLoop {
         let now = Instant::now();
         let driver = Driver::new(&self.settings.config, self.stats.open(), id, peer, now);
         let mut conn = Connection::new(fd, driver);
+        if self.offload.is_some() {
+            conn.offload_spends();
+        }
         if self.draining {
             conn.read_now(&mut self.scratch, now);
             conn.shutdown(now);
@@ -721,7 +807,7 @@ mod tests {
             for op in [Op::Recv, Op::Send, Op::Cancel] {
                 let data = user_data(key, op);
                 assert_eq!(decode(data), (key, op));
-                assert!(![ACCEPT, WAKE, ACCEPT_CANCEL].contains(&data));
+                assert!(![ACCEPT, WAKE, ACCEPT_CANCEL, WAKE_CANCEL].contains(&data));
             }
         }
     }

@@ -36,7 +36,9 @@
 //! answered and closed, or the shutdown deadline passes.
 //!
 //! With the `block` or `spin` delay kinds the loop thread sleeps or spins right there, and
-//! every other connection of the loop waits, as in server-mio.
+//! every other connection of the loop waits, as in server-mio. With `--offload N` they run on
+//! server-common's pool of N threads instead, and a worker's completion writes the same
+//! eventfd as a stop: one more completion of the ring.
 //!
 //! # Invariants (memory the kernel may touch)
 //!
@@ -47,7 +49,9 @@
 //! - **A connection's slot is freed only when none of its operations is in flight.** The
 //!   connection counts its receive, its send and its cancellations; closing cancels the first
 //!   two and waits for all three kinds of completion. So a completion's `user_data` (slab key
-//!   and operation) never reaches a successor in the same slot.
+//!   and operation) never reaches a successor in the same slot. An offloaded delay is not a
+//!   ring operation and holds no connection memory; its completion carries the connection's
+//!   id beside its key, and one for a connection no longer in the slot is dropped.
 //! - **The loop's own operations reference no memory** (an accept without an address, a poll,
 //!   cancellations), and the loop returns only once they have completed too.
 //! - **One `io_uring_enter` per turn** submits everything queued; the only other enters happen
@@ -78,4 +82,4 @@ pub mod event_loop;
 pub mod ring;
 pub mod server;
 
-pub use server::{UringServer, VariantArgs, start};
+pub use server::{UringServer, VariantArgs, start, start_offloading};

@@ -4,10 +4,14 @@
 //! The threads, the shared port and the handle are server-common's `LoopServer` (the same as server-mio's
 //! `--loops`). Each loop owns its ring and its buffer ring; rings are not shared between
 //! threads, so no submission ever needs a lock.
+//!
+//! `--offload N` gives the server one pool of N worker threads (server-common's
+//! `OffloadPool`) shared by its loops: `block` and `spin` delays run there and the loops keep
+//! serving.
 
 use std::io;
 
-use server_common::{LoopServer, ServerConfig};
+use server_common::{LoopServer, OffloadArgs, OffloadPool, ServerConfig};
 
 use crate::event_loop::{EventLoop, StopHandle};
 
@@ -22,7 +26,23 @@ pub type UringServer = LoopServer<StopHandle>;
 /// `Unsupported` naming the cause where io_uring cannot be used; binding failed (address in
 /// use or not local); a thread could not be created (loops already started are stopped again).
 pub fn start(config: ServerConfig, loops: usize) -> io::Result<UringServer> {
-    LoopServer::start("uring-loop", config, loops, EventLoop::new)
+    start_offloading(config, loops, None)
+}
+
+/// As [`start`], with `block` and `spin` delays run on a pool of `offload` threads shared by
+/// the loops (`None`: on the loops themselves).
+///
+/// # Errors
+/// As [`start`]; `InvalidInput` when `offload` is out of the pool's range.
+pub fn start_offloading(
+    config: ServerConfig,
+    loops: usize,
+    offload: Option<usize>,
+) -> io::Result<UringServer> {
+    let pool = offload.map(OffloadPool::start).transpose()?;
+    LoopServer::start("uring-loop", config, loops, |listener, settings, stats| {
+        EventLoop::new(listener, settings, stats, pool.clone())
+    })
 }
 
 /// The binary's variant flags, flattened into its parser beside the common ones, and read
@@ -33,12 +53,15 @@ pub struct VariantArgs {
     /// SO_REUSEPORT. 1 is asyncio's model: one thread for everything.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub loops: u16,
+
+    #[command(flatten)]
+    pub offload: OffloadArgs,
 }
 
 impl server_common::Variant for VariantArgs {
     type Server = UringServer;
 
     fn start(&self, config: ServerConfig) -> io::Result<UringServer> {
-        start(config, usize::from(self.loops))
+        start_offloading(config, usize::from(self.loops), self.offload.threads())
     }
 }

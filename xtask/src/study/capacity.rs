@@ -45,7 +45,8 @@ use crate::study::{self, Wanted};
 /// Options of `cargo xtask capacity`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CapacityArgs {
-    /// Variants to run, comma-separated (default: every one, in catalogue order).
+    /// Variants to run, comma-separated (default: every one but the `-offload` rows, which
+    /// differ only where a delay blocks; in catalogue order).
     #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(catalogue::names()))]
     pub servers: Vec<String>,
     /// Another server speaking the protocol: NAME=COMMAND, with `{port}` (and optionally
@@ -634,7 +635,7 @@ mod tests {
     fn the_default_study_of_every_variant_fits_in_fifteen_minutes() {
         let a = args(&[]);
         let plan = plan(&a, 2, &limits(20_000)).expect("fits");
-        let servers = catalogue::names().count() as u32;
+        let servers = catalogue::default_names().count() as u32;
         let budget = Budget::new(servers, plan.search.max_steps(), *a.warmup, *a.window)
             .with_independent_checks(!a.no_independent_check);
         assert!(budget.independent_checks > 0, "the check is on by default");

@@ -42,7 +42,8 @@ pub struct CompareArgs {
     /// Sequential requests on each connection.
     #[arg(long, default_value_t = 1)]
     pub requests_per_conn: u64,
-    /// Variants to run, comma-separated (default: every one, in this order).
+    /// Variants to run, comma-separated (default: every one but the `-offload` rows, which
+    /// differ only where a delay blocks; in this order).
     #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(catalogue::names()))]
     pub servers: Vec<String>,
     /// Measured runs per server and iteration count; the report shows median and range.

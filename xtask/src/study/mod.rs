@@ -222,11 +222,11 @@ fn unclean_exit(name: &str, exit: &ExitRecord, tail: &str) -> String {
     )
 }
 
-/// The servers a study was asked for: `--servers` (every catalogue row when empty),
+/// The servers a study was asked for: `--servers` (every default catalogue row when empty),
 /// `--external`, and the delay they will be given.
 #[derive(Debug, Clone, Copy)]
 pub struct Wanted<'a> {
-    /// Catalogue names; empty for all of them.
+    /// Catalogue names; empty for every row run by default.
     pub servers: &'a [String],
     /// `NAME=COMMAND` specs.
     pub externals: &'a [String],
@@ -243,7 +243,7 @@ impl Wanted<'_> {
     /// When a name is not in the catalogue or an external spec is malformed.
     pub fn select(&self, has_python: bool) -> anyhow::Result<(Vec<Variant>, Vec<Skipped>)> {
         let names: Vec<&str> = if self.servers.is_empty() {
-            catalogue::names().collect()
+            catalogue::default_names().collect()
         } else {
             self.servers.iter().map(|s| s.trim()).collect()
         };
