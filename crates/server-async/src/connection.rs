@@ -81,8 +81,10 @@ async fn spend_offloaded(
     timeout: Timeout,
     driver: &mut Driver,
 ) -> io::Result<()> {
+    // Its length is fixed before the wait for a permit, which must not shorten it.
+    let work = server_common::Work::left_of(timeout, Instant::now());
     let _permit = permits.acquire().await.map_err(io::Error::other)?;
-    tokio::task::spawn_blocking(move || server_common::spend_on_thread(timeout))
+    tokio::task::spawn_blocking(move || work.spend())
         .await
         .map_err(io::Error::other)?;
     driver.timeout(Instant::now());

@@ -26,10 +26,39 @@ const CPU_CLOCK_EVERY: Duration = Duration::from_micros(50);
 /// thread has had that much CPU time (until the deadline, where the thread's CPU clock cannot
 /// be read). Returns at once when the deadline has passed.
 pub fn spend_on_thread(timeout: Timeout) {
-    let work = timeout.at.saturating_duration_since(Instant::now());
-    match timeout.kind {
-        DelayKind::Spin => spin(work),
-        DelayKind::Wait | DelayKind::Block => std::thread::sleep(work),
+    Work::left_of(timeout, Instant::now()).spend();
+}
+
+/// A `block` or `spin` phase as work of a fixed length, taken from its deadline when it is
+/// handed to a pool.
+///
+/// A thread pool may start a phase late, when all its threads are busy. A blocking call
+/// still takes its whole length once it starts (a driver's 100 ms query is 100 ms on
+/// whichever thread runs it), so a queued phase must not shrink to what is left of a
+/// deadline that passed while it waited: the wait shows in the request's latency instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    /// How the thread spends it.
+    pub kind: DelayKind,
+    /// How long (of sleep, or of the thread's CPU time for a spin).
+    pub length: Duration,
+}
+
+impl Work {
+    /// The work of `timeout` if it began at `now`: what is left until its deadline.
+    pub fn left_of(timeout: Timeout, now: Instant) -> Work {
+        Work {
+            kind: timeout.kind,
+            length: timeout.at.saturating_duration_since(now),
+        }
+    }
+
+    /// Holds the calling thread for the whole length, however late it starts.
+    pub fn spend(self) {
+        match self.kind {
+            DelayKind::Spin => spin(self.length),
+            DelayKind::Wait | DelayKind::Block => std::thread::sleep(self.length),
+        }
     }
 }
 
