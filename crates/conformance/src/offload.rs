@@ -21,7 +21,7 @@ use crate::process::{ServerProcess, exited_cleanly};
 /// A `block` delay of `delay`, everything else default.
 fn block(delay: Duration) -> ServerConfig {
     let mut config = ServerConfig::default();
-    config.protocol.delay = DelayModel::Fixed(delay);
+    config.protocol.delay = DelayModel::Fixed(delay).into();
     config.protocol.delay_kind = DelayKind::Block;
     config
 }

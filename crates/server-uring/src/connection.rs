@@ -420,7 +420,7 @@ mod tests {
         // SAFETY: `dup` returns a fresh descriptor that the OwnedFd then owns.
         let fd = unsafe { OwnedFd::from_raw_fd(libc::dup(0)) };
         let mut config = ServerConfig::default();
-        config.protocol.delay = DelayModel::Fixed(Duration::from_millis(100));
+        config.protocol.delay = DelayModel::Fixed(Duration::from_millis(100)).into();
         config.protocol.delay_kind = echo_core::DelayKind::Block;
         let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
         let mut conn = Connection::new(fd, Driver::new(&config, Stats::new().open(), 3, peer, t0));
