@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use tokio::task::LocalSet;
 
 use crate::config::Config;
+use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::exchange::Expectation;
 use crate::limits;
@@ -144,7 +145,9 @@ fn run_shard(
             return Err(error);
         }
     };
+    let dues = Arc::clone(&plan).dues(spec.index, spec.n_threads);
     let shard = Rc::new(Shard {
+        dispatch: Dispatch::new(config.request_bytes(), Box::new(dues)),
         plan,
         expect: Expectation {
             request: config.request_bytes(),
@@ -160,7 +163,6 @@ fn run_shard(
         next_source: spec.index.into(),
         thread_index: spec.index,
         n_threads: spec.n_threads,
-        dispatch: Default::default(),
         parked: Default::default(),
     });
     let local = LocalSet::new();
