@@ -21,6 +21,16 @@
 //! dispatcher task ([`crate::worker::dispatcher`]) only wakes on the timer when no reply
 //! comes to do it.
 //!
+//! Measured after the change the same way, on the shared machine (both processes under
+//! `chrt -f 5`, three runs alternated with the binary before, medians): lag p99 4.0 ms
+//! against 14.9 ms at 30,000 requests/s, and at 60,000 a client-lag p99 of 12 ms against a
+//! schedule lag of 61 ms, with no more CPU per request (`perf stat` task-clock over the same
+//! window: 6–10 % less). A lag-over-time trace showed no resonance at the delay's period (a
+//! lag spike was no likelier 100 ms after another than by chance), and what is left: before,
+//! 29 % of the milliseconds with a lag over 2 ms at 30,000 requests/s followed a burst of
+//! replies; after, 1 %, and 89 % came while no reply had been read for 5 ms, that is while
+//! the client itself did not run. One C epoll loop (olc) shows lags of the same size here.
+//!
 //! # Two lags
 //! A request's **schedule lag** runs from its due time to its write. When no connection was
 //! idle at its due time (every one waiting for a reply: the server's slowness, not the
