@@ -1,43 +1,44 @@
-//! Open-loop dispatch on one client thread: every request due by now is written at once on
-//! the connection idle longest, by whichever task of the thread notices first that it is due.
+//! Open-loop dispatch on one client thread: every request due by now goes to the connection
+//! idle longest, handed out by whichever task of the thread notices first that it is due.
 //!
-//! # Why the dispatch writes the request itself, and why any task may do it
+//! # Why every worker dispatches, and who writes
 //! Before, one dispatcher task waited for each due time and handed it to an idle worker by
 //! waking the worker's task, which then wrote the request. In tokio's current-thread
 //! scheduler a woken task runs only after every task already in the run queue, and the IO
 //! driver queues a task for every event of a batch (up to 1024; at 30,000 requests/s over
 //! 10000 connections the replies of hundreds of requests arrive together, since the server
-//! answers in bursts of its own). So a due request waited behind the reading of every reply
-//! of the batch, twice (the dispatcher's wake-up, then the worker's): measured against
-//! server-mio at 100 ms with 10000 connections, the schedule lag was p99 15.6 ms at 30,000
-//! requests/s and 50 ms at 60,000 (olc, one C epoll loop, 2.3 and 19 ms), and `perf` showed
-//! loadgen's core 82 % busy, not saturated.
+//! answers in bursts of its own). So a due request went through the queue twice, behind the
+//! replies of a batch each time (the dispatcher's wake-up, then the worker's): measured
+//! against server-mio at 100 ms with 10000 connections, the schedule lag was p99 15.6 ms at
+//! 30,000 requests/s and 50 ms at 60,000 (olc, one C epoll loop, 2.3 and 19 ms), and `perf`
+//! showed loadgen's core 82 % busy, not saturated.
 //!
-//! Now the request is written by [`Dispatch::pump`], synchronously, on the idle connection
-//! (its send buffer is empty, so a ~45-byte write completes at once; should it not, the
-//! connection's worker writes the rest), and `pump` runs whenever any task of the thread
-//! runs: each worker calls it as it goes idle, that is after every reply it reads, so due
-//! requests are sent between the replies of a batch rather than after all of them. The
-//! dispatcher task ([`crate::worker::dispatcher`]) only wakes on the timer when no reply
-//! comes to do it.
+//! Now [`Dispatch::pump`] runs whenever a worker goes idle, that is after every reply it
+//! reads, and hands what has fallen due to the connections idle longest at once, so a due
+//! request goes through the queue once. The dispatcher task ([`crate::worker::dispatcher`])
+//! only wakes on the timer when no reply comes to do it, and then writes the requests
+//! itself ([`Write::ByPump`]: the send buffer of an idle connection is empty, so a ~45-byte
+//! write completes at once; should it not, the worker writes the rest).
 //!
-//! Measured after the change the same way, on the shared machine (both processes under
-//! `chrt -f 5`, three runs alternated with the binary before, medians): lag p99 4.0 ms
-//! against 14.9 ms at 30,000 requests/s, and at 60,000 a client-lag p99 of 12 ms against a
-//! schedule lag of 61 ms, with no more CPU per request (`perf stat` task-clock over the same
-//! window: 6–10 % less). A lag-over-time trace showed no resonance at the delay's period (a
-//! lag spike was no likelier 100 ms after another than by chance), and what is left: before,
-//! 29 % of the milliseconds with a lag over 2 ms at 30,000 requests/s followed a burst of
-//! replies; after, 1 %, and 89 % came while no reply had been read for 5 ms, that is while
-//! the client itself did not run. One C epoll loop (olc) shows lags of the same size here.
+//! A worker going idle does not write the requests it hands out, though
+//! ([`Write::ByWorker`]): their workers' tasks write them after the replies already queued
+//! are read, as one epoll loop (olc) reads its batch before it sends. Writing them at once,
+//! in the middle of a batch, was tried: the schedule lag was mostly lower (p99 1.8 to 6.9 ms
+//! at 30,000 requests/s, against 0.5 to 21 ms), but every reply of the batch was then read
+//! only after the writes interleaved before it, and the latency from the send grew in each
+//! of 14 pairs of runs (against the binary before and against this design: p99 +4 to
+//! +46 ms at 30,000 requests/s), which hid the client's own slowness in what reads as the
+//! server's latency.
 //!
-//! The price, measured the same way: the replies of a batch are read only after the writes
-//! interleaved among them, so the latency from the send grew (p99 +4 to +46 ms in four
-//! pairs of runs at 30,000 requests/s, +17 to +30 ms in two at 60,000, against a variant
-//! whose worker tasks write the requests handed to them, which lagged 2 to 5 times more),
-//! and a client too slow to read its replies shows there, in
-//! `latency_from_send`, not in its lag. Telling that part apart needs the kernel's receive
-//! time of each reply (`SO_TIMESTAMPNS`), which loadgen does not read yet.
+//! Measured on the shared machine (server and client under `chrt -f 5`, alternated with the
+//! binary before, two pairs at each rate): lag p99 5.2 and 0.5 ms against 12.1 and 12.4 ms at
+//! 30,000 requests/s, 31.6 and 25.2 ms against 45.9 and 35.8 ms at 60,000, with no more CPU
+//! per request (`perf stat` task-clock over the same window: −12 % to +0.2 %). A
+//! lag-over-time trace showed no resonance at the delay's period (a lag spike was no likelier
+//! 100 ms after another than by chance); the lag left comes with stalls of the whole machine
+//! (windows of 5 ms and more in which the client read no reply at all) and, at 60,000, with a
+//! client core 70–80 % busy, 72 % of it in the kernel (`perf record`). olc shows lags of
+//! the same size here.
 //!
 //! # Two lags
 //! A request's **schedule lag** runs from its due time to its write. When no connection was
@@ -127,6 +128,17 @@ impl<C> std::fmt::Debug for Dispatch<C> {
     }
 }
 
+/// Who writes a request [`Dispatch::pump`] hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// The pump, at once: the dispatcher's, woken by the timer while no reply is waiting.
+    ByPump,
+    /// The connection's worker, when its task runs: a worker going idle in the middle of a
+    /// batch of replies hands requests out, and they are written after the replies already
+    /// queued are read (see the module doc for why).
+    ByWorker,
+}
+
 /// What the dispatcher task waits for after a [`Dispatch::pump`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -164,14 +176,15 @@ impl<C: Writer> Dispatch<C> {
         self.wake_dispatcher();
     }
 
-    /// Queues `turn` as idle from now, dispatches what is due (perhaps on this very
-    /// connection) and waits for a request; `None` once the schedule is over.
+    /// Queues `turn` as idle from now, hands what is due to the connections idle longest
+    /// (perhaps this very one; their tasks write the requests, after the replies already
+    /// queued: [`Write::ByWorker`]) and waits for a request; `None` once the schedule is over.
     pub async fn next_turn(&self, turn: &Rc<Turn<C>>) -> Option<Handed> {
         turn.handed.set(None);
         if !self.finished.get() {
             turn.idle_since.set(Instant::now());
             self.idle.borrow_mut().push_back(Rc::clone(turn));
-            self.pump();
+            self.pump(Write::ByWorker);
             self.wake_dispatcher();
         }
         poll_fn(|context| {
@@ -187,10 +200,11 @@ impl<C: Writer> Dispatch<C> {
         .await
     }
 
-    /// Writes every request due by now on the connections idle longest, until none is due or
-    /// none is idle, and says what to wait for next. Cheap when nothing is due (one clock
-    /// read), so every task of the thread calls it as it goes by.
-    pub fn pump(&self) -> Next {
+    /// Hands every request due by now to the connections idle longest, until none is due or
+    /// none is idle, writing it `by` the pump itself or by the connection's worker, and says
+    /// what to wait for next. Cheap when nothing is due (one clock read), so every worker
+    /// calls it as it goes idle.
+    pub fn pump(&self, by: Write) -> Next {
         let mut now = Instant::now();
         loop {
             if self.finished.get() {
@@ -214,7 +228,11 @@ impl<C: Writer> Dispatch<C> {
             };
             self.dues.borrow_mut().next();
             now = Instant::now();
-            let written = match turn.connection.try_send(&self.request) {
+            let attempt = match by {
+                Write::ByPump => turn.connection.try_send(&self.request),
+                Write::ByWorker => Ok(0),
+            };
+            let written = match attempt {
                 Ok(n) => Ok(n),
                 Err(e)
                     if matches!(
@@ -242,7 +260,7 @@ impl<C: Writer> Dispatch<C> {
     /// go idle or end) while a request is overdue and no connection is idle; `None` once the
     /// schedule or the workers are used up.
     pub async fn pump_until_a_due_time(&self) -> Option<Instant> {
-        poll_fn(|context| match self.pump() {
+        poll_fn(|context| match self.pump(Write::ByPump) {
             Next::DueAt(due) => Poll::Ready(Some(due)),
             Next::Finished => Poll::Ready(None),
             Next::Connection => {
@@ -331,7 +349,11 @@ mod tests {
             let dispatch = dispatch(dues.clone());
             let (first, first_handle) = idle_worker(&dispatch).await;
             let (second, second_handle) = idle_worker(&dispatch).await;
-            assert_eq!(dispatch.pump(), Next::DueAt(first_due), "nothing due yet");
+            assert_eq!(
+                dispatch.pump(Write::ByPump),
+                Next::DueAt(first_due),
+                "nothing due yet"
+            );
             assert!(first.connection.0.borrow().is_empty());
             pump_until_finished(&dispatch).await;
             for turn in [&first, &second] {
@@ -348,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_going_idle_writes_what_fell_due_on_the_connection_idle_longest() {
+    fn a_worker_going_idle_hands_what_fell_due_to_the_connection_idle_longest() {
         local(async {
             let due = Instant::now() + Duration::from_millis(2);
             let dispatch = dispatch(vec![due]);
@@ -356,13 +378,14 @@ mod tests {
             while Instant::now() < due {
                 tokio::task::yield_now().await;
             }
-            // No dispatcher runs: the next worker to go idle writes the overdue request
-            // itself, on the connection idle longest.
+            // No dispatcher runs: the next worker to go idle hands the overdue request to the
+            // connection idle longest, whose own task writes it (after queued replies).
             let (just_idle, just_idle_handle) = idle_worker(&dispatch).await;
-            assert_eq!(*longest_idle.connection.0.borrow(), b"x\n");
-            assert!(just_idle.connection.0.borrow().is_empty());
             let handed = handle.await.expect("joins").expect("a turn");
             assert_eq!(handed.due, due);
+            assert_eq!(handed.written, Ok(0), "left to the worker");
+            assert!(longest_idle.connection.0.borrow().is_empty());
+            assert!(just_idle.connection.0.borrow().is_empty());
             assert!(!handed.waited_for_connection(), "{handed:?}");
             assert_eq!(
                 just_idle_handle.await.expect("joins"),
@@ -378,7 +401,11 @@ mod tests {
             let due = Instant::now();
             let dispatch = dispatch(vec![due]);
             dispatch.worker_started();
-            assert_eq!(dispatch.pump(), Next::Connection, "due, but nobody is idle");
+            assert_eq!(
+                dispatch.pump(Write::ByPump),
+                Next::Connection,
+                "due, but nobody is idle"
+            );
             let turn = Rc::new(Turn::new(Recorder::default()));
             let handed = dispatch
                 .next_turn(&turn)
@@ -387,7 +414,11 @@ mod tests {
             assert!(handed.waited_for_connection(), "{handed:?}");
             assert!(handed.ready >= turn.idle_since.get() && handed.ready > due);
             assert!(handed.sent >= handed.ready);
-            assert_eq!(handed.written, Ok(2));
+            assert_eq!(
+                handed.written,
+                Ok(0),
+                "a worker going idle leaves the write to it"
+            );
             assert_eq!(
                 dispatch.next_turn(&turn).await,
                 None,
@@ -414,7 +445,11 @@ mod tests {
     fn without_workers_the_schedule_ends_and_idle_workers_end_when_finished() {
         local(async {
             let dispatch = dispatch(vec![Instant::now()]);
-            assert_eq!(dispatch.pump(), Next::Finished, "no worker to send on");
+            assert_eq!(
+                dispatch.pump(Write::ByPump),
+                Next::Finished,
+                "no worker to send on"
+            );
             let dispatch = self::dispatch(vec![Instant::now() + Duration::from_secs(3600)]);
             let (_turn, handle) = idle_worker(&dispatch).await;
             dispatch.finish();

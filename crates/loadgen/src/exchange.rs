@@ -4,8 +4,8 @@
 //! the `\n` belong to the next reply, so they stay in the connection's buffer.
 //!
 //! A connection is used as its two halves: the reading half by the connection's worker, the
-//! writing half by reference ([`Writer`]), because in open loop the request is written by
-//! the dispatch ([`crate::dispatch`]) while the worker waits to read the reply. Reading goes
+//! writing half by reference ([`Writer`]), because in open loop the request may be written
+//! by the dispatcher ([`crate::dispatch`]) while the worker waits to read the reply. Reading goes
 //! through tokio's `AsyncRead` of the reading half, which marks the socket not readable after
 //! a short read: read by `readable` and `try_read` instead, every reply cost one more `recv`
 //! that failed with `EAGAIN` (measured with `perf trace -s`: 0.96 per request at 30,000

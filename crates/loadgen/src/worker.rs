@@ -154,8 +154,8 @@ pub async fn open_loop_worker(shard: Rc<Shard>, first: Option<TcpStream>) {
 /// falling due within a quantum of the previous wake-up wait for the next one, so the
 /// quantum bounds the lag it adds (a quarter of the 1 ms `--max-lag` default), and each
 /// wake-up writes every request due by then. While replies come in the timer hardly
-/// matters: every worker going idle dispatches what has fallen due since
-/// ([`Dispatch::next_turn`]), with no system call but the writes.
+/// matters: every worker going idle hands out what has fallen due since
+/// ([`Dispatch::next_turn`]), with no system call.
 pub const DISPATCH_QUANTUM: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// Open loop: wakes for this thread's due times (every `n_threads`-th request of the
