@@ -209,9 +209,9 @@ impl Shard {
         true
     }
 
-    /// Open loop: carries one connection's requests as the dispatch hands them out (it
-    /// writes them; the rest of a write it could not finish is written here). Returns
-    /// `false` when the phase has no more turns.
+    /// Open loop: carries one connection's requests as the dispatch hands them out, writing
+    /// what the dispatcher did not (all of a request handed out by a worker going idle).
+    /// Returns `false` when the phase has no more turns.
     async fn scheduled_requests(
         &self,
         reader: &mut OwnedReadHalf,
@@ -233,7 +233,7 @@ impl Shard {
                     return true;
                 }
             };
-            // Nothing written yet (the socket was full): the request starts now.
+            // Nothing written yet (left to this task, or the socket was full): it starts now.
             let sent = if written == 0 {
                 Instant::now()
             } else {
