@@ -33,13 +33,12 @@
 //! Measured on the shared machine (server and client under `chrt -f 5`, alternated with the
 //! binary before, four pairs at each rate): lag p99 0.5–11.6 ms against 12.1–24.3 ms at
 //! 30,000 requests/s and 25–39 ms against 36–59 ms at 60,000, latency p99 from the due time
-//! unchanged within the runs' noise (±15 ms), and no more CPU
-//! per request (`perf stat` task-clock over the same window: −23 % to +4 %). A
-//! lag-over-time trace showed no resonance at the delay's period (a lag spike was no likelier
-//! 100 ms after another than by chance); the lag left comes with stalls of the whole machine
-//! (windows of 5 ms and more in which the client read no reply at all) and, at 60,000, with a
-//! client core 70–80 % busy, 72 % of it in the kernel (`perf record`). olc shows lags of
-//! the same size here.
+//! unchanged within the runs' noise (±15 ms), and no more CPU per request (`perf stat`
+//! task-clock over the same window: −23 % to +4 %). A lag-over-time trace showed no
+//! resonance at the delay's period (a lag spike was no likelier 100 ms after another than
+//! by chance); the lag left comes with stalls of the whole machine (windows of 5 ms and
+//! more in which the client read no reply at all) and, at 60,000, with a client core 70–80
+//! % busy, 72 % of it in the kernel (`perf record`). olc shows lags of the same size here.
 //!
 //! # Two lags
 //! A request's **schedule lag** runs from its due time to its write. When no connection was
