@@ -37,8 +37,9 @@
 //! task-clock over the same window: −23 % to +4 %). A lag-over-time trace showed no
 //! resonance at the delay's period (a lag spike was no likelier 100 ms after another than
 //! by chance); the lag left comes with stalls of the whole machine (windows of 5 ms and
-//! more in which the client read no reply at all) and, at 60,000, with a client core 70–80
-//! % busy, 72 % of it in the kernel (`perf record`). olc shows lags of the same size here.
+//! more in which the client read no reply at all) and, at 60,000, with a client core
+//! 70–80 % busy, 72 % of it in the kernel (`perf record`). olc shows lags of the same size
+//! here.
 //!
 //! # Two lags
 //! A request's **schedule lag** runs from its due time to its write. When no connection was
