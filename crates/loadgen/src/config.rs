@@ -18,7 +18,7 @@ pub const DEFAULT_SOURCE_ADDRESSES: u32 = 16;
 /// How late past its due time an open-loop request may be sent before it counts as late.
 pub const LATE_START_TOLERANCE: Duration = Duration::from_millis(1);
 
-/// Default `--max-lag`: a schedule-lag p99 above this marks the run client-bound. One
+/// Default `--max-lag`: a client-lag p99 above this marks the run client-bound. One
 /// millisecond is 1 % of the project's 100 ms delay, and well above what the dispatcher's
 /// timer needs (tens of microseconds).
 pub const DEFAULT_MAX_SCHEDULE_LAG: Duration = Duration::from_millis(1);
@@ -56,7 +56,7 @@ pub struct Config {
     pub source_addresses: Option<u32>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
-    /// Open loop: a schedule-lag p99 above this marks the report client-bound.
+    /// Open loop: a client-lag p99 above this marks the report client-bound.
     pub max_schedule_lag: Duration,
 }
 

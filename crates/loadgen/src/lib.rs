@@ -10,10 +10,12 @@
 //! `n_threads` client threads, each with a single-threaded tokio runtime and one shared set
 //! of histograms. Workers take connections from a shared [`plan::Plan`] until it is done
 //! (a count, or a deadline). In open-loop mode (`rate`) the connections are opened first;
-//! then one dispatcher per thread waits for each request's due time on a precise timer and
-//! hands it to an idle connection. Latency is measured from the due time, so a slow server
+//! then each due request goes to an idle connection as soon as any task of the thread
+//! notices that it is due (a worker that has read a reply, or the thread's dispatcher woken
+//! by a precise timer). Latency is measured from the due time, so a slow server
 //! cannot hide its slowness by slowing the client down (coordinated omission), and also
-//! from the actual send, so the client's own lag is measured too, never hidden.
+//! from the actual send, so the client's own lag is measured too, never hidden, apart from
+//! the wait for an idle connection, which is the server's.
 //!
 //! - [`config`]: what a run does, and its validation.
 //! - [`run`](mod@run): the phases and threads of a run.

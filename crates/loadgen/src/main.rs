@@ -75,8 +75,9 @@ struct Cli {
     /// Write the JSON report to this file (`-` for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Open loop: a schedule-lag p99 (actual send minus due time) above this marks the run
-    /// client-bound, in the summary and the JSON (`client_bound`).
+    /// Open loop: a client-lag p99 (actual send minus the later of the due time and the
+    /// moment a connection was idle for it) above this marks the run client-bound, in the
+    /// summary and the JSON (`client_bound`).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1ms")]
     max_lag: Duration,
     /// Fraction of failed requests tolerated before exiting non-zero.

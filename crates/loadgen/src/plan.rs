@@ -6,8 +6,8 @@
 //! a second of CPU, and made inside the schedule they delayed the first requests by up to
 //! 300 ms, which was most of the p99 the issue-15 runs blamed on the server.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What one phase (the warmup or the measured one) must do.
@@ -117,6 +117,13 @@ impl Plan {
         let due = self.start().checked_add(offset)?;
         (!self.expired(due)).then_some(due)
     }
+
+    /// The due times of requests `first`, `first + stride`, ... in order, until the schedule
+    /// ends: one client thread's share. Read lazily, so it can be made before the schedule
+    /// begins.
+    pub fn dues(self: Arc<Plan>, first: u64, stride: u64) -> impl Iterator<Item = Instant> {
+        (0..).map_while(move |k: u64| self.due(first.checked_add(k.checked_mul(stride)?)?))
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +147,18 @@ mod tests {
             .collect();
         let expected: Vec<_> = (0..4).map(|i| Duration::from_millis(10 * i)).collect();
         assert_eq!(dues, expected);
+    }
+
+    #[test]
+    fn each_thread_gets_every_n_th_due_time_of_the_schedule() {
+        let plan = Arc::new(Plan::new(3, 2, None, Some(1000.0)));
+        let origin = plan.begin_schedule();
+        let odd: Vec<_> = Arc::clone(&plan)
+            .dues(1, 2)
+            .map(|due| due - origin)
+            .collect();
+        let expected: Vec<_> = [1, 3, 5].map(Duration::from_millis).to_vec();
+        assert_eq!(odd, expected);
     }
 
     #[test]

@@ -13,12 +13,17 @@
 //! Open loop, every request has two clocks: its latency from its intended start (its due time
 //! in the schedule, [`Report::latency`]) and from its actual send
 //! ([`Report::latency_from_send`]). Their difference is the client's own schedule lag
-//! ([`Report::schedule_lag`]); a run whose lag p99 is above `--max-lag` is
+//! ([`Report::schedule_lag`]). Part of that lag can be the server's: a request due while
+//! every connection waited for a reply waits for one to become idle
+//! ([`Report::requests_waited_for_connection`]). The rest is the client's own lag
+//! ([`Report::client_lag`]); a run whose client-lag p99 is above `--max-lag` is
 //! [`Report::client_bound`]: its latencies carry the client's limit, not only the server's.
 //!
 //! Schema history: version 2 added `latency_from_send`, `schedule_lag`, `client_bound`,
-//! `parameters.max_schedule_lag_us` and their histograms; [`Report::from_json`] still reads
-//! version 1 (without them: empty distributions, not client-bound).
+//! `parameters.max_schedule_lag_us` and their histograms; version 3 added `client_lag`,
+//! `requests_waited_for_connection` and the client-lag histogram, and judges `client_bound`
+//! on the client lag. [`Report::from_json`] still reads versions 1 and 2 (without the new
+//! fields: empty distributions; a version-2 report stays judged on its schedule lag).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,10 +36,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::LATE_START_TOLERANCE;
 
 /// Version of the JSON schema written by this crate. Readers refuse any other version.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Older schema versions [`Report::from_json`] reads and upgrades.
-pub const OLDER_SCHEMA_VERSIONS: [u32; 1] = [1];
+pub const OLDER_SCHEMA_VERSIONS: [u32; 2] = [1, 2];
 
 /// The name of the [`Histograms`] encoding: HdrHistogram's V2 format (uncompressed), as
 /// lower-case hex digits.
@@ -151,14 +156,26 @@ pub struct Report {
     /// Closed loop, the same as `latency` except for requests that opened a connection.
     #[serde(default)]
     pub latency_from_send: Percentiles,
-    /// Open loop only: the client's schedule lag, actual send minus due time, of every
-    /// successful request (`count` 0 in closed loop). This is how late the client itself
-    /// was; `latency` minus `latency_from_send`, request by request.
+    /// Open loop only: the schedule lag, actual send minus due time, of every successful
+    /// request (`count` 0 in closed loop); `latency` minus `latency_from_send`, request by
+    /// request. It includes the wait of a request due while no connection was idle, which
+    /// is the server's slowness; [`Report::client_lag`] leaves that out.
     #[serde(default)]
     pub schedule_lag: Percentiles,
-    /// Whether `schedule_lag.p99_us` exceeds `parameters.max_schedule_lag_us`: the client
-    /// could not keep its schedule, so the latencies include its own lag and a capacity
-    /// figure from this run is the client's limit. Always `false` in closed loop.
+    /// Open loop only: the client's own lag, actual send minus the later of the due time and
+    /// the moment a connection became idle for the request (its worker had read the previous
+    /// reply), of every successful request (`count` 0 in closed loop).
+    #[serde(default)]
+    pub client_lag: Percentiles,
+    /// Open loop only: successful requests that were due while every connection waited for
+    /// a reply, and so waited for one to become idle (the server's slowness, not the
+    /// client's). Always 0 in closed loop.
+    #[serde(default)]
+    pub requests_waited_for_connection: u64,
+    /// Whether `client_lag.p99_us` exceeds `parameters.max_schedule_lag_us`: the client could
+    /// not keep its schedule, so the latencies include its own lag and a capacity figure
+    /// from this run is the client's limit. Always `false` in closed loop. (A version-2
+    /// report, without a client lag, was judged on `schedule_lag`, and still is.)
     #[serde(default)]
     pub client_bound: bool,
     /// The full distributions, serialized so that reports can be merged exactly.
@@ -193,7 +210,7 @@ pub struct Parameters {
     pub n_source_addresses: u64,
     /// How late past its schedule a request may start before it counts as a late start.
     pub late_start_tolerance_us: f64,
-    /// Schedule-lag p99 above which the run is marked [`Report::client_bound`] (`--max-lag`).
+    /// Client-lag p99 above which the run is marked [`Report::client_bound`] (`--max-lag`).
     #[serde(default = "default_max_schedule_lag_us")]
     pub max_schedule_lag_us: f64,
 }
@@ -411,6 +428,10 @@ pub struct Histograms {
     /// Open-loop schedule lag, actual send minus due time (successful requests), nanoseconds.
     #[serde(default = "empty_histogram_hex")]
     pub schedule_lag_ns: String,
+    /// Open-loop client lag, actual send minus the later of the due time and the moment a
+    /// connection became idle (successful requests), nanoseconds.
+    #[serde(default = "empty_histogram_hex")]
+    pub client_lag_ns: String,
 }
 
 fn empty_histogram_hex() -> String {
@@ -431,12 +452,16 @@ pub struct Measurements {
     pub latency_from_send_ns: Histogram<u64>,
     /// Open loop: actual send minus due time of successful requests, nanoseconds.
     pub schedule_lag_ns: Histogram<u64>,
+    /// Open loop: actual send minus the later of due time and connection idle, nanoseconds.
+    pub client_lag_ns: Histogram<u64>,
     /// Requests with the right reply.
     pub requests_ok: u64,
     /// Requests skipped because their connection had failed.
     pub requests_not_sent: u64,
     /// Open-loop requests that started late.
     pub requests_started_late: u64,
+    /// Open-loop requests that waited for a connection to become idle.
+    pub requests_waited_for_connection: u64,
     /// Failures by kind.
     pub failures: Failures,
     /// Successful connects.
@@ -452,9 +477,11 @@ impl Default for Measurements {
             connect_time_ns: new_histogram(),
             latency_from_send_ns: new_histogram(),
             schedule_lag_ns: new_histogram(),
+            client_lag_ns: new_histogram(),
             requests_ok: 0,
             requests_not_sent: 0,
             requests_started_late: 0,
+            requests_waited_for_connection: 0,
             failures: Failures::default(),
             connections_established: 0,
             all_connected: None,
@@ -480,20 +507,27 @@ impl Measurements {
             .saturating_record(clamp_ns(latency));
     }
 
-    /// Records one successful request on both clocks: due at `due`, written at `sent`, its
-    /// reply complete at `done`. A `scheduled` (open-loop) request also records its schedule
-    /// lag, and counts as started late beyond [`LATE_START_TOLERANCE`].
-    pub fn record_request(&mut self, due: Instant, sent: Instant, done: Instant, scheduled: bool) {
+    /// Records one successful request on both clocks. A `scheduled` (open-loop) request
+    /// also records its schedule lag and client lag, counts as started late beyond
+    /// [`LATE_START_TOLERANCE`] of schedule lag, and as having waited for a connection when
+    /// it was ready only after its due time.
+    pub fn record_request(&mut self, times: &RequestTimes, scheduled: bool) {
         self.requests_ok += 1;
         let ns =
             |later: Instant, earlier: Instant| clamp_ns(later.saturating_duration_since(earlier));
-        self.latency_ns.saturating_record(ns(done, due));
-        self.latency_from_send_ns.saturating_record(ns(done, sent));
+        self.latency_ns.saturating_record(ns(times.done, times.due));
+        self.latency_from_send_ns
+            .saturating_record(ns(times.done, times.sent));
         if scheduled {
-            let lag = sent.saturating_duration_since(due);
+            let lag = times.sent.saturating_duration_since(times.due);
             self.schedule_lag_ns.saturating_record(clamp_ns(lag));
+            let client_lag = times.sent.saturating_duration_since(times.ready);
+            self.client_lag_ns.saturating_record(clamp_ns(client_lag));
             if lag > LATE_START_TOLERANCE {
                 self.requests_started_late += 1;
+            }
+            if times.ready > times.due {
+                self.requests_waited_for_connection += 1;
             }
         }
     }
@@ -512,12 +546,39 @@ impl Measurements {
         add_histogram(&mut self.connect_time_ns, &other.connect_time_ns);
         add_histogram(&mut self.latency_from_send_ns, &other.latency_from_send_ns);
         add_histogram(&mut self.schedule_lag_ns, &other.schedule_lag_ns);
+        add_histogram(&mut self.client_lag_ns, &other.client_lag_ns);
         self.requests_ok += other.requests_ok;
         self.requests_not_sent += other.requests_not_sent;
         self.requests_started_late += other.requests_started_late;
+        self.requests_waited_for_connection += other.requests_waited_for_connection;
         self.failures.merge(&other.failures);
         self.connections_established += other.connections_established;
         self.all_connected = self.all_connected.max(other.all_connected);
+    }
+}
+
+/// The instants of one successful request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestTimes {
+    /// When it was due: its intended start (closed loop: when it was sent).
+    pub due: Instant,
+    /// The later of `due` and the moment a connection became idle for it.
+    pub ready: Instant,
+    /// When it was written.
+    pub sent: Instant,
+    /// When its whole reply had been read.
+    pub done: Instant,
+}
+
+impl RequestTimes {
+    /// A closed-loop request: due, ready and sent at `sent`.
+    pub fn unscheduled(sent: Instant, done: Instant) -> RequestTimes {
+        RequestTimes {
+            due: sent,
+            ready: sent,
+            sent,
+            done,
+        }
     }
 }
 
@@ -609,8 +670,14 @@ impl Report {
             0.0
         };
         let schedule_lag = Percentiles::from_histogram(&measurements.schedule_lag_ns);
-        let client_bound =
-            schedule_lag.count > 0 && schedule_lag.p99_us > info.parameters.max_schedule_lag_us;
+        let client_lag = Percentiles::from_histogram(&measurements.client_lag_ns);
+        // A version-2 report has no client lag: it is judged on its schedule lag, as it was.
+        let judged = if client_lag.count > 0 {
+            client_lag
+        } else {
+            schedule_lag
+        };
+        let client_bound = judged.count > 0 && judged.p99_us > info.parameters.max_schedule_lag_us;
         Ok(Report {
             schema_version: SCHEMA_VERSION,
             tool: "loadgen".to_owned(),
@@ -625,6 +692,7 @@ impl Report {
             requests_failed: measurements.failures.total(),
             requests_not_sent: measurements.requests_not_sent,
             requests_started_late: measurements.requests_started_late,
+            requests_waited_for_connection: measurements.requests_waited_for_connection,
             failures: measurements.failures,
             connections_established: measurements.connections_established,
             throughput_requests_per_second,
@@ -633,6 +701,7 @@ impl Report {
             latency: Percentiles::from_histogram(&measurements.latency_ns),
             latency_from_send: Percentiles::from_histogram(&measurements.latency_from_send_ns),
             schedule_lag,
+            client_lag,
             client_bound,
             histograms: Histograms {
                 encoding: HISTOGRAM_ENCODING.to_owned(),
@@ -643,6 +712,7 @@ impl Report {
                     &measurements.latency_from_send_ns,
                 )?,
                 schedule_lag_ns: encode_histogram("schedule_lag", &measurements.schedule_lag_ns)?,
+                client_lag_ns: encode_histogram("client_lag", &measurements.client_lag_ns)?,
             },
         })
     }
@@ -660,9 +730,11 @@ impl Report {
                 &self.histograms.latency_from_send_ns,
             )?,
             schedule_lag_ns: decode_histogram("schedule_lag", &self.histograms.schedule_lag_ns)?,
+            client_lag_ns: decode_histogram("client_lag", &self.histograms.client_lag_ns)?,
             requests_ok: self.requests_ok,
             requests_not_sent: self.requests_not_sent,
             requests_started_late: self.requests_started_late,
+            requests_waited_for_connection: self.requests_waited_for_connection,
             failures: self.failures,
             connections_established: self.connections_established,
             all_connected: self.all_connected_seconds.map(Duration::from_secs_f64),

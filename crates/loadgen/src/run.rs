@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use tokio::task::LocalSet;
 
 use crate::config::Config;
+use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::exchange::Expectation;
 use crate::limits;
@@ -144,7 +145,13 @@ fn run_shard(
             return Err(error);
         }
     };
+    let dues = Arc::clone(&plan).dues(spec.index, spec.n_threads);
     let shard = Rc::new(Shard {
+        dispatch: Dispatch::new(
+            config.request_bytes(),
+            Box::new(dues),
+            config.effective_give_up_after(),
+        ),
         plan,
         expect: Expectation {
             request: config.request_bytes(),
@@ -160,8 +167,6 @@ fn run_shard(
         next_source: spec.index.into(),
         thread_index: spec.index,
         n_threads: spec.n_threads,
-        dispatch: Default::default(),
-        give_up_after: config.effective_give_up_after(),
         parked: Default::default(),
     });
     let local = LocalSet::new();
@@ -170,6 +175,11 @@ fn run_shard(
         barrier.wait();
         shard.plan.begin_schedule();
         local.block_on(&runtime, run_open_loop(Rc::clone(&shard), streams));
+        // A count-bounded phase counts what it gave up on as the connections' unused
+        // requests; a timed one has no such count, so its given-up requests are added here.
+        if !shard.plan.bounded_by_count() {
+            shard.measurements.borrow_mut().requests_not_sent += shard.dispatch.given_up();
+        }
     } else {
         local.block_on(&runtime, run_workers(Rc::clone(&shard), spec.n_workers));
     }

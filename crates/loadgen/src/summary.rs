@@ -7,7 +7,8 @@ use crate::report::{Percentiles, Report};
 
 /// Renders the summary: wall time, requests ok and failed (by kind), req/s, and the
 /// connect-time and latency percentiles; open loop also the latency from the actual send,
-/// the schedule lag and, when its p99 is over `--max-lag`, that the run was client-bound.
+/// the schedule lag, the client's own lag (and how many requests waited for a connection)
+/// and, when the client lag's p99 is over `--max-lag`, that the run was client-bound.
 pub fn render(report: &Report) -> String {
     let mut text = String::new();
     let p = &report.parameters;
@@ -32,6 +33,11 @@ pub fn render(report: &Report) -> String {
     }
     if p.rate_requests_per_second.is_some() {
         let _ = writeln!(text, "  started late     {}", report.requests_started_late);
+        let _ = writeln!(
+            text,
+            "  waited for conn  {}",
+            report.requests_waited_for_connection
+        );
     }
     let _ = writeln!(
         text,
@@ -46,13 +52,14 @@ pub fn render(report: &Report) -> String {
     if p.rate_requests_per_second.is_some() {
         text.push_str(&line("  from send", &report.latency_from_send));
         text.push_str(&line("schedule lag", &report.schedule_lag));
+        text.push_str(&line("client lag", &report.client_lag));
     }
     if report.client_bound {
         let _ = writeln!(
             text,
-            "  client-bound: schedule lag p99 {} is over --max-lag {}; the latencies include \
+            "  client-bound: client lag p99 {} is over --max-lag {}; the latencies include \
              the client's own lag",
-            format_us(report.schedule_lag.p99_us),
+            format_us(report.client_lag.p99_us),
             format_us(p.max_schedule_lag_us)
         );
     }

@@ -17,12 +17,13 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::dispatch::{Dispatch, Turn};
 use crate::exchange::{Expectation, exchange};
 use crate::net::{connect, source_address};
 use crate::plan::Plan;
-use crate::report::{FailureKind, Measurements};
+use crate::report::{FailureKind, Measurements, RequestTimes};
 use crate::timer::PreciseTimer;
 
 /// What the workers of one client thread share.
@@ -48,26 +49,15 @@ pub struct Shard {
     pub thread_index: u64,
     /// The number of client threads: the stride of requests and source addresses.
     pub n_threads: u64,
-    /// Open loop: the idle connections and the handoff of due requests to them.
-    pub dispatch: Dispatch,
-    /// Open loop: a request no connection could send within this of its due time is not
-    /// sent.
-    pub give_up_after: std::time::Duration,
+    /// Open loop: this thread's share of the schedule, the idle connections and the
+    /// handoff of due requests to them.
+    pub dispatch: Dispatch<OwnedWriteHalf>,
     /// Connections whose worker is done while others still wait for replies: closed only
     /// after every worker of the thread is done ([`Shard::close_parked`]). Closing ~10000
     /// sockets takes ~300 ms of the client's CPU, and done as each worker ended it delayed
     /// the reading of the last replies: at 2000 req/s the last 1 % of requests measured
     /// 430 ms instead of 100.
     pub parked: RefCell<Vec<TcpStream>>,
-}
-
-/// Where a connection's next request comes from.
-#[derive(Debug, Clone, Copy)]
-enum Pace<'a> {
-    /// Right after the previous reply.
-    Closed,
-    /// When the dispatcher hands this worker's turn a due time.
-    Open(&'a Rc<Turn>),
 }
 
 /// Closed loop: makes connections until the plan has none left.
@@ -77,7 +67,7 @@ pub async fn worker(shard: Rc<Shard>) {
         let opened = shard.open(first).await;
         first = false;
         if let Some(mut stream) = opened {
-            if !shard.requests(&mut stream, Pace::Closed).await {
+            if !shard.requests(&mut stream).await {
                 shard.parked.borrow_mut().push(stream);
                 break;
             }
@@ -105,7 +95,8 @@ pub async fn connect_phase(shard: Rc<Shard>, n_workers: u64) -> Vec<Option<TcpSt
                     return Some(None);
                 };
                 let mut buffer = Vec::new();
-                match exchange(&mut stream, &mut buffer, &shard.expect).await {
+                let (mut reader, writer) = stream.split();
+                match exchange(&mut reader, &writer, &mut buffer, &shard.expect, 0).await {
                     Ok(()) => Some(Some(stream)),
                     Err(kind) => {
                         // The priming stands for the connection's first request.
@@ -128,11 +119,10 @@ pub async fn connect_phase(shard: Rc<Shard>, n_workers: u64) -> Vec<Option<TcpSt
     streams
 }
 
-/// Open loop: carries the requests handed to it by the dispatcher, on `first` and then on
-/// new connections while the plan has some, until the schedule is over. Register it with
+/// Open loop: carries the requests handed to it by the dispatch, on `first` and then on new
+/// connections while the plan has some, until the schedule is over. Register it with
 /// [`Dispatch::worker_started`] before the dispatcher starts.
 pub async fn open_loop_worker(shard: Rc<Shard>, first: Option<TcpStream>) {
-    let turn = Rc::new(Turn::default());
     let mut next = first;
     loop {
         let stream = match next.take() {
@@ -140,9 +130,16 @@ pub async fn open_loop_worker(shard: Rc<Shard>, first: Option<TcpStream>) {
             None if shard.plan.claim_connection() => shard.open(false).await,
             None => break,
         };
-        if let Some(mut stream) = stream {
-            if !shard.requests(&mut stream, Pace::Open(&turn)).await {
-                shard.parked.borrow_mut().push(stream);
+        if let Some(stream) = stream {
+            let (mut reader, writer) = stream.into_split();
+            let turn = Rc::new(Turn::new(writer));
+            if !shard.scheduled_requests(&mut reader, &turn).await {
+                // The dispatch let go of the turn when it finished, so this is the only
+                // reference; were it not, the connection would merely close early.
+                let whole = Rc::try_unwrap(turn).map(|turn| reader.reunite(turn.connection));
+                if let Ok(Ok(stream)) = whole {
+                    shard.parked.borrow_mut().push(stream);
+                }
                 break;
             }
         }
@@ -156,44 +153,30 @@ pub async fn open_loop_worker(shard: Rc<Shard>, first: Option<TcpStream>) {
 /// 0.04 with tokio's millisecond wheel) and 0.5 more system calls per request. Requests
 /// falling due within a quantum of the previous wake-up wait for the next one, so the
 /// quantum bounds the lag it adds (a quarter of the 1 ms `--max-lag` default), and each
-/// wake-up hands out every request due by then. While replies come in, a worker becoming
-/// idle also wakes the dispatcher (no system call: same thread), which hands out what has
-/// fallen due since.
+/// wake-up writes every request due by then. While replies come in the timer hardly
+/// matters: every worker going idle hands out what has fallen due since
+/// ([`Dispatch::next_turn`]), with no system call.
 pub const DISPATCH_QUANTUM: std::time::Duration = std::time::Duration::from_micros(250);
 
-/// Open loop: waits for each of this thread's due times (every `n_threads`-th request of
-/// the schedule) and hands it to an idle connection, until the schedule or the workers are
+/// Open loop: wakes for this thread's due times (every `n_threads`-th request of the
+/// schedule) when no reply comes to dispatch them, until the schedule or the workers are
 /// used up.
 pub async fn dispatcher(shard: Rc<Shard>) {
     // Without a timerfd (not Linux, or refused) tokio's millisecond timer stands in, and the
     // measured schedule lag shows what that costs.
     let timer = PreciseTimer::new().ok();
-    let mut index = shard.thread_index;
     let mut last_wake = Instant::now();
-    while let Some(due) = shard.plan.due(index) {
-        if due > Instant::now() {
-            let wake = due.max(last_wake + DISPATCH_QUANTUM);
-            let sleep = async {
-                let waited = match &timer {
-                    Some(timer) => timer.sleep_until(wake).await.is_ok(),
-                    None => false,
-                };
-                if !waited {
-                    tokio::time::sleep_until(wake.into()).await;
-                }
-            };
-            tokio::select! {
-                () = sleep => {}
-                () = shard.dispatch.passed_at_a_wake_up(due) => {}
-            }
-            last_wake = Instant::now();
+    while let Some(due) = shard.dispatch.pump_until_a_due_time().await {
+        let wake = due.max(last_wake + DISPATCH_QUANTUM);
+        let waited = match &timer {
+            Some(timer) => timer.sleep_until(wake).await.is_ok(),
+            None => false,
+        };
+        if !waited {
+            tokio::time::sleep_until(wake.into()).await;
         }
-        if !shard.dispatch.hand_out(due).await {
-            break;
-        }
-        index += shard.n_threads;
+        last_wake = Instant::now();
     }
-    shard.dispatch.finish();
 }
 
 impl Shard {
@@ -203,62 +186,75 @@ impl Shard {
         self.parked.borrow_mut().clear();
     }
 
-    /// Sends one connection's requests, each at its turn. Returns `false` when the phase has
-    /// no more turns.
-    async fn requests(&self, stream: &mut TcpStream, pace: Pace<'_>) -> bool {
+    /// Closed loop: sends one connection's requests, each right after the previous reply.
+    /// Returns `false` when the phase's time is up.
+    async fn requests(&self, stream: &mut TcpStream) -> bool {
+        let (mut reader, writer) = stream.split();
         let mut buffer = Vec::with_capacity(self.expect.reply.len() * 2);
         for index in 0..self.requests_per_conn {
             let unsent = self.requests_per_conn - index;
-            let Some(due) = self.next_due(pace).await else {
-                if self.plan.bounded_by_count() {
-                    self.measurements.borrow_mut().requests_not_sent += unsent;
-                }
-                return false;
-            };
-            if self.given_up(due) {
-                continue;
-            }
             let sent = Instant::now();
-            if let Err(kind) = exchange(stream, &mut buffer, &self.expect).await {
+            if self.plan.expired(sent) {
+                return false;
+            }
+            let outcome = exchange(&mut reader, &writer, &mut buffer, &self.expect, 0).await;
+            if let Err(kind) = outcome {
                 self.fail(kind, unsent - 1);
                 return true;
             }
-            let done = Instant::now();
-            let scheduled = matches!(pace, Pace::Open(_));
-            self.measurements
-                .borrow_mut()
-                .record_request(due, sent, done, scheduled);
+            let times = RequestTimes::unscheduled(sent, Instant::now());
+            self.measurements.borrow_mut().record_request(&times, false);
             self.progress(1);
         }
         true
     }
 
-    /// Whether a request due at `due` is too late to send: no connection was free for it
-    /// within [`Shard::give_up_after`]. It is counted as not sent, and the connection takes the next due
-    /// time. Without this bound an open loop against a server that cannot keep up sends its
-    /// whole backlog after the schedule ends (offered 500 req/s, a server answering 50 leaves
-    /// nine seconds of backlog per second of schedule), and every request of it counts as
-    /// answered; with it, a phase ends within that bound and a reply timeout of its
-    /// schedule, and what the server could not take is counted.
-    fn given_up(&self, due: Instant) -> bool {
-        if Instant::now().saturating_duration_since(due) <= self.give_up_after {
-            return false;
-        }
-        self.measurements.borrow_mut().requests_not_sent += 1;
-        self.progress(1);
-        true
-    }
-
-    /// When the next request is due: now in closed loop (unless time is up), or when the
-    /// dispatcher says in open loop.
-    async fn next_due(&self, pace: Pace<'_>) -> Option<Instant> {
-        match pace {
-            Pace::Closed => {
-                let now = Instant::now();
-                (!self.plan.expired(now)).then_some(now)
+    /// Open loop: carries one connection's requests as the dispatch hands them out, writing
+    /// what the dispatcher did not (all of a request handed out by a worker going idle).
+    /// Returns `false` when the phase has no more turns.
+    async fn scheduled_requests(
+        &self,
+        reader: &mut OwnedReadHalf,
+        turn: &Rc<Turn<OwnedWriteHalf>>,
+    ) -> bool {
+        let mut buffer = Vec::with_capacity(self.expect.reply.len() * 2);
+        for index in 0..self.requests_per_conn {
+            let unsent = self.requests_per_conn - index;
+            let Some(handed) = self.dispatch.next_turn(turn).await else {
+                if self.plan.bounded_by_count() {
+                    self.measurements.borrow_mut().requests_not_sent += unsent;
+                }
+                return false;
+            };
+            let written = match handed.written {
+                Ok(written) => written,
+                Err(kind) => {
+                    self.fail(kind, unsent - 1);
+                    return true;
+                }
+            };
+            // Nothing written yet (left to this task, or the socket was full): it starts now.
+            let sent = if written == 0 {
+                Instant::now()
+            } else {
+                handed.sent
+            };
+            let outcome = exchange(reader, &turn.connection, &mut buffer, &self.expect, written);
+            let outcome = outcome.await;
+            if let Err(kind) = outcome {
+                self.fail(kind, unsent - 1);
+                return true;
             }
-            Pace::Open(turn) => self.dispatch.next_turn(turn).await,
+            let times = RequestTimes {
+                due: handed.due,
+                ready: handed.ready,
+                sent,
+                done: Instant::now(),
+            };
+            self.measurements.borrow_mut().record_request(&times, true);
+            self.progress(1);
         }
+        true
     }
 
     /// Connects, recording the connect time, or the failure and the requests it cancels.

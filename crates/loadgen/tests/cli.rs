@@ -50,8 +50,11 @@ fn max_lag_is_recorded_in_the_report_and_an_open_loop_summary_shows_the_lag() {
     let report = Report::from_json(&String::from_utf8_lossy(&output.stdout)).expect("json");
     assert_eq!(report.parameters.max_schedule_lag_us, 250.0);
     assert_eq!(report.schedule_lag.count, 8);
+    assert_eq!(report.client_lag.count, 8);
     let summary = String::from_utf8_lossy(&output.stderr);
     assert!(summary.contains("schedule lag"), "{summary}");
+    assert!(summary.contains("client lag"), "{summary}");
+    assert!(summary.contains("waited for conn"), "{summary}");
     assert!(summary.contains("from send"), "{summary}");
 }
 

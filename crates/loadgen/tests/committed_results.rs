@@ -54,3 +54,35 @@ fn the_committed_fidelity_markdown_is_what_its_json_renders_to() {
     assert_replayable(&results.command);
     assert_eq!(committed("loadgen-fidelity.md"), fidelity::render(&results));
 }
+
+#[test]
+fn fidelity_rows_with_a_client_lag_show_it_and_are_judged_client_bound_on_it() {
+    let json = committed("loadgen-fidelity.json");
+    let mut results: fidelity::FidelityResults = serde_json::from_str(&json).expect("results");
+    let row = results.rows.first_mut().expect("a row");
+    // A schedule lag far over the bound, all of it spent waiting for busy connections.
+    row.schedule_lag_p99_us = Some(50_000.0);
+    row.client_lag_p50_us = Some(12.0);
+    row.client_lag_p99_us = Some(345.0);
+    row.client_lag_max_us = Some(6789.0);
+    row.requests_waited_for_connection = Some(4242);
+    let page = fidelity::render(&results);
+    assert!(
+        page.contains("client lag p50 / p99 / max µs | waited |"),
+        "{page}"
+    );
+    let line = page
+        .lines()
+        .find(|line| line.contains("| 12 / 345 / 6789 | 4242 |"))
+        .unwrap_or_else(|| panic!("no row with the client lag: {page}"));
+    assert!(
+        !line.contains("**yes**"),
+        "judged on the client lag: {line}"
+    );
+    let columns = |line: &str| line.matches('|').count();
+    let header = page
+        .lines()
+        .find(|l| l.starts_with("| connections"))
+        .expect("header");
+    assert_eq!(columns(line), columns(header), "{line}");
+}

@@ -4,7 +4,9 @@ mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use loadgen::report::{Environment, HISTOGRAM_ENCODING, RunInfo, SCHEMA_VERSION, decode_histogram};
+use loadgen::report::{
+    Environment, HISTOGRAM_ENCODING, RequestTimes, RunInfo, SCHEMA_VERSION, decode_histogram,
+};
 use loadgen::{Config, FailureKind, Measurements, Report, ReportError};
 use serde_json::Value;
 use support::{Behaviour, TestServer};
@@ -41,13 +43,31 @@ fn record(measurements: &mut Measurements, latencies_us: &[u64], failures: u64) 
     measurements.failures.add(FailureKind::WrongReply, failures);
 }
 
-/// Records open-loop requests as `(lag_us, latency_from_send_us)` pairs.
+/// Records open-loop requests as `(lag_us, latency_from_send_us)` pairs, each due while a
+/// connection was idle.
 fn record_scheduled(measurements: &mut Measurements, requests: &[(u64, u64)]) {
+    let waits: Vec<_> = requests
+        .iter()
+        .map(|&(lag, from_send)| (0, lag, from_send))
+        .collect();
+    record_waiting(measurements, &waits);
+}
+
+/// Records open-loop requests as `(wait_for_connection_us, client_lag_us,
+/// latency_from_send_us)`.
+fn record_waiting(measurements: &mut Measurements, requests: &[(u64, u64, u64)]) {
     let due = Instant::now();
-    for &(lag_us, from_send_us) in requests {
-        let sent = due + Duration::from_micros(lag_us);
+    for &(wait_us, lag_us, from_send_us) in requests {
+        let ready = due + Duration::from_micros(wait_us);
+        let sent = ready + Duration::from_micros(lag_us);
         let done = sent + Duration::from_micros(from_send_us);
-        measurements.record_request(due, sent, done, true);
+        let times = RequestTimes {
+            due,
+            ready,
+            sent,
+            done,
+        };
+        measurements.record_request(&times, true);
     }
 }
 
@@ -91,6 +111,8 @@ fn the_json_has_the_documented_fields_with_units_in_their_names() {
         "latency",
         "latency_from_send",
         "schedule_lag",
+        "client_lag",
+        "requests_waited_for_connection",
         "client_bound",
         "histograms",
     ];
@@ -153,22 +175,29 @@ fn merging_two_reports_equals_one_report_over_both() {
     assert_eq!(merged.requests_failed, 3);
 }
 
-#[test]
-fn merging_adds_both_clocks_and_the_schedule_lag_exactly() {
+/// Merges the reports of two runs of open-loop requests (as [`record_waiting`] takes them),
+/// checking that the merge equals one run that recorded both.
+fn merge_scheduled(a_requests: &[(u64, u64, u64)], b_requests: &[(u64, u64, u64)]) -> Report {
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let a_requests = [(20, 100_000), (3_000, 101_000)];
-    let b_requests = [(40, 99_000), (15, 100_500), (900, 100_100)];
     let (mut a, mut b, mut both) = Default::default();
-    record_scheduled(&mut a, &a_requests);
-    record_scheduled(&mut b, &b_requests);
-    record_scheduled(&mut both, &a_requests);
-    record_scheduled(&mut both, &b_requests);
+    record_waiting(&mut a, a_requests);
+    record_waiting(&mut b, b_requests);
+    record_waiting(&mut both, a_requests);
+    record_waiting(&mut both, b_requests);
     let second = Duration::from_secs(1);
     let report_a = Report::build(info(t0, second, 1), &a).expect("builds");
     let report_b = Report::build(info(t0, second, 1), &b).expect("builds");
     let merged = report_a.merge(&report_b).expect("same target merges");
     let direct = Report::build(info(t0, second, 2), &both).expect("builds");
     assert_eq!(merged, direct);
+    merged
+}
+
+#[test]
+fn merging_adds_both_clocks_and_the_schedule_lag_exactly() {
+    let a_requests = [(0, 20, 100_000), (0, 3_000, 101_000)];
+    let b_requests = [(0, 40, 99_000), (0, 15, 100_500), (0, 900, 100_100)];
+    let merged = merge_scheduled(&a_requests, &b_requests);
     assert_eq!(merged.schedule_lag.count, 5);
     assert_eq!(merged.latency_from_send.count, 5);
     assert_eq!(
@@ -177,6 +206,50 @@ fn merging_adds_both_clocks_and_the_schedule_lag_exactly() {
     );
     let lag = decode_histogram("schedule_lag", &merged.histograms.schedule_lag_ns).expect("hex");
     assert_eq!(lag.len(), 5);
+}
+
+#[test]
+fn merging_adds_the_client_lag_and_the_waits_for_a_connection_exactly() {
+    let a_requests = [(0, 20, 100_000), (30_000, 5, 101_000)];
+    let b_requests = [(0, 2_000, 99_000), (12_000, 15, 100_500), (0, 40, 100_100)];
+    let merged = merge_scheduled(&a_requests, &b_requests);
+    assert_eq!(merged.requests_waited_for_connection, 2);
+    assert_eq!(merged.client_lag.count, 5);
+    let lag = decode_histogram("client_lag", &merged.histograms.client_lag_ns).expect("hex");
+    assert_eq!(lag.len(), 5);
+    assert_eq!(
+        lag.max(),
+        lag.highest_equivalent(2_000_000),
+        "the 2 ms client lag"
+    );
+    assert!(
+        merged.schedule_lag.max_us >= 30_000.0,
+        "{:?}",
+        merged.schedule_lag
+    );
+}
+
+#[test]
+fn a_run_that_waited_for_busy_connections_is_not_client_bound_on_that_wait() {
+    let t0 = SystemTime::UNIX_EPOCH;
+    let mut measurements = Measurements::default();
+    // Every request waited 20 ms for a connection (the server's slowness), then went out
+    // within 10 µs of the connection becoming idle.
+    record_waiting(&mut measurements, &[(20_000, 10, 100_000); 10]);
+    let report = Report::build(info(t0, Duration::from_secs(1), 1), &measurements).expect("builds");
+    assert!(
+        report.schedule_lag.p99_us >= 20_000.0,
+        "{:?}",
+        report.schedule_lag
+    );
+    assert!(report.client_lag.p99_us < 20.0, "{:?}", report.client_lag);
+    assert_eq!(report.requests_waited_for_connection, 10);
+    assert!(
+        !report.client_bound,
+        "the wait was the server's: {report:#?}"
+    );
+    let summary = loadgen::summary::render(&report);
+    assert!(!summary.contains("client-bound"), "{summary}");
 }
 
 #[test]
@@ -203,16 +276,51 @@ fn closed_loop_records_no_schedule_lag_and_is_never_client_bound() {
 }
 
 #[test]
+fn a_schema_version_2_report_is_read_and_still_judged_on_its_schedule_lag() {
+    let t0 = SystemTime::UNIX_EPOCH;
+    let mut measurements = Measurements::default();
+    record_scheduled(&mut measurements, &[(2_000, 100_000); 10]);
+    let current =
+        Report::build(info(t0, Duration::from_secs(1), 1), &measurements).expect("builds");
+    let mut json: Value = serde_json::from_str(&current.to_json()).expect("valid json");
+    json["schema_version"] = Value::from(2);
+    let object = json.as_object_mut().expect("an object");
+    for field in ["client_lag", "requests_waited_for_connection"] {
+        object.remove(field);
+    }
+    json["histograms"]
+        .as_object_mut()
+        .expect("histograms")
+        .remove("client_lag_ns");
+    let old = Report::from_json(&json.to_string()).expect("version 2 is read");
+    assert_eq!(old.schema_version, SCHEMA_VERSION);
+    assert_eq!(old.client_lag.count, 0);
+    assert!(old.client_bound, "as written");
+    let merged = old.merge(&old).expect("an upgraded report merges");
+    assert!(
+        merged.client_bound,
+        "2 ms schedule lag, no client lag recorded"
+    );
+    assert_eq!(merged.requests_ok, 20);
+}
+
+#[test]
 fn a_schema_version_1_report_is_read_and_upgraded_without_the_new_fields() {
     let server = TestServer::start(Behaviour::Echo);
     let current = report_from(&server);
     let mut json: Value = serde_json::from_str(&current.to_json()).expect("valid json");
     json["schema_version"] = Value::from(1);
     let object = json.as_object_mut().expect("an object");
-    for field in ["latency_from_send", "schedule_lag", "client_bound"] {
+    for field in [
+        "latency_from_send",
+        "schedule_lag",
+        "client_lag",
+        "requests_waited_for_connection",
+        "client_bound",
+    ] {
         object.remove(field);
     }
-    for field in ["latency_from_send_ns", "schedule_lag_ns"] {
+    for field in ["latency_from_send_ns", "schedule_lag_ns", "client_lag_ns"] {
         json["histograms"]
             .as_object_mut()
             .expect("histograms")

@@ -214,6 +214,31 @@ fn open_loop_mode_counts_late_starts_and_measures_from_the_schedule() {
     assert!(report.latency.max_us >= 190_000.0, "{:#?}", report.latency);
 }
 
+#[test]
+fn open_loop_tells_the_wait_for_a_busy_connection_from_the_clients_own_lag() {
+    let delay = Duration::from_millis(20);
+    let server = TestServer::start(Behaviour::DelayedEcho(delay));
+    let mut config = config_for(&server);
+    config.n_connections = 1;
+    config.requests_per_conn = 10;
+    config.rate = Some(1000.0); // one due every 1 ms on one connection busy for 20 ms each
+    config.max_schedule_lag = Duration::from_millis(100);
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 10);
+    assert!(report.requests_waited_for_connection >= 9, "{report:#?}");
+    assert_eq!(report.client_lag.count, 10);
+    // The tenth request, due at 9 ms, could not be sent before 9 replies of 20 ms each.
+    assert!(report.schedule_lag.max_us >= 171_000.0, "{report:#?}");
+    assert!(
+        report.client_lag.max_us < report.schedule_lag.max_us,
+        "the wait for the connection is not the client's lag: {report:#?}"
+    );
+    assert!(
+        !report.client_bound,
+        "the server kept the connection busy: {report:#?}"
+    );
+}
+
 /// An open-loop run of 20 requests at 200/s over 10 connections, each answered after 20 ms.
 fn open_loop_config(server: &TestServer, n_threads: usize) -> Config {
     let mut config = config_for(server);
@@ -232,6 +257,7 @@ fn assert_both_clocks_measured(n_threads: usize) {
     assert_eq!(report.requests_ok, 20, "{:#?}", report.failures);
     assert_counts_add_up(&report, &config);
     assert_eq!(report.schedule_lag.count, 20);
+    assert_eq!(report.client_lag.count, 20);
     assert_eq!(report.latency_from_send.count, 20);
     // Not before the delay, on either clock; the due time is never after the send.
     assert!(report.latency_from_send.min_us >= 20_000.0, "{report:#?}");

@@ -244,9 +244,16 @@ pub fn figures(report: &Report) -> LoadFigures {
 /// The one place that reads loadgen's schedule lag from its report, for every study (the
 /// capacity study's client-bound judgement, compare's lag line, issue 15).
 ///
-/// Closed-loop runs keep no schedule (loadgen reports a lag `count` of 0): not measured.
+/// It is the client's own lag (`client_lag`, schema 3): a request that waited because every
+/// connection was busy waited for the server, which is not the client's lag. Reports written
+/// before it have only `schedule_lag`, read as before. Closed-loop runs keep no schedule
+/// (loadgen reports a lag `count` of 0): not measured.
 pub fn schedule_lag(report: &Report) -> Measured<ScheduleLag> {
-    let lag = &report.schedule_lag;
+    let lag = if report.client_lag.count > 0 {
+        &report.client_lag
+    } else {
+        &report.schedule_lag
+    };
     if lag.count == 0 {
         return Err(NotMeasured::new("closed loop: loadgen keeps no schedule"));
     }
@@ -255,4 +262,53 @@ pub fn schedule_lag(report: &Report) -> Measured<ScheduleLag> {
         p99_ms: lag.p99_us / 1e3,
         max_ms: lag.max_us / 1e3,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadgen::Measurements;
+    use loadgen::report::{Environment, RequestTimes, RunInfo};
+    use std::time::{Instant, SystemTime};
+
+    /// A report of one open-loop request that waited `wait` for a connection and then went
+    /// out `client_lag` later.
+    fn report_of_one_request(wait: Duration, client_lag: Duration) -> Report {
+        let due = Instant::now();
+        let sent = due + wait + client_lag;
+        let times = RequestTimes {
+            due,
+            ready: due + wait,
+            sent,
+            done: sent + Duration::from_millis(100),
+        };
+        let mut measurements = Measurements::default();
+        measurements.record_request(&times, true);
+        let target = "127.0.0.1:9".parse().expect("address");
+        let info = RunInfo {
+            target: "127.0.0.1:9".to_owned(),
+            parameters: loadgen::Config::new(target).parameters(),
+            environment: Environment::current(20_000),
+            started_at: SystemTime::UNIX_EPOCH,
+            wall_time: Duration::from_secs(1),
+            runs_merged: 1,
+        };
+        Report::build(info, &measurements).expect("builds")
+    }
+
+    #[test]
+    fn the_lag_read_is_the_clients_own_not_the_wait_for_a_busy_connection() {
+        let report = report_of_one_request(Duration::from_millis(30), Duration::from_micros(50));
+        let lag = schedule_lag(&report).expect("open loop");
+        assert!(lag.p99_ms < 0.1, "{lag:?}");
+        assert!(report.schedule_lag.p99_us >= 30_000.0);
+    }
+
+    #[test]
+    fn a_report_without_a_client_lag_is_read_by_its_schedule_lag() {
+        let mut report = report_of_one_request(Duration::ZERO, Duration::from_millis(3));
+        report.client_lag = loadgen::Percentiles::default();
+        let lag = schedule_lag(&report).expect("open loop");
+        assert!(lag.p99_ms >= 3.0, "{lag:?}");
+    }
 }

@@ -170,6 +170,8 @@ fn loadgen_row(
     // A report of before issue 15 (schema 1) has no second clock: its lag reads as empty.
     let has_lag = report.schedule_lag.count > 0;
     let lag = |us: f64| has_lag.then_some(us);
+    // Nor, before schema 3, a client lag apart from the wait for a busy connection.
+    let has_client_lag = report.client_lag.count > 0;
     FidelityRow {
         client: client.to_owned(),
         n_connections: report.parameters.concurrency,
@@ -186,6 +188,11 @@ fn loadgen_row(
         schedule_lag_p50_us: lag(report.schedule_lag.p50_us),
         schedule_lag_p99_us: lag(report.schedule_lag.p99_us),
         schedule_lag_max_us: lag(report.schedule_lag.max_us),
+        client_lag_p50_us: has_client_lag.then_some(report.client_lag.p50_us),
+        client_lag_p99_us: has_client_lag.then_some(report.client_lag.p99_us),
+        client_lag_max_us: has_client_lag.then_some(report.client_lag.max_us),
+        requests_waited_for_connection: has_client_lag
+            .then_some(report.requests_waited_for_connection),
         client_cpu_seconds,
         requests_sent: report.requests_ok + report.requests_failed,
         server_cpu_seconds,
@@ -216,6 +223,10 @@ fn olc_row(
         schedule_lag_p50_us: Some(report.schedule_lag.p50_us),
         schedule_lag_p99_us: Some(report.schedule_lag.p99_us),
         schedule_lag_max_us: Some(report.schedule_lag.max_us),
+        client_lag_p50_us: report.client_lag.as_ref().map(|lag| lag.p50_us),
+        client_lag_p99_us: report.client_lag.as_ref().map(|lag| lag.p99_us),
+        client_lag_max_us: report.client_lag.as_ref().map(|lag| lag.max_us),
+        requests_waited_for_connection: report.requests_waited_for_connection,
         client_cpu_seconds,
         requests_sent: report.requests_sent,
         server_cpu_seconds,
@@ -261,6 +272,10 @@ struct OlcReport {
     latency: OlcPercentiles,
     latency_from_send: OlcPercentiles,
     schedule_lag: OlcPercentiles,
+    #[serde(default)]
+    client_lag: Option<OlcPercentiles>,
+    #[serde(default)]
+    requests_waited_for_connection: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,9 @@
  * start + (k * N + c) / rate), not dispatched to whichever connection is idle. Latency is
  * taken from the intended start (a connection still busy at its next due time sends it as
  * soon as the reply is in, timed from the due time) and from the actual send; percentiles
- * are exact (all samples kept and sorted).
+ * are exact (all samples kept and sorted). Its client lag is the send minus the later of the
+ * due time and the reading of the reply its connection was busy with (the wait for a busy
+ * connection is the server's, not the client's), as loadgen's is.
  *
  * usage: olc HOST PORT CONNECTIONS RATE SECONDS WARMUP_SECONDS MESSAGE
  * prints one JSON object on stdout.
@@ -35,7 +37,7 @@
 typedef struct {
     int fd;
     int busy;
-    int64_t due, sent;           /* of the request in flight, ns */
+    int64_t due, ready, sent;    /* of the request in flight, ns */
     int64_t pending[PENDING];    /* due times waiting for the reply in flight */
     int head, count;
     char buf[256];
@@ -102,7 +104,8 @@ int main(int argc, char **argv) {
 
     size_t cap = (size_t)(rate * seconds * 1.1) + 1024, ns_ = 0;
     int64_t *lat = malloc(cap * 8), *from_send = malloc(cap * 8), *lag = malloc(cap * 8);
-    uint64_t errors = 0, overflow = 0, late = 0, sent_total = 0;
+    int64_t *client_lag = malloc(cap * 8);
+    uint64_t errors = 0, overflow = 0, late = 0, sent_total = 0, waited = 0;
     double interval = 1e9 / rate;
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
@@ -118,7 +121,8 @@ int main(int argc, char **argv) {
         while (due <= t && due < end) {
             conn_t *k = &c[next % (uint64_t)n];
             if (!k->busy) {
-                k->busy = 1, k->due = due, k->sent = now_ns(), outstanding++, sent_total++;
+                k->busy = 1, k->due = k->ready = due, k->sent = now_ns(), outstanding++;
+                sent_total++;
                 if (write(k->fd, req, (size_t)len) != len) errors++;
             } else if (k->count < PENDING) {
                 k->pending[(k->head + k->count++) % PENDING] = due;
@@ -145,15 +149,17 @@ int main(int argc, char **argv) {
             if (line != len || memcmp(k->buf, rep, (size_t)len) != 0) errors++;
             else if (k->due >= measured && ns_ < cap) {
                 lat[ns_] = done - k->due, from_send[ns_] = done - k->sent;
-                lag[ns_] = k->sent - k->due;
+                lag[ns_] = k->sent - k->due, client_lag[ns_] = k->sent - k->ready;
                 if (lag[ns_] > 1000000) late++;
+                if (k->ready > k->due) waited++;
                 ns_++;
             }
             memmove(k->buf, k->buf + line, (size_t)(k->have - line));
             k->have -= line;
             outstanding--, k->busy = 0;
             if (k->count > 0) {
-                k->busy = 1, k->due = k->pending[k->head], k->sent = now_ns(), outstanding++;
+                k->busy = 1, k->due = k->pending[k->head], outstanding++;
+                k->ready = done > k->due ? done : k->due, k->sent = now_ns();
                 k->head = (k->head + 1) % PENDING, k->count--, sent_total++;
                 if (write(k->fd, req, (size_t)len) != len) errors++;
             }
@@ -165,12 +171,15 @@ int main(int argc, char **argv) {
                  (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
     printf("{\"tool\":\"olc\",\"requests_ok\":%zu,\"requests_sent\":%llu,\"errors\":%llu,"
-           "\"queue_overflows\":%llu,\"requests_started_late\":%llu,\"cpu_seconds\":%.3f,",
+           "\"queue_overflows\":%llu,\"requests_started_late\":%llu,"
+           "\"requests_waited_for_connection\":%llu,\"cpu_seconds\":%.3f,",
            ns_, (unsigned long long)sent_total, (unsigned long long)errors,
-           (unsigned long long)overflow, (unsigned long long)late, cpu);
+           (unsigned long long)overflow, (unsigned long long)late, (unsigned long long)waited,
+           cpu);
     print_dist("latency", lat, ns_, 0);
     print_dist("latency_from_send", from_send, ns_, 0);
-    print_dist("schedule_lag", lag, ns_, 1);
+    print_dist("schedule_lag", lag, ns_, 0);
+    print_dist("client_lag", client_lag, ns_, 1);
     printf("}\n");
     return errors ? 1 : 0;
 }

@@ -81,6 +81,19 @@ pub struct FidelityRow {
     pub schedule_lag_p99_us: Option<f64>,
     /// Schedule lag: largest.
     pub schedule_lag_max_us: Option<f64>,
+    /// Client lag (send − the later of due and the moment a connection was idle): median
+    /// (`None` where the client reports none: results written before it, loadgen-before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_lag_p50_us: Option<f64>,
+    /// Client lag: 99th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_lag_p99_us: Option<f64>,
+    /// Client lag: largest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_lag_max_us: Option<f64>,
+    /// Requests that waited for a busy connection after their due time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_waited_for_connection: Option<u64>,
     /// CPU (user + system) of the client process over its whole run, connects included.
     pub client_cpu_seconds: f64,
     /// Requests the client sent over its whole run (the divisor of CPU per request).
@@ -90,6 +103,12 @@ pub struct FidelityRow {
 }
 
 impl FidelityRow {
+    /// The lag a run is judged client-bound on: the client lag where it was measured, else
+    /// the schedule lag.
+    fn judged_lag_p99_us(&self) -> Option<f64> {
+        self.client_lag_p99_us.or(self.schedule_lag_p99_us)
+    }
+
     /// Client CPU per request sent, microseconds.
     pub fn cpu_us_per_request(&self) -> f64 {
         self.client_cpu_seconds * 1e6 / self.requests_sent.max(1) as f64
@@ -122,14 +141,32 @@ pub fn render(results: &FidelityResults) -> String {
         results.load_average_after,
     );
     text.push_str(CLIENTS);
-    let _ = writeln!(
-        text,
-        "Latency is from each request's intended start (ms); \"from send\" from its actual \
-         write; lag is send − due (µs). A run is client-bound when its lag p99 is over \
-         {:.0} µs. CPU is the client process's user + system time over its whole run \
-         (connects included) per request sent.\n",
-        results.max_schedule_lag_us
-    );
+    let with_client_lag = results
+        .rows
+        .iter()
+        .any(|row| row.client_lag_p99_us.is_some());
+    if with_client_lag {
+        let _ = writeln!(
+            text,
+            "Latency is from each request's intended start (ms); \"from send\" from its actual \
+             write; lag is send − due (µs); client lag is send − the later of due and the \
+             moment a connection became idle for the request (µs), and \"waited\" counts the \
+             requests due while every connection was busy (the server's slowness). A run is \
+             client-bound when its client-lag p99 is over {:.0} µs. CPU is the client \
+             process's user + system time over its whole run (connects included) per request \
+             sent.\n",
+            results.max_schedule_lag_us
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "Latency is from each request's intended start (ms); \"from send\" from its actual \
+             write; lag is send − due (µs). A run is client-bound when its lag p99 is over \
+             {:.0} µs. CPU is the client process's user + system time over its whole run \
+             (connects included) per request sent.\n",
+            results.max_schedule_lag_us
+        );
+    }
     let _ = writeln!(
         text,
         "The targets column checks loadgen's rows against issue 15: late starts ≤ {} %, \
@@ -139,13 +176,31 @@ pub fn render(results: &FidelityResults) -> String {
         TARGETS.p99_gap_us / 1000.0
     );
     text.push_str(
-        "| connections | rate req/s | client | ok | late | p50 ms | p90 ms | p99 ms | max ms | p99 from send ms | lag p50 / p99 / max µs | client CPU µs/req | server CPU s | p99 − olc p99 ms | client-bound | targets |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| connections | rate req/s | client | ok | late | p50 ms | p90 ms | p99 ms | max ms | p99 from send ms | lag p50 / p99 / max µs |",
     );
+    if with_client_lag {
+        text.push_str(" client lag p50 / p99 / max µs | waited |");
+    }
+    text.push_str(
+        " client CPU µs/req | server CPU s | p99 − olc p99 ms | client-bound | targets |\n",
+    );
+    let n_columns = if with_client_lag { 18 } else { 16 };
+    text.push('|');
+    text.push_str(&"---|".repeat(n_columns));
+    text.push('\n');
     for row in &results.rows {
-        text.push_str(&render_row(results, row));
+        text.push_str(&render_row(results, row, with_client_lag));
     }
     text
+}
+
+/// `p50 / p99 / max` in whole µs, or `–` where the client has no such clock.
+fn lag_cell(p50: Option<f64>, p99: Option<f64>, max: Option<f64>) -> String {
+    let us = |us: Option<f64>| us.map_or("–".to_owned(), |us| format!("{us:.0}"));
+    match (p50, p99) {
+        (Some(_), Some(_)) => format!("{} / {} / {}", us(p50), us(p99), us(max)),
+        _ => "–".to_owned(),
+    }
 }
 
 /// What the clients are, said once on the page.
@@ -163,18 +218,24 @@ const CLIENTS: &str = "Clients:\n\
   (connection c sends request k at start + (k·N + c)/rate), exact percentiles from all\n  \
   samples.\n\n";
 
-fn render_row(results: &FidelityResults, row: &FidelityRow) -> String {
+fn render_row(results: &FidelityResults, row: &FidelityRow, with_client_lag: bool) -> String {
     let ms = |us: f64| format!("{:.1}", us / 1000.0);
-    let opt_us = |us: Option<f64>| us.map_or("–".to_owned(), |us| format!("{us:.0}"));
-    let lag = match (row.schedule_lag_p50_us, row.schedule_lag_p99_us) {
-        (Some(_), Some(_)) => format!(
-            "{} / {} / {}",
-            opt_us(row.schedule_lag_p50_us),
-            opt_us(row.schedule_lag_p99_us),
-            opt_us(row.schedule_lag_max_us)
-        ),
-        _ => "–".to_owned(),
-    };
+    let mut lag = lag_cell(
+        row.schedule_lag_p50_us,
+        row.schedule_lag_p99_us,
+        row.schedule_lag_max_us,
+    );
+    if with_client_lag {
+        let client = lag_cell(
+            row.client_lag_p50_us,
+            row.client_lag_p99_us,
+            row.client_lag_max_us,
+        );
+        let waited = row
+            .requests_waited_for_connection
+            .map_or("–".to_owned(), |n| n.to_string());
+        let _ = write!(lag, " | {client} | {waited}");
+    }
     let olc = results.rows.iter().find(|other| {
         other.client == "olc"
             && other.n_connections == row.n_connections
@@ -184,7 +245,7 @@ fn render_row(results: &FidelityResults, row: &FidelityRow) -> String {
         .filter(|_| row.client != "olc")
         .map(|olc| row.latency_p99_us - olc.latency_p99_us);
     let versus = gap_us.map_or("–".to_owned(), |gap| format!("{:+.1}", gap / 1000.0));
-    let bound = match row.schedule_lag_p99_us {
+    let bound = match row.judged_lag_p99_us() {
         Some(p99) if p99 > results.max_schedule_lag_us => "**yes**",
         Some(_) => "no",
         None => "–",
