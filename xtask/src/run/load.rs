@@ -265,7 +265,7 @@ pub fn schedule_lag(report: &Report) -> Measured<ScheduleLag> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use loadgen::Measurements;
     use loadgen::report::{Environment, RequestTimes, RunInfo};
@@ -273,7 +273,7 @@ mod tests {
 
     /// A report of one open-loop request that waited `wait` for a connection and then went
     /// out `client_lag` later.
-    fn report_of_one_request(wait: Duration, client_lag: Duration) -> Report {
+    pub(crate) fn report_of_one_request(wait: Duration, client_lag: Duration) -> Report {
         let due = Instant::now();
         let sent = due + wait + client_lag;
         let times = RequestTimes {

@@ -11,7 +11,7 @@
 //! The report says so.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use echo_core::DelayModel;
@@ -180,7 +180,7 @@ impl Rig {
             let why = outcome.failure.unwrap_or_default();
             StepError::Failed(format!("loadgen left no report: {why}; server {tail}"))
         })?;
-        let lag = OwnLag::read(&json);
+        let lag = OwnLag::of(&report);
         let run = Run {
             load,
             report: &report,
@@ -236,37 +236,30 @@ pub fn cpu_list(cpus: &[u32]) -> String {
         .join(",")
 }
 
-/// What a loadgen report says of its own lag beyond the fields the loadgen crate's
-/// [`Report`] has: `client_lag` (its lag without the waits for a busy connection) and
-/// `requests_waited_for_connection`, read from the raw JSON so that this study judges by
-/// them as soon as loadgen reports them, and by the schedule lag until then.
+/// What a loadgen report says of its own lag: `client_lag` (its lag without the waits for a
+/// busy connection) and `requests_waited_for_connection`, both absent from reports older
+/// than schema 3, which are judged by their schedule lag instead.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OwnLag {
-    /// `client_lag.p99_us` in milliseconds, when loadgen reported a lag of its own.
+    /// The client lag's p99 in milliseconds, when loadgen reported a lag of its own.
     pub p99_ms: Option<f64>,
-    /// `requests_waited_for_connection`, when reported.
+    /// Requests due while every connection was busy, when reported.
     pub requests_waited_for_connection: Option<u64>,
 }
 
-impl OwnLag {
-    /// From loadgen's report at `json`; nothing when the file or the fields are missing.
-    pub fn read(json: &Path) -> OwnLag {
-        std::fs::read_to_string(json)
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .map_or_else(OwnLag::default, |value| OwnLag::of(&value))
-    }
+/// The first loadgen report schema with a client lag of its own.
+const CLIENT_LAG_SCHEMA: u32 = 3;
 
-    /// From a loadgen report as JSON.
-    pub fn of(report: &serde_json::Value) -> OwnLag {
-        let lag = &report["client_lag"];
-        let counted = lag["count"].as_u64().is_some_and(|n| n > 0);
+impl OwnLag {
+    /// From a loadgen report.
+    pub fn of(report: &Report) -> OwnLag {
+        if report.schema_version < CLIENT_LAG_SCHEMA {
+            return OwnLag::default();
+        }
+        let lag = &report.client_lag;
         OwnLag {
-            p99_ms: lag["p99_us"]
-                .as_f64()
-                .filter(|_| counted)
-                .map(|us| us / 1e3),
-            requests_waited_for_connection: report["requests_waited_for_connection"].as_u64(),
+            p99_ms: (lag.count > 0).then_some(lag.p99_us / 1e3),
+            requests_waited_for_connection: Some(report.requests_waited_for_connection),
         }
     }
 }
@@ -402,21 +395,18 @@ mod tests {
 
     #[test]
     fn loadgens_own_lag_is_read_when_it_reports_one_and_absent_otherwise() {
-        let newer = serde_json::json!({
-            "client_lag": {"count": 30000, "p50_us": 80.0, "p99_us": 1500.0, "max_us": 9000.0},
-            "requests_waited_for_connection": 12,
-        });
-        assert_eq!(
-            OwnLag::of(&newer),
-            OwnLag {
-                p99_ms: Some(1.5),
-                requests_waited_for_connection: Some(12),
-            }
+        let mut report = crate::run::load::tests::report_of_one_request(
+            Duration::from_millis(30),
+            Duration::from_micros(1500),
         );
-        let closed_loop = serde_json::json!({"client_lag": {"count": 0, "p99_us": 0.0}});
-        assert_eq!(OwnLag::of(&closed_loop).p99_ms, None);
-        let older = serde_json::json!({"schedule_lag": {"count": 10, "p99_us": 3.0}});
-        assert_eq!(OwnLag::of(&older), OwnLag::default());
+        let own = OwnLag::of(&report);
+        assert_eq!(own.requests_waited_for_connection, Some(1));
+        let p99 = own.p99_ms.expect("a lag of its own");
+        assert!((1.4..1.6).contains(&p99), "not the 30 ms wait: {p99}");
+        report.client_lag.count = 0;
+        assert_eq!(OwnLag::of(&report).p99_ms, None, "closed loop: no lag");
+        report.schema_version = CLIENT_LAG_SCHEMA - 1;
+        assert_eq!(OwnLag::of(&report), OwnLag::default(), "an older report");
     }
 
     #[test]
