@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use echo_core::{DelayKind, DelayModel};
+use echo_core::DelayKind;
 
 use crate::results::{Model, Summary};
 use crate::run::server::{Launch, Ready, free_port};
@@ -378,7 +378,8 @@ pub fn upgrade_legacy_models(summary: &mut Summary) {
 pub enum Recipe {
     /// A catalogue row.
     Builtin(&'static Entry),
-    /// A user's command, split on white space, with `{port}`, `{delay}`, `{delay_ms}`.
+    /// A user's command, split on white space, with `{port}`, `{delay}` (the spec) and
+    /// `{delay_ms}` (its mean).
     External {
         /// The command template.
         template: String,
@@ -500,11 +501,12 @@ impl Variant {
         }
     }
 
-    /// The command for one run at `delay`.
+    /// The command for one run at `delay`, given as its spec (`--delay spin:2ms+wait:100ms`):
+    /// every server and baseline reads the recipe grammar itself.
     ///
     /// # Errors
     /// When no free port can be found for an external server.
-    pub fn launch(&self, settings: &Settings, delay: &DelayModel) -> anyhow::Result<Launch> {
+    pub fn launch(&self, settings: &Settings, delay: &echo_core::Recipe) -> anyhow::Result<Launch> {
         let entry = match &self.recipe {
             Recipe::Builtin(entry) => entry,
             Recipe::External { template } => return external_launch(&self.name, template, delay),
@@ -543,7 +545,11 @@ impl Variant {
     }
 }
 
-fn external_launch(name: &str, template: &str, delay: &DelayModel) -> anyhow::Result<Launch> {
+fn external_launch(
+    name: &str,
+    template: &str,
+    delay: &echo_core::Recipe,
+) -> anyhow::Result<Launch> {
     let port = free_port().context("cannot find a free port on 127.0.0.1")?;
     let delay_ms = delay.mean().as_millis().to_string();
     let delay = delay.to_string();
@@ -570,6 +576,8 @@ fn external_launch(name: &str, template: &str, delay: &DelayModel) -> anyhow::Re
 mod tests {
     use std::time::Duration;
 
+    use echo_core::DelayModel;
+
     use super::*;
 
     fn settings() -> Settings {
@@ -583,8 +591,8 @@ mod tests {
         }
     }
 
-    fn ms(n: u64) -> DelayModel {
-        DelayModel::Fixed(Duration::from_millis(n))
+    fn ms(n: u64) -> echo_core::Recipe {
+        DelayModel::Fixed(Duration::from_millis(n)).into()
     }
 
     #[test]
@@ -600,6 +608,21 @@ mod tests {
             );
             assert_eq!(launch.ready, Ready::ListeningLine);
         }
+    }
+
+    #[test]
+    fn a_recipe_of_several_phases_is_given_to_every_variant_as_its_spec() {
+        let recipe: echo_core::Recipe = "spin:2ms+wait:100ms".parse().expect("a recipe");
+        for name in names() {
+            let launch = builtin(name)
+                .and_then(|v| v.launch(&settings(), &recipe))
+                .expect("catalogue variants launch");
+            let line = launch.command_line();
+            assert!(line.contains("--delay spin:2ms+wait:100ms "), "{line}");
+        }
+        let external = external("go=./echo {port} {delay} {delay_ms}").expect("valid");
+        let launch = external.launch(&settings(), &recipe).expect("launches");
+        assert_eq!(launch.args[1..], ["spin:2ms+wait:100ms", "102"]);
     }
 
     #[test]

@@ -27,8 +27,9 @@
 //!   belong to that run alone; loadgen always runs in a process of its own.
 //! - **Every server gets the same delay, delay kind and listen backlog**, the Python
 //!   baselines included, so rows differ only in their concurrency model.
-//! - **Settings are typed end to end**: a delay is an `echo_core::DelayModel` from the
-//!   command line to `summary.json`, parsed once by echo-core's parser.
+//! - **Settings are typed end to end**: a delay is an `echo_core::Recipe` from the
+//!   command line to `summary.json`, parsed once by echo-core's parser and given to every
+//!   server as its spec.
 //! - **Records name no machine's directories**: commands are written as a user types them
 //!   from the repository root (`target/release/server-mio ...`).
 

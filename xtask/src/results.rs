@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use echo_core::{DelayKind, DelayModel};
+use echo_core::{DelayKind, Recipe};
 use serde::{Deserialize, Serialize};
 
 /// Bump when a field changes meaning or disappears, so old summaries are not misread.
@@ -68,9 +68,10 @@ pub struct Params {
     /// Connections per run; more than one value makes a sweep.
     pub iterations: Vec<u64>,
     /// The delay given to every server, written as its spec (`100ms`, `uniform:50ms..150ms`,
-    /// ...); its mean makes the physical floor.
-    pub delay: DelayModel,
-    /// How servers spend the delay (`wait`, `block`, `spin`).
+    /// `spin:2ms+wait:100ms`, ...): a recipe of one phase reads as the delays of before
+    /// recipes. Its mean makes the physical floor.
+    pub delay: Recipe,
+    /// How servers spend a phase whose spec names no kind (`wait`, `block`, `spin`).
     pub delay_kind: DelayKind,
     /// Connections open at once; `None` means all of them, as in the article.
     pub concurrency: Option<u64>,

@@ -29,7 +29,7 @@ fn env() -> Environment {
 fn params(iterations: Vec<u64>) -> Params {
     Params {
         iterations,
-        delay: DelayModel::Fixed(Duration::from_millis(100)),
+        delay: DelayModel::Fixed(Duration::from_millis(100)).into(),
         delay_kind: DelayKind::Wait,
         concurrency: None,
         requests_per_conn: 1,

@@ -1,5 +1,6 @@
-//! `cargo xtask scenarios` end to end: a tiny real run (two scenarios, an honest wait and a
-//! blocking one, × mio and threaded, a one-second window) in a temporary directory, its JSON
+//! `cargo xtask scenarios` end to end: a tiny real run (three scenarios, an honest wait, a
+//! blocking one and a two-phase recipe, × mio and threaded, a one-second window) in a
+//! temporary directory, its JSON
 //! shape, paragraphs that name the winner the data gives, and the report rendering from the
 //! JSON byte for byte: every committed scenarios study's, or, until one is committed, the
 //! tiny run's.
@@ -27,7 +28,8 @@ fn args(line: &[&str]) -> ScenariosArgs {
 
 /// The tiny run's directory, made once for every test of this file. At 50 req/s a 50 ms
 /// block holds mio's one loop for every request it takes, so it can answer about 20 a
-/// second, while threaded blocks only the thread of each connection.
+/// second, while threaded blocks only the thread of each connection. The mixed scenario is
+/// a recipe of two phases, which every server is given as it is.
 fn tiny_run() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -37,7 +39,7 @@ fn tiny_run() -> &'static Path {
         let out = dir.display().to_string();
         let line = [
             "--scenarios",
-            "honest=wait:50ms,blocking=block:50ms",
+            "honest=wait:50ms,blocking=block:50ms,mixed=spin:1ms+wait:50ms",
             "--servers",
             "mio,threaded",
             "--rate",
@@ -79,7 +81,7 @@ fn the_tiny_run_writes_a_cell_per_scenario_and_server_with_its_figures() {
         .iter()
         .map(|s| s["spec"].as_str().expect("text"))
         .collect();
-    assert_eq!(specs, ["wait:50ms", "block:50ms"]);
+    assert_eq!(specs, ["wait:50ms", "block:50ms", "spin:1ms+wait:50ms"]);
     for scenario in scenarios {
         assert_eq!(scenario["connections"], 50, "at least 50: {scenario}");
         assert!(scenario["skipped"].is_null());
@@ -115,11 +117,14 @@ fn the_tiny_run_writes_a_cell_per_scenario_and_server_with_its_figures() {
                 "{cell}"
             );
             assert!(figures["failures_by_kind"].is_object(), "{cell}");
+            let command = cell["command"].as_str().expect("text");
+            assert!(command.starts_with("target/release/server-"), "{command}");
             assert!(
-                cell["command"]
-                    .as_str()
-                    .expect("text")
-                    .starts_with("target/release/server-")
+                command.contains(&format!(
+                    " --delay {} ",
+                    scenario["spec"].as_str().expect("text")
+                )),
+                "every server is given the scenario's spec as it is: {command}"
             );
         }
         assert_eq!(cells[0]["executor"], "one_loop");
@@ -128,6 +133,33 @@ fn the_tiny_run_writes_a_cell_per_scenario_and_server_with_its_figures() {
     assert!(
         tiny_run().join("runs/blocking-mio.json").is_file(),
         "loadgen's raw report is kept"
+    );
+}
+
+#[test]
+fn the_two_phase_scenario_runs_and_its_requests_take_both_phases() {
+    let json = summary_json();
+    let mixed = &json["scenarios"][2];
+    assert_eq!(mixed["name"], "mixed");
+    assert!(mixed["skipped"].is_null(), "{mixed}");
+    for cell in mixed["cells"].as_array().expect("a list") {
+        assert!(cell["failure"].is_null(), "{cell}");
+        let figures = &cell["figures"];
+        assert!(
+            figures["requests_ok"].as_u64().expect("a count") > 0,
+            "{cell}"
+        );
+        // Not before the delay: a reply comes after the spin and the wait both.
+        assert!(
+            figures["latency"]["p50_ms"].as_f64().expect("ms") >= 51.0,
+            "{cell}"
+        );
+    }
+    let text = fs::read_to_string(tiny_run().join(README_FILE)).expect("README.md written");
+    assert!(text.contains("### mixed (`spin:1ms+wait:50ms`)"), "{text}");
+    assert!(
+        text.contains("mio (mio) under `spin:1ms+wait:50ms` states its CPU per answered request"),
+        "{text}"
     );
 }
 
@@ -192,7 +224,7 @@ fn the_report_says_the_blocking_collapse_and_the_missing_targets_plainly() {
         assert!(text.contains(title), "no {title:?} in:\n{text}");
     }
     assert!(
-        text.contains("| server | model | honest | blocking |"),
+        text.contains("| server | model | honest | blocking | mixed |"),
         "{text}"
     );
     assert!(

@@ -23,7 +23,7 @@ const KEPT_UP_SHARE: f64 = 0.97;
 /// over the window, spread over the window and the delay its last replies take.
 fn keeping_up_rate(summary: &ScenariosSummary, run: &ScenarioRun) -> f64 {
     let s = &summary.settings;
-    let delay = run.scenario.mean_delay().map_or(0.0, |d| d.as_secs_f64());
+    let delay = run.scenario.mean_delay().as_secs_f64();
     s.requests_per_second * s.window_seconds / (s.window_seconds + delay)
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::builder::PossibleValuesParser;
-use echo_core::{DelayKind, DelayModel};
+use echo_core::{DelayKind, DelayModel, Recipe};
 
 use self::budget::Budget;
 use self::connections::{ConnectionPlan, MIN_CONNECTIONS, OpenFiles};
@@ -53,11 +53,12 @@ pub struct CapacityArgs {
     /// `{delay}` or `{delay_ms}`) in COMMAND. Repeatable.
     #[arg(long = "external", value_name = "NAME=COMMAND")]
     pub externals: Vec<String>,
-    /// Simulated IO delay per request (`100ms`, `fixed:100ms`, `uniform:50ms..150ms`,
-    /// `exp:100ms`).
+    /// Simulated work per request, any recipe the servers accept: `100ms`, `fixed:100ms`,
+    /// `uniform:50ms..150ms`, `exp:100ms`, or phases `KIND:DURATION` joined by `+`
+    /// (`spin:2ms+wait:100ms`).
     #[arg(long, default_value = "100ms")]
-    pub delay: DelayModel,
-    /// How servers spend the delay: wait, block or spin.
+    pub delay: Recipe,
+    /// How servers spend a phase that names no kind: wait, block or spin.
     #[arg(long, default_value = "wait")]
     pub delay_kind: DelayKind,
     /// The SLO's p99 latency limit, in multiples of the delay's mean.
@@ -241,8 +242,6 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
     let wanted = Wanted {
         servers: &args.servers,
         externals: &args.externals,
-        delay: &args.delay,
-        delay_kind: args.delay_kind,
     };
     let (selected, skipped) = wanted.select(environment.python.is_some())?;
     let budget = Budget::new(
@@ -318,7 +317,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         label: args.label.clone(),
         env: environment,
         settings: Settings {
-            delay: args.delay,
+            delay: args.delay.clone(),
             delay_kind: args.delay_kind,
             slo: plan.slo,
             search: plan.search,
@@ -380,7 +379,7 @@ fn loadgen_ceiling(rig: &Rig, variants: &[Variant]) -> (Measured<f64>, Option<St
     let load = Load {
         requests_per_second: None,
         connections: MIN_CONNECTIONS,
-        delay: DelayModel::Fixed(Duration::ZERO),
+        delay: DelayModel::Fixed(Duration::ZERO).into(),
     };
     eprint!("loadgen's ceiling against {} at zero delay: ", variant.name);
     let name = format!("loadgen-ceiling-{}", variant.name);
@@ -427,7 +426,7 @@ fn loadgen_headroom(
             .rule
             .for_rate(rate)
             .min(plan.connections.fit),
-        delay: DelayModel::Fixed(Duration::ZERO),
+        delay: DelayModel::Fixed(Duration::ZERO).into(),
     };
     eprint!(
         "loadgen's headroom: {rate:.0} req/s on {} connections against {} at zero delay: ",
@@ -467,7 +466,7 @@ fn loadgen_headroom(
 fn check_independently(
     rig: &Rig,
     olc: &Path,
-    delay: &DelayModel,
+    delay: &Recipe,
     variant: &Variant,
     server: &ServerCapacity,
 ) -> Option<results::IndependentCheck> {
@@ -504,7 +503,7 @@ fn check_independently(
 fn search_server(
     rig: &Rig,
     plan: &Plan,
-    delay: &DelayModel,
+    delay: &Recipe,
     variant: &Variant,
 ) -> anyhow::Result<Result<ServerCapacity, String>> {
     let (mut search, mut next) = Search::new(plan.search)?;
@@ -522,7 +521,7 @@ fn search_server(
         let load = Load {
             requests_per_second: Some(rate),
             connections: plan.connections.rule.for_rate(rate),
-            delay: *delay,
+            delay: delay.clone(),
         };
         eprint!(
             "{} step {}: {rate:.0} req/s on {} connections: ",
@@ -632,6 +631,14 @@ mod tests {
     }
 
     #[test]
+    fn a_recipe_of_several_phases_is_taken_and_its_slo_is_a_multiple_of_the_whole_request() {
+        let a = args(&["--delay", "spin:2ms+wait:100ms"]);
+        assert_eq!(a.delay.to_string(), "spin:2ms+wait:100ms");
+        let plan = plan(&a, 2, &limits(20_000)).expect("fits");
+        assert_eq!(plan.slo.p99_max_ms(), 153.0);
+    }
+
+    #[test]
     fn the_default_study_of_every_variant_fits_in_fifteen_minutes() {
         let a = args(&[]);
         let plan = plan(&a, 2, &limits(20_000)).expect("fits");
@@ -664,7 +671,7 @@ mod tests {
         let scratch = format!("xtask-capacity-{label}-{}", std::process::id());
         let dir = std::env::temp_dir().join(scratch);
         let variant = fake(&dir);
-        let searched = search_server(&rig(&dir), &plan_of(&[]), &DelayModel::default(), &variant);
+        let searched = search_server(&rig(&dir), &plan_of(&[]), &Recipe::default(), &variant);
         let _ = std::fs::remove_dir_all(&dir);
         searched.expect("valid settings")
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::builder::PossibleValuesParser;
-use echo_core::{DelayKind, DelayModel};
+use echo_core::{DelayKind, Recipe};
 
 use crate::aggregate::{self, RowKey};
 use crate::catalogue::{self, Settings, Variant};
@@ -28,11 +28,12 @@ pub struct CompareArgs {
     /// Connections per run (the article's "iterations"); a comma-separated list makes a sweep.
     #[arg(long, value_delimiter = ',', default_value = "10000")]
     pub iterations: Vec<u64>,
-    /// Simulated IO delay per request, any spec the servers accept (`100ms`, `fixed:100ms`,
-    /// `uniform:50ms..150ms`, `exp:100ms`).
+    /// Simulated work per request, any recipe the servers accept: `100ms`, `fixed:100ms`,
+    /// `uniform:50ms..150ms`, `exp:100ms`, or phases `KIND:DURATION` joined by `+`
+    /// (`spin:2ms+wait:100ms`).
     #[arg(long, default_value = "100ms")]
-    pub delay: DelayModel,
-    /// How servers spend the delay: wait, block or spin.
+    pub delay: Recipe,
+    /// How servers spend a phase that names no kind: wait, block or spin.
     #[arg(long, default_value = "wait")]
     pub delay_kind: DelayKind,
     /// Connections open at once (default: all of them, as in the article). Must fit the
@@ -140,8 +141,6 @@ fn select(args: &CompareArgs, has_python: bool) -> anyhow::Result<(Vec<Variant>,
     let wanted = study::Wanted {
         servers: &args.servers,
         externals: &args.externals,
-        delay: &args.delay,
-        delay_kind: args.delay_kind,
     };
     wanted.select(has_python)
 }
@@ -185,7 +184,7 @@ fn bench(
     Ok(Bench {
         variants,
         settings,
-        delay: args.delay,
+        delay: args.delay.clone(),
         load: LoadSpec {
             program: loadgen,
             iterations: 0,
@@ -233,7 +232,7 @@ fn params(args: &CompareArgs) -> Params {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     Params {
         iterations: args.iterations.clone(),
-        delay: args.delay,
+        delay: args.delay.clone(),
         delay_kind: args.delay_kind,
         concurrency: args.concurrency,
         requests_per_conn: args.requests_per_conn,
@@ -307,6 +306,7 @@ mod tests {
     use std::time::Duration;
 
     use clap::Parser;
+    use echo_core::DelayModel;
 
     use super::*;
 
@@ -384,13 +384,29 @@ mod tests {
     }
 
     #[test]
-    fn a_baseline_is_skipped_for_a_delay_it_cannot_take_but_runs_at_fixed_delays() {
-        let a = args(&["--servers", "python-asyncio", "--delay", "exp:100ms"]);
-        let (selected, skipped) = select(&a, true).expect("known names");
-        assert!(selected.is_empty());
-        assert!(skipped[0].reason.contains("not `exp:100ms`"), "{skipped:?}");
-        let a = args(&["--servers", "python-asyncio", "--delay", "fixed:100ms"]);
-        assert_eq!(select(&a, true).expect("known names").0.len(), 1);
+    fn a_baseline_runs_at_every_recipe_the_servers_take() {
+        for (delay, given) in [
+            ("fixed:100ms", "100ms"),
+            ("exp:100ms", "exp:100ms"),
+            ("uniform:50ms..150ms", "uniform:50ms..150ms"),
+            ("spin:2ms+wait:100ms", "spin:2ms+wait:100ms"),
+        ] {
+            let a = args(&["--servers", "python-asyncio", "--delay", delay]);
+            let (selected, skipped) = select(&a, true).expect("known names");
+            assert_eq!(
+                (selected.len(), skipped.len()),
+                (1, 0),
+                "{delay}: {skipped:?}"
+            );
+            let launch = selected[0]
+                .launch(&settings(&a, Path::new("/repo")), &a.delay)
+                .expect("launches");
+            assert!(
+                launch.command_line().contains(&format!("--delay {given} ")),
+                "{delay}: {}",
+                launch.command_line()
+            );
+        }
     }
 
     fn environment() -> Environment {
@@ -415,7 +431,7 @@ mod tests {
         let bench = Bench {
             variants: vec![study::fake::skipping_server(&dir)],
             settings: settings(&a, &dir),
-            delay: a.delay,
+            delay: a.delay.clone(),
             load: LoadSpec {
                 program: dir.join("loadgen-is-never-started"),
                 iterations: 0,
@@ -459,7 +475,10 @@ mod tests {
     #[test]
     fn a_fixed_delay_may_be_written_with_its_distribution() {
         let a = args(&["--delay", "fixed:100ms", "--delay-kind", "block"]);
-        assert_eq!(a.delay, DelayModel::Fixed(Duration::from_millis(100)));
+        assert_eq!(
+            a.delay,
+            Recipe::from(DelayModel::Fixed(Duration::from_millis(100)))
+        );
         assert_eq!(a.delay_kind, DelayKind::Block);
         assert_eq!(params(&a).delay.to_string(), "100ms");
     }

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use echo_core::{DelayKind, DelayModel};
+use echo_core::{DelayModel, Recipe};
 
 use crate::catalogue::{self, Settings, Variant};
 use crate::results::{ExitRecord, RunKind, RunRecord, Skipped};
@@ -42,8 +42,9 @@ pub struct Bench {
     pub variants: Vec<Variant>,
     /// What every variant is started with.
     pub settings: Settings,
-    /// The delay of measured runs (zero-delay runs get zero).
-    pub delay: DelayModel,
+    /// The delay of measured runs, a recipe of one phase or several (zero-delay runs get
+    /// zero).
+    pub delay: Recipe,
     /// The load of every run, but for its connection count.
     pub load: LoadSpec,
     /// Where each run's record is written.
@@ -104,9 +105,9 @@ impl Bench {
     pub fn run(&self, step: &Step, json: &Path) -> RunRecord {
         let variant = &self.variants[step.variant];
         let delay = if step.kind == RunKind::ZeroDelay {
-            DelayModel::Fixed(Duration::ZERO)
+            Recipe::from(DelayModel::Fixed(Duration::ZERO))
         } else {
-            self.delay
+            self.delay.clone()
         };
         let mut record = empty_record(variant, step);
         let launch = match variant.launch(&self.settings, &delay) {
@@ -222,18 +223,15 @@ fn unclean_exit(name: &str, exit: &ExitRecord, tail: &str) -> String {
     )
 }
 
-/// The servers a study was asked for: `--servers` (every default catalogue row when empty),
-/// `--external`, and the delay they will be given.
+/// The servers a study was asked for: `--servers` (every default catalogue row when empty)
+/// and `--external`. Which of them can run does not depend on the delay: every server, the
+/// Python baselines included, takes any recipe.
 #[derive(Debug, Clone, Copy)]
 pub struct Wanted<'a> {
     /// Catalogue names; empty for every row run by default.
     pub servers: &'a [String],
     /// `NAME=COMMAND` specs.
     pub externals: &'a [String],
-    /// The delay of the measured runs.
-    pub delay: &'a DelayModel,
-    /// How servers spend it.
-    pub delay_kind: DelayKind,
 }
 
 impl Wanted<'_> {
@@ -251,7 +249,7 @@ impl Wanted<'_> {
         let mut skipped = Vec::new();
         for name in names {
             let variant = catalogue::builtin(name)?;
-            match self.baseline_blocker(&variant, has_python) {
+            match Self::baseline_blocker(&variant, has_python) {
                 Some(reason) => skipped.push(Skipped {
                     server: variant.name,
                     reason,
@@ -265,8 +263,9 @@ impl Wanted<'_> {
         Ok((selected, skipped))
     }
 
-    /// Why a Python baseline cannot run with these settings, if it cannot.
-    fn baseline_blocker(&self, variant: &Variant, has_python: bool) -> Option<String> {
+    /// Why a Python baseline cannot run on this machine, if it cannot: no python3, or no
+    /// module it needs beyond the standard library.
+    fn baseline_blocker(variant: &Variant, has_python: bool) -> Option<String> {
         if !variant.is_baseline() {
             return None;
         }
@@ -281,12 +280,6 @@ impl Wanted<'_> {
                     "python3 cannot import {module} (pip install {module})"
                 ));
             }
-        }
-        if !matches!(self.delay, DelayModel::Fixed(_)) {
-            return Some(format!(
-                "the baselines only take a fixed delay, not `{}`",
-                self.delay
-            ));
         }
         None
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::builder::PossibleValuesParser;
-use echo_core::{DelayKind, DelayModel};
+use echo_core::{DelayKind, Recipe};
 
 use self::results::{Cell, Figures, SCHEMA_VERSION, ScenarioRun, ScenariosSummary, Settings};
 use self::scenario::Scenario;
@@ -92,6 +92,9 @@ pub struct ScenariosArgs {
     pub render: Option<PathBuf>,
 }
 
+/// How servers spend a phase whose spec names no kind (`--delay-kind`): the honest wait.
+const UNNAMED_KIND: DelayKind = DelayKind::Wait;
+
 /// Whether a catalogue row runs when `--servers` is not given: every project row, the
 /// article's asyncio server (the reference), and every offload variant (the fix). The other
 /// Python styles measure the same single loop again.
@@ -153,10 +156,10 @@ impl Estimate {
         let mut overloaded = Duration::ZERO;
         for (scenario, connections) in scenarios {
             let (mut held, mut waited) = (Duration::ZERO, Duration::ZERO);
-            for phase in scenario.phases()? {
-                match phase.kind {
-                    DelayKind::Wait => waited += phase.delay.mean(),
-                    DelayKind::Block | DelayKind::Spin => held += phase.delay.mean(),
+            for phase in scenario.spec.phases() {
+                match phase.kind_or(UNNAMED_KIND) {
+                    DelayKind::Wait => waited += phase.duration.mean(),
+                    DelayKind::Block | DelayKind::Spin => held += phase.duration.mean(),
                 }
             }
             let queue = (held.saturating_mul(u32::try_from(*connections).unwrap_or(u32::MAX))
@@ -239,7 +242,7 @@ pub fn plan(
     }
     let mut planned = Vec::with_capacity(scenarios.len());
     for scenario in scenarios {
-        let delay = scenario.mean_delay()?;
+        let delay = scenario.mean_delay();
         let connections = connections::plan(delay, None, Some(args.rate), limits)
             .with_context(|| format!("scenario {scenario}"))?
             .rule
@@ -270,8 +273,11 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
     plan.estimate.check(*args.time_limit)?;
     let environment = env::capture(&root);
     let has_python = environment.python.is_some();
-    let (variants, skipped) =
-        wanted(&names, &DelayModel::default(), DelayKind::Wait).select(has_python)?;
+    let wanted = Wanted {
+        servers: &names,
+        externals: &[],
+    };
+    let (variants, skipped) = wanted.select(has_python)?;
     let (bin_dir, loadgen) = study::binaries(&root, &variants, args.no_build)?;
     let out = study::output_dir(
         args.out.as_deref(),
@@ -284,7 +290,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
         settings: catalogue::Settings {
             root: root.clone(),
             bin_dir,
-            delay_kind: DelayKind::Wait,
+            delay_kind: UNNAMED_KIND,
             backlog: args.backlog,
             pool_size: args.pool_size,
             workers: environment.cores,
@@ -304,7 +310,6 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
     let mut matrix = Matrix {
         rig: &rig,
         rate: args.rate,
-        has_python,
         done: 0,
         cells: plan.estimate.cells,
     };
@@ -312,7 +317,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
         .scenarios
         .iter()
         .map(|(scenario, connections)| matrix.scenario(scenario, *connections, &variants))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect();
     let summary = ScenariosSummary {
         schema_version: SCHEMA_VERSION,
         label: args.label.clone(),
@@ -341,56 +346,27 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wanted<'a>(names: &'a [String], delay: &'a DelayModel, delay_kind: DelayKind) -> Wanted<'a> {
-    Wanted {
-        servers: names,
-        externals: &[],
-        delay,
-        delay_kind,
-    }
-}
-
 /// The cells of a study as they are measured, with the progress count.
 struct Matrix<'a> {
     rig: &'a Rig,
     rate: f64,
-    has_python: bool,
     done: u32,
     cells: u32,
 }
 
 impl Matrix<'_> {
-    /// Every server in `scenario`; a scenario today's servers cannot take is skipped with
-    /// the reason.
+    /// Every server in `scenario`, each given its recipe as `--delay SPEC`.
     fn scenario(
         &mut self,
         scenario: &Scenario,
         connections: u64,
         variants: &[Variant],
-    ) -> anyhow::Result<ScenarioRun> {
+    ) -> ScenarioRun {
         let mut run = ScenarioRun {
             scenario: scenario.clone(),
             connections,
             skipped: None,
             cells: Vec::new(),
-        };
-        let (delay, kind) = match scenario.server_delay()? {
-            Ok(given) => given,
-            Err(reason) => {
-                eprintln!("scenario {scenario}: skipped: {reason}");
-                self.done += u32::try_from(variants.len()).unwrap_or(0);
-                run.skipped = Some(reason);
-                return Ok(run);
-            }
-        };
-        let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
-        let (_, blocked) = wanted(&names, &delay, kind).select(self.has_python)?;
-        let rig = Rig {
-            settings: catalogue::Settings {
-                delay_kind: kind,
-                ..self.rig.settings.clone()
-            },
-            ..self.rig.clone()
         };
         for variant in variants {
             self.done += 1;
@@ -398,33 +374,24 @@ impl Matrix<'_> {
                 "[{}/{}] {} × {}: ",
                 self.done, self.cells, scenario.name, variant.name
             );
-            let cell = match blocked.iter().find(|s| s.server == variant.name) {
-                Some(skipped) => failed_cell(&rig, variant, &delay, skipped.reason.clone()),
-                None => {
-                    let load = Load {
-                        requests_per_second: Some(self.rate),
-                        connections,
-                        delay,
-                    };
-                    measure(
-                        &rig,
-                        variant,
-                        load,
-                        &format!("{}-{}", scenario.name, variant.name),
-                    )
-                }
+            let load = Load {
+                requests_per_second: Some(self.rate),
+                connections,
+                delay: scenario.spec.clone(),
             };
+            let name = format!("{}-{}", scenario.name, variant.name);
+            let cell = measure(self.rig, variant, load, &name);
             eprintln!("{}", progress_line(&cell));
             run.cells.push(cell);
         }
-        Ok(run)
+        run
     }
 }
 
 /// One cell: `variant` under `load`, with loadgen's measured phase read back from the report
 /// the rig keeps under `runs/<name>.json`.
 fn measure(rig: &Rig, variant: &Variant, load: Load, name: &str) -> Cell {
-    let measured = rig.measure(variant, load, name).and_then(|m| {
+    let measured = rig.measure(variant, load.clone(), name).and_then(|m| {
         let path = rig.runs_dir.join(format!("{name}.json"));
         let report = fs::read_to_string(&path)
             .map_err(|e| format!("reading {}: {e}", path.display()))
@@ -449,7 +416,7 @@ fn measure(rig: &Rig, variant: &Variant, load: Load, name: &str) -> Cell {
     }
 }
 
-fn failed_cell(rig: &Rig, variant: &Variant, delay: &DelayModel, reason: String) -> Cell {
+fn failed_cell(rig: &Rig, variant: &Variant, delay: &Recipe, reason: String) -> Cell {
     let command = variant.launch(&rig.settings, delay).map_or_else(
         |_| String::new(),
         |launch| rig.settings.for_the_record(&launch.command_line()),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use echo_core::DelayModel;
+use echo_core::Recipe;
 use serde::Deserialize;
 use server_process::{limit_descriptors, reap_within};
 
@@ -117,7 +117,7 @@ pub fn check(
     rig: &Rig,
     olc: &Path,
     variant: &Variant,
-    delay: &DelayModel,
+    delay: &Recipe,
     requests_per_second: f64,
     connections: u64,
     name: &str,
@@ -168,7 +168,7 @@ fn quoted(args: &[String]) -> String {
 fn run(
     rig: &Rig,
     variant: &Variant,
-    delay: &DelayModel,
+    delay: &Recipe,
     args: &dyn Fn(&str) -> Vec<String>,
     name: &str,
 ) -> Result<OlcReport, String> {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use echo_core::{DelayKind, DelayModel};
+use echo_core::{DelayKind, Recipe};
 use serde::{Deserialize, Serialize};
 
 use super::connections::ConnectionRule;
@@ -58,9 +58,9 @@ pub struct CapacitySummary {
 /// The settings of a study, as used (defaults filled in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
-    /// The delay every server was given.
-    pub delay: DelayModel,
-    /// How servers spent it.
+    /// The delay every server was given: its spec, a recipe of one phase or several.
+    pub delay: Recipe,
+    /// How servers spent a phase whose spec names no kind.
     pub delay_kind: DelayKind,
     /// What a step must meet.
     pub slo: Slo,
@@ -436,7 +436,7 @@ mod tests {
                 somaxconn: Some(4096),
             },
             settings: Settings {
-                delay: DelayModel::default(),
+                delay: Recipe::default(),
                 delay_kind: DelayKind::Wait,
                 slo,
                 search: SearchSettings::default(),

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use echo_core::DelayModel;
+use echo_core::Recipe;
 use loadgen::{FailureKind, Report};
 
 use super::results::{CpuPlacement, Latency, LoadgenCost, ServerCost, Step};
@@ -56,14 +56,14 @@ pub struct Rig {
 }
 
 /// What one step asks for.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Load {
     /// Open-loop rate; `None` for closed loop (as fast as replies come).
     pub requests_per_second: Option<f64>,
     /// Persistent connections.
     pub connections: u64,
-    /// The delay the server is given.
-    pub delay: DelayModel,
+    /// The delay the server is given, a recipe of one phase or several.
+    pub delay: Recipe,
 }
 
 /// A measured step and the server command that ran it, as typed from the repository root.
@@ -116,7 +116,7 @@ impl Rig {
     /// # Errors
     /// [`StepError::Skipped`] when the server says it cannot run here, otherwise
     /// [`StepError::Failed`] naming what went wrong.
-    pub fn start(&self, variant: &Variant, delay: &DelayModel) -> Result<Started, StepError> {
+    pub fn start(&self, variant: &Variant, delay: &Recipe) -> Result<Started, StepError> {
         let launch = variant
             .launch(&self.settings, delay)
             .map_err(|e| StepError::Failed(format!("{e:#}")))?
@@ -163,7 +163,7 @@ impl Rig {
             let _ = counting.enable();
         }
         let json = self.runs_dir.join(format!("{name}.json"));
-        let spec = self.spec(load);
+        let spec = self.spec(&load);
         let started = Instant::now();
         let outcome = load::run(&spec, server.addr(), &json);
         let elapsed = started.elapsed();
@@ -210,7 +210,7 @@ impl Rig {
         })
     }
 
-    fn spec(&self, load: Load) -> LoadSpec {
+    fn spec(&self, load: &Load) -> LoadSpec {
         LoadSpec {
             program: self.loadgen.clone(),
             iterations: load.connections,

@@ -66,7 +66,8 @@ pub struct ScenarioRun {
     pub scenario: Scenario,
     /// Persistent connections of each cell: 2 × rate × the spec's mean delay, at least 50.
     pub connections: u64,
-    /// Why no server ran this scenario, if none did.
+    /// Why no server ran this scenario, if none did. The study runs every scenario now that
+    /// every server takes any recipe; the field stays so that the summary's shape does.
     pub skipped: Option<String>,
     /// One cell per server, in catalogue order.
     pub cells: Vec<Cell>,

@@ -2,16 +2,15 @@
 //! given (`--delay SPEC`), and what it models; the issue's four are the defaults, and
 //! `--scenarios` chooses among them or defines others (`NAME=SPEC`).
 //!
-//! A spec is a recipe of phases joined by `+`, each `KIND:DURATION` (issue 12 part 1's
-//! grammar), read here with echo-core's own parsers for the kind and the duration. Until
-//! request recipes are merged the servers take one phase only, as `--delay D --delay-kind K`:
-//! [`Scenario::server_delay`] is the one place that translates, and goes when they land.
+//! A spec is an [`echo_core::Recipe`]: phases joined by `+`, each `KIND:DURATION` (issue 12
+//! part 1's grammar), read once when the scenario is chosen and given to every server as it
+//! is, `--delay SPEC`. A phase that names no kind is a wait, the study's `--delay-kind`.
 
 use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use echo_core::{DelayKind, DelayModel};
+use echo_core::Recipe;
 use serde::{Deserialize, Serialize};
 
 /// One scenario: how every request spends its time on every server.
@@ -19,19 +18,11 @@ use serde::{Deserialize, Serialize};
 pub struct Scenario {
     /// Its name, a column title of every table (`honest`, `blocking`, ...).
     pub name: String,
-    /// The delay spec every server is given, `KIND:DURATION` phases joined by `+`.
-    pub spec: String,
+    /// The recipe every server is given, `KIND:DURATION` phases joined by `+`; written in
+    /// `summary.json` as its spec.
+    pub spec: Recipe,
     /// What it models, in one line of the report.
     pub models: String,
-}
-
-/// One phase of a spec: how long, and how the server spends it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Phase {
-    /// Wait (a timer), block (the thread sleeps) or spin (the CPU burns).
-    pub kind: DelayKind,
-    /// How long.
-    pub delay: DelayModel,
 }
 
 /// The name of the honest-wait scenario, the one the others are compared with.
@@ -74,7 +65,9 @@ pub fn defaults() -> Vec<Scenario> {
         .iter()
         .map(|(name, spec, models)| Scenario {
             name: (*name).to_owned(),
-            spec: (*spec).to_owned(),
+            spec: spec
+                .parse()
+                .expect("the default scenarios' specs are recipes"),
             models: (*models).to_owned(),
         })
         .collect()
@@ -117,77 +110,26 @@ fn custom(name: &str, spec: &str) -> anyhow::Result<Scenario> {
     if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '|') {
         bail!("--scenarios `{name}={spec}`: want a name without spaces or `|`");
     }
-    let scenario = Scenario {
+    let recipe: Recipe = spec
+        .parse()
+        .with_context(|| format!("--scenarios `{name}={spec}`"))?;
+    Ok(Scenario {
         name: name.to_owned(),
-        spec: spec.to_owned(),
         models: defaults()
             .into_iter()
-            .find(|s| s.name == name && s.spec == spec)
+            .find(|s| s.name == name && s.spec == recipe)
             .map_or_else(
-                || format!("given on the command line as `{spec}`"),
+                || format!("given on the command line as `{recipe}`"),
                 |s| s.models,
             ),
-    };
-    scenario.phases()?;
-    Ok(scenario)
+        spec: recipe,
+    })
 }
 
 impl Scenario {
-    /// Its phases, in order.
-    ///
-    /// # Errors
-    /// When a phase is not `KIND:DURATION`; the message names the scenario and the phase.
-    pub fn phases(&self) -> anyhow::Result<Vec<Phase>> {
-        self.spec
-            .split('+')
-            .enumerate()
-            .map(|(i, text)| {
-                let at_fault = || {
-                    format!(
-                        "scenario `{}`: phase {} `{}` of `{}`",
-                        self.name,
-                        i + 1,
-                        text.trim(),
-                        self.spec
-                    )
-                };
-                let (kind, delay) = text
-                    .trim()
-                    .split_once(':')
-                    .with_context(|| format!("{}: want KIND:DURATION", at_fault()))?;
-                let kind: DelayKind = kind.parse().with_context(at_fault)?;
-                let delay: DelayModel = delay.parse().with_context(at_fault)?;
-                Ok(Phase { kind, delay })
-            })
-            .collect()
-    }
-
     /// The mean time a request spends in all its phases: the delay of Little's law.
-    ///
-    /// # Errors
-    /// As [`Scenario::phases`].
-    pub fn mean_delay(&self) -> anyhow::Result<Duration> {
-        Ok(self.phases()?.iter().map(|p| p.delay.mean()).sum())
-    }
-
-    /// How today's servers are given this scenario: `--delay D --delay-kind K`, which only
-    /// a single phase can be. The one place that translates; once request recipes (issue 12
-    /// part 1) are merged, every server takes `--delay SPEC` itself and this goes.
-    ///
-    /// # Errors
-    /// A spec of several phases, with the reason, which the study records as the
-    /// scenario's; or a spec that does not parse.
-    pub fn server_delay(&self) -> anyhow::Result<Result<(DelayModel, DelayKind), String>> {
-        let phases = self.phases()?;
-        Ok(match phases.as_slice() {
-            [one] => Ok((one.delay, one.kind)),
-            _ => Err(format!(
-                "`{}` has {} phases, and the servers take one until request recipes (issue 12 \
-                 part 1) are merged",
-                self.spec,
-                phases.len()
-            )),
-        })
+    pub fn mean_delay(&self) -> Duration {
+        self.spec.mean()
     }
 }
 
@@ -199,6 +141,8 @@ impl fmt::Display for Scenario {
 
 #[cfg(test)]
 mod tests {
+    use echo_core::{DelayKind, DelayModel, Phase};
+
     use super::*;
 
     fn ms(n: u64) -> DelayModel {
@@ -207,7 +151,7 @@ mod tests {
 
     #[test]
     fn the_defaults_are_the_issues_four_in_order() {
-        let specs: Vec<String> = defaults().into_iter().map(|s| s.spec).collect();
+        let specs: Vec<String> = defaults().into_iter().map(|s| s.spec.to_string()).collect();
         assert_eq!(
             specs,
             [
@@ -217,58 +161,50 @@ mod tests {
                 "spin:20ms"
             ]
         );
-        for scenario in defaults() {
-            assert!(scenario.phases().is_ok(), "{scenario}");
-        }
     }
 
     #[test]
     fn a_recipe_is_read_phase_by_phase_and_its_mean_is_the_sum() {
         let mixed = select(&["mixed".to_owned()]).expect("a default")[0].clone();
         assert_eq!(
-            mixed.phases().expect("parses"),
+            mixed.spec.phases(),
             [
                 Phase {
-                    kind: DelayKind::Spin,
-                    delay: ms(2)
+                    kind: Some(DelayKind::Spin),
+                    duration: ms(2)
                 },
                 Phase {
-                    kind: DelayKind::Wait,
-                    delay: ms(100)
+                    kind: Some(DelayKind::Wait),
+                    duration: ms(100)
                 }
             ]
         );
-        assert_eq!(
-            mixed.mean_delay().expect("parses"),
-            Duration::from_millis(102)
-        );
+        assert_eq!(mixed.mean_delay(), Duration::from_millis(102));
     }
 
     #[test]
-    fn a_single_phase_is_given_to_todays_servers_as_delay_and_kind() {
-        let blocking = &select(&["blocking".to_owned()]).expect("a default")[0];
-        assert_eq!(
-            blocking.server_delay().expect("parses"),
-            Ok((ms(100), DelayKind::Block))
-        );
-        let mixed = &select(&["mixed".to_owned()]).expect("a default")[0];
-        let reason = mixed.server_delay().expect("parses").expect_err("2 phases");
-        assert!(
-            reason.starts_with("`spin:2ms+wait:100ms` has 2 phases"),
-            "{reason}"
-        );
+    fn a_scenario_is_written_in_json_as_its_spec_and_read_back() {
+        let mixed = select(&["mixed".to_owned()]).expect("a default")[0].clone();
+        let json = serde_json::to_value(&mixed).expect("serializes");
+        assert_eq!(json["spec"], "spin:2ms+wait:100ms");
+        let back: Scenario = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, mixed);
     }
 
     #[test]
     fn scenarios_of_ones_own_are_named_and_a_bad_phase_is_refused_naming_it() {
         let chosen = select(&["honest".to_owned(), "quick=wait:10ms".to_owned()]).expect("valid");
-        assert_eq!(chosen[1].spec, "wait:10ms");
+        assert_eq!(chosen[1].spec.to_string(), "wait:10ms");
         assert_eq!(chosen[1].models, "given on the command line as `wait:10ms`");
-        let error = select(&["bad=spin:2ms+nap:1ms".to_owned()])
-            .expect_err("no such kind")
-            .to_string();
+        let error = format!(
+            "{:#}",
+            select(&["bad=spin:2ms+nap:1ms".to_owned()]).expect_err("no such kind")
+        );
         assert!(
-            error.starts_with("scenario `bad`: phase 2 `nap:1ms` of `spin:2ms+nap:1ms`"),
+            error.starts_with(
+                "--scenarios `bad=spin:2ms+nap:1ms`: invalid delay spec \"spin:2ms+nap:1ms\": \
+                 phase 2 \"nap:1ms\""
+            ),
             "{error}"
         );
         let error = select(&["lunch".to_owned()])
