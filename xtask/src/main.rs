@@ -23,9 +23,14 @@ enum Cmd {
     /// CPUs of their own, and what each request costs; writes
     /// benches-results/<date>-capacity/ (JSON, README.md, latency.svg) and LATEST.md.
     Capacity(xtask::study::capacity::CapacityArgs),
+    /// Soak each Rust server for --duration under a steady normal load (loadgen windows,
+    /// every reply checked) with waves of hostile clients, sampling RSS, descriptors, threads
+    /// and CPU every second; judges leaks and correctness and writes
+    /// benches-results/<date>-soak/ (JSON, README.md, an SVG per server).
+    Soak(xtask::study::soak::SoakArgs),
     /// Re-render DIR/README.md (and its chart) from DIR/summary.json, and LATEST.md.
     Report {
-        /// A comparison or capacity directory, e.g. benches-results/2026-11-25-compare-10000.
+        /// A comparison, capacity or soak directory, e.g. benches-results/2026-11-25-compare-10000.
         dir: PathBuf,
     },
 }
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Compare(args) => xtask::study::compare::run(args),
         Cmd::Capacity(args) => xtask::study::capacity::run(args),
+        Cmd::Soak(args) => xtask::study::soak::run(args),
         Cmd::Report { dir } => xtask::report::run(&dir),
     };
     match result {

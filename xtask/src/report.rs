@@ -1,6 +1,6 @@
-//! `cargo xtask report DIR`: re-renders a comparison's or a capacity study's `README.md` and
-//! chart from its `summary.json`, and the `LATEST.md` index; also the readers and writers
-//! studies use.
+//! `cargo xtask report DIR`: re-renders a comparison's, a capacity study's or a soak's
+//! `README.md` and charts from its `summary.json`, and the `LATEST.md` index; also the
+//! readers and writers studies use.
 //!
 //! Rendering is the only way reports are made, so editing a number means editing the JSON
 //! and re-rendering; `tests/reports_match_json.rs` fails when a committed report differs from
@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::export::{self, README_FILE, SUMMARY_FILE, markdown};
 use crate::results::{OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, Summary};
 use crate::study::capacity::results::{CapacitySummary, SCHEMA_VERSION as CAPACITY_SCHEMA};
+use crate::study::soak::results::{self as soak, SoakSummary};
 
 /// Name of the index beside the comparison directories.
 pub const LATEST_FILE: &str = "LATEST.md";
@@ -25,6 +26,13 @@ pub const LATEST_FILE: &str = "LATEST.md";
 /// # Errors
 /// When the summary cannot be read or parsed, or a file cannot be written.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
+    if is_soak(dir) {
+        // LATEST.md lists comparisons and capacity studies only.
+        let summary = read_soak(dir)?;
+        export::soak::write(dir, &summary, false)?;
+        eprintln!("rendered {}", dir.join(README_FILE).display());
+        return Ok(());
+    }
     if is_capacity(dir) {
         let summary = read_capacity(dir)?;
         export::write(dir, &summary, &export::CAPACITY_RENDERED)?;
@@ -55,13 +63,69 @@ pub fn write_capacity(dir: &Path, summary: &CapacitySummary) -> anyhow::Result<(
     write_latest(&parent_of(dir))
 }
 
-/// Whether `dir`'s summary is a capacity study's: it lists `servers`, where a comparison's
-/// lists `rows`.
-pub fn is_capacity(dir: &Path) -> bool {
+/// Writes a new soak: its summary, report and charts (LATEST.md lists comparisons and
+/// capacity studies only, so it is left alone).
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_soak(dir: &Path, summary: &SoakSummary) -> anyhow::Result<()> {
+    export::soak::write(dir, summary, true)
+}
+
+fn summary_value(dir: &Path) -> Option<serde_json::Value> {
     fs::read_to_string(dir.join(SUMMARY_FILE))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .is_some_and(|value| value.get("servers").is_some() && value.get("rows").is_none())
+}
+
+/// Whether `dir`'s summary is a soak's: its `kind` says so.
+pub fn is_soak(dir: &Path) -> bool {
+    summary_value(dir)
+        .is_some_and(|value| value.get("kind").and_then(|k| k.as_str()) == Some(soak::KIND))
+}
+
+/// Whether `dir`'s summary is a capacity study's: it lists `servers`, where a comparison's
+/// lists `rows`, and it is not a soak's.
+pub fn is_capacity(dir: &Path) -> bool {
+    summary_value(dir).is_some_and(|value| {
+        value.get("servers").is_some() && value.get("rows").is_none() && value.get("kind").is_none()
+    })
+}
+
+/// Reads `<dir>/summary.json` of a soak.
+///
+/// # Errors
+/// When it is missing, is not a soak's summary, or has a schema version this xtask does not
+/// read.
+pub fn read_soak(dir: &Path) -> anyhow::Result<SoakSummary> {
+    let path = dir.join(SUMMARY_FILE);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let summary: SoakSummary =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if summary.schema_version != soak::SCHEMA_VERSION {
+        bail!(
+            "{} has schema_version {}, this xtask reads soak schema {}",
+            path.display(),
+            summary.schema_version,
+            soak::SCHEMA_VERSION
+        );
+    }
+    Ok(summary)
+}
+
+/// Every soak under `results_dir`, by directory name.
+///
+/// # Errors
+/// When the directory cannot be listed or a summary there cannot be read.
+pub fn soaks(results_dir: &Path) -> anyhow::Result<Vec<(String, SoakSummary)>> {
+    let mut entries = Vec::new();
+    for (name, path) in study_dirs(results_dir)? {
+        if is_soak(&path) {
+            entries.push((name, read_soak(&path)?));
+        }
+    }
+    entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+    Ok(entries)
 }
 
 /// Reads `<dir>/summary.json` of a capacity study.
@@ -151,7 +215,7 @@ pub fn read_summary(dir: &Path) -> anyhow::Result<Summary> {
 pub fn comparisons(results_dir: &Path) -> anyhow::Result<Vec<(String, Summary)>> {
     let mut entries = Vec::new();
     for (name, path) in study_dirs(results_dir)? {
-        if !is_capacity(&path) {
+        if !is_capacity(&path) && !is_soak(&path) {
             entries.push((name, read_summary(&path)?));
         }
     }

@@ -96,7 +96,7 @@ impl Default for Settings {
             max_line_bytes: 65536,
             dribble_interval: Duration::from_millis(50),
             hold: Duration::from_secs(1),
-            never_reader_bytes: 256 * 1024,
+            never_reader_bytes: 1024 * 1024,
             patience: Duration::from_secs(10),
         }
     }

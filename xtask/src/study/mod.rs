@@ -1,5 +1,6 @@
-//! The studies, one question each: [`compare`] (the article's experiment on every variant)
-//! and [`capacity`] (the max sustainable rate at an SLO, and the cost of a request).
+//! The studies, one question each: [`compare`] (the article's experiment on every variant),
+//! [`capacity`] (the max sustainable rate at an SLO, and the cost of a request) and [`soak`]
+//! (correctness and leaks under a steady load with hostile clients mixed in).
 //!
 //! What every study needs lives here, so that the next one (scenarios, soak) is its own plan
 //! of runs and nothing more: building the binaries, finding them, the output directory, the
@@ -9,6 +10,7 @@
 
 pub mod capacity;
 pub mod compare;
+pub mod soak;
 
 use std::fs;
 use std::path::{Path, PathBuf};
