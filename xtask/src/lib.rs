@@ -6,7 +6,9 @@
 //! - [`study::capacity`]: searches each variant's max sustainable rate at an SLO, with the
 //!   server and loadgen pinned to CPUs of their own, and what each request costs, and writes
 //!   `benches-results/<date>-capacity/`;
-//! - [`report`]: re-renders a comparison's or a capacity study's report from its
+//! - [`study::soak`]: soaks each server under a steady normal load with hostile clients
+//!   mixed in, and judges leaks and correctness, writing `benches-results/<date>-soak/`;
+//! - [`report`]: re-renders a comparison's, a capacity study's or a soak's report from its
 //!   `summary.json`.
 //!
 //! Their parts, arrows pointing down: [`catalogue`] (every server variant, one row each);

@@ -533,12 +533,20 @@ impl Rig {
         let server = ServerProcess::start(&launch, START_TIMEOUT)
             .with_context(|| format!("starting {}", variant.name))?;
         let (pid, addr) = (server.pid(), server.addr());
+        // Before any load: what the normal connections add to is this.
+        let idle_fds =
+            procfs::open_descriptors(pid).context("counting the server's descriptors")?;
         let t0 = Instant::now();
         let timeline = Timeline::start(pid, self.plan.sample_interval, t0);
         let json = runs_dir.join(format!("{}.loadgen.json", variant.name));
         let spec = self.load_spec();
         for i in 0..self.plan.windows() {
-            let (window, wave) = self.window(&spec, addr, pid, t0, &json);
+            let server = Target {
+                addr,
+                pid,
+                idle_fds,
+            };
+            let (window, wave) = self.window(&spec, server, t0, &json);
             let (window, outcome) = window;
             if i == 0 {
                 soak.loadgen_command = self.settings.for_the_record(&outcome.command);
@@ -569,18 +577,19 @@ impl Rig {
     fn window(
         &self,
         spec: &LoadSpec,
-        addr: SocketAddr,
-        pid: u32,
+        server: Target,
         t0: Instant,
         json: &Path,
     ) -> ((Window, LoadOutcome), Option<(Wave, WaveReport)>) {
         let start = t0.elapsed().as_secs_f64();
         let started = Instant::now();
         std::thread::scope(|scope| {
-            let load = scope.spawn(|| load::run(spec, addr, json));
+            let load = scope.spawn(|| load::run(spec, server.addr, json));
             // The wave's place in the window is the schedule itself, not a wait for an event.
             std::thread::sleep(self.plan.wave_offset);
-            let wave = self.wave(addr, pid, t0);
+            let latest =
+                started + self.plan.window - self.plan.wave_bound() - self.plan.settle_limit;
+            let wave = self.wave(server, t0, latest, &|| !load.is_finished());
             let outcome = load.join().unwrap_or_else(|_| LoadOutcome {
                 command: String::new(),
                 report: None,
@@ -592,11 +601,41 @@ impl Rig {
         })
     }
 
-    /// One hostile wave: the server's descriptors just before, the clients all at once (the
-    /// descriptors counted meanwhile for the peak), then the settling: counted until they are
-    /// back at the baseline or the settle limit passes.
-    fn wave(&self, addr: SocketAddr, pid: u32, t0: Instant) -> Option<(Wave, WaveReport)> {
-        let baseline = procfs::open_descriptors(pid).ok()?;
+    /// One hostile wave, once the normal load's connections are all open (the server's
+    /// descriptors at least its idle count plus `--connections`; a wave that could not start
+    /// by `latest` is recorded as not run): the descriptors just before, the clients all at
+    /// once (the descriptors counted meanwhile for the peak), then the settling, counted until
+    /// they are back at the baseline or the settle limit passes. A settling seen only after
+    /// the normal load ended (`load_open` false) proves nothing and is not counted as one.
+    fn wave(
+        &self,
+        server: Target,
+        t0: Instant,
+        latest: Instant,
+        load_open: &dyn Fn() -> bool,
+    ) -> Option<(Wave, WaveReport)> {
+        let Target {
+            addr,
+            pid,
+            idle_fds,
+        } = server;
+        let steady = idle_fds + self.plan.connections;
+        let baseline = loop {
+            let fds = procfs::open_descriptors(pid).ok()?;
+            if fds >= steady {
+                break fds;
+            }
+            if Instant::now() >= latest || !load_open() {
+                let at = t0.elapsed().as_secs_f64();
+                let note = format!(
+                    "did not run: the normal load had {} of its {} connections open",
+                    fds.saturating_sub(idle_fds),
+                    self.plan.connections
+                );
+                return Some((Wave::not_run(at, fds, note), WaveReport::default()));
+            }
+            std::thread::sleep(FD_POLL);
+        };
         let start = t0.elapsed().as_secs_f64();
         let mut peak = baseline;
         let report = std::thread::scope(|scope| {
@@ -621,14 +660,20 @@ impl Rig {
         };
         let ended = Instant::now();
         let end = t0.elapsed().as_secs_f64();
-        let (settled_fds, settled_after) = loop {
+        let (settled_fds, settled_after, note) = loop {
+            let open = load_open();
             let fds = procfs::open_descriptors(pid).unwrap_or(u64::MAX);
             peak = peak.max(fds);
+            if fds <= baseline && open {
+                break (fds, Some(ended.elapsed().as_secs_f64()), None);
+            }
             if fds <= baseline {
-                break (fds, Some(ended.elapsed().as_secs_f64()));
+                let note =
+                    "was judged only after the normal load's window ended, which proves nothing";
+                break (fds, None, Some(note.to_owned()));
             }
             if ended.elapsed() >= self.plan.settle_limit {
-                break (fds, None);
+                break (fds, None, None);
             }
             std::thread::sleep(FD_POLL);
         };
@@ -641,9 +686,19 @@ impl Rig {
             settled_after_seconds: settled_after,
             clients: report.outcomes.len() as u64,
             conforming: report.outcomes.iter().filter(|o| o.conforms()).count() as u64,
+            note,
         };
         Some((wave, report))
     }
+}
+
+/// The server under soak, as a wave sees it.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    addr: SocketAddr,
+    pid: u32,
+    /// Its descriptors before any load.
+    idle_fds: u64,
 }
 
 /// A window's record from loadgen's outcome.

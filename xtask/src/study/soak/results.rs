@@ -174,6 +174,25 @@ pub struct Wave {
     pub clients: u64,
     /// Those that saw the server keep the protocol.
     pub conforming: u64,
+    /// Why the wave did not run, or why its settling does not count, when either is so.
+    pub note: Option<String>,
+}
+
+impl Wave {
+    /// A wave that could not start at `at_seconds` (with `fds` open), and why.
+    pub fn not_run(at_seconds: f64, fds: u64, note: String) -> Wave {
+        Wave {
+            start_seconds: at_seconds,
+            end_seconds: at_seconds,
+            baseline_fds: fds,
+            peak_fds: fds,
+            settled_fds: fds,
+            settled_after_seconds: None,
+            clients: 0,
+            conforming: 0,
+            note: Some(note),
+        }
+    }
 }
 
 /// What the hostile clients of one kind saw over a whole soak.
@@ -267,7 +286,9 @@ impl Verdict {
             .filter(|w| w.settled_after_seconds.is_some())
             .count() as u64;
         for (i, w) in waves.iter().enumerate() {
-            if w.settled_after_seconds.is_none() {
+            if let (None, Some(note)) = (w.settled_after_seconds, &w.note) {
+                reasons.push(format!("wave {} {note}", i + 1));
+            } else if w.settled_after_seconds.is_none() {
                 reasons.push(format!(
                     "wave {} left {} descriptors open, {} above its baseline of {}",
                     i + 1,
@@ -372,6 +393,7 @@ pub(crate) mod tests {
             settled_after_seconds: settled.then_some(0.1),
             clients: 14,
             conforming: 14,
+            note: None,
         }
     }
 
@@ -418,6 +440,22 @@ pub(crate) mod tests {
         assert_eq!(
             verdict.reasons,
             ["wave 2 left 63 descriptors open, 3 above its baseline of 60"]
+        );
+    }
+
+    #[test]
+    fn a_wave_that_did_not_run_fails_with_its_reason_and_does_not_pass_vacuously() {
+        let flat = samples(|_| 10 << 20);
+        let skipped = Wave::not_run(
+            3.0,
+            30,
+            "did not run: the normal load had 22 of its 50 connections open".to_owned(),
+        );
+        let verdict = judge(&flat, &[window(0)], &[wave(true), skipped]);
+        assert!(!verdict.passed);
+        assert_eq!(
+            verdict.reasons,
+            ["wave 2 did not run: the normal load had 22 of its 50 connections open"]
         );
     }
 
