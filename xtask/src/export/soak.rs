@@ -303,7 +303,7 @@ fn how_to_read(out: &mut String, summary: &SoakSummary) {
            no more than that, within {} s of the wave's end;\n\
          - **every hostile client saw the server keep the protocol** (the `ERR` lines of an \
            oversized line and of invalid UTF-8, a dribbler's reply, silence for an idle client, \
-           a never-reader throttled but not dropped);\n\
+           a never-reader kept, not dropped, for its hold);\n\
          - the server started, ran to the end and exited 0 after SIGTERM.\n",
         c.max_rss_growth_fraction * 100.0,
         c.end_fraction * 100.0,
