@@ -11,6 +11,10 @@
 //!   every core, and writes `benches-results/<date>-scenarios/`;
 //! - [`report`]: re-renders a comparison's, a capacity study's or a scenarios study's report
 //!   from its `summary.json`.
+//! - [`study::soak`]: soaks each server under a steady normal load with hostile clients
+//!   mixed in, and judges leaks and correctness, writing `benches-results/<date>-soak/`;
+//! - [`report`]: re-renders a comparison's, a capacity study's or a soak's report from its
+//!   `summary.json`.
 //!
 //! Their parts, arrows pointing down: [`catalogue`] (every server variant, one row each);
 //! [`study`] (one file per question, and what a study needs: build, one run); [`run`] (one

@@ -29,9 +29,14 @@ enum Cmd {
     /// a table per metric, a paragraph per scenario and issue 12's targets) and LATEST.md.
     /// With --render DIR, re-renders a written study instead.
     Scenarios(xtask::study::scenarios::ScenariosArgs),
+    /// Soak each Rust server for --duration under a steady normal load (loadgen windows,
+    /// every reply checked) with waves of hostile clients, sampling RSS, descriptors, threads
+    /// and CPU every second; judges leaks and correctness and writes
+    /// benches-results/<date>-soak/ (JSON, README.md, an SVG per server).
+    Soak(xtask::study::soak::SoakArgs),
     /// Re-render DIR/README.md (and its chart) from DIR/summary.json, and LATEST.md.
     Report {
-        /// A comparison, capacity or scenarios directory, e.g. benches-results/2026-11-25-compare-10000.
+        /// A comparison, capacity, scenarios or soak directory, e.g. benches-results/2026-11-25-compare-10000.
         dir: PathBuf,
     },
 }
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
         Cmd::Compare(args) => xtask::study::compare::run(args),
         Cmd::Capacity(args) => xtask::study::capacity::run(args),
         Cmd::Scenarios(args) => xtask::study::scenarios::run(args),
+        Cmd::Soak(args) => xtask::study::soak::run(args),
         Cmd::Report { dir } => xtask::report::run(&dir),
     };
     match result {

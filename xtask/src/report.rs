@@ -1,6 +1,6 @@
-//! `cargo xtask report DIR`: re-renders a comparison's, a capacity study's or a scenarios
-//! study's `README.md` (and chart) from its `summary.json`, and the `LATEST.md` index; also the readers and writers
-//! studies use.
+//! `cargo xtask report DIR`: re-renders a comparison's, a capacity study's, a scenarios
+//! study's or a soak's `README.md` (and charts) from its `summary.json`, and the `LATEST.md`
+//! index; also the readers and writers studies use.
 //!
 //! Rendering is the only way reports are made, so editing a number means editing the JSON
 //! and re-rendering; `tests/reports_match_json.rs` fails when a committed report differs from
@@ -17,6 +17,7 @@ use crate::export::{self, README_FILE, SUMMARY_FILE, markdown};
 use crate::results::{OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, Summary};
 use crate::study::capacity::results::{CapacitySummary, SCHEMA_VERSION as CAPACITY_SCHEMA};
 use crate::study::scenarios::results::{SCHEMA_VERSION as SCENARIOS_SCHEMA, ScenariosSummary};
+use crate::study::soak::results::{self as soak, SoakSummary};
 
 /// Name of the index beside the comparison directories.
 pub const LATEST_FILE: &str = "LATEST.md";
@@ -27,6 +28,13 @@ pub const LATEST_FILE: &str = "LATEST.md";
 /// # Errors
 /// When the summary cannot be read or parsed, or a file cannot be written.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
+    if is_soak(dir) {
+        // LATEST.md lists comparisons, capacity and scenarios studies only.
+        let summary = read_soak(dir)?;
+        export::soak::write(dir, &summary, false)?;
+        eprintln!("rendered {}", dir.join(README_FILE).display());
+        return Ok(());
+    }
     if is_scenarios(dir) {
         let summary = read_scenarios(dir)?;
         export::write(dir, &summary, &export::SCENARIOS_RENDERED)?;
@@ -118,6 +126,34 @@ fn read_study<S: DeserializeOwned>(
     Ok(summary)
 }
 
+/// Writes a new soak: its summary, report and charts (LATEST.md lists comparisons,
+/// capacity and scenarios studies only, so it is left alone).
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_soak(dir: &Path, summary: &SoakSummary) -> anyhow::Result<()> {
+    export::soak::write(dir, summary, true)
+}
+
+/// Whether `dir`'s summary is a soak's: its `kind` says so.
+pub fn is_soak(dir: &Path) -> bool {
+    fs::read_to_string(dir.join(SUMMARY_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|value| value.get("kind").and_then(|k| k.as_str()) == Some(soak::KIND))
+}
+
+/// Reads `<dir>/summary.json` of a soak.
+///
+/// # Errors
+/// When it is missing, is not a soak's summary, or has a schema version this xtask does not
+/// read.
+pub fn read_soak(dir: &Path) -> anyhow::Result<SoakSummary> {
+    read_study(dir, "soak", soak::SCHEMA_VERSION, |s: &SoakSummary| {
+        s.schema_version
+    })
+}
+
 /// Every scenarios study under `results_dir`, newest first.
 ///
 /// # Errors
@@ -147,10 +183,27 @@ fn studies<S>(
 }
 
 /// Whether `dir`'s summary is a capacity study's: it lists `servers`, where a comparison's
-/// lists `rows`.
+/// lists `rows`, and names no `kind` (a soak's does).
 pub fn is_capacity(dir: &Path) -> bool {
     let keys = summary_keys(dir);
-    keys.iter().any(|k| k == "servers") && !keys.iter().any(|k| k == "rows")
+    keys.iter().any(|k| k == "servers")
+        && !keys.iter().any(|k| k == "rows")
+        && !keys.iter().any(|k| k == "kind")
+}
+
+/// Every soak under `results_dir`, by directory name.
+///
+/// # Errors
+/// When the directory cannot be listed or a summary there cannot be read.
+pub fn soaks(results_dir: &Path) -> anyhow::Result<Vec<(String, SoakSummary)>> {
+    let mut entries = Vec::new();
+    for (name, path) in study_dirs(results_dir)? {
+        if is_soak(&path) {
+            entries.push((name, read_soak(&path)?));
+        }
+    }
+    entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+    Ok(entries)
 }
 
 /// Reads `<dir>/summary.json` of a capacity study.
@@ -221,7 +274,7 @@ pub fn read_summary(dir: &Path) -> anyhow::Result<Summary> {
 /// # Errors
 /// When the directory cannot be listed or a summary there cannot be read.
 pub fn comparisons(results_dir: &Path) -> anyhow::Result<Vec<(String, Summary)>> {
-    let is_comparison = |dir: &Path| !is_capacity(dir) && !is_scenarios(dir);
+    let is_comparison = |dir: &Path| !is_capacity(dir) && !is_scenarios(dir) && !is_soak(dir);
     studies(results_dir, is_comparison, read_summary, |s| {
         &s.env.date_utc
     })

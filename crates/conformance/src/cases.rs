@@ -779,6 +779,52 @@ fn sigterm_during_load_answers_every_request_received_and_exits_cleanly(
     Ok(())
 }
 
+/// SIGTERM with a short `--shutdown-timeout` while every client has a request under a delay
+/// far longer: the server cannot answer them in time, so each client reads
+/// `ERR server shutting down` and then the close, never a silent EOF. Each client's first line
+/// is invalid UTF-8, answered at once in the same read as the slow request: its `ERR` line is
+/// the sign that the server holds the slow request before the signal is sent.
+fn past_the_shutdown_timeout_a_request_under_way_is_told_the_server_is_shutting_down(
+    target: &Target,
+) -> io::Result<()> {
+    const CLIENTS: usize = 3;
+    let args: Vec<&str> = ["--delay", "60s", "--shutdown-timeout", "300ms"]
+        .iter()
+        .chain(target.args)
+        .copied()
+        .collect();
+    let process = ServerProcess::spawn(target.binary, &args, None)?;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let mut client = Client::connect(process.addr())?;
+        client.send(b"\xff\nslow\n")?;
+        assert_eq!(client.read_line()?, "ERR invalid utf-8");
+        clients.push(client);
+    }
+    process.signal(libc::SIGTERM)?;
+    for (i, client) in clients.iter_mut().enumerate() {
+        let rest = client
+            .read_to_close()
+            .map_err(|e| io::Error::new(e.kind(), format!("client {i}: {e}")))?;
+        assert_eq!(
+            String::from_utf8_lossy(&rest),
+            "ERR server shutting down\n",
+            "client {i}"
+        );
+    }
+    let (status, stderr) = process.wait(PATIENCE)?;
+    assert!(
+        exited_cleanly(status),
+        "exit status {status:?}, stderr:\n{stderr}"
+    );
+    let expected = format!("connections {CLIENTS}, requests 0, errors {}", 2 * CLIENTS);
+    assert!(
+        stderr.contains(&expected),
+        "no `{expected}` summary in stderr:\n{stderr}"
+    );
+    Ok(())
+}
+
 /// Waits until the server's live stats satisfy `ready` (what the test waits for happens in
 /// the server, where no signal reaches the client); fails after [`PATIENCE`], naming `what`.
 fn wait_for_stats(
@@ -986,6 +1032,7 @@ macro_rules! __each_case {
             the_binary_refuses_an_address_in_use_naming_it,
             out_of_descriptors_the_binary_keeps_serving_without_burning_cpu_and_accepts_again,
             sigterm_during_load_answers_every_request_received_and_exits_cleanly,
+            past_the_shutdown_timeout_a_request_under_way_is_told_the_server_is_shutting_down,
             shutdown_answers_every_accepted_client_including_those_still_queued,
             a_client_queued_longer_than_the_queue_timeout_is_told_the_server_is_busy,
             past_the_shutdown_timeout_queued_clients_are_told_the_server_is_shutting_down,

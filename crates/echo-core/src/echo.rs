@@ -122,6 +122,9 @@ pub struct EchoProtocol {
     eof: bool,
     /// The server is shutting down: answer what we have, then close.
     draining: bool,
+    /// When a shutting-down server stops waiting: a request still unanswered then is
+    /// answered `ERR server shutting down` instead (see [`Protocol::shutdown`]).
+    give_up_at: Option<Instant>,
     /// Input is being thrown away (raw framing after its one message, or after a line that
     /// was too long).
     discarding: bool,
@@ -156,6 +159,7 @@ impl EchoProtocol {
             last_progress: None,
             eof: false,
             draining: false,
+            give_up_at: None,
             discarding: false,
             closing: false,
             closed: false,
@@ -287,6 +291,29 @@ impl EchoProtocol {
     fn idle_deadline(&self) -> Option<Instant> {
         Some(self.last_progress? + self.idle_timeout?)
     }
+
+    /// Whether a request the connection received is still without its reply.
+    fn has_unanswered(&self) -> bool {
+        self.in_flight.is_some() || self.queue.iter().any(|r| matches!(r, Request::Message(_)))
+    }
+
+    /// The give-up instant, while there is something it would cut short.
+    fn give_up_deadline(&self) -> Option<Instant> {
+        self.give_up_at
+            .filter(|_| !self.closing && self.has_unanswered())
+    }
+
+    /// The shutdown's give-up instant has come with requests unanswered: they are dropped and
+    /// the client is told why in one `ERR` line (never silence), then the connection closes.
+    fn give_up(&mut self) {
+        self.in_flight = None;
+        self.queue.clear();
+        self.queued_bytes = 0;
+        self.partial = Vec::new();
+        self.discarding = true;
+        self.push_error(Refusal::ShuttingDown.text());
+        self.closing = true;
+    }
 }
 
 impl Protocol for EchoProtocol {
@@ -333,6 +360,10 @@ impl Protocol for EchoProtocol {
     }
 
     fn timeout(&mut self, now: Instant) {
+        if self.give_up_deadline().is_some_and(|at| now >= at) {
+            self.give_up();
+            return;
+        }
         if let Some(in_flight) = &self.in_flight {
             if now >= in_flight.ready_at {
                 if let Some(done) = self.in_flight.take() {
@@ -377,8 +408,9 @@ impl Protocol for EchoProtocol {
         self.advance(now);
     }
 
-    fn shutdown(&mut self, now: Instant) {
+    fn shutdown(&mut self, now: Instant, give_up_at: Instant) {
         self.draining = true;
+        self.give_up_at = Some(give_up_at);
         self.advance(now);
     }
 
@@ -407,9 +439,17 @@ impl Protocol for EchoProtocol {
             return None;
         }
         if let Some(in_flight) = &self.in_flight {
+            let give_up = self.give_up_deadline().unwrap_or(in_flight.ready_at);
             return Some(Timeout {
-                at: in_flight.ready_at,
+                at: in_flight.ready_at.min(give_up),
                 kind: in_flight.kind,
+            });
+        }
+        if let Some(at) = self.give_up_deadline() {
+            let idle = self.idle_deadline().unwrap_or(at);
+            return Some(Timeout {
+                at: at.min(idle),
+                kind: DelayKind::Wait,
             });
         }
         self.idle_deadline().map(|at| Timeout {

@@ -35,9 +35,11 @@
 //!    A protocol that wants to say goodbye first (an `ERR` line, the last reply after a
 //!    half-close) keeps `is_closed` false until its output has been written.
 //! 7. On server shutdown, calls [`Protocol::shutdown`]: the protocol answers every request
-//!    already received and then closes; the server bounds that with its own deadline. A
-//!    request in the middle of its recipe runs its remaining phases and is answered, unless
-//!    that deadline passes first.
+//!    already received and then closes; the server bounds that with its own deadline, and
+//!    hands the protocol an instant just before it, when what is still unanswered is told
+//!    `ERR server shutting down` (the protocol's timer fires then). A request in the middle
+//!    of its recipe runs its remaining phases and is answered, unless that instant comes
+//!    first.
 //! 8. Calls [`Protocol::connection_lost`] exactly once when the socket goes away for any
 //!    reason (closed by either side, reset, error), and no callback after it.
 //!
@@ -96,8 +98,11 @@ pub trait Protocol {
     /// `n` bytes from the front of [`Protocol::output`] were written to the socket.
     fn output_written(&mut self, n: usize, now: Instant);
 
-    /// The server is shutting down: answer what was received, then close.
-    fn shutdown(&mut self, now: Instant);
+    /// The server is shutting down: answer what was received, then close. A request still
+    /// unanswered at `give_up_at` (the server's shutdown timeout, less a moment to write the
+    /// goodbye) is not answered: the client is told `ERR server shutting down` instead, so a
+    /// client whose request the server took is never left in silence.
+    fn shutdown(&mut self, now: Instant, give_up_at: Instant);
 
     /// The socket is gone (asyncio: `connection_lost`). No callback follows.
     fn connection_lost(&mut self);

@@ -242,7 +242,7 @@ fn pipelined_input_is_bounded_while_a_request_waits() {
 fn shutdown_answers_requests_already_received_then_closes() {
     let mut sim = Sim::new(&config(100));
     sim.send(b"a\nb\n");
-    sim.conn.shutdown(sim.now);
+    sim.conn.shutdown(sim.now, sim.now + ms(1000));
     assert!(!sim.conn.is_closed());
     sim.run_until(ms(1000));
     assert_eq!(sim.text(), "A\nB\n");
@@ -252,7 +252,31 @@ fn shutdown_answers_requests_already_received_then_closes() {
 #[test]
 fn shutdown_of_an_idle_connection_closes_it_at_once() {
     let mut sim = Sim::new(&config(100));
-    sim.conn.shutdown(sim.now);
+    sim.conn.shutdown(sim.now, sim.now + ms(1000));
+    assert!(sim.conn.is_closed());
+}
+
+#[test]
+fn past_the_shutdown_give_up_instant_an_unanswered_request_is_told_the_server_is_shutting_down() {
+    let mut sim = Sim::new(&config(1000));
+    sim.send(b"answered\n");
+    sim.run_until(ms(1000));
+    sim.send(b"slow\nqueued\n");
+    sim.conn.shutdown(sim.now, sim.now + ms(200));
+    let wake = sim.conn.next_timeout().expect("the give-up instant");
+    assert_eq!(wake.at, sim.now + ms(200));
+    sim.run_until(ms(2000));
+    assert_eq!(sim.text(), "ANSWERED\nERR server shutting down\n");
+    assert!(sim.conn.is_closed());
+}
+
+#[test]
+fn a_shutdown_whose_requests_finish_before_the_give_up_instant_answers_them_all() {
+    let mut sim = Sim::new(&config(100));
+    sim.send(b"a\n");
+    sim.conn.shutdown(sim.now, sim.now + ms(500));
+    sim.run_until(ms(1000));
+    assert_eq!(sim.text(), "A\n");
     assert!(sim.conn.is_closed());
 }
 

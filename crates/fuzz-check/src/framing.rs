@@ -221,7 +221,9 @@ pub fn check(data: &[u8]) {
         }
     }
     if case.shutdown {
-        conn.protocol.shutdown(conn.now);
+        // A give-up instant past every delay of the case: all of it is answered.
+        let give_up_at = conn.now + std::time::Duration::from_secs(3600);
+        conn.protocol.shutdown(conn.now, give_up_at);
     } else {
         conn.protocol.eof_received(conn.now);
     }

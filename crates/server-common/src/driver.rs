@@ -65,7 +65,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use echo_core::{DelayKind, EchoProtocol, Protocol, Timeout};
 
@@ -168,6 +168,14 @@ pub struct Driver {
     verbose: bool,
     socket: SocketState,
     stopping: bool,
+    shutdown_timeout: Duration,
+}
+
+/// The moment a shutdown keeps before its timeout to write the `ERR server shutting down`
+/// lines (a fifth of the timeout, at most 100 ms): the protocol gives up that much earlier, so
+/// the goodbye is out before the server closes what is left.
+pub fn shutdown_goodbye(shutdown_timeout: Duration) -> Duration {
+    (shutdown_timeout / 5).min(Duration::from_millis(100))
 }
 
 impl Driver {
@@ -192,6 +200,7 @@ impl Driver {
             verbose: config.verbose,
             socket: SocketState::default(),
             stopping: false,
+            shutdown_timeout: config.shutdown_timeout,
         }
     }
 
@@ -294,11 +303,21 @@ impl Driver {
         }
     }
 
-    /// The server is stopping: the protocol answers what it has received, then closes. Only
-    /// the first call reaches the protocol.
+    /// The server is stopping, as of now: see [`Driver::shutdown_since`].
     pub fn shutdown(&mut self, now: Instant) {
+        self.shutdown_since(now, now);
+    }
+
+    /// The server began stopping at `stopped_at` (a server that tells a connection late, e.g.
+    /// one taken from a queue after the stop, passes the stop's instant): the protocol answers
+    /// what it has received, then closes; what is still unanswered when the shutdown timeout
+    /// is about to pass (less [`shutdown_goodbye`]) is told `ERR server shutting down`. Only
+    /// the first call reaches the protocol.
+    pub fn shutdown_since(&mut self, now: Instant, stopped_at: Instant) {
         if !std::mem::replace(&mut self.stopping, true) {
-            self.protocol.shutdown(now);
+            let give_up_at =
+                stopped_at + self.shutdown_timeout - shutdown_goodbye(self.shutdown_timeout);
+            self.protocol.shutdown(now, give_up_at);
         }
     }
 
@@ -566,6 +585,34 @@ mod tests {
     }
 
     #[test]
+    fn a_request_unanswered_near_the_shutdown_timeout_is_told_the_server_is_shutting_down() {
+        let t0 = Instant::now();
+        let mut settings = config(DelayKind::Block);
+        settings.shutdown_timeout = Duration::from_millis(500);
+        let mut conn = driver(&settings, &Stats::new(), t0);
+        conn.data_received(b"slow\n", t0);
+        conn.shutdown(t0);
+        let give_up_at = t0 + Duration::from_millis(400);
+        // The block delay (100 ms) ends first and is answered.
+        conn.timeout(t0 + DELAY);
+        assert_eq!(conn.output(), b"SLOW\n");
+        conn.written(5, t0 + DELAY);
+        assert_eq!(step(&mut conn, t0 + DELAY), Step::Close);
+        let mut late = driver(&settings, &Stats::new(), t0);
+        late.data_received(b"late\n", give_up_at - DELAY / 2);
+        late.shutdown_since(give_up_at - DELAY / 2, t0);
+        assert_eq!(
+            step(&mut late, give_up_at - DELAY / 2),
+            Step::Spend(Timeout {
+                at: give_up_at,
+                kind: DelayKind::Block
+            })
+        );
+        late.timeout(give_up_at);
+        assert_eq!(late.output(), b"ERR server shutting down\n");
+    }
+
+    #[test]
     fn finishing_settles_the_stats_once_and_counts_a_broken_connection() {
         let t0 = Instant::now();
         let stats = Stats::new();
@@ -659,7 +706,7 @@ mod tests {
         fn eof_received(&mut self, _: Instant) {}
         fn timeout(&mut self, _: Instant) {}
         fn output_written(&mut self, _: usize, _: Instant) {}
-        fn shutdown(&mut self, _: Instant) {}
+        fn shutdown(&mut self, _: Instant, _: Instant) {}
         fn connection_lost(&mut self) {}
         fn output(&self) -> &[u8] {
             &[]

@@ -41,7 +41,7 @@ pub use accept::{AcceptBackoff, AcceptErrorKind};
 pub use args::{OffloadArgs, ServerArgs, Variant, parse_variant_flags, start_from_flags};
 pub use config::ServerConfig;
 pub use delay::{Work, spend_on_thread};
-pub use driver::{Driver, SocketState, Step, Wait};
+pub use driver::{Driver, SocketState, Step, Wait, shutdown_goodbye};
 pub use loops::{Loop, LoopServer, LoopSettings, Loops, Stop, bind_listeners};
 pub use net::{bind_listener, bind_listener_reuse_port, raise_nofile_limit, set_nodelay};
 pub use offload::{MAX_OFFLOAD_THREADS, Offload, OffloadPool, Ticket};

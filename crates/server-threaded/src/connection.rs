@@ -45,8 +45,8 @@ fn drive(stream: &mut TcpStream, driver: &mut Driver, shared: &Shared) -> io::Re
         // the protocol to stop only once it reads no more means a request that was still in
         // the socket (a connection taken from the pool's queue after the stop) is answered,
         // not dropped unread with a reset.
-        if shared.is_stopping() && !driver.wants_read() {
-            driver.shutdown(now);
+        if let Some(stopped_at) = shared.stopped_at().filter(|_| !driver.wants_read()) {
+            driver.shutdown_since(now, stopped_at);
         }
         match driver.next_step(now)? {
             Step::Close => return Ok(()),

@@ -24,8 +24,7 @@ mod registry;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -115,12 +114,26 @@ pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<Stats>,
     pub(crate) registry: Arc<Registry>,
-    stopping: AtomicBool,
+    /// When the stop began; unset while serving.
+    stopped_at: OnceLock<Instant>,
 }
 
 impl Shared {
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        self.stopped_at.get().is_some()
+    }
+
+    /// When the stop began, once it has.
+    pub(crate) fn stopped_at(&self) -> Option<Instant> {
+        self.stopped_at.get().copied()
+    }
+
+    /// Whether a stop is so far along that a request started now would be given up (see
+    /// [`server_common::Driver::shutdown_since`]): a pool then leaves its queue to be refused.
+    pub(crate) fn is_giving_up(&self, now: Instant) -> bool {
+        let timeout = self.config.shutdown_timeout;
+        self.stopped_at()
+            .is_some_and(|at| now >= at + timeout - server_common::shutdown_goodbye(timeout))
     }
 }
 
@@ -156,7 +169,7 @@ pub fn start(config: ServerConfig, mode: Mode) -> io::Result<ThreadedServer> {
         config,
         stats: Stats::new(),
         registry: Arc::new(Registry::default()),
-        stopping: AtomicBool::new(false),
+        stopped_at: OnceLock::new(),
     });
     let pool = match mode {
         Mode::PerConnection => None,
@@ -200,7 +213,7 @@ impl Server for ThreadedServer {
             pool,
             ..
         } = *self;
-        shared.stopping.store(true, Ordering::SeqCst);
+        let _ = shared.stopped_at.set(Instant::now());
         // On Linux, shutting a listening socket wakes the thread blocked in `accept`.
         let _ = SockRef::from(&*listener).shutdown(Shutdown::Read);
         acceptor
@@ -224,10 +237,9 @@ impl Server for ThreadedServer {
 /// Returns whether all closed.
 fn drain(shared: &Shared, pool: Option<&Pool>) -> bool {
     shared.registry.shutdown_all(Direction::Read);
-    if shared
-        .registry
-        .wait_empty(Instant::now() + shared.config.shutdown_timeout)
-    {
+    if shared.registry.wait_empty(
+        shared.stopped_at().unwrap_or_else(Instant::now) + shared.config.shutdown_timeout,
+    ) {
         return true;
     }
     // Before the sockets are shut for writing, or the refusal could not be sent.

@@ -146,6 +146,11 @@ fn work(queue: &Queue, shared: &Shared) {
         let next = {
             let mut state = queue.lock();
             loop {
+                // Past the give-up instant a queued client could only be told the server is
+                // shutting down: `refuse_queued` does that, and counts it as refused.
+                if shared.is_giving_up(Instant::now()) {
+                    break None;
+                }
                 if let Some(item) = state.items.pop_front() {
                     break Some(item);
                 }

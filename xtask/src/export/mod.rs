@@ -5,7 +5,8 @@
 //! The parts: [`markdown`] (a comparison's report and its tables), [`capacity`] (a capacity
 //! study's report), [`scenarios`] (a scenarios study's report), [`latency_chart`] (its SVG), [`targets`] (the checks, their
 //! thresholds and the article's published figures, as data), [`verdict`] (the generated
-//! prose), [`figures`] (derived numbers), [`format`] (number formatting), [`chart`] (the SVG).
+//! prose), [`figures`] (derived numbers), [`format`] (number formatting), [`chart`] (the SVG),
+//! [`soak`] (a soak's report and files) and [`soak_chart`] (one server's soak over time).
 //! Nothing here knows which study made the summary.
 
 use std::fs;
@@ -24,6 +25,8 @@ pub mod format;
 pub mod latency_chart;
 pub mod markdown;
 pub mod scenarios;
+pub mod soak;
+pub mod soak_chart;
 pub mod targets;
 pub mod verdict;
 

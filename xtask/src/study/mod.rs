@@ -1,6 +1,7 @@
 //! The studies, one question each: [`compare`] (the article's experiment on every variant),
-//! [`capacity`] (the max sustainable rate at an SLO, and the cost of a request) and
-//! [`scenarios`] (each model when the wait is honest, blocking, mixed or CPU-bound).
+//! [`capacity`] (the max sustainable rate at an SLO, and the cost of a request),
+//! [`scenarios`] (each model when the wait is honest, blocking, mixed or CPU-bound) and
+//! [`soak`] (correctness and leaks under a steady load with hostile clients mixed in).
 //!
 //! What every study needs lives here, so that the next one (scenarios, soak) is its own plan
 //! of runs and nothing more: building the binaries, finding them, the output directory, the
@@ -13,6 +14,7 @@ pub mod compare;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod scenarios;
+pub mod soak;
 
 use std::fs;
 use std::path::{Path, PathBuf};
