@@ -261,7 +261,7 @@ fn shutdown_mid_recipe_runs_the_remaining_phases_then_answers_and_closes() {
     sim.send(b"draining\n");
     sim.now = sim.start + ms(2);
     sim.conn.timeout(sim.now);
-    sim.conn.shutdown(sim.now);
+    sim.conn.shutdown(sim.now, sim.now + ms(1000));
     assert!(!sim.conn.is_closed(), "the request is still owed");
     assert_eq!(next(&sim), (DelayKind::Wait, ms(12)));
     sim.run_until(ms(12));

@@ -25,7 +25,7 @@ fn server() -> Box<dyn Server> {
     let config = ServerConfig {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         protocol: Config {
-            delay: DelayModel::Fixed(Duration::from_millis(20)),
+            delay: DelayModel::Fixed(Duration::from_millis(20)).into(),
             max_line_bytes: MAX_LINE_BYTES,
             ..Config::default()
         },
