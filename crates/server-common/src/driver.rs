@@ -169,6 +169,10 @@ pub struct Driver {
     socket: SocketState,
     stopping: bool,
     shutdown_timeout: Duration,
+    /// When a stop tells what is unanswered `ERR server shutting down`: the protocol keeps
+    /// that deadline itself, but while a spend is offloaded its deadlines are the worker's,
+    /// so the driver keeps this one for it.
+    give_up_at: Option<Instant>,
 }
 
 /// The moment a shutdown keeps before its timeout to write the `ERR server shutting down`
@@ -201,6 +205,7 @@ impl Driver {
             socket: SocketState::default(),
             stopping: false,
             shutdown_timeout: config.shutdown_timeout,
+            give_up_at: None,
         }
     }
 
@@ -210,7 +215,27 @@ impl Driver {
     /// As [`next_step`].
     pub fn next_step(&mut self, now: Instant) -> io::Result<Step> {
         self.guard.record(self.protocol.stats());
-        next_step(&self.protocol, self.socket, now)
+        let step = next_step(&self.protocol, self.socket, now)?;
+        let Some(give_up_at) = self.offloaded_give_up() else {
+            return Ok(step);
+        };
+        // An offloaded spend during a stop: the stop's deadline still comes first.
+        let until = |until: Option<Instant>| Some(until.map_or(give_up_at, |u| u.min(give_up_at)));
+        Ok(match step {
+            _ if now >= give_up_at => Step::FireTimeout,
+            Step::Wait(wait) => Step::Wait(Wait {
+                until: until(wait.until),
+                ..wait
+            }),
+            Step::Write { until: at } => Step::Write { until: until(at) },
+            other => other,
+        })
+    }
+
+    /// The stop's give-up deadline while a spend is offloaded (the one deadline the worker
+    /// does not keep).
+    fn offloaded_give_up(&self) -> Option<Instant> {
+        self.give_up_at.filter(|_| self.socket.spend_offloaded)
     }
 
     /// Bytes read from the socket (never empty).
@@ -296,9 +321,14 @@ impl Driver {
     }
 
     /// A deadline passed (an early or spurious call is harmless). Ignored while a spend is
-    /// offloaded: that deadline ends with the worker's completion, not with a loop's timer.
+    /// offloaded: that deadline ends with the worker's completion, not with a loop's timer;
+    /// unless the stop's give-up deadline passed, when the spend is abandoned (its completion
+    /// will be ignored) and the protocol tells the request `ERR server shutting down`.
     pub fn timeout(&mut self, now: Instant) {
         if !self.socket.spend_offloaded {
+            self.protocol.timeout(now);
+        } else if self.offloaded_give_up().is_some_and(|at| now >= at) {
+            self.socket.spend_offloaded = false;
             self.protocol.timeout(now);
         }
     }
@@ -317,6 +347,7 @@ impl Driver {
         if !std::mem::replace(&mut self.stopping, true) {
             let give_up_at =
                 stopped_at + self.shutdown_timeout - shutdown_goodbye(self.shutdown_timeout);
+            self.give_up_at = Some(give_up_at);
             self.protocol.shutdown(now, give_up_at);
         }
     }
@@ -336,12 +367,16 @@ impl Driver {
         self.socket.write_blocked && !self.protocol.output().is_empty()
     }
 
-    /// The protocol's next deadline, for a server that keeps its own timers; none while a
-    /// spend is offloaded (the worker keeps that one).
+    /// The protocol's next deadline, for a server that keeps its own timers; while a spend
+    /// is offloaded only a stop's give-up deadline (the worker keeps the spend's own).
     pub fn next_timeout(&self) -> Option<Timeout> {
-        self.protocol
-            .next_timeout()
-            .filter(|_| !self.socket.spend_offloaded)
+        if self.socket.spend_offloaded {
+            return self.offloaded_give_up().map(|at| Timeout {
+                at,
+                kind: DelayKind::Wait,
+            });
+        }
+        self.protocol.next_timeout()
     }
 
     /// Whether the socket must close now ([`Step::Close`]).
@@ -610,6 +645,42 @@ mod tests {
         );
         late.timeout(give_up_at);
         assert_eq!(late.output(), b"ERR server shutting down\n");
+    }
+
+    #[test]
+    fn an_offloaded_spend_still_unfinished_at_the_stops_deadline_is_told_the_server_is_shutting_down()
+     {
+        let t0 = Instant::now();
+        let mut settings = config(DelayKind::Block);
+        settings.shutdown_timeout = Duration::from_millis(50);
+        let mut conn = driver(&settings, &Stats::new(), t0);
+        conn.data_received(b"slow\n", t0);
+        assert!(matches!(step(&mut conn, t0), Step::Spend(_)));
+        conn.offload();
+        conn.shutdown(t0);
+        let give_up_at = t0 + Duration::from_millis(40);
+        // The worker keeps the spend's deadline, the loop the stop's.
+        assert_eq!(
+            conn.next_timeout(),
+            Some(Timeout {
+                at: give_up_at,
+                kind: DelayKind::Wait
+            })
+        );
+        assert!(matches!(
+            step(&mut conn, t0),
+            Step::Wait(Wait {
+                until: Some(at),
+                ..
+            }) if at == give_up_at
+        ));
+        assert_eq!(step(&mut conn, give_up_at), Step::FireTimeout);
+        conn.timeout(give_up_at);
+        assert_eq!(conn.output(), b"ERR server shutting down\n");
+        assert!(!conn.is_offloaded(), "the spend is abandoned");
+        // The worker's completion, when it comes, changes nothing.
+        conn.offloaded(t0 + DELAY);
+        assert_eq!(conn.output(), b"ERR server shutting down\n");
     }
 
     #[test]
