@@ -60,7 +60,9 @@ async fn drive(
                 None => driver.spend(timeout),
                 // Boxed: the permit and join futures would otherwise grow every connection's
                 // task, offloading or not, for the whole life of the connection.
-                Some(permits) => Box::pin(spend_offloaded(permits, timeout, driver)).await?,
+                Some(permits) => {
+                    Box::pin(spend_offloaded(permits, timeout, stream, driver, stop)).await?;
+                }
             },
             Step::Wait(wait) => self::wait(stream, driver, wait, stop).await?,
         }
@@ -76,18 +78,41 @@ async fn drive(
 /// permit, holding no thread meanwhile. Bounding the runtime's blocking threads instead
 /// (`max_blocking_threads`) would do the same for this server, but hides the queue inside
 /// tokio and would bound any other blocking work of the runtime too.
+///
+/// Meanwhile this task still hears the server's stop, and a stop's give-up deadline
+/// ([`Driver::next_timeout`] while the spend is offloaded) ends the wait: the request is told
+/// `ERR server shutting down` and the spend is abandoned (its thread finishes on its own).
 async fn spend_offloaded(
     permits: &Semaphore,
     timeout: Timeout,
+    stream: &TcpStream,
     driver: &mut Driver,
+    stop: &mut watch::Receiver<bool>,
 ) -> io::Result<()> {
     // Its length is fixed before the wait for a permit, which must not shorten it.
     let work = server_common::Work::left_of(timeout, Instant::now());
-    let _permit = permits.acquire().await.map_err(io::Error::other)?;
-    tokio::task::spawn_blocking(move || work.spend())
-        .await
-        .map_err(io::Error::other)?;
-    driver.timeout(Instant::now());
+    driver.offload();
+    let spend = async {
+        let _permit = permits.acquire().await.map_err(io::Error::other)?;
+        tokio::task::spawn_blocking(move || work.spend())
+            .await
+            .map_err(io::Error::other)
+    };
+    tokio::pin!(spend);
+    while driver.is_offloaded() {
+        let give_up = driver.next_timeout().map(|t| t.at);
+        let stopping = driver.is_stopping();
+        tokio::select! {
+            done = &mut spend => {
+                done?;
+                driver.offloaded(Instant::now());
+            }
+            () = tokio::time::sleep_until(give_up.unwrap_or_else(far_future).into()), if give_up.is_some() => {
+                driver.timeout(Instant::now());
+            }
+            _ = stop.changed(), if !stopping => stop_after_reading_what_is_held(stream, driver)?,
+        }
+    }
     Ok(())
 }
 
