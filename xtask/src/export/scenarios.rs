@@ -362,8 +362,8 @@ fn how_to_read(out: &mut String, summary: &ScenariosSummary) {
          answer cost it. The share is of all {} cores over loadgen's run.\n\
          - The winner of a scenario answered the most requests; rows within {:.0} % of the \
          most count as keeping up alike, and of those the lowest p99 wins.\n\
-         - A scenario the servers cannot be given yet (several phases, before request \
-         recipes) is listed as not run, with the reason.\n",
+         - Every server is given each scenario's recipe as it is (`--delay SPEC`), each phase \
+         spent its own way (docs/PROTOCOL.md).\n",
         s.requests_per_second,
         num(s.window_seconds),
         num(s.timeout_seconds),
