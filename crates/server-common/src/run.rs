@@ -39,6 +39,28 @@ pub fn run_binary<V: Variant>(name: &'static str, about: &'static str) -> ExitCo
     }
 }
 
+/// The allocation size from which [`return_large_buffers_to_the_system`] maps memory of its
+/// own: above the requests' own buffers (a line, a 4 KiB read), below the 64 KiB a line may
+/// grow to before it is refused as too long.
+const MMAP_THRESHOLD_BYTES: libc::c_int = 16 * 1024;
+
+/// Makes every allocation of at least [`MMAP_THRESHOLD_BYTES`] a mapping of its own, given
+/// back to the system when it is freed.
+///
+/// glibc maps large allocations only until the first such mapping is freed; then it raises
+/// its threshold (up to 32 MiB) and serves them from the heap, which it can seldom shrink. A
+/// server that meets a wave of oversized lines (a 64 KiB buffer on many connections at once)
+/// then keeps that memory for good: in a 10-minute soak with hostile waves server-mio's RSS
+/// grew 30 %, and 2 % with this threshold fixed (README, Soak). Setting it also turns the
+/// raising off.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator setting; it takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+    }
+}
+
 fn run<S, F>(args: &ServerArgs, start: F) -> anyhow::Result<()>
 where
     S: Server + 'static,
@@ -46,6 +68,7 @@ where
 {
     init_logging(args.verbose);
     let config = args.to_config().context("invalid flags")?;
+    return_large_buffers_to_the_system();
     if let Err(err) = raise_nofile_limit() {
         tracing::warn!("cannot raise the open-file limit: {err}");
     }
