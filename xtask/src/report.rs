@@ -22,8 +22,9 @@ use crate::study::soak::results::{self as soak, SoakSummary};
 /// Name of the index beside the comparison directories.
 pub const LATEST_FILE: &str = "LATEST.md";
 
-/// Re-renders `dir` from its summary (a comparison's, a capacity study's or a scenarios
-/// study's, told apart by the summary itself), then the index of its parent directory.
+/// Re-renders `dir` from its summary (a comparison's, a capacity study's, a scenarios study's
+/// or a soak's, told apart by the summary itself), then the index of its parent directory
+/// (a soak's is not listed there).
 ///
 /// # Errors
 /// When the summary cannot be read or parsed, or a file cannot be written.
