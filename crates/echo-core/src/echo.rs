@@ -297,8 +297,10 @@ impl EchoProtocol {
         self.in_flight.is_some() || self.queue.iter().any(|r| matches!(r, Request::Message(_)))
     }
 
-    /// The give-up instant, while there is something it would cut short.
-    fn give_up_deadline(&self) -> Option<Instant> {
+    /// The give-up instant a stop set ([`Protocol::shutdown`]), while there is something it
+    /// would cut short: a server whose own timer stands in for the protocol's (an offloaded
+    /// spend) keeps this one deadline for it.
+    pub fn give_up_deadline(&self) -> Option<Instant> {
         self.give_up_at
             .filter(|_| !self.closing && self.has_unanswered())
     }

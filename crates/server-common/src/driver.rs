@@ -169,10 +169,6 @@ pub struct Driver {
     socket: SocketState,
     stopping: bool,
     shutdown_timeout: Duration,
-    /// When a stop tells what is unanswered `ERR server shutting down`: the protocol keeps
-    /// that deadline itself, but while a spend is offloaded its deadlines are the worker's,
-    /// so the driver keeps this one for it.
-    give_up_at: Option<Instant>,
 }
 
 /// The moment a shutdown keeps before its timeout to write the `ERR server shutting down`
@@ -205,7 +201,6 @@ impl Driver {
             socket: SocketState::default(),
             stopping: false,
             shutdown_timeout: config.shutdown_timeout,
-            give_up_at: None,
         }
     }
 
@@ -232,10 +227,12 @@ impl Driver {
         })
     }
 
-    /// The stop's give-up deadline while a spend is offloaded (the one deadline the worker
-    /// does not keep).
+    /// The stop's give-up deadline while a spend is offloaded: the one deadline of the
+    /// protocol the worker does not keep, so the loop's timer must.
     fn offloaded_give_up(&self) -> Option<Instant> {
-        self.give_up_at.filter(|_| self.socket.spend_offloaded)
+        self.protocol
+            .give_up_deadline()
+            .filter(|_| self.socket.spend_offloaded)
     }
 
     /// Bytes read from the socket (never empty).
@@ -347,7 +344,6 @@ impl Driver {
         if !std::mem::replace(&mut self.stopping, true) {
             let give_up_at =
                 stopped_at + self.shutdown_timeout - shutdown_goodbye(self.shutdown_timeout);
-            self.give_up_at = Some(give_up_at);
             self.protocol.shutdown(now, give_up_at);
         }
     }
