@@ -553,7 +553,7 @@ fn in_flight_clients(addr: SocketAddr, n: usize) -> io::Result<Vec<Client>> {
 }
 
 /// The binary prints `listening on <ip>:<port>` (with the real port for `--port 0`), serves
-/// on it, and `--help` explains every common flag.
+/// on it, and `--help` says what it is and explains every common flag.
 fn the_binary_announces_its_address_and_explains_every_flag(target: &Target) -> io::Result<()> {
     let process = ServerProcess::spawn(target.binary, target.args, None)?;
     assert!(
@@ -568,6 +568,13 @@ fn the_binary_announces_its_address_and_explains_every_flag(target: &Target) -> 
         .arg("--help")
         .output()?;
     let help = String::from_utf8_lossy(&help.stdout);
+    // The first line says what the binary is, in the user's words (not a doc comment of the
+    // code, which clap's derive puts there unless told otherwise).
+    let first = help.lines().next().unwrap_or_default();
+    assert!(
+        first.to_lowercase().contains("uppercase echo server") && !first.contains('`'),
+        "--help does not start by saying what the server is: {first:?}"
+    );
     for flag in [
         "--host",
         "--port",

@@ -2,7 +2,8 @@
 //! parser beside its variant flags (`--pool`, `--flavor`, `--loops`); and [`OffloadArgs`],
 //! the one `--offload N` flag of the event-loop servers (tokio, mio, io_uring), flattened into
 //! their variant flags. A thread-per-connection server has nothing to offload to, so it does
-//! not take the flag.
+//! not take the flag. [`LoopArgs`] is the whole variant of the servers made of loops sharing
+//! one port (mio and io_uring): `--loops` and `--offload`, one struct so the two cannot drift.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -82,6 +83,27 @@ pub struct ServerArgs {
     /// request distorts timings). `RUST_LOG` overrides the log filter.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// The variant flags of a [`crate::LoopServer`] (server-mio's and server-uring's): how many
+/// loops share the port, and the offload pool they share. Each binary wraps it in its own
+/// `VariantArgs` to say which loop it starts.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct LoopArgs {
+    /// Loops, each on its own thread (an io_uring loop with its own ring), sharing the port
+    /// through SO_REUSEPORT. 1 is asyncio's model: one thread for everything.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub loops: u16,
+
+    #[command(flatten)]
+    pub offload: OffloadArgs,
+}
+
+impl LoopArgs {
+    /// The number of loops, at least one.
+    pub fn loops(&self) -> usize {
+        usize::from(self.loops)
+    }
 }
 
 /// `--offload N`: run `block` and `spin` delays on a bounded pool of N threads, leaving the

@@ -19,7 +19,8 @@
 //!   (`--offload N`), handing spends back through a channel and the loop's waker.
 //! - [`net`]: listener binding with an explicit backlog, TCP_NODELAY, the descriptor limit.
 //! - [`args`]: [`ServerArgs`], the command-line flags every server binary accepts,
-//!   [`OffloadArgs`], the `--offload N` of the event-loop servers, and
+//!   [`OffloadArgs`], the `--offload N` of the event-loop servers, [`LoopArgs`], the
+//!   `--loops N --offload N` of the servers made of loops, and
 //!   [`Variant`], a server's own flags and how to start what they select (in a binary, or
 //!   in-process with [`start_from_flags`]).
 //! - [`run`]: [`run_binary`], the whole life of a server binary after parsing its flags.
@@ -38,7 +39,7 @@ pub mod stats;
 pub mod timers;
 
 pub use accept::{AcceptBackoff, AcceptErrorKind};
-pub use args::{OffloadArgs, ServerArgs, Variant, parse_variant_flags, start_from_flags};
+pub use args::{LoopArgs, OffloadArgs, ServerArgs, Variant, parse_variant_flags, start_from_flags};
 pub use config::ServerConfig;
 pub use delay::{Work, spend_on_thread};
 pub use driver::{Driver, SocketState, Step, Wait, shutdown_goodbye};

@@ -23,10 +23,13 @@ use crate::server::Server;
 /// the summary line to stderr and returns success. On failure prints `error: ...` naming the
 /// address or flag and returns failure; on bad flags, clap's message and exit code.
 pub fn run_binary<V: Variant>(name: &'static str, about: &'static str) -> ExitCode {
-    let command = Command::new(name)
-        .version(env!("CARGO_PKG_VERSION"))
-        .about(about);
-    let matches = V::augment_args(ServerArgs::augment_args(command)).get_matches();
+    let command = Command::new(name).version(env!("CARGO_PKG_VERSION"));
+    // `about` goes on last: each flattened `Args` struct sets the command's about to its own
+    // doc comment, so set first it was replaced by a developer's note about `VariantArgs`.
+    let matches = V::augment_args(ServerArgs::augment_args(command))
+        .about(about)
+        .long_about(None)
+        .get_matches();
     let parsed = ServerArgs::from_arg_matches(&matches)
         .and_then(|args| Ok((args, V::from_arg_matches(&matches)?)));
     let (args, variant) = parsed.unwrap_or_else(|err| err.exit());

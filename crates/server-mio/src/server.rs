@@ -16,7 +16,7 @@
 use std::io;
 
 use mio::net::TcpListener;
-use server_common::{LoopServer, OffloadArgs, OffloadPool, ServerConfig};
+use server_common::{LoopArgs, LoopServer, OffloadPool, ServerConfig};
 
 use crate::event_loop::{EventLoop, StopHandle};
 
@@ -51,23 +51,20 @@ pub fn start_offloading(
     })
 }
 
-/// The binary's variant flags, flattened into its parser beside the common ones, and read
-/// in-process by [`server_common::start_from_flags`].
+/// The binary's variant flags (`--loops`, `--offload`: server-common's [`LoopArgs`], which
+/// server-uring takes too), flattened into its parser beside the common ones, and read in-process
+/// by [`server_common::start_from_flags`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct VariantArgs {
-    /// Event loops, each on its own thread, sharing the port through SO_REUSEPORT. 1 is
-    /// asyncio's model: one thread for everything.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    pub loops: u16,
-
     #[command(flatten)]
-    pub offload: OffloadArgs,
+    /// `--loops` and `--offload`.
+    pub flags: LoopArgs,
 }
 
 impl server_common::Variant for VariantArgs {
     type Server = MioServer;
 
     fn start(&self, config: ServerConfig) -> io::Result<MioServer> {
-        start_offloading(config, usize::from(self.loops), self.offload.threads())
+        start_offloading(config, self.flags.loops(), self.flags.offload.threads())
     }
 }
