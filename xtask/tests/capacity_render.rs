@@ -364,7 +364,16 @@ fn a_confirmed_study_says_which_rates_held_over_which_window_and_marks_its_confi
     summary.servers[0].steps[last].step.window_seconds = 10.0;
     summary.servers[0].confirmed_over_seconds = Some(10.0);
     summary.servers[2].bound = Bound::Unconfirmed;
+    summary.servers[1].bound = Bound::Client;
+    summary.servers[1].max_sustainable_requests_per_second = 0.0;
+    summary.servers[1].client_bound_from_requests_per_second = Some(95.0);
+    summary.servers[1].steps[0].confirmation = true;
     let text = capacity::readme(&summary);
+    assert!(
+        line_of(&text, "| threaded | threads |")
+            .contains("| client: loadgen fell behind in every confirmation, down to 95 req/s |"),
+        "{text}"
+    );
     assert!(
         text.contains("held for a 10.0 s window (after the same warm-up)"),
         "{text}"

@@ -177,6 +177,9 @@ fn bound_cell(server: &ServerCapacity) -> String {
         (None, Some(from)) if max > 0.0 => {
             format!("client-bound above {max:.0} (loadgen fell behind at {from:.0} req/s)")
         }
+        (None, Some(from)) if server.steps.iter().any(|s| s.confirmation) => {
+            format!("client: loadgen fell behind in every confirmation, down to {from:.0} req/s")
+        }
         (None, Some(from)) => {
             format!("client: loadgen fell behind at every rate, down to {from:.0} req/s")
         }

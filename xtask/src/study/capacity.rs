@@ -579,16 +579,16 @@ fn search_with(
         let (what, suffix) = if confirmation {
             (
                 format!(
-                    "confirmation over {}",
+                    " (confirmation over {})",
                     echo_core::format_duration(plan.confirm_window)
                 ),
                 "-confirm",
             )
         } else {
-            ("step".to_owned(), "")
+            (String::new(), "")
         };
         eprint!(
-            "{} {what} {}: {rate:.0} req/s on {} connections: ",
+            "{} step {}{what}: {rate:.0} req/s on {} connections: ",
             variant.name,
             steps.len() + 1,
             load.connections
@@ -820,6 +820,32 @@ mod tests {
         assert_eq!(server.max_sustainable_requests_per_second, 0.0);
         assert_eq!(server.bound, Bound::Unconfirmed);
         assert_eq!(server.confirmed_over_seconds, None);
+    }
+
+    #[test]
+    fn a_client_that_falls_behind_in_every_confirmation_never_makes_it_the_servers_limit() {
+        let plan = plan_of(&[]);
+        let variant = catalogue::builtin("mio").expect("known");
+        let mut fake = study::fake::falling_behind(5000.0, 5000.0, plan.confirm_window);
+        let lagging = |load: Load, confirmation: bool, name: &str| {
+            let mut measured = fake(load, confirmation, name)?;
+            if confirmation {
+                measured.step.latency.p99_ms = 300.0;
+                measured.step.loadgen.lag_p99_ms = Ok(30.0);
+                measured.step.loadgen.lag_is_clients_own = true;
+            }
+            Ok(measured)
+        };
+        let server = search_with(&plan, &Recipe::default(), &variant, lagging)
+            .expect("valid settings")
+            .expect("a row");
+        assert_eq!(server.bound, Bound::Client);
+        assert_eq!(server.max_sustainable_requests_per_second, 0.0);
+        assert_eq!(server.first_broken_requests_per_second, Some(5250.0));
+        assert_eq!(
+            server.client_bound_from_requests_per_second,
+            Some(5000.0 / 1.05)
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //!    search then steps down by the precision (rate ÷ (1 + precision), so the answer stays
 //!    within the precision of the lowest rate that broke) and confirms again, at most
 //!    [`SearchSettings::confirmations`] times in all. The result is the highest *confirmed*
-//!    rate; when every confirmation broke it is none, [`End::Unconfirmed`].
+//!    rate; when every confirmation broke it is none: [`End::Unconfirmed`], or
+//!    [`End::ClientBound`] when the lowest of them was client-bound.
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
@@ -376,7 +377,13 @@ impl Search {
         if self.done.is_none() {
             let lower = rate / (1.0 + self.settings.precision);
             if self.confirmations_left == 0 || lower < self.settings.floor_requests_per_second {
-                self.conclude(End::Unconfirmed, 0.0, false);
+                // Whose the lowest failed confirmation was: the client's leaves the server's
+                // limit unknown, as a client-bound search does.
+                let end = match self.upper() {
+                    Some((_, End::ClientBound)) => End::ClientBound,
+                    _ => End::Unconfirmed,
+                };
+                self.conclude(end, 0.0, false);
             } else {
                 self.current = lower;
             }
@@ -699,6 +706,20 @@ mod tests {
                 .first_broken_requests_per_second
                 .is_some_and(|b| b > client)
         );
+    }
+
+    #[test]
+    fn when_the_client_falls_behind_in_every_confirmation_the_search_is_client_bound() {
+        let (result, _) = run_confirming(confirming(2), |rate, confirmation| {
+            if confirmation {
+                client_bound()
+            } else {
+                threshold(5000.0)(rate)
+            }
+        });
+        assert_eq!(result.end, End::ClientBound, "not the server's limit");
+        assert_eq!(result.max_sustainable_requests_per_second, 0.0);
+        assert!(!result.confirmed);
     }
 
     #[test]
