@@ -20,7 +20,8 @@ enum Cmd {
     Compare(xtask::study::compare::CompareArgs),
     /// Search each variant's max sustainable request rate at an SLO (default p99 ≤ 1.5 ×
     /// the 100 ms delay) on persistent connections, with the server and loadgen pinned to
-    /// CPUs of their own, and what each request costs; writes
+    /// CPUs of their own, each rate found confirmed over a longer window before it is
+    /// published, and what each request costs; writes
     /// benches-results/<date>-capacity/ (JSON, README.md, latency.svg) and LATEST.md.
     Capacity(xtask::study::capacity::CapacityArgs),
     /// Run every server in each scenario (honest wait, blocking driver, CPU work then a

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::export::{self, README_FILE, SUMMARY_FILE, markdown};
-use crate::results::{OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, Summary};
+use crate::results::{Kind, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, Summary};
 use crate::study::capacity::results::{CapacitySummary, SCHEMA_VERSION as CAPACITY_SCHEMA};
 use crate::study::scenarios::results::{SCHEMA_VERSION as SCENARIOS_SCHEMA, ScenariosSummary};
 use crate::study::soak::results::{self as soak, SoakSummary};
@@ -23,32 +23,58 @@ use crate::study::soak::results::{self as soak, SoakSummary};
 pub const LATEST_FILE: &str = "LATEST.md";
 
 /// Re-renders `dir` from its summary (a comparison's, a capacity study's, a scenarios study's
-/// or a soak's, told apart by the summary itself), then the index of its parent directory
-/// (a soak's is not listed there).
+/// or a soak's, by its [`kind_of`]), then the index of its parent directory (a soak's is not
+/// listed there).
 ///
 /// # Errors
 /// When the summary cannot be read or parsed, or a file cannot be written.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
-    if is_soak(dir) {
-        // LATEST.md lists comparisons, capacity and scenarios studies only.
-        let summary = read_soak(dir)?;
-        export::soak::write(dir, &summary, false)?;
-        eprintln!("rendered {}", dir.join(README_FILE).display());
-        return Ok(());
-    }
-    if is_scenarios(dir) {
-        let summary = read_scenarios(dir)?;
-        export::write(dir, &summary, &export::SCENARIOS_RENDERED)?;
-    } else if is_capacity(dir) {
-        let summary = read_capacity(dir)?;
-        export::write(dir, &summary, &export::CAPACITY_RENDERED)?;
-    } else {
-        let summary = read_summary(dir)?;
-        export::write(dir, &summary, &export::RENDERED)?;
+    match kind_of(dir) {
+        Some(Kind::Soak) => {
+            // LATEST.md lists comparisons, capacity and scenarios studies only.
+            let summary = read_soak(dir)?;
+            export::soak::write(dir, &summary, false)?;
+            eprintln!("rendered {}", dir.join(README_FILE).display());
+            return Ok(());
+        }
+        Some(Kind::Scenarios) => {
+            let summary = read_scenarios(dir)?;
+            export::write(dir, &summary, &export::SCENARIOS_RENDERED)?;
+        }
+        Some(Kind::Capacity) => {
+            let summary = read_capacity(dir)?;
+            export::write(dir, &summary, &export::CAPACITY_RENDERED)?;
+        }
+        // No readable summary: reading it as a comparison says why.
+        Some(Kind::Compare) | None => {
+            let summary = read_summary(dir)?;
+            export::write(dir, &summary, &export::RENDERED)?;
+        }
     }
     write_latest(&parent_of(dir))?;
     eprintln!("rendered {}", dir.join(README_FILE).display());
     Ok(())
+}
+
+/// Which study wrote `dir`'s summary: its `kind` field, or for a summary written before
+/// studies wrote one, what its keys say (a scenarios study lists `scenarios`, a capacity
+/// study `servers` where a comparison lists `rows`). `None` when there is no readable
+/// summary, or its `kind` is one this xtask does not know.
+pub fn kind_of(dir: &Path) -> Option<Kind> {
+    let text = fs::read_to_string(dir.join(SUMMARY_FILE)).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let summary = value.as_object()?;
+    if let Some(kind) = summary.get("kind") {
+        return serde_json::from_value(kind.clone()).ok();
+    }
+    let has = |key: &str| summary.contains_key(key);
+    Some(if has("scenarios") {
+        Kind::Scenarios
+    } else if has("servers") && !has("rows") {
+        Kind::Capacity
+    } else {
+        Kind::Compare
+    })
 }
 
 /// Writes a new comparison: its summary, report, chart, and the refreshed index.
@@ -78,18 +104,9 @@ pub fn write_scenarios(dir: &Path, summary: &ScenariosSummary) -> anyhow::Result
     write_latest(&parent_of(dir))
 }
 
-/// The top-level keys of `dir`'s summary, or none when it has no readable one.
-fn summary_keys(dir: &Path) -> Vec<String> {
-    fs::read_to_string(dir.join(SUMMARY_FILE))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|value| value.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default()
-}
-
-/// Whether `dir`'s summary is a scenarios study's: it lists `scenarios`.
+/// Whether `dir`'s summary is a scenarios study's.
 pub fn is_scenarios(dir: &Path) -> bool {
-    summary_keys(dir).iter().any(|k| k == "scenarios")
+    kind_of(dir) == Some(Kind::Scenarios)
 }
 
 /// Reads `<dir>/summary.json` of a scenarios study.
@@ -136,12 +153,9 @@ pub fn write_soak(dir: &Path, summary: &SoakSummary) -> anyhow::Result<()> {
     export::soak::write(dir, summary, true)
 }
 
-/// Whether `dir`'s summary is a soak's: its `kind` says so.
+/// Whether `dir`'s summary is a soak's.
 pub fn is_soak(dir: &Path) -> bool {
-    fs::read_to_string(dir.join(SUMMARY_FILE))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .is_some_and(|value| value.get("kind").and_then(|k| k.as_str()) == Some(soak::KIND))
+    kind_of(dir) == Some(Kind::Soak)
 }
 
 /// Reads `<dir>/summary.json` of a soak.
@@ -183,13 +197,9 @@ fn studies<S>(
     Ok(entries)
 }
 
-/// Whether `dir`'s summary is a capacity study's: it lists `servers`, where a comparison's
-/// lists `rows`, and names no `kind` (a soak's does).
+/// Whether `dir`'s summary is a capacity study's.
 pub fn is_capacity(dir: &Path) -> bool {
-    let keys = summary_keys(dir);
-    keys.iter().any(|k| k == "servers")
-        && !keys.iter().any(|k| k == "rows")
-        && !keys.iter().any(|k| k == "kind")
+    kind_of(dir) == Some(Kind::Capacity)
 }
 
 /// Every soak under `results_dir`, by directory name.
@@ -275,7 +285,13 @@ pub fn read_summary(dir: &Path) -> anyhow::Result<Summary> {
 /// # Errors
 /// When the directory cannot be listed or a summary there cannot be read.
 pub fn comparisons(results_dir: &Path) -> anyhow::Result<Vec<(String, Summary)>> {
-    let is_comparison = |dir: &Path| !is_capacity(dir) && !is_scenarios(dir) && !is_soak(dir);
+    // A summary that cannot be read is taken as a comparison, so that reading it says why.
+    let is_comparison = |dir: &Path| {
+        !matches!(
+            kind_of(dir),
+            Some(Kind::Capacity | Kind::Scenarios | Kind::Soak)
+        )
+    };
     studies(results_dir, is_comparison, read_summary, |s| {
         &s.env.date_utc
     })

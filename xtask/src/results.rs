@@ -20,9 +20,28 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// The oldest schema this xtask still reads (and upgrades on reading).
 pub const OLDEST_READABLE_SCHEMA: u32 = 1;
 
+/// Which study wrote a `summary.json`: its `kind` field, which `cargo xtask report` renders
+/// it by. Summaries written before the field existed have none and are told apart by their
+/// keys instead (see `report::kind_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `cargo xtask compare`.
+    Compare,
+    /// `cargo xtask capacity`.
+    Capacity,
+    /// `cargo xtask scenarios`.
+    Scenarios,
+    /// `cargo xtask soak`.
+    Soak,
+}
+
 /// One comparison: environment, parameters, and a row per server and iteration count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Always [`Kind::Compare`] when written now; absent from older comparisons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
     /// [`SCHEMA_VERSION`] when this file was written.
     pub schema_version: u32,
     /// Short name of the comparison, the second half of its directory name.

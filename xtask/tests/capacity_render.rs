@@ -213,6 +213,7 @@ fn olc_saw(requests_per_second: f64, p99_ms: f64, requests_ok: u64) -> Independe
                 max_ms: p99_ms + 2.0,
             },
             schedule_lag_p99_ms: 0.05,
+            client_lag_p99_ms: Some(0.05),
             cpu_seconds: 0.1,
         },
     }
@@ -315,4 +316,90 @@ fn the_settings_say_only_loadgens_own_lag_blames_it_where_loadgen_reported_one()
         text.contains("when loadgen's own lag p99 was over 1.00 ms (its client lag"),
         "{text}"
     );
+}
+
+#[test]
+fn an_independent_check_whose_client_fell_behind_is_inconclusive_and_the_target_says_so() {
+    let mut summary = fixture();
+    summary.independent_client = Some(IndependentClient {
+        client: "olc".to_owned(),
+        share_of_max: 0.9,
+        not_checked: None,
+    });
+    let mut lagging = olc_saw(1575.0, 201.0, 1575);
+    if let IndependentOutcome::Measured {
+        client_lag_p99_ms, ..
+    } = &mut lagging.outcome
+    {
+        *client_lag_p99_ms = Some(8.69);
+    }
+    summary.servers[0].independent_check = Some(lagging);
+    summary.servers[1].independent_check = Some(olc_saw(90.0, 104.0, 90));
+    let text = capacity::readme(&summary);
+    let section = &text[text.find("## Independent check").expect("a section")..];
+    assert!(
+        line_of(section, "| mio |").ends_with(
+            "| 8.69 | inconclusive: the independent client fell behind (lag p99 8.69 ms) |"
+        ),
+        "{section}"
+    );
+    assert!(
+        text.contains(
+            "- **MISSED**: an independent open-loop client at 90 % of each reported max rate sees \
+             p99 within the SLO (p99 ≤ 110 ms, no error, the rate achieved): inconclusive, the \
+             independent client fell behind, for mio (lag p99 8.69 ms) (not shown to hold); \
+             held by threaded 104 ms"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_confirmed_study_says_which_rates_held_over_which_window_and_marks_its_confirmations() {
+    let mut summary = fixture();
+    summary.settings.confirm_window_seconds = Some(10.0);
+    summary.settings.search.confirmations = 2;
+    let last = summary.servers[0].steps.len() - 1;
+    summary.servers[0].steps[last].confirmation = true;
+    summary.servers[0].steps[last].step.window_seconds = 10.0;
+    summary.servers[0].confirmed_over_seconds = Some(10.0);
+    summary.servers[2].bound = Bound::Unconfirmed;
+    summary.servers[1].bound = Bound::Client;
+    summary.servers[1].max_sustainable_requests_per_second = 0.0;
+    summary.servers[1].client_bound_from_requests_per_second = Some(95.0);
+    summary.servers[1].steps[0].confirmation = true;
+    let text = capacity::readme(&summary);
+    assert!(
+        line_of(&text, "| threaded | threads |")
+            .contains("| client: loadgen fell behind in every confirmation, down to 95 req/s |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("held for a 10.0 s window (after the same warm-up)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Max sustainable rates confirmed over a 10.0 s window: mio; not confirmed (no rate \
+             published, or the search stopped first): threaded, python-asyncio."
+        ),
+        "{text}"
+    );
+    assert!(
+        line_of(&text, "| python-asyncio | asyncio |")
+            .contains("| unconfirmed: every confirmation broke |"),
+        "{text}"
+    );
+    let steps = &text[text.find("### mio").expect("mio's steps")..];
+    assert!(
+        line_of(steps, &format!("| {} (confirmation, 10.0 s) |", last + 1)).contains("| 10"),
+        "{steps}"
+    );
+    assert!(text.contains("- A **confirmation** (marked so under Every step)"));
+}
+
+#[test]
+fn a_study_made_before_confirmations_renders_without_a_word_of_them() {
+    let text = capacity::readme(&fixture());
+    assert!(!text.contains("confirm"), "{text}");
 }

@@ -95,6 +95,7 @@ fn failed_row(server: &str, n: u64) -> Row {
 
 fn summary() -> Summary {
     Summary {
+        kind: Some(xtask::results::Kind::Compare),
         schema_version: SCHEMA_VERSION,
         label: "compare-1000".to_owned(),
         env: env(),

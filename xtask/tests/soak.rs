@@ -130,7 +130,7 @@ fn a_short_real_soak_passes_and_the_same_samples_made_to_leak_fail() {
 /// Writes the soak as the study does, reads it back, and renders the same bytes.
 fn written_and_rendered_back(dir: &Path, soak: ServerSoak, plan: &xtask::study::soak::Plan) {
     let summary = SoakSummary {
-        kind: results::KIND.to_owned(),
+        kind: xtask::results::Kind::Soak,
         schema_version: results::SCHEMA_VERSION,
         label: "soak-test".to_owned(),
         env: xtask::run::env::capture(&xtask::workspace_root()),

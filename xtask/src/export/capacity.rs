@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use crate::catalogue::{self, Side};
 use crate::export::figures::{
-    best_of_side, by_capacity, common_rate, cost_step, cpu_us_per_request, independent_within_slo,
-    reference_capacity, rss_per_connection_kib, user_share,
+    IndependentVerdict, best_of_side, by_capacity, common_rate, cost_step, cpu_us_per_request,
+    independent_verdict, reference_capacity, rss_per_connection_kib, user_share,
 };
 use crate::export::format::{MIB, dash, escape, num, ratio};
 use crate::export::{LATENCY_CHART_FILE, markdown, targets};
@@ -101,6 +101,17 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
         s.search.ceiling_requests_per_second,
         client_bound_rule(summary),
     );
+    if let Some(window) = s.confirm_window_seconds {
+        let _ = writeln!(
+            out,
+            "The rate a search found was published only once confirmed: held for a {} s \
+             window (after the same warm-up) with the SLO met; when a confirmation broke, the \
+             search stepped down by the precision and confirmed again, at most {} \
+             confirmations in all.\n",
+            num(window),
+            s.search.confirmations
+        );
+    }
     let against = summary
         .loadgen_ceiling_server
         .as_deref()
@@ -150,6 +161,7 @@ fn bound_text(bound: Bound) -> &'static str {
         Bound::Connections => "connections (open-file limit)",
         Bound::Client => "client (a lower bound)",
         Bound::MaxRate => "--max-rate",
+        Bound::Unconfirmed => "unconfirmed: every confirmation broke",
     }
 }
 
@@ -164,6 +176,9 @@ fn bound_cell(server: &ServerCapacity) -> String {
         (Some(why), _) => format!("stopped: {}", escape(why)),
         (None, Some(from)) if max > 0.0 => {
             format!("client-bound above {max:.0} (loadgen fell behind at {from:.0} req/s)")
+        }
+        (None, Some(from)) if server.steps.iter().any(|s| s.confirmation) => {
+            format!("client: loadgen fell behind in every confirmation, down to {from:.0} req/s")
         }
         (None, Some(from)) => {
             format!("client: loadgen fell behind at every rate, down to {from:.0} req/s")
@@ -222,6 +237,38 @@ fn capacity_table(out: &mut String, summary: &CapacitySummary) {
         );
     }
     out.push('\n');
+    confirmations_line(out, summary);
+}
+
+/// Which rates were confirmed, over which window, when the study confirmed them.
+fn confirmations_line(out: &mut String, summary: &CapacitySummary) {
+    let Some(window) = summary.settings.confirm_window_seconds else {
+        return;
+    };
+    let names = |confirmed: bool| -> Vec<&str> {
+        summary
+            .servers
+            .iter()
+            .filter(|s| s.confirmed_over_seconds.is_some() == confirmed)
+            .map(|s| s.name.as_str())
+            .collect()
+    };
+    let (confirmed, not) = (names(true), names(false));
+    let mut parts = Vec::new();
+    if !confirmed.is_empty() {
+        parts.push(format!(
+            "confirmed over a {} s window: {}",
+            num(window),
+            confirmed.join(", ")
+        ));
+    }
+    if !not.is_empty() {
+        parts.push(format!(
+            "not confirmed (no rate published, or the search stopped first): {}",
+            not.join(", ")
+        ));
+    }
+    let _ = writeln!(out, "Max sustainable rates {}.\n", parts.join("; "));
 }
 
 /// The independent client's check of each server, when the study made it (or why not).
@@ -265,17 +312,15 @@ fn independent_section(out: &mut String, summary: &CapacitySummary) {
                 errors,
                 latency,
                 schedule_lag_p99_ms,
+                client_lag_p99_ms,
                 ..
             } => format!(
                 "{requests_ok} | {} | {} | {} | {errors} | {} | {}",
                 num(latency.p50_ms),
                 num(latency.p99_ms),
                 num(latency.max_ms),
-                num(*schedule_lag_p99_ms),
-                match independent_within_slo(summary, check) {
-                    Some(true) => "yes",
-                    _ => "**no**",
-                }
+                num(client_lag_p99_ms.unwrap_or(*schedule_lag_p99_ms)),
+                independent_cell(independent_verdict(summary, check))
             ),
             IndependentOutcome::Failed { reason } => {
                 format!("failed: {} | | | | | | **no**", escape(reason))
@@ -291,6 +336,18 @@ fn independent_section(out: &mut String, summary: &CapacitySummary) {
         );
     }
     out.push('\n');
+}
+
+/// Whether a check held, as its table cell.
+fn independent_cell(verdict: Option<IndependentVerdict>) -> String {
+    match verdict {
+        Some(IndependentVerdict::Held) => "yes".to_owned(),
+        Some(IndependentVerdict::Inconclusive { client_lag_p99_ms }) => format!(
+            "inconclusive: the independent client fell behind (lag p99 {} ms)",
+            num(client_lag_p99_ms)
+        ),
+        Some(IndependentVerdict::Missed) | None => "**no**".to_owned(),
+    }
 }
 
 fn measured_cell(value: &Measured<f64>) -> String {
@@ -479,7 +536,16 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for (i, judged) in server.steps.iter().enumerate() {
-            out.push_str(&step_line(i + 1, judged));
+            let number = if judged.confirmation {
+                format!(
+                    "{} (confirmation, {} s)",
+                    i + 1,
+                    num(judged.step.window_seconds)
+                )
+            } else {
+                (i + 1).to_string()
+            };
+            out.push_str(&step_line(&number, judged));
         }
         out.push('\n');
     }
@@ -489,7 +555,7 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
     }
 }
 
-fn step_line(number: usize, judged: &JudgedStep) -> String {
+fn step_line(number: &str, judged: &JudgedStep) -> String {
     let step = &judged.step;
     let failed = if step.failures_by_kind.is_empty() {
         step.requests_failed.to_string()
@@ -557,6 +623,16 @@ fn how_to_read(out: &mut String, summary: &CapacitySummary) {
         num(s.warmup_seconds),
         num(s.window_seconds),
     );
+    if let Some(window) = s.confirm_window_seconds {
+        let _ = writeln!(
+            out,
+            "- A **confirmation** (marked so under Every step) holds the rate found for {} s, \
+             so a rate that passed a short step by luck, or before the server fell behind, is \
+             not published; the max is the highest confirmed rate, and a client-bound \
+             confirmation is the client's ceiling, never the server's limit.",
+            num(window)
+        );
+    }
 }
 
 /// The capacity studies' part of `LATEST.md`, newest first: `(directory name, summary)`.

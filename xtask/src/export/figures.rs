@@ -167,26 +167,52 @@ pub fn rss_per_connection_kib(step: &Step) -> f64 {
     step.server.peak_rss_bytes as f64 / step.connections.max(1) as f64 / 1024.0
 }
 
-/// Whether the independent client's check of a server met the SLO: p99 within its limit, no
-/// error, and at least the SLO's share of the requests due in its window answered. `None`
-/// when the check measured nothing.
-pub fn independent_within_slo(summary: &CapacitySummary, check: &IndependentCheck) -> Option<bool> {
+/// What the independent client's check of a server shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum IndependentVerdict {
+    /// p99 within its limit, no error, and at least the SLO's share of the requests due in
+    /// its window answered.
+    Held,
+    /// The server did not hold the rate for the independent client.
+    Missed,
+    /// The independent client itself fell behind its schedule (its own lag p99 over the
+    /// limit past which a loadgen step is client-bound): the check shows nothing either way.
+    Inconclusive {
+        /// The client's own lag, p99.
+        client_lag_p99_ms: f64,
+    },
+}
+
+/// What the independent client's check of a server shows; `None` when it measured nothing.
+pub fn independent_verdict(
+    summary: &CapacitySummary,
+    check: &IndependentCheck,
+) -> Option<IndependentVerdict> {
     let IndependentOutcome::Measured {
         requests_ok,
         errors,
         latency,
+        client_lag_p99_ms,
         ..
     } = &check.outcome
     else {
         return None;
     };
     let slo = &summary.settings.slo;
+    if let Some(lag) = client_lag_p99_ms.filter(|lag| *lag > slo.client_lag_p99_max_ms) {
+        return Some(IndependentVerdict::Inconclusive {
+            client_lag_p99_ms: lag,
+        });
+    }
     let due = check.requests_per_second * check.window_seconds;
-    Some(
-        latency.p99_ms <= slo.p99_max_ms()
-            && *errors == 0
-            && *requests_ok as f64 >= slo.achieved_min_ratio * due,
-    )
+    let held = latency.p99_ms <= slo.p99_max_ms()
+        && *errors == 0
+        && *requests_ok as f64 >= slo.achieved_min_ratio * due;
+    Some(if held {
+        IndependentVerdict::Held
+    } else {
+        IndependentVerdict::Missed
+    })
 }
 
 /// Whether loadgen carried its headroom run: the SLO's share of the rate achieved, nothing

@@ -9,7 +9,9 @@
 //! not the server, fell behind is client-bound and never taken as the server's limit: the
 //! search goes on below it. After each search an [`independent`] client checks the rate
 //! found; after every search loadgen itself is run at 1.25 × the best rate, to show that it
-//! carries it. The [`budget`] of the whole study is worked out and printed before the first
+//! carries it. The rate a search finds is published only once it held over a longer
+//! confirmation window (a short step can pass by luck, or end before a server near
+//! saturation falls behind); see [`search`]. The [`budget`] of the whole study is worked out and printed before the first
 //! server starts.
 
 pub mod budget;
@@ -35,10 +37,10 @@ use self::results::{
 };
 use self::search::{Next, Search, SearchSettings};
 use self::slo::{Slo, Verdict};
-use self::step::{Load, Rig, StepError};
+use self::step::{Load, Measurement, Rig, StepError};
 use crate::catalogue::{self, Side, Variant};
 use crate::measured::{Measured, NotMeasured};
-use crate::results::{Faults, Skipped};
+use crate::results::{Faults, Kind, Skipped};
 use crate::run::env;
 use crate::study::{self, Wanted};
 
@@ -74,9 +76,20 @@ pub struct CapacityArgs {
     /// sustained one.
     #[arg(long, default_value_t = 0.05)]
     pub precision: f64,
-    /// Measured seconds of each step.
-    #[arg(long, default_value = "3s")]
+    /// Measured seconds of each step of the search. Short, because a step only has to
+    /// locate the knee: the rate found is published only after it held a confirmation
+    /// (`--confirm-window`).
+    #[arg(long, default_value = "2s")]
     pub window: humantime::Duration,
+    /// Measured seconds of a confirmation: the rate the search found is held this long
+    /// before it is published, and one precision lower after each broken confirmation.
+    #[arg(long, default_value = "10s")]
+    pub confirm_window: humantime::Duration,
+    /// Confirmations per server at most: the rate found, then one precision lower after each
+    /// broken one; when all break, no rate is published. 0 publishes the rate found
+    /// unconfirmed.
+    #[arg(long, default_value_t = 2)]
+    pub confirmations: u32,
     /// Unmeasured time at the step's rate before its window.
     #[arg(long, default_value = "1s")]
     pub warmup: humantime::Duration,
@@ -136,6 +149,8 @@ pub struct Plan {
     pub ceiling_bound: Bound,
     /// Where servers and loadgen run.
     pub cpus: CpuPlacement,
+    /// The measured window of a confirmation.
+    pub confirm_window: Duration,
 }
 
 /// Checks every flag against the machine and works out the SLO, the search and the
@@ -157,6 +172,9 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
     }
     if args.window.is_zero() {
         bail!("--window 0s: want a measured window");
+    }
+    if args.confirmations > 0 && args.confirm_window.is_zero() {
+        bail!("--confirm-window 0s: want a measured window, or --confirmations 0");
     }
     let delay = args.delay.mean();
     let mut slo = Slo::for_delay(delay);
@@ -180,6 +198,7 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
         precision: args.precision,
         floor_requests_per_second: (start / 10.0).max(1.0).min(start),
         ceiling_requests_per_second: ceiling,
+        confirmations: args.confirmations,
         ..SearchSettings::default()
     };
     search.validate()?;
@@ -189,6 +208,7 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
         connections,
         ceiling_bound,
         cpus,
+        confirm_window: *args.confirm_window,
     })
 }
 
@@ -244,13 +264,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         externals: &args.externals,
     };
     let (selected, skipped) = wanted.select(environment.python.is_some())?;
-    let budget = Budget::new(
-        selected.len() as u32,
-        plan.search.max_steps(),
-        *args.warmup,
-        *args.window,
-    )
-    .with_independent_checks(!args.no_independent_check);
+    let budget = budget(&plan, selected.len() as u32, &args);
     eprintln!("{}", budget.describe());
     budget.check(*args.time_limit)?;
     let perf = step::probe_perf();
@@ -313,6 +327,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
     }
     let headroom = loadgen_headroom(&rig, &plan, &selected, &servers);
     let summary = CapacitySummary {
+        kind: Some(Kind::Capacity),
         schema_version: SCHEMA_VERSION,
         label: args.label.clone(),
         env: environment,
@@ -324,6 +339,8 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
             connections: plan.connections.rule,
             warmup_seconds: args.warmup.as_secs_f64(),
             window_seconds: args.window.as_secs_f64(),
+            confirm_window_seconds: (plan.search.confirmations > 0)
+                .then_some(plan.confirm_window.as_secs_f64()),
             cpus: plan.cpus,
             command: command_line(),
         },
@@ -345,6 +362,19 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         out.join(crate::export::README_FILE).display()
     );
     Ok(())
+}
+
+/// The worst-case time of the study `plan` makes of `servers` servers.
+fn budget(plan: &Plan, servers: u32, args: &CapacityArgs) -> Budget {
+    let confirmations = plan.search.confirmations;
+    Budget::new(
+        servers,
+        plan.search.max_steps() - confirmations,
+        *args.warmup,
+        *args.window,
+    )
+    .with_confirmations(confirmations, plan.confirm_window)
+    .with_independent_checks(!args.no_independent_check)
 }
 
 fn study_settings(args: &CapacityArgs, root: &Path) -> catalogue::Settings {
@@ -481,7 +511,10 @@ fn check_independently(
         "{} independent check: olc at {rate:.0} req/s on {connections} connections: ",
         variant.name
     );
-    let rig = unobserved(rig, "not counted in the independent check");
+    let rig = Rig {
+        window: independent::WINDOW,
+        ..unobserved(rig, "not counted in the independent check")
+    };
     let name = format!("{}-independent-{rate:.0}", variant.name);
     let check = independent::check(&rig, olc, variant, delay, rate, connections, &name);
     match &check.outcome {
@@ -496,7 +529,8 @@ fn check_independently(
 }
 
 /// One server's search to its end; `Ok(Err(reason))` when the server never completed a
-/// step (it did not start, or is a baseline that skipped itself).
+/// step (it did not start, or is a baseline that skipped itself). Confirmations are
+/// measured over the plan's confirmation window.
 ///
 /// # Errors
 /// When the search settings are invalid (checked before, so not in practice).
@@ -506,31 +540,61 @@ fn search_server(
     delay: &Recipe,
     variant: &Variant,
 ) -> anyhow::Result<Result<ServerCapacity, String>> {
+    let confirming = Rig {
+        window: plan.confirm_window,
+        ..rig.clone()
+    };
+    search_with(plan, delay, variant, |load, confirmation, name| {
+        let rig = if confirmation { &confirming } else { rig };
+        rig.measure(variant, load, name)
+    })
+}
+
+/// [`search_server`] with the steps measured by `measure` (its load, whether it is a
+/// confirmation, the name of its record), so that the search is tested against stand-ins.
+fn search_with(
+    plan: &Plan,
+    delay: &Recipe,
+    variant: &Variant,
+    mut measure: impl FnMut(Load, bool, &str) -> Result<Measurement, StepError>,
+) -> anyhow::Result<Result<ServerCapacity, String>> {
     let (mut search, mut next) = Search::new(plan.search)?;
     let mut steps: Vec<JudgedStep> = Vec::new();
     let mut command = String::new();
     let mut failure = None;
     let mut faults = Faults::default();
     let result = loop {
-        let rate = match next {
+        let (rate, confirmation) = match next {
             Next::Done(result) => break Some(result),
             Next::Measure {
                 requests_per_second,
-            } => requests_per_second,
+                confirmation,
+            } => (requests_per_second, confirmation),
         };
         let load = Load {
             requests_per_second: Some(rate),
             connections: plan.connections.rule.for_rate(rate),
             delay: delay.clone(),
         };
+        let (what, suffix) = if confirmation {
+            (
+                format!(
+                    " (confirmation over {})",
+                    echo_core::format_duration(plan.confirm_window)
+                ),
+                "-confirm",
+            )
+        } else {
+            (String::new(), "")
+        };
         eprint!(
-            "{} step {}: {rate:.0} req/s on {} connections: ",
+            "{} step {}{what}: {rate:.0} req/s on {} connections: ",
             variant.name,
             steps.len() + 1,
             load.connections
         );
-        let name = format!("{}-{:02}-{rate:.0}", variant.name, steps.len() + 1);
-        match rig.measure(variant, load, &name) {
+        let name = format!("{}-{:02}-{rate:.0}{suffix}", variant.name, steps.len() + 1);
+        match measure(load, confirmation, &name) {
             Ok(measured) => {
                 let verdict = plan.slo.judge(&measured.step);
                 eprintln!(
@@ -543,6 +607,7 @@ fn search_server(
                 steps.push(JudgedStep {
                     step: measured.step,
                     verdict,
+                    confirmation,
                 });
             }
             Err(StepError::Skipped(reason)) if steps.is_empty() => return Ok(Err(reason)),
@@ -566,11 +631,17 @@ fn server_result(
     result: Option<search::SearchResult>,
     failure: Option<String>,
 ) -> ServerCapacity {
+    // A search cut short publishes only what held over the confirmation window, when
+    // confirmations were asked for.
+    let confirms = plan.search.confirmations > 0;
     let sustained_max = steps
         .iter()
-        .filter(|s| s.verdict == Verdict::Sustained)
+        .filter(|s| s.verdict == Verdict::Sustained && (s.confirmation || !confirms))
         .map(|s| s.step.target_requests_per_second)
         .fold(0.0, f64::max);
+    let confirmed_over_seconds = result
+        .is_some_and(|r| r.confirmed)
+        .then_some(plan.confirm_window.as_secs_f64());
     let client_bound_from = result.and_then(|r| r.client_bound_requests_per_second);
     let (max, first_broken, bound) = match result {
         Some(result) => {
@@ -599,6 +670,7 @@ fn server_result(
         first_broken_requests_per_second: first_broken,
         bound,
         client_bound_from_requests_per_second: client_bound_from,
+        confirmed_over_seconds,
         steps,
         failure,
         faults: None,
@@ -643,9 +715,14 @@ mod tests {
         let a = args(&[]);
         let plan = plan(&a, 2, &limits(20_000)).expect("fits");
         let servers = catalogue::default_names().count() as u32;
-        let budget = Budget::new(servers, plan.search.max_steps(), *a.warmup, *a.window)
-            .with_independent_checks(!a.no_independent_check);
+        let budget = budget(&plan, servers, &a);
         assert!(budget.independent_checks > 0, "the check is on by default");
+        assert_eq!(
+            budget.max_confirmations_per_server,
+            2,
+            "{}",
+            budget.describe()
+        );
         assert!(budget.check(*a.time_limit).is_ok(), "{}", budget.describe());
     }
 
@@ -689,6 +766,86 @@ mod tests {
         assert_eq!(server.max_sustainable_requests_per_second, 0.0);
         let failure = server.failure.expect("the reason");
         assert!(failure.contains("bind: out of luck"), "{failure}");
+    }
+
+    #[test]
+    fn a_server_that_passes_short_steps_but_breaks_the_confirmation_does_not_publish_that_rate() {
+        let plan = plan_of(&[]);
+        let variant = catalogue::builtin("mio").expect("known");
+        let fake = study::fake::falling_behind(5000.0, 4800.0, plan.confirm_window);
+        let server = search_with(&plan, &Recipe::default(), &variant, fake)
+            .expect("valid settings")
+            .expect("a row");
+        let short_max = server
+            .steps
+            .iter()
+            .filter(|s| !s.confirmation && s.verdict == Verdict::Sustained)
+            .map(|s| s.step.target_requests_per_second)
+            .fold(0.0, f64::max);
+        assert_eq!(short_max, 5000.0, "the short steps held 5000 req/s");
+        let confirmations: Vec<(f64, bool)> = server
+            .steps
+            .iter()
+            .filter(|s| s.confirmation)
+            .map(|s| {
+                (
+                    s.step.target_requests_per_second,
+                    s.verdict == Verdict::Sustained,
+                )
+            })
+            .collect();
+        assert_eq!(confirmations, [(5000.0, false), (5000.0 / 1.05, true)]);
+        assert_eq!(server.max_sustainable_requests_per_second, 5000.0 / 1.05);
+        assert_eq!(server.first_broken_requests_per_second, Some(5000.0));
+        assert_eq!(server.confirmed_over_seconds, Some(10.0));
+        assert!(
+            server
+                .steps
+                .iter()
+                .filter(|s| s.confirmation)
+                .all(|s| s.step.window_seconds == 10.0)
+        );
+        assert_eq!(server.bound, Bound::Slo);
+    }
+
+    #[test]
+    fn a_server_that_breaks_every_confirmation_publishes_no_rate() {
+        let plan = plan_of(&[]);
+        let variant = catalogue::builtin("mio").expect("known");
+        let fake = study::fake::falling_behind(5000.0, 1000.0, plan.confirm_window);
+        let server = search_with(&plan, &Recipe::default(), &variant, fake)
+            .expect("valid settings")
+            .expect("a row");
+        assert_eq!(server.steps.iter().filter(|s| s.confirmation).count(), 2);
+        assert_eq!(server.max_sustainable_requests_per_second, 0.0);
+        assert_eq!(server.bound, Bound::Unconfirmed);
+        assert_eq!(server.confirmed_over_seconds, None);
+    }
+
+    #[test]
+    fn a_client_that_falls_behind_in_every_confirmation_never_makes_it_the_servers_limit() {
+        let plan = plan_of(&[]);
+        let variant = catalogue::builtin("mio").expect("known");
+        let mut fake = study::fake::falling_behind(5000.0, 5000.0, plan.confirm_window);
+        let lagging = |load: Load, confirmation: bool, name: &str| {
+            let mut measured = fake(load, confirmation, name)?;
+            if confirmation {
+                measured.step.latency.p99_ms = 300.0;
+                measured.step.loadgen.lag_p99_ms = Ok(30.0);
+                measured.step.loadgen.lag_is_clients_own = true;
+            }
+            Ok(measured)
+        };
+        let server = search_with(&plan, &Recipe::default(), &variant, lagging)
+            .expect("valid settings")
+            .expect("a row");
+        assert_eq!(server.bound, Bound::Client);
+        assert_eq!(server.max_sustainable_requests_per_second, 0.0);
+        assert_eq!(server.first_broken_requests_per_second, Some(5250.0));
+        assert_eq!(
+            server.client_bound_from_requests_per_second,
+            Some(5000.0 / 1.05)
+        );
     }
 
     #[test]
@@ -745,6 +902,7 @@ mod tests {
             .map(|rate| JudgedStep {
                 step: results::sample_step(rate),
                 verdict: Verdict::Sustained,
+                confirmation: false,
             })
             .to_vec();
         let result = search::SearchResult {
@@ -753,6 +911,7 @@ mod tests {
             client_bound_requests_per_second: None,
             end: search::End::Ceiling,
             steps: 2,
+            confirmed: false,
         };
         let server = server_result(&plan, &variant, String::new(), steps, Some(result), None);
         assert_eq!(server.bound, Bound::MaxRate);

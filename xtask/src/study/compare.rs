@@ -292,6 +292,7 @@ fn summarize(
         }
     }
     Summary {
+        kind: Some(crate::results::Kind::Compare),
         schema_version: SCHEMA_VERSION,
         label: label(args),
         env,

@@ -27,3 +27,40 @@ fn script_server(dir: &Path, name: &str, script: &str) -> Variant {
     catalogue::external(&format!("{name}=sh {} {{port}}", path.display()))
         .expect("a valid external spec")
 }
+
+/// A stand-in for a server and loadgen together, measuring the steps of a capacity search:
+/// a server that meets the SLO up to `short` req/s over a step's window but only up to
+/// `long` over a confirmation's, as one near saturation that passes a short window by luck
+/// or falls behind slowly. Every other figure is the sample step's.
+#[cfg(test)]
+pub(crate) fn falling_behind(
+    short: f64,
+    long: f64,
+    confirm_window: std::time::Duration,
+) -> impl FnMut(
+    crate::study::capacity::step::Load,
+    bool,
+    &str,
+) -> Result<
+    crate::study::capacity::step::Measurement,
+    crate::study::capacity::step::StepError,
+> {
+    use crate::study::capacity::results::sample_step;
+    move |load, confirmation, _name| {
+        let rate = load.requests_per_second.unwrap_or(0.0);
+        let mut step = sample_step(rate);
+        step.connections = load.connections;
+        if confirmation {
+            step.window_seconds = confirm_window.as_secs_f64();
+        }
+        if rate > if confirmation { long } else { short } {
+            step.latency.p99_ms = 300.0;
+        }
+        Ok(crate::study::capacity::step::Measurement {
+            step,
+            server_command: "fake-server --port {port}".to_owned(),
+            faults: crate::results::Faults::default(),
+            server_cpu_seconds: 0.0,
+        })
+    }
+}

@@ -319,6 +319,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
         .map(|(scenario, connections)| matrix.scenario(scenario, *connections, &variants))
         .collect();
     let summary = ScenariosSummary {
+        kind: Some(crate::results::Kind::Scenarios),
         schema_version: SCHEMA_VERSION,
         label: args.label.clone(),
         env: environment,

@@ -350,7 +350,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     )?;
     let soaks = soak_all(&rig, &selected, args.parallel, &out.join("runs"));
     let summary = SoakSummary {
-        kind: results::KIND.to_owned(),
+        kind: crate::results::Kind::Soak,
         schema_version: SCHEMA_VERSION,
         label: args.label.clone(),
         env: environment,

@@ -1,6 +1,7 @@
-//! How long a capacity study may take, worked out before anything runs: servers × the
-//! search's most steps × (warm-up + window + what starting and stopping a step costs), plus
-//! one independent check per server (when it is on), and the two runs of loadgen alone (its
+//! How long a capacity study may take, worked out before anything runs: servers × (the
+//! search's most steps × (warm-up + window + what starting and stopping a step costs) + its
+//! most confirmations × the same with the confirmation window), plus one independent check
+//! per server (when it is on, over its own window), and the two runs of loadgen alone (its
 //! ceiling and its headroom).
 //!
 //! The estimate is the worst case (every search takes its longest path), so a study never
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use echo_core::format_duration;
+
+use super::independent;
 
 /// What each step costs besides its warm-up and window: starting the server and perf,
 /// opening the connections, stopping both. Measured at about a second here.
@@ -23,10 +26,18 @@ pub struct Budget {
     pub servers: u32,
     /// The most steps one search measures.
     pub max_steps_per_server: u32,
+    /// The warm-up before every step, confirmation and check.
+    pub warmup: Duration,
     /// One step: warm-up, window and [`STEP_OVERHEAD`].
     pub per_step: Duration,
+    /// The most confirmations one search measures, besides its steps.
+    pub max_confirmations_per_server: u32,
+    /// One confirmation: warm-up, confirmation window and [`STEP_OVERHEAD`].
+    pub per_confirmation: Duration,
     /// The independent checks, one per server when they are on.
     pub independent_checks: u32,
+    /// One check: warm-up, the check's window and [`STEP_OVERHEAD`].
+    pub per_check: Duration,
     /// loadgen's own runs: its closed-loop ceiling and its headroom at 1.25 × the best max.
     pub client_runs: Duration,
 }
@@ -43,13 +54,27 @@ impl Budget {
         Budget {
             servers,
             max_steps_per_server,
+            warmup,
             per_step,
+            max_confirmations_per_server: 0,
+            per_confirmation: Duration::ZERO,
             independent_checks: 0,
+            per_check: warmup + independent::WINDOW + STEP_OVERHEAD,
             client_runs: 2 * per_step,
         }
     }
 
-    /// The same budget with (or without) an independent check of each server, a step each.
+    /// The same budget with at most `confirmations` confirmations per search, each over
+    /// `window` after the same warm-up as a step.
+    pub fn with_confirmations(self, confirmations: u32, window: Duration) -> Budget {
+        Budget {
+            max_confirmations_per_server: confirmations,
+            per_confirmation: self.warmup + window + STEP_OVERHEAD,
+            ..self
+        }
+    }
+
+    /// The same budget with (or without) an independent check of each server.
     pub fn with_independent_checks(self, on: bool) -> Budget {
         Budget {
             independent_checks: if on { self.servers } else { 0 },
@@ -59,21 +84,25 @@ impl Budget {
 
     /// The longest the study can take.
     pub fn worst_case(&self) -> Duration {
-        self.per_step * (self.servers * self.max_steps_per_server + self.independent_checks)
+        self.per_step * (self.servers * self.max_steps_per_server)
+            + self.per_confirmation * (self.servers * self.max_confirmations_per_server)
+            + self.per_check * self.independent_checks
             + self.client_runs
     }
 
     /// The line printed before the study starts.
     pub fn describe(&self) -> String {
         format!(
-            "estimate: at most {} servers × {} steps × {} per step + {} independent checks × \
-             {} + {} for loadgen's ceiling and headroom = {} (worst case; a search usually \
-             stops sooner)",
+            "estimate: at most {} servers × ({} steps × {} + {} confirmations × {}) + {} \
+             independent checks × {} + {} for loadgen's ceiling and headroom = {} (worst \
+             case; a search usually stops sooner)",
             self.servers,
             self.max_steps_per_server,
             format_duration(self.per_step),
+            self.max_confirmations_per_server,
+            format_duration(self.per_confirmation),
             self.independent_checks,
-            format_duration(self.per_step),
+            format_duration(self.per_check),
             format_duration(self.client_runs),
             minutes(self.worst_case())
         )
@@ -87,8 +116,9 @@ impl Budget {
         if self.worst_case() > limit {
             bail!(
                 "the study could take {} (worst case), over --time-limit {}: choose fewer \
-                 --servers, a shorter --window or --warmup, a coarser --precision or a lower \
-                 --max-rate, or raise --time-limit",
+                 --servers, a shorter --window, --confirm-window or --warmup, fewer \
+                 --confirmations, a coarser --precision or a lower --max-rate, or raise \
+                 --time-limit",
                 minutes(self.worst_case()),
                 minutes(limit)
             );
@@ -109,17 +139,25 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
 
     #[test]
-    fn the_worst_case_is_servers_times_steps_and_a_check_each_plus_loadgens_two_runs() {
-        let budget = Budget::new(8, 14, SECOND, 5 * SECOND).with_independent_checks(true);
+    fn the_worst_case_is_servers_times_steps_and_confirmations_and_a_check_each_plus_loadgens_two_runs()
+     {
+        let budget = Budget::new(8, 14, SECOND, 5 * SECOND)
+            .with_confirmations(2, 10 * SECOND)
+            .with_independent_checks(true);
         assert_eq!(budget.per_step, 7 * SECOND);
-        assert_eq!(budget.worst_case(), (8 * 14 * 7 + 8 * 7 + 14) * SECOND);
+        assert_eq!(budget.per_confirmation, 12 * SECOND);
+        assert_eq!(budget.per_check, 5 * SECOND);
+        assert_eq!(
+            budget.worst_case(),
+            (8 * 14 * 7 + 8 * 2 * 12 + 8 * 5 + 14) * SECOND
+        );
         assert_eq!(
             budget.describe(),
-            "estimate: at most 8 servers × 14 steps × 7s per step + 8 independent checks × 7s \
-             + 14s for loadgen's ceiling and headroom = 14.2 min (worst case; a search usually \
-             stops sooner)"
+            "estimate: at most 8 servers × (14 steps × 7s + 2 confirmations × 12s) + 8 \
+             independent checks × 5s + 14s for loadgen's ceiling and headroom = 17.2 min \
+             (worst case; a search usually stops sooner)"
         );
-        let unchecked = budget.with_independent_checks(false);
+        let unchecked = Budget::new(8, 14, SECOND, 5 * SECOND).with_independent_checks(false);
         assert_eq!(unchecked.worst_case(), (8 * 14 * 7 + 14) * SECOND);
     }
 

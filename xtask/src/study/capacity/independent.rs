@@ -28,6 +28,11 @@ use crate::study::STOP_TIMEOUT;
 /// The share of each server's max sustainable rate the independent client sends at.
 pub const SHARE_OF_MAX: f64 = 0.9;
 
+/// The check's measured window, after the search's warm-up. The window of the checks made
+/// before the search's steps were shortened to 2 s (the confirmation guards the rate now),
+/// kept so that checks compare across studies.
+pub const WINDOW: Duration = Duration::from_secs(3);
+
 /// The client's source, relative to the repository root.
 pub const OLC_SOURCE: &str = "crates/loadgen/examples/fidelity/olc.c";
 
@@ -74,6 +79,9 @@ struct OlcReport {
     cpu_seconds: f64,
     latency: OlcPercentiles,
     schedule_lag: OlcPercentiles,
+    /// Absent from an older olc's report.
+    #[serde(default)]
+    client_lag: Option<OlcPercentiles>,
 }
 
 /// olc's distributions, exact, in microseconds.
@@ -106,6 +114,7 @@ impl OlcReport {
             errors: self.errors,
             latency: self.latency.latency(),
             schedule_lag_p99_ms: self.schedule_lag.p99_us / 1e3,
+            client_lag_p99_ms: self.client_lag.as_ref().map(|lag| lag.p99_us / 1e3),
             cpu_seconds: self.cpu_seconds,
         }
     }
@@ -221,12 +230,14 @@ mod tests {
             "queue_overflows":0,"requests_started_late":0,"cpu_seconds":0.250,
             "latency":{"count":2700,"p50_us":100200.0,"p90_us":100500.0,"p99_us":101000.0,"p99_9_us":102000.0,"max_us":103000.0},
             "latency_from_send":{"count":2700,"p50_us":100100.0,"p90_us":100400.0,"p99_us":100900.0,"p99_9_us":101000.0,"max_us":102000.0},
-            "schedule_lag":{"count":2700,"p50_us":10.0,"p90_us":20.0,"p99_us":80.0,"p99_9_us":90.0,"max_us":100.0}}"#;
+            "schedule_lag":{"count":2700,"p50_us":10.0,"p90_us":20.0,"p99_us":80.0,"p99_9_us":90.0,"max_us":100.0},
+            "client_lag":{"count":2700,"p50_us":10.0,"p90_us":20.0,"p99_us":70.0,"p99_9_us":90.0,"max_us":100.0}}"#;
         let report: OlcReport = serde_json::from_str(text).expect("olc's format");
         let IndependentOutcome::Measured {
             requests_ok,
             latency,
             schedule_lag_p99_ms,
+            client_lag_p99_ms,
             ..
         } = report.outcome()
         else {
@@ -235,6 +246,22 @@ mod tests {
         assert_eq!(requests_ok, 2700);
         assert_eq!(latency.p99_ms, 101.0);
         assert_eq!(schedule_lag_p99_ms, 0.08);
+        assert_eq!(client_lag_p99_ms, Some(0.07));
+    }
+
+    #[test]
+    fn an_older_olcs_report_without_a_client_lag_still_reads() {
+        let text = r#"{"requests_ok":1,"requests_sent":1,"errors":0,"cpu_seconds":0.1,
+            "latency":{"p50_us":1.0,"p90_us":1.0,"p99_us":1.0,"p99_9_us":1.0,"max_us":1.0},
+            "schedule_lag":{"p50_us":1.0,"p90_us":1.0,"p99_us":1.0,"p99_9_us":1.0,"max_us":1.0}}"#;
+        let report: OlcReport = serde_json::from_str(text).expect("olc's older format");
+        assert!(matches!(
+            report.outcome(),
+            IndependentOutcome::Measured {
+                client_lag_p99_ms: None,
+                ..
+            }
+        ));
     }
 
     #[test]

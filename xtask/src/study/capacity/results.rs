@@ -18,7 +18,7 @@ use super::search::SearchSettings;
 use super::slo::{Slo, Verdict};
 use crate::export::latency_chart::{LatencyChart, Point, Series};
 use crate::measured::{Measured, field};
-use crate::results::{Environment, Faults, Model, Skipped};
+use crate::results::{Environment, Faults, Kind, Model, Skipped};
 
 /// Bump when a field changes meaning or disappears, so old summaries are not misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -26,6 +26,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// One capacity study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapacitySummary {
+    /// Always [`Kind::Capacity`] when written now; absent from older studies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
     /// [`SCHEMA_VERSION`] when this file was written.
     pub schema_version: u32,
     /// Short name of the study, the second half of its directory name.
@@ -72,6 +75,10 @@ pub struct Settings {
     pub warmup_seconds: f64,
     /// Measured seconds of each step.
     pub window_seconds: f64,
+    /// Measured seconds of each confirmation of a rate found; absent when the study
+    /// confirmed nothing (studies made before confirmations, or `--confirmations 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_window_seconds: Option<f64>,
     /// Which CPUs the servers and loadgen ran on.
     pub cpus: CpuPlacement,
     /// The command line that produced this study.
@@ -102,6 +109,9 @@ pub enum Bound {
     Client,
     /// The `--max-rate` asked for was sustained.
     MaxRate,
+    /// The search found a rate, but every confirmation of it (and of the rates a precision
+    /// below) broke over the confirmation window: no rate is published.
+    Unconfirmed,
 }
 
 /// One server's search and its answer.
@@ -123,6 +133,10 @@ pub struct ServerCapacity {
     /// search bisected below it, and the server's figure is "client-bound above" its max.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_bound_from_requests_per_second: Option<f64>,
+    /// The confirmation window the max held over, when it was confirmed; absent for a rate
+    /// published unconfirmed (or none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_over_seconds: Option<f64>,
     /// Every step, in the order measured.
     pub steps: Vec<JudgedStep>,
     /// Why the search stopped before it had an answer (the server did not start, or loadgen
@@ -194,8 +208,14 @@ pub enum IndependentOutcome {
         errors: u64,
         /// Latency from each request's intended start.
         latency: Latency,
-        /// How late it sent requests against its own schedule, p99.
+        /// How late it sent requests against its own schedule, p99 (a wait for a busy
+        /// connection included: a slow server's doing).
         schedule_lag_p99_ms: f64,
+        /// How late it sent requests for reasons of its own, p99: its schedule lag without
+        /// the waits for a busy connection, as loadgen's client lag. Absent from checks by
+        /// an olc that did not report it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_lag_p99_ms: Option<f64>,
         /// Its CPU time over the run.
         cpu_seconds: f64,
     },
@@ -214,6 +234,9 @@ pub struct JudgedStep {
     pub step: Step,
     /// Whether it met the SLO, and what broke it when not.
     pub verdict: Verdict,
+    /// Whether it confirmed the rate a search found, over the confirmation window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirmation: bool,
 }
 
 /// One step: one server at one target rate for one measured window.
@@ -418,9 +441,11 @@ mod tests {
             .map(|step| JudgedStep {
                 verdict: slo.judge(&step),
                 step,
+                confirmation: false,
             })
             .collect();
         CapacitySummary {
+            kind: Some(Kind::Capacity),
             schema_version: SCHEMA_VERSION,
             label: "capacity".to_owned(),
             env: Environment {
@@ -443,6 +468,7 @@ mod tests {
                 connections: plan.rule,
                 warmup_seconds: 1.0,
                 window_seconds: 5.0,
+                confirm_window_seconds: None,
                 cpus: CpuPlacement {
                     server_cpus: vec![0],
                     loadgen_cpus: vec![1],
@@ -461,6 +487,7 @@ mod tests {
                 first_broken_requests_per_second: Some(2000.0),
                 bound: Bound::Slo,
                 client_bound_from_requests_per_second: None,
+                confirmed_over_seconds: None,
                 steps,
                 failure: None,
                 faults: None,
@@ -481,6 +508,7 @@ mod tests {
     #[test]
     fn the_json_holds_the_numeric_max_rate_per_server_by_name_and_readable_verdicts() {
         let value = serde_json::to_value(summary()).expect("serializes");
+        assert_eq!(value["kind"], "capacity", "report renders it by its kind");
         let server = &value["servers"][0];
         assert_eq!(server["name"], "mio");
         assert_eq!(server["max_sustainable_requests_per_second"], 1000.0);

@@ -21,6 +21,16 @@
 //! [`End::ClientBound`]: the server held everything measured, and loadgen could not go
 //! higher. Reaching the ceiling or the floor also ends it, marked so;
 //! [`SearchSettings::max_steps`] bounds the number of steps on every path.
+//!
+//! 4. A short step can pass by luck, or before a server near saturation falls behind, so
+//!    the rate found is then **confirmed**: measured again over the longer confirmation
+//!    window ([`Next::Measure`] says which). A broken confirmation is a broken rate like
+//!    any other (a client-bound one is the client's ceiling, never the server's limit); the
+//!    search then steps down by the precision (rate ÷ (1 + precision), so the answer stays
+//!    within the precision of the lowest rate that broke) and confirms again, at most
+//!    [`SearchSettings::confirmations`] times in all. The result is the highest *confirmed*
+//!    rate; when every confirmation broke it is none: [`End::Unconfirmed`], or
+//!    [`End::ClientBound`] when the lowest of them was client-bound.
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
@@ -44,6 +54,11 @@ pub struct SearchSettings {
     /// How many client-bound steps are measured again before the search takes the rate as
     /// the client's ceiling and searches below it.
     pub client_bound_retries: u32,
+    /// How many confirmation steps (over the longer confirmation window) the search may
+    /// measure: the rate found, then one precision lower after each broken one. 0 publishes
+    /// the rate found unconfirmed, as studies made before confirmations did.
+    #[serde(default)]
+    pub confirmations: u32,
 }
 
 impl Default for SearchSettings {
@@ -59,6 +74,7 @@ impl Default for SearchSettings {
             floor_requests_per_second: 10.0,
             ceiling_requests_per_second: 1_000_000.0,
             client_bound_retries: 0,
+            confirmations: 0,
         }
     }
 }
@@ -103,29 +119,34 @@ impl SearchSettings {
         Ok(())
     }
 
-    /// The most steps a search with these settings measures, whatever the verdicts: the
-    /// longer of the walks up to the ceiling and down to the floor, then the bisection of one
-    /// factor's interval down to the precision (one more for rounding), then the retries.
+    /// The most steps a search with these settings measures, whatever the verdicts,
+    /// confirmations included: the longest path of the search itself, walked over every
+    /// sequence of sustained and broken verdicts (a client-bound verdict moves the search
+    /// as a broken one does, so it adds no path of its own), plus the retries.
+    ///
+    /// Exact rather than a sum of the walk's and the bisection's worst cases: a walk up to
+    /// the ceiling ends without bisecting, and the last interval of a walk is a full factor
+    /// wide only when the walk did not stop at the ceiling, so the sum counts steps no
+    /// search can take. Settings that [`validate`](SearchSettings::validate) end on every
+    /// path; invalid ones answer 0.
     pub fn max_steps(&self) -> u32 {
-        let mut up = 1;
-        let mut rate = self.start_requests_per_second;
-        while rate < self.ceiling_requests_per_second {
-            rate = (rate * self.step_factor).min(self.ceiling_requests_per_second);
-            up += 1;
+        let Ok((search, _)) = Search::new(*self) else {
+            return 0;
+        };
+        let mut longest = 0;
+        let mut open = vec![search];
+        while let Some(search) = open.pop() {
+            if search.done.is_some() {
+                longest = longest.max(search.steps);
+                continue;
+            }
+            for verdict in [Verdict::Sustained, Verdict::Broken { breaches: vec![] }] {
+                let mut next = search.clone();
+                next.observe(&verdict);
+                open.push(next);
+            }
         }
-        let mut down = 1;
-        let mut rate = self.start_requests_per_second;
-        while rate > self.floor_requests_per_second {
-            rate = (rate / self.step_factor).max(self.floor_requests_per_second);
-            down += 1;
-        }
-        let mut bisect = 1;
-        let mut width = self.step_factor - 1.0;
-        while width > self.precision {
-            width /= 2.0;
-            bisect += 1;
-        }
-        up.max(down) + bisect + self.client_bound_retries
+        longest + self.client_bound_retries
     }
 }
 
@@ -136,6 +157,10 @@ pub enum Next {
     Measure {
         /// The target rate of the step.
         requests_per_second: f64,
+        /// Whether it confirms the rate found, over the confirmation window rather than
+        /// the step's.
+        #[serde(default)]
+        confirmation: bool,
     },
     /// The search is over.
     Done(SearchResult),
@@ -155,6 +180,9 @@ pub enum End {
     /// converged below it: the result is the highest rate measured as sustained, a lower
     /// bound of the server's limit, and the client-bound step is not the server's limit.
     ClientBound,
+    /// Every confirmation broke: no rate held over the confirmation window, so none is
+    /// published.
+    Unconfirmed,
 }
 
 /// The answer of a search.
@@ -170,8 +198,11 @@ pub struct SearchResult {
     pub client_bound_requests_per_second: Option<f64>,
     /// Why it ended.
     pub end: End,
-    /// Steps measured, retries included.
+    /// Steps measured, retries and confirmations included.
     pub steps: u32,
+    /// Whether the max was confirmed over the confirmation window (false when the search
+    /// confirms nothing, or nothing held).
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +210,8 @@ enum Phase {
     Up,
     Down,
     Bisect,
+    /// Confirming the rate found; the end the search reached before it.
+    Confirm(End),
 }
 
 /// The state of one server's search. Start with [`Search::new`], measure the rate it names,
@@ -192,6 +225,7 @@ pub struct Search {
     broken: Option<f64>,
     client_bound: Option<f64>,
     retries_left: u32,
+    confirmations_left: u32,
     steps: u32,
     done: Option<SearchResult>,
 }
@@ -211,6 +245,7 @@ impl Search {
             broken: None,
             client_bound: None,
             retries_left: settings.client_bound_retries,
+            confirmations_left: settings.confirmations,
             steps: 0,
             done: None,
         };
@@ -224,6 +259,7 @@ impl Search {
             Some(result) => Next::Done(result),
             None => Next::Measure {
                 requests_per_second: self.current,
+                confirmation: matches!(self.phase, Phase::Confirm(_)),
             },
         }
     }
@@ -236,6 +272,9 @@ impl Search {
         }
         self.steps += 1;
         let rate = self.current;
+        if let Phase::Confirm(end) = self.phase {
+            return self.on_confirmation(rate, end, verdict);
+        }
         match verdict {
             Verdict::Sustained => self.on_sustained(rate),
             Verdict::Broken { .. } => self.on_broken(rate),
@@ -255,7 +294,7 @@ impl Search {
                 self.current = (rate * self.settings.step_factor)
                     .min(self.settings.ceiling_requests_per_second);
             }
-            Phase::Down | Phase::Bisect => self.bisect(),
+            Phase::Down | Phase::Bisect | Phase::Confirm(_) => self.bisect(),
         }
     }
 
@@ -307,13 +346,59 @@ impl Search {
         self.current = good + (bad - good) / 2.0;
     }
 
+    /// Ends the search at `end`, or first confirms the rate found when it has one and
+    /// confirmations are asked for.
     fn finish(&mut self, end: End) {
+        match (self.sustained, end) {
+            (Some(rate), End::Converged | End::Ceiling | End::ClientBound)
+                if self.confirmations_left > 0 =>
+            {
+                self.phase = Phase::Confirm(end);
+                self.current = rate;
+            }
+            _ => self.conclude(end, self.sustained.unwrap_or(0.0), false),
+        }
+    }
+
+    fn on_confirmation(&mut self, rate: f64, end: End, verdict: &Verdict) -> Next {
+        self.confirmations_left -= 1;
+        match verdict {
+            Verdict::Sustained => {
+                // What stopped the search is the lowest rate that did not hold, a broken
+                // or client-bound confirmation included.
+                let end = self.upper().map_or(end, |(_, end)| end);
+                self.conclude(end, rate, true);
+            }
+            Verdict::Broken { .. } => self.broken = Some(self.broken.map_or(rate, |b| b.min(rate))),
+            Verdict::ClientBound { .. } => {
+                self.client_bound = Some(self.client_bound.map_or(rate, |c| c.min(rate)));
+            }
+        }
+        if self.done.is_none() {
+            let lower = rate / (1.0 + self.settings.precision);
+            if self.confirmations_left == 0 || lower < self.settings.floor_requests_per_second {
+                // Whose the lowest failed confirmation was: the client's leaves the server's
+                // limit unknown, as a client-bound search does.
+                let end = match self.upper() {
+                    Some((_, End::ClientBound)) => End::ClientBound,
+                    _ => End::Unconfirmed,
+                };
+                self.conclude(end, 0.0, false);
+            } else {
+                self.current = lower;
+            }
+        }
+        self.next()
+    }
+
+    fn conclude(&mut self, end: End, max: f64, confirmed: bool) {
         self.done = Some(SearchResult {
-            max_sustainable_requests_per_second: self.sustained.unwrap_or(0.0),
+            max_sustainable_requests_per_second: max,
             first_broken_requests_per_second: self.broken,
             client_bound_requests_per_second: self.client_bound,
             end,
             steps: self.steps,
+            confirmed,
         });
     }
 }
@@ -349,6 +434,14 @@ mod tests {
         settings: SearchSettings,
         mut answer: impl FnMut(f64) -> Verdict,
     ) -> (SearchResult, Vec<(f64, Verdict)>) {
+        run_confirming(settings, |rate, _| answer(rate))
+    }
+
+    /// As [`run`], with `answer` told whether the step is a confirmation.
+    fn run_confirming(
+        settings: SearchSettings,
+        mut answer: impl FnMut(f64, bool) -> Verdict,
+    ) -> (SearchResult, Vec<(f64, Verdict)>) {
         let (mut search, mut next) = Search::new(settings).expect("valid settings");
         let mut asked = Vec::new();
         let bound = settings.max_steps() as usize;
@@ -357,9 +450,10 @@ mod tests {
                 Next::Done(result) => return (result, asked),
                 Next::Measure {
                     requests_per_second,
+                    confirmation,
                 } => {
                     assert!(asked.len() < bound, "more than {bound} steps: {asked:?}");
-                    let verdict = answer(requests_per_second);
+                    let verdict = answer(requests_per_second, confirmation);
                     asked.push((requests_per_second, verdict.clone()));
                     next = search.observe(&verdict);
                 }
@@ -530,6 +624,125 @@ mod tests {
         assert_eq!(result.max_sustainable_requests_per_second, 0.0);
     }
 
+    fn confirming(confirmations: u32) -> SearchSettings {
+        SearchSettings {
+            confirmations,
+            ..SearchSettings::default()
+        }
+    }
+
+    /// A server that holds `short` req/s over a step's window but only `long` over the
+    /// confirmation's: one that falls behind slowly, or passes a short window by luck.
+    fn falls_behind(short: f64, long: f64) -> impl FnMut(f64, bool) -> Verdict {
+        move |rate, confirmation| threshold(if confirmation { long } else { short })(rate)
+    }
+
+    #[test]
+    fn the_rate_found_is_confirmed_over_the_longer_window_before_it_is_published() {
+        let (result, asked) = run_confirming(confirming(2), falls_behind(5000.0, 5000.0));
+        let (found, _) = run(SearchSettings::default(), threshold(5000.0));
+        assert_eq!(asked.len() as u32, found.steps + 1, "one confirmation");
+        assert_eq!(
+            asked.last().map(|(r, _)| *r),
+            Some(found.max_sustainable_requests_per_second)
+        );
+        assert!(result.confirmed);
+        assert_eq!(result.end, End::Converged);
+        assert_eq!(
+            result.max_sustainable_requests_per_second,
+            found.max_sustainable_requests_per_second
+        );
+    }
+
+    #[test]
+    fn a_rate_that_breaks_its_confirmation_is_not_published_and_one_precision_lower_is() {
+        let (found, _) = run(SearchSettings::default(), threshold(5000.0));
+        let short_max = found.max_sustainable_requests_per_second;
+        let long_limit = short_max * 0.97;
+        let (result, asked) = run_confirming(confirming(2), falls_behind(5000.0, long_limit));
+        let confirmations: Vec<f64> = asked[found.steps as usize..]
+            .iter()
+            .map(|(r, _)| *r)
+            .collect();
+        assert_eq!(confirmations, [short_max, short_max / 1.05]);
+        assert!(result.confirmed);
+        assert_eq!(result.max_sustainable_requests_per_second, short_max / 1.05);
+        assert_eq!(result.first_broken_requests_per_second, Some(short_max));
+        assert_eq!(result.end, End::Converged);
+    }
+
+    #[test]
+    fn when_every_confirmation_breaks_no_rate_is_published() {
+        let (result, asked) = run_confirming(confirming(2), falls_behind(5000.0, 1000.0));
+        let (found, _) = run(SearchSettings::default(), threshold(5000.0));
+        assert_eq!(
+            asked.len() as u32,
+            found.steps + 2,
+            "two confirmations, no more"
+        );
+        assert_eq!(result.end, End::Unconfirmed);
+        assert_eq!(result.max_sustainable_requests_per_second, 0.0);
+        assert!(!result.confirmed);
+    }
+
+    #[test]
+    fn a_client_bound_confirmation_is_the_clients_ceiling_not_the_servers_limit() {
+        let mut confirmations = 0;
+        let (result, _) = run_confirming(confirming(2), |rate, confirmation| {
+            if confirmation && std::mem::replace(&mut confirmations, 1) == 0 {
+                client_bound()
+            } else {
+                threshold(5000.0)(rate)
+            }
+        });
+        assert!(result.confirmed);
+        assert_eq!(result.end, End::ClientBound);
+        let client = result
+            .client_bound_requests_per_second
+            .expect("the client's ceiling");
+        assert_eq!(result.max_sustainable_requests_per_second, client / 1.05);
+        assert!(
+            result
+                .first_broken_requests_per_second
+                .is_some_and(|b| b > client)
+        );
+    }
+
+    #[test]
+    fn when_the_client_falls_behind_in_every_confirmation_the_search_is_client_bound() {
+        let (result, _) = run_confirming(confirming(2), |rate, confirmation| {
+            if confirmation {
+                client_bound()
+            } else {
+                threshold(5000.0)(rate)
+            }
+        });
+        assert_eq!(result.end, End::ClientBound, "not the server's limit");
+        assert_eq!(result.max_sustainable_requests_per_second, 0.0);
+        assert!(!result.confirmed);
+    }
+
+    #[test]
+    fn the_most_steps_is_the_longest_path_a_search_can_take() {
+        // The default study: from 2000 doubling to the connections' ceiling, to 5 %. A
+        // walk that breaks at 64000 or at the ceiling takes 11 steps; the sum of the
+        // walk's 7 and a full factor's bisection (6) counts paths no search takes.
+        let study = SearchSettings {
+            start_requests_per_second: 2000.0,
+            floor_requests_per_second: 200.0,
+            ceiling_requests_per_second: 98_720.0,
+            ..SearchSettings::default()
+        };
+        assert_eq!(study.max_steps(), 11);
+        let confirmed = SearchSettings {
+            confirmations: 2,
+            ..study
+        };
+        assert_eq!(confirmed.max_steps(), 13);
+        let (_, asked) = run(study, threshold(32_500.0));
+        assert_eq!(asked.len(), 11, "{asked:?}");
+    }
+
     #[test]
     fn settings_that_cannot_end_are_refused_naming_the_value() {
         let bad = [
@@ -576,15 +789,19 @@ mod tests {
             0.0..1.0f64,
             1.0..1e4f64,
             0..3u32,
+            0..4u32,
         )
             .prop_map(
-                |(start, factor, precision, floor_share, ceiling_ratio, retries)| SearchSettings {
-                    start_requests_per_second: start,
-                    step_factor: factor,
-                    precision,
-                    floor_requests_per_second: (start * floor_share).max(1e-3),
-                    ceiling_requests_per_second: start * ceiling_ratio,
-                    client_bound_retries: retries,
+                |(start, factor, precision, floor_share, ceiling_ratio, retries, confirmations)| {
+                    SearchSettings {
+                        start_requests_per_second: start,
+                        step_factor: factor,
+                        precision,
+                        floor_requests_per_second: (start * floor_share).max(1e-3),
+                        ceiling_requests_per_second: start * ceiling_ratio,
+                        client_bound_retries: retries,
+                        confirmations,
+                    }
                 },
             )
     }
@@ -617,7 +834,9 @@ mod tests {
                 End::Ceiling => prop_assert!(max == ceiling && limit >= ceiling),
                 End::Floor => prop_assert!(max == 0.0 && limit < floor),
                 End::ClientBound => prop_assert!(false, "no client-bound step was given"),
+                End::Unconfirmed => prop_assert!(false, "a threshold holds what it held once"),
             }
+            prop_assert_eq!(result.confirmed, settings.confirmations > 0 && max > 0.0);
         }
 
         #[test]
@@ -637,9 +856,15 @@ mod tests {
             if let Some(bad) = result.first_broken_requests_per_second {
                 prop_assert!(saw(bad, false), "{result:?} from {asked:?}");
             }
+            // Stepping down by the precision is a division, which may round by an ulp.
+            let within = |high: f64| high - max <= settings.precision * max * (1.0 + 1e-9);
             if result.end == End::Converged {
                 let bad = result.first_broken_requests_per_second.expect("a broken rate");
-                prop_assert!(max < bad && bad - max <= settings.precision * max, "{result:?}");
+                prop_assert!(max < bad && within(bad), "{result:?}");
+            }
+            if settings.confirmations > 0 && max > 0.0 {
+                let last = asked.last().expect("a step");
+                prop_assert!(result.confirmed && last.0 == max, "confirmed last: {result:?}");
             }
             if let Some(client) = result.client_bound_requests_per_second {
                 let saw_it = asked.iter()
@@ -653,7 +878,7 @@ mod tests {
                     "the client's ceiling was the lower bound: {result:?}"
                 );
                 prop_assert!(
-                    max == 0.0 || (max < client && client - max <= settings.precision * max),
+                    max == 0.0 || (max < client && within(client)),
                     "bisected below the client's ceiling: {result:?}"
                 );
             }

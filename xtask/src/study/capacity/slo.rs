@@ -147,6 +147,7 @@ impl Slo {
             End::Ceiling => ceiling,
             End::ClientBound => Bound::Client,
             End::Floor => Bound::Slo,
+            End::Unconfirmed => Bound::Unconfirmed,
             End::Converged => match first_broken {
                 Some(step) if step.server.cpu_ratio >= self.server_cpu_saturated_ratio => {
                     Bound::ServerCpu

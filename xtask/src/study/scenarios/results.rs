@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::Scenario;
 use crate::catalogue::Executor;
-use crate::results::{Environment, Model, Skipped};
+use crate::results::{Environment, Kind, Model, Skipped};
 use crate::study::capacity::results::Step;
 
 /// Bump when a field changes meaning or disappears, so old summaries are not misread.
@@ -19,6 +19,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// One scenarios study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenariosSummary {
+    /// Always [`Kind::Scenarios`] when written now; absent from older studies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
     /// [`SCHEMA_VERSION`] when this file was written.
     pub schema_version: u32,
     /// Short name of the study, the second half of its directory name.

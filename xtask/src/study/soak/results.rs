@@ -11,21 +11,17 @@ use std::collections::BTreeMap;
 use echo_core::{DelayKind, Recipe as DelaySpec};
 use serde::{Deserialize, Serialize};
 
-use crate::results::{Environment, ExitRecord, Model, Skipped};
+use crate::results::{Environment, ExitRecord, Kind, Model, Skipped};
 pub use crate::run::procstat::Reading as Sample;
 
 /// Bump when a field changes meaning or disappears, so old summaries are not misread.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The value of [`SoakSummary::kind`], which tells a soak's summary from a comparison's and
-/// a capacity study's.
-pub const KIND: &str = "soak";
-
 /// One soak of one or more servers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SoakSummary {
-    /// Always [`KIND`].
-    pub kind: String,
+    /// Always [`Kind::Soak`]: soaks wrote it from the start, so it is never absent.
+    pub kind: Kind,
     /// [`SCHEMA_VERSION`] when this file was written.
     pub schema_version: u32,
     /// Short name of the soak, the second half of its directory name.
