@@ -115,18 +115,11 @@ pub struct CapacityArgs {
     /// Label of the output directory.
     #[arg(long, default_value = "capacity")]
     pub label: String,
-    /// Listen backlog given to every server, the Python baselines included.
-    #[arg(long, default_value_t = 4096)]
-    pub backlog: u32,
-    /// Worker threads of the threaded-pool variant.
-    #[arg(long, default_value_t = 256)]
-    pub pool_size: u32,
+    #[command(flatten)]
+    pub server_flags: study::ServerFlags,
     /// loadgen's connect and reply timeout: a reply slower than this is a failed request.
     #[arg(long, default_value = "10s")]
     pub timeout: humantime::Duration,
-    /// Use the release binaries already built instead of running cargo build.
-    #[arg(long)]
-    pub no_build: bool,
     /// Skip the independent check: an open-loop client of its own (olc, C, built with cc)
     /// at 90 % of each server's max sustainable rate, whose p99 is held against the SLO.
     #[arg(long)]
@@ -273,7 +266,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
     }
     let mut settings = study_settings(&args, &root);
     let loadgen;
-    (settings.bin_dir, loadgen) = study::binaries(&root, &selected, args.no_build)?;
+    (settings.bin_dir, loadgen) = study::binaries(&root, &selected, args.server_flags.no_build)?;
     let out = study::output_dir(
         args.out.as_deref(),
         &root,
@@ -378,14 +371,9 @@ fn budget(plan: &Plan, servers: u32, args: &CapacityArgs) -> Budget {
 }
 
 fn study_settings(args: &CapacityArgs, root: &Path) -> catalogue::Settings {
-    catalogue::Settings {
-        root: root.to_path_buf(),
-        bin_dir: PathBuf::new(),
-        delay_kind: args.delay_kind,
-        backlog: args.backlog,
-        pool_size: args.pool_size,
-        workers: args.server_cpus.len() as u32,
-    }
+    let workers = args.server_cpus.len() as u32;
+    args.server_flags
+        .settings(root, PathBuf::new(), args.delay_kind, workers)
 }
 
 /// The command that runs this study, as the user typed it after `cargo xtask`.

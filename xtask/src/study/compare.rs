@@ -60,13 +60,8 @@ pub struct CompareArgs {
     /// `{delay}` or `{delay_ms}`) in COMMAND. Repeatable.
     #[arg(long = "external", value_name = "NAME=COMMAND")]
     pub externals: Vec<String>,
-    /// Listen backlog given to every server, the Python baselines included (their own
-    /// defaults, 5 and 100, make the kernel drop SYNs under a burst).
-    #[arg(long, default_value_t = 4096)]
-    pub backlog: u32,
-    /// Worker threads of the threaded-pool variant.
-    #[arg(long, default_value_t = 256)]
-    pub pool_size: u32,
+    #[command(flatten)]
+    pub server_flags: study::ServerFlags,
     /// loadgen's connect and reply timeout.
     #[arg(long, default_value = "60s")]
     pub timeout: humantime::Duration,
@@ -76,9 +71,6 @@ pub struct CompareArgs {
     /// Skip the zero-delay runs (the report then cannot show the floor's second term).
     #[arg(long)]
     pub no_zero_delay: bool,
-    /// Use the release binaries already built instead of running cargo build.
-    #[arg(long)]
-    pub no_build: bool,
 }
 
 /// Runs the comparison and writes its results.
@@ -92,7 +84,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut settings = settings(&args, &root);
     let environment = env::capture(&root);
     let (selected, skipped) = select(&args, environment.python.is_some())?;
-    if !args.no_build {
+    if !args.server_flags.no_build {
         study::build(&root, &selected)?;
     }
     settings.bin_dir = study::release_dir(&root)?;
@@ -158,14 +150,9 @@ fn label(args: &CompareArgs) -> String {
 
 /// What every variant is started with; `bin_dir` is filled in once cargo says where.
 fn settings(args: &CompareArgs, root: &Path) -> Settings {
-    Settings {
-        root: root.to_path_buf(),
-        bin_dir: PathBuf::new(),
-        delay_kind: args.delay_kind,
-        backlog: args.backlog,
-        pool_size: args.pool_size,
-        workers: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-    }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    args.server_flags
+        .settings(root, PathBuf::new(), args.delay_kind, workers)
 }
 
 fn bench(
@@ -239,8 +226,8 @@ fn params(args: &CompareArgs) -> Params {
         repeat: args.repeat,
         warmup: !args.no_warmup,
         zero_delay: !args.no_zero_delay,
-        backlog: args.backlog,
-        pool_size: args.pool_size,
+        backlog: args.server_flags.backlog,
+        pool_size: args.server_flags.pool_size,
         timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),
         command: format!("cargo xtask {}", argv.join(" ")),
     }

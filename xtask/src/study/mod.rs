@@ -31,6 +31,43 @@ use crate::run::load::{self, LoadSpec};
 use crate::run::procstat::{self, Sampler};
 use crate::run::server::{self, ServerProcess};
 
+/// The flags every study gives its servers, and whether to build them first: one struct
+/// flattened into each study's arguments, so that `--backlog 128` means the same in all four.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerFlags {
+    /// Listen backlog given to every server, the Python baselines included (their own
+    /// defaults, 5 and 100, make the kernel drop SYNs under a burst).
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: u32,
+    /// Worker threads of the threaded-pool variant.
+    #[arg(long, default_value_t = 256)]
+    pub pool_size: u32,
+    /// Use the release binaries already built instead of running cargo build.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+impl ServerFlags {
+    /// How every variant is started: with these flags, `delay_kind` and `workers` for
+    /// tokio-multi, from `root` and the binaries in `bin_dir` (empty until cargo says where).
+    pub fn settings(
+        &self,
+        root: &Path,
+        bin_dir: PathBuf,
+        delay_kind: echo_core::DelayKind,
+        workers: u32,
+    ) -> Settings {
+        Settings {
+            root: root.to_path_buf(),
+            bin_dir,
+            delay_kind,
+            backlog: self.backlog,
+            pool_size: self.pool_size,
+            workers,
+        }
+    }
+}
+
 /// How long a server may take to print its listening line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a server may take to exit after SIGTERM (its own shutdown timeout is 5 s).

@@ -78,15 +78,8 @@ pub struct ScenariosArgs {
     /// Label of the output directory.
     #[arg(long, default_value = "scenarios")]
     pub label: String,
-    /// Listen backlog given to every server, the Python baseline included.
-    #[arg(long, default_value_t = 4096)]
-    pub backlog: u32,
-    /// Worker threads of the threaded-pool variant.
-    #[arg(long, default_value_t = 256)]
-    pub pool_size: u32,
-    /// Use the release binaries already built instead of running cargo build.
-    #[arg(long)]
-    pub no_build: bool,
+    #[command(flatten)]
+    pub server_flags: study::ServerFlags,
     /// Run nothing: re-render DIR/README.md from DIR/summary.json (and LATEST.md).
     #[arg(long, value_name = "DIR")]
     pub render: Option<PathBuf>,
@@ -278,7 +271,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
         externals: &[],
     };
     let (variants, skipped) = wanted.select(has_python)?;
-    let (bin_dir, loadgen) = study::binaries(&root, &variants, args.no_build)?;
+    let (bin_dir, loadgen) = study::binaries(&root, &variants, args.server_flags.no_build)?;
     let out = study::output_dir(
         args.out.as_deref(),
         &root,
@@ -287,14 +280,9 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
     )?;
     let cpus: Vec<u32> = (0..environment.cores).collect();
     let rig = Rig {
-        settings: catalogue::Settings {
-            root: root.clone(),
-            bin_dir,
-            delay_kind: UNNAMED_KIND,
-            backlog: args.backlog,
-            pool_size: args.pool_size,
-            workers: environment.cores,
-        },
+        settings: args
+            .server_flags
+            .settings(&root, bin_dir, UNNAMED_KIND, environment.cores),
         loadgen,
         cpus: CpuPlacement {
             server_cpus: cpus.clone(),
@@ -330,8 +318,8 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
             timeout_seconds: args.timeout.as_secs_f64(),
             give_up_after_seconds: args.give_up_after.as_secs_f64(),
             cpus,
-            backlog: args.backlog,
-            pool_size: args.pool_size,
+            backlog: args.server_flags.backlog,
+            pool_size: args.server_flags.pool_size,
             workers: rig.settings.workers,
             command: command_line(),
         },

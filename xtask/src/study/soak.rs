@@ -105,18 +105,11 @@ pub struct SoakArgs {
     /// Label of the output directory.
     #[arg(long, default_value = "soak")]
     pub label: String,
-    /// Listen backlog given to every server.
-    #[arg(long, default_value_t = 4096)]
-    pub backlog: u32,
-    /// Worker threads of the threaded-pool variant.
-    #[arg(long, default_value_t = 256)]
-    pub pool_size: u32,
+    #[command(flatten)]
+    pub server_flags: study::ServerFlags,
     /// loadgen's connect and reply timeout, and the hostile clients' patience.
     #[arg(long, default_value = "10s")]
     pub timeout: humantime::Duration,
-    /// Use the release binaries already built instead of running cargo build.
-    #[arg(long)]
-    pub no_build: bool,
     /// Re-render the soak report in DIR from its summary.json, and do nothing else.
     #[arg(long, value_name = "DIR")]
     pub render: Option<PathBuf>,
@@ -338,7 +331,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
             args.time_limit
         );
     }
-    if !args.no_build {
+    if !args.server_flags.no_build {
         study::build(&root, &selected)?;
     }
     let rig = Rig::new(server_settings(&root, &args)?, plan)?;
@@ -397,14 +390,10 @@ fn settings(args: &SoakArgs, plan: &Plan) -> Settings {
 /// # Errors
 /// When cargo cannot say where the release directory is.
 pub fn server_settings(root: &Path, args: &SoakArgs) -> anyhow::Result<catalogue::Settings> {
-    Ok(catalogue::Settings {
-        root: root.to_path_buf(),
-        bin_dir: study::release_dir(root)?,
-        delay_kind: args.delay_kind,
-        backlog: args.backlog,
-        pool_size: args.pool_size,
-        workers: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-    })
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    Ok(args
+        .server_flags
+        .settings(root, study::release_dir(root)?, args.delay_kind, workers))
 }
 
 fn command_line() -> String {
