@@ -349,11 +349,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         skipped,
     };
     crate::report::write_capacity(&out, &summary)?;
-    println!("{}", crate::export::capacity::headline(&summary));
-    eprintln!(
-        "results: {}",
-        out.join(crate::export::README_FILE).display()
-    );
+    study::announce(&out, &crate::export::capacity::headline(&summary));
     Ok(())
 }
 

@@ -98,8 +98,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let records = bench.execute(&steps(&args, &bench.variants))?;
     let summary = summarize(&bench, environment, params(&args), skipped, &records, &args);
     crate::report::write_all(&out, &summary)?;
-    println!("{}", crate::export::markdown::headline(&summary));
-    eprintln!("results: {}", out.join("README.md").display());
+    study::announce(&out, &crate::export::markdown::headline(&summary));
     let failed = summary.rows.iter().filter(|r| r.runs_failed > 0).count();
     if failed > 0 {
         bail!(

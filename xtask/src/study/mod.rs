@@ -68,6 +68,16 @@ impl ServerFlags {
     }
 }
 
+/// The end of a study: its headline on stdout (for a script), and where its report is on
+/// stderr (for the person who ran it).
+pub fn announce(out: &Path, headline: &str) {
+    println!("{headline}");
+    eprintln!(
+        "results: {}",
+        out.join(crate::export::README_FILE).display()
+    );
+}
+
 /// How long a server may take to print its listening line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a server may take to exit after SIGTERM (its own shutdown timeout is 5 s).

@@ -327,11 +327,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
         skipped,
     };
     crate::report::write_scenarios(&out, &summary)?;
-    println!("{}", crate::export::scenarios::headline(&summary));
-    eprintln!(
-        "results: {}",
-        out.join(crate::export::README_FILE).display()
-    );
+    study::announce(&out, &crate::export::scenarios::headline(&summary));
     Ok(())
 }
 

@@ -352,11 +352,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
         skipped,
     };
     crate::report::write_soak(&out, &summary)?;
-    println!("{}", crate::export::soak::headline(&summary));
-    eprintln!(
-        "results: {}",
-        out.join(crate::export::README_FILE).display()
-    );
+    study::announce(&out, &crate::export::soak::headline(&summary));
     Ok(())
 }
 
