@@ -5,8 +5,13 @@
 //! request waited for with it alone starts 0–1 ms late, the whole of the 1 ms lag budget. A
 //! `timerfd` is an hrtimer: it fires within a few microseconds of its deadline, and its
 //! readiness ends the loop's `epoll_wait` like any socket's. One per loop is enough, since the
-//! loop waits for one due time at a time; it costs one `timerfd_settime` per new due time
-//! (none when the loop is woken by replies before it and the due time is unchanged).
+//! loop waits for one due time at a time.
+//!
+//! Each expiry costs a `timerfd_settime`, an `epoll_wait` and usually a context switch, so
+//! the timer fires at most once per [`QUANTUM`]: a due time within a quantum of the last
+//! expiry waits for the next one, and that wake-up writes every request due by then. Measured
+//! at 30,000 requests/s over 10000 connections without it: 0.76 `timerfd_settime`s, 1.1
+//! `epoll_wait`s and 0.48 context switches per request (`perf trace -s`, `perf stat`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -15,12 +20,18 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+/// The shortest time between two expiries; it bounds the lag the timer adds (a fifth of the
+/// 1 ms `--max-lag` default). While replies come in, the loop wakes for them anyway and
+/// writes what has fallen due with no wait for the timer.
+pub const QUANTUM: Duration = Duration::from_micros(200);
+
 /// One `timerfd` (CLOCK_MONOTONIC, the clock of [`Instant`]), armed for one deadline at a
 /// time.
 #[derive(Debug)]
 pub struct Timer {
     fd: OwnedFd,
     armed: Option<Instant>,
+    last_expiry: Option<Instant>,
 }
 
 impl Timer {
@@ -43,10 +54,15 @@ impl Timer {
         // SAFETY: `raw` is a valid descriptor owned by no one else (checked above).
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)?;
-        Ok(Timer { fd, armed: None })
+        Ok(Timer {
+            fd,
+            armed: None,
+            last_expiry: None,
+        })
     }
 
-    /// Makes the timer fire at `deadline` (never before it), unless it is already armed to
+    /// Makes the timer fire at `deadline` (never before it, and no sooner than a [`QUANTUM`]
+    /// after its last expiry), unless it is already armed to
     /// fire no later: that wake-up finds nothing due and arms it again, which costs fewer
     /// `timerfd_settime`s than following every new due time while replies keep the loop
     /// awake. Re-arming resets the timerfd's expiry count, so its readiness
@@ -55,6 +71,9 @@ impl Timer {
     /// # Errors
     /// A `timerfd_settime` error (none is expected on Linux).
     pub fn arm(&mut self, deadline: Instant, now: Instant) -> io::Result<()> {
+        let deadline = self
+            .last_expiry
+            .map_or(deadline, |last| deadline.max(last + QUANTUM));
         if self.armed.is_some_and(|armed| armed <= deadline) {
             return Ok(());
         }
@@ -83,9 +102,9 @@ impl Timer {
     }
 
     /// The timer has fired (its event came): the next [`Timer::arm`] must set it again even
-    /// for the same instant.
+    /// for the same instant, and no sooner than a quantum after this expiry.
     pub fn fired(&mut self) {
-        self.armed = None;
+        self.last_expiry = self.armed.take().or(self.last_expiry);
     }
 }
 
