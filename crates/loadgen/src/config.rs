@@ -19,7 +19,7 @@ pub const DEFAULT_SOURCE_ADDRESSES: u32 = 16;
 pub const LATE_START_TOLERANCE: Duration = Duration::from_millis(1);
 
 /// Default `--max-lag`: a client-lag p99 above this marks the run client-bound. One
-/// millisecond is 1 % of the project's 100 ms delay, and well above what the dispatcher's
+/// millisecond is 1 % of the project's 100 ms delay, and well above what the event loop's
 /// timer needs (tens of microseconds).
 pub const DEFAULT_MAX_SCHEDULE_LAG: Duration = Duration::from_millis(1);
 
@@ -49,7 +49,8 @@ pub struct Config {
     pub framing: Framing,
     /// The request text, without a line terminator.
     pub message: String,
-    /// Client threads, each with its own single-threaded runtime.
+    /// Client threads, each with its own event loop (open loop) or single-threaded tokio
+    /// runtime (closed loop).
     pub n_threads: usize,
     /// Loopback source addresses to spread sockets over; `None` picks
     /// [`DEFAULT_SOURCE_ADDRESSES`] for an IPv4 loopback target and 0 otherwise.

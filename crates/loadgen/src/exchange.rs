@@ -1,61 +1,20 @@
-//! One request and its reply on an open connection, checked byte for byte.
+//! One request and its reply, checked byte for byte: the judge of a reply ([`Expectation::judge`],
+//! no IO, shared by both modes) and the closed loop's exchange on a tokio stream.
 //!
 //! TCP is a stream: a reply may arrive in several reads, and with line framing bytes past
-//! the `\n` belong to the next reply, so they stay in the connection's buffer.
-//!
-//! A connection is used as its two halves: the reading half by the connection's worker, the
-//! writing half by reference ([`Writer`]), because in open loop the request may be written
-//! by the dispatcher ([`crate::dispatch`]) while the worker waits to read the reply. Reading goes
-//! through tokio's `AsyncRead` of the reading half, which marks the socket not readable after
-//! a short read: read by `readable` and `try_read` instead, every reply cost one more `recv`
-//! that failed with `EAGAIN` (measured with `perf trace -s`: 0.96 per request at 30,000
-//! requests/s).
+//! the `\n` belong to the next reply, so they stay in the connection's buffer. The judge is
+//! handed what has arrived and whether the peer has closed, and says whether the reply is
+//! complete, still incomplete or wrong; the open loop's event loop
+//! ([`crate::open_loop`]) calls it after each read, the closed loop after each `read_buf`.
 
-use std::future::Future;
-use std::io;
 use std::time::Duration;
 
 use echo_core::Framing;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::tcp::{OwnedWriteHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::net::{Phase, classify};
 use crate::report::FailureKind;
-
-/// The writing half of a connection, written by shared reference.
-pub trait Writer {
-    /// Writes what the socket takes now; `WouldBlock` when it takes nothing.
-    ///
-    /// # Errors
-    /// The socket's error.
-    fn try_send(&self, bytes: &[u8]) -> io::Result<usize>;
-
-    /// Waits until the socket may take more.
-    ///
-    /// # Errors
-    /// The reactor's error.
-    fn writable(&self) -> impl Future<Output = io::Result<()>>;
-}
-
-impl Writer for OwnedWriteHalf {
-    fn try_send(&self, bytes: &[u8]) -> io::Result<usize> {
-        self.try_write(bytes)
-    }
-
-    fn writable(&self) -> impl Future<Output = io::Result<()>> {
-        OwnedWriteHalf::writable(self)
-    }
-}
-
-impl Writer for WriteHalf<'_> {
-    fn try_send(&self, bytes: &[u8]) -> io::Result<usize> {
-        self.try_write(bytes)
-    }
-
-    fn writable(&self) -> impl Future<Output = io::Result<()>> {
-        WriteHalf::writable(self)
-    }
-}
 
 /// What a connection needs to check its replies.
 #[derive(Debug, Clone)]
@@ -70,28 +29,82 @@ pub struct Expectation {
     pub timeout: Duration,
 }
 
-/// Sends one request (the part of it past `already_written`: the dispatch may have written
-/// some or all of it) and reads its reply, within the timeout.
+impl Expectation {
+    /// Judges `received` (everything read since the previous reply), `closed` once the peer
+    /// has closed its side: `Ok(Some(n))` when the first `n` bytes are the whole, right
+    /// reply, `Ok(None)` while more must be read.
+    ///
+    /// # Errors
+    /// [`FailureKind::WrongReply`] as soon as the bytes cannot be the reply (a different
+    /// line, or more bytes than the reply has), [`FailureKind::EarlyEof`] when the peer
+    /// closed before the whole reply.
+    pub fn judge(&self, received: &[u8], closed: bool) -> Result<Option<usize>, FailureKind> {
+        let expected = self.reply.as_slice();
+        match self.framing {
+            Framing::Line => {
+                if let Some(end) = received.iter().position(|&byte| byte == b'\n') {
+                    return if received[..=end] == *expected {
+                        Ok(Some(end + 1))
+                    } else {
+                        Err(FailureKind::WrongReply)
+                    };
+                }
+                // No newline yet: once as many bytes as the expected line have arrived, it
+                // cannot match.
+                if received.len() >= expected.len() {
+                    Err(FailureKind::WrongReply)
+                } else if closed {
+                    Err(FailureKind::EarlyEof)
+                } else {
+                    Ok(None)
+                }
+            }
+            Framing::Raw => {
+                if received.len() > expected.len() || (closed && !expected.starts_with(received)) {
+                    Err(FailureKind::WrongReply)
+                } else if !closed {
+                    Ok(None)
+                } else if received == expected {
+                    Ok(Some(received.len()))
+                } else {
+                    Err(FailureKind::EarlyEof)
+                }
+            }
+        }
+    }
+}
+
+/// Closed loop: sends one request and reads its reply, within the timeout.
 ///
 /// `buffer` carries bytes received past the previous reply; keep one per connection.
 ///
 /// # Errors
 /// The [`FailureKind`]: reply timeout, reset, early EOF or wrong reply.
-pub async fn exchange<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    writer: &impl Writer,
+pub async fn exchange(
+    stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     expect: &Expectation,
-    already_written: usize,
 ) -> Result<(), FailureKind> {
     let work = async {
-        let rest = expect.request.get(already_written..).unwrap_or_default();
-        write_all(writer, rest)
+        stream
+            .write_all(&expect.request)
             .await
             .map_err(|e| classify(&e, Phase::Exchange))?;
-        match expect.framing {
-            Framing::Line => read_line_reply(reader, buffer, &expect.reply).await,
-            Framing::Raw => read_raw_reply(reader, buffer, &expect.reply).await,
+        if expect.framing == Framing::Raw {
+            buffer.clear();
+        }
+        let mut closed = false;
+        loop {
+            if let Some(n) = expect.judge(buffer, closed)? {
+                buffer.drain(..n);
+                return Ok(());
+            }
+            buffer.reserve(expect.reply.len() + 1);
+            match stream.read_buf(buffer).await {
+                Ok(0) => closed = true,
+                Ok(_) => {}
+                Err(error) => return Err(classify(&error, Phase::Exchange)),
+            }
         }
     };
     match tokio::time::timeout(expect.timeout, work).await {
@@ -100,76 +113,36 @@ pub async fn exchange<R: AsyncRead + Unpin>(
     }
 }
 
-/// Writes all of `bytes`, waiting for room when the socket takes no more.
-async fn write_all(writer: &impl Writer, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        writer.writable().await?;
-        match writer.try_send(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expect(framing: Framing, reply: &[u8]) -> Expectation {
+        Expectation {
+            request: Vec::new(),
+            reply: reply.to_vec(),
+            framing,
+            timeout: Duration::from_secs(1),
         }
     }
-    Ok(())
-}
 
-/// Reads until a `\n` and compares that line with `expected` (which ends in `\n`).
-async fn read_line_reply<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    buffer: &mut Vec<u8>,
-    expected: &[u8],
-) -> Result<(), FailureKind> {
-    loop {
-        if let Some(end) = buffer.iter().position(|&byte| byte == b'\n') {
-            let matches = buffer[..=end] == *expected;
-            buffer.drain(..=end);
-            return if matches {
-                Ok(())
-            } else {
-                Err(FailureKind::WrongReply)
-            };
-        }
-        // No newline yet: once more bytes than the expected line have arrived, it cannot match.
-        if buffer.len() >= expected.len() {
-            return Err(FailureKind::WrongReply);
-        }
-        read_more(stream, buffer, expected.len()).await?;
+    #[test]
+    fn a_line_reply_is_complete_at_its_newline_and_leaves_what_follows() {
+        let line = expect(Framing::Line, b"AB\n");
+        assert_eq!(line.judge(b"A", false), Ok(None));
+        assert_eq!(line.judge(b"AB\nA", false), Ok(Some(3)));
+        assert_eq!(line.judge(b"Ab\n", false), Err(FailureKind::WrongReply));
+        assert_eq!(line.judge(b"ABC", false), Err(FailureKind::WrongReply));
+        assert_eq!(line.judge(b"A", true), Err(FailureKind::EarlyEof));
     }
-}
 
-/// Reads until the server closes and compares everything received with `expected`.
-async fn read_raw_reply<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    buffer: &mut Vec<u8>,
-    expected: &[u8],
-) -> Result<(), FailureKind> {
-    buffer.clear();
-    loop {
-        if buffer.len() > expected.len() {
-            return Err(FailureKind::WrongReply);
-        }
-        match read_more(stream, buffer, expected.len() + 1).await {
-            Ok(()) => {}
-            Err(FailureKind::EarlyEof) if buffer.as_slice() == expected => return Ok(()),
-            Err(FailureKind::EarlyEof) if !expected.starts_with(buffer) => {
-                return Err(FailureKind::WrongReply);
-            }
-            Err(kind) => return Err(kind),
-        }
-    }
-}
-
-/// Appends at least one byte to `buffer`, reserving room for `want` more.
-async fn read_more<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    buffer: &mut Vec<u8>,
-    want: usize,
-) -> Result<(), FailureKind> {
-    buffer.reserve(want);
-    match stream.read_buf(buffer).await {
-        Ok(0) => Err(FailureKind::EarlyEof),
-        Ok(_) => Ok(()),
-        Err(error) => Err(classify(&error, Phase::Exchange)),
+    #[test]
+    fn a_raw_reply_is_complete_only_when_the_peer_closes_after_exactly_it() {
+        let raw = expect(Framing::Raw, b"AB");
+        assert_eq!(raw.judge(b"AB", false), Ok(None));
+        assert_eq!(raw.judge(b"AB", true), Ok(Some(2)));
+        assert_eq!(raw.judge(b"A", true), Err(FailureKind::EarlyEof));
+        assert_eq!(raw.judge(b"Ab", true), Err(FailureKind::WrongReply));
+        assert_eq!(raw.judge(b"ABC", false), Err(FailureKind::WrongReply));
     }
 }

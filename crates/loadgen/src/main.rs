@@ -65,7 +65,7 @@ struct Cli {
     /// The request text.
     #[arg(long, default_value = loadgen::config::DEFAULT_MESSAGE)]
     message: String,
-    /// Client threads, each with a single-threaded runtime.
+    /// Client threads, each with its own event loop (open loop) or tokio runtime (closed loop).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Loopback source addresses to spread client sockets over [default: 16 for a

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::report::FailureKind;
@@ -53,7 +54,7 @@ pub fn source_address(index: u64, count: u32) -> Option<IpAddr> {
 }
 
 /// Opens a TCP connection to `target` (from `source` if given) with TCP_NODELAY set, within
-/// `timeout`.
+/// `timeout`, on the current tokio runtime (the closed loop's connect).
 ///
 /// # Errors
 /// The [`FailureKind`] of whatever went wrong: no descriptor, no free port, refused, timed out.
@@ -63,6 +64,7 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<TcpStream, FailureKind> {
     let socket = new_socket(target, source).map_err(|e| classify(&e, Phase::Connect))?;
+    let socket = TcpSocket::from_std_stream(socket.into());
     match tokio::time::timeout(timeout, socket.connect(target)).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(error)) => Err(classify(&error, Phase::Connect)),
@@ -70,15 +72,36 @@ pub async fn connect(
     }
 }
 
-fn new_socket(target: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSocket> {
-    let socket = match target {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
+/// Starts a non-blocking connect to `target` (from `source` if given) with TCP_NODELAY set,
+/// for the open loop's event loop: the connection is established (or has failed: read
+/// `take_error`) once the stream is reported writable.
+///
+/// # Errors
+/// The socket's error: no descriptor, no free port, or an immediate refusal.
+pub fn start_connect(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+) -> io::Result<mio::net::TcpStream> {
+    let socket = new_socket(target, source)?;
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(mio::net::TcpStream::from_std(socket.into()))
+}
+
+/// A non-blocking, close-on-exec TCP socket with TCP_NODELAY, bound to `source` if given.
+fn new_socket(target: SocketAddr, source: Option<IpAddr>) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM.nonblocking(),
+        None,
+    )?;
     socket.set_nodelay(true)?;
     if let Some(ip) = source {
         bind_address_no_port(&socket)?;
-        socket.bind(SocketAddr::new(ip, 0))?;
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
     }
     Ok(socket)
 }
@@ -86,7 +109,7 @@ fn new_socket(target: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSocke
 /// Sets IP_BIND_ADDRESS_NO_PORT, so that binding a source address leaves the choice of the
 /// port to `connect`, which can then reuse a port towards another destination. Without it,
 /// `bind(ip:0)` reserves a port for all destinations and runs out after ~28,000 sockets.
-fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
+fn bind_address_no_port(socket: &Socket) -> io::Result<()> {
     let enable: libc::c_int = 1;
     // SAFETY: the descriptor is a valid, open socket owned by `socket` for the whole call;
     // the option value points to a live c_int and its exact size is passed.

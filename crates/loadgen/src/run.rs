@@ -1,8 +1,10 @@
 //! A whole run: check limits, run the warmup and the measured phase on the client threads,
 //! and turn the measurements into a [`Report`].
 //!
-//! Open loop, each phase has two steps: every client thread opens its connections, all
-//! threads meet at a barrier, and only then does the schedule begin (see [`crate::plan`]).
+//! Open loop, each phase has two steps: every client thread's event loop
+//! ([`crate::open_loop`]) opens its connections, all threads meet at a barrier, and only then
+//! does the schedule begin (see [`crate::plan`]). Closed loop, each client thread runs its
+//! workers on a single-threaded tokio runtime.
 
 use std::io;
 use std::rc::Rc;
@@ -12,14 +14,13 @@ use std::time::{Duration, SystemTime};
 use tokio::task::LocalSet;
 
 use crate::config::Config;
-use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::exchange::Expectation;
-use crate::limits;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::report::{Environment, Measurements, Report, RunInfo};
-use crate::worker::{Shard, connect_phase, dispatcher, open_loop_worker, worker};
+use crate::worker::{Shard, worker};
+use crate::{limits, open_loop};
 
 /// Runs the load described by `config` and reports on it.
 ///
@@ -123,35 +124,27 @@ struct ShardSpec {
     n_workers: u64,
 }
 
-/// Runs `spec.n_workers` workers on a single-threaded runtime on this thread. Open loop, the
-/// thread opens its connections, then waits at `barrier` for the other threads to have
-/// opened theirs before the schedule begins.
+/// Runs `spec.n_workers` workers on this thread: open loop on the thread's event loop
+/// ([`open_loop::run`], which meets the other threads at `barrier` once its connections are
+/// open), closed loop on a single-threaded tokio runtime.
 fn run_shard(
     config: &Config,
     plan: Arc<Plan>,
     spec: ShardSpec,
     barrier: &Barrier,
 ) -> io::Result<Measurements> {
-    let built = tokio::runtime::Builder::new_current_thread()
+    if plan.open_loop() {
+        let shard = open_loop::Shard {
+            index: spec.index,
+            n_threads: spec.n_threads,
+            n_workers: spec.n_workers,
+        };
+        return open_loop::run(config, plan, shard, barrier);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build();
-    let runtime = match built {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            // The other threads must not wait at the barrier for this one forever.
-            if plan.open_loop() {
-                barrier.wait();
-            }
-            return Err(error);
-        }
-    };
-    let dues = Arc::clone(&plan).dues(spec.index, spec.n_threads);
+        .build()?;
     let shard = Rc::new(Shard {
-        dispatch: Dispatch::new(
-            config.request_bytes(),
-            Box::new(dues),
-            config.effective_give_up_after(),
-        ),
         plan,
         expect: Expectation {
             request: config.request_bytes(),
@@ -165,50 +158,19 @@ fn run_shard(
         count_progress: config.progress,
         measurements: Default::default(),
         next_source: spec.index.into(),
-        thread_index: spec.index,
         n_threads: spec.n_threads,
         parked: Default::default(),
     });
     let local = LocalSet::new();
-    if shard.plan.open_loop() {
-        let streams = local.block_on(&runtime, connect_phase(Rc::clone(&shard), spec.n_workers));
-        barrier.wait();
-        shard.plan.begin_schedule();
-        local.block_on(&runtime, run_open_loop(Rc::clone(&shard), streams));
-        // A count-bounded phase counts what it gave up on as the connections' unused
-        // requests; a timed one has no such count, so its given-up requests are added here.
-        if !shard.plan.bounded_by_count() {
-            shard.measurements.borrow_mut().requests_not_sent += shard.dispatch.given_up();
-        }
-    } else {
-        local.block_on(&runtime, run_workers(Rc::clone(&shard), spec.n_workers));
-    }
+    local.block_on(&runtime, run_workers(Rc::clone(&shard), spec.n_workers));
     shard.close_parked();
     Ok(shard.measurements.take())
-}
-
-/// Starts a worker on each opened connection and the dispatcher that paces them.
-async fn run_open_loop(shard: Rc<Shard>, streams: Vec<Option<tokio::net::TcpStream>>) {
-    let mut handles: Vec<_> = streams
-        .into_iter()
-        .map(|stream| {
-            shard.dispatch.worker_started();
-            tokio::task::spawn_local(open_loop_worker(Rc::clone(&shard), stream))
-        })
-        .collect();
-    handles.push(tokio::task::spawn_local(dispatcher(Rc::clone(&shard))));
-    join_all(handles).await;
 }
 
 async fn run_workers(shard: Rc<Shard>, n_workers: u64) {
     let handles: Vec<_> = (0..n_workers)
         .map(|_| tokio::task::spawn_local(worker(Rc::clone(&shard))))
         .collect();
-    join_all(handles).await;
-}
-
-/// Waits for every task, passing a panic on.
-async fn join_all(handles: Vec<tokio::task::JoinHandle<()>>) {
     for handle in handles {
         if let Err(error) = handle.await {
             if error.is_panic() {

@@ -1,32 +1,45 @@
-//! A timer with microsecond precision for the open-loop dispatcher: a Linux `timerfd` read
-//! through tokio's reactor.
+//! A wake-up with microsecond precision for the open loop's event loop: a Linux `timerfd`
+//! registered in the loop's `mio::Poll`.
 //!
-//! tokio's own timer rounds every deadline up to its next millisecond tick, so a request
-//! waited for with `sleep_until` starts 0–1 ms late (plus the reactor's wake-up), which is
-//! the whole of the 1 ms lag budget. A `timerfd` is an hrtimer: it fires within a few
-//! microseconds of its deadline, and one per client thread is enough because the dispatcher
-//! waits for one due time at a time.
+//! `epoll_wait`'s timeout is whole milliseconds (mio rounds a wait up to the next one), so a
+//! request waited for with it alone starts 0–1 ms late, the whole of the 1 ms lag budget. A
+//! `timerfd` is an hrtimer: it fires within a few microseconds of its deadline, and its
+//! readiness ends the loop's `epoll_wait` like any socket's. One per loop is enough, since the
+//! loop waits for one due time at a time.
+//!
+//! Each expiry costs a `timerfd_settime`, an `epoll_wait` and usually a context switch, so
+//! the timer fires at most once per [`QUANTUM`]: a due time within a quantum of the last
+//! expiry waits for the next one, and that wake-up writes every request due by then. Measured
+//! at 30,000 requests/s over 10000 connections without it: 0.76 `timerfd_settime`s, 1.1
+//! `epoll_wait`s and 0.48 context switches per request (`perf trace -s`, `perf stat`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
 
-/// One `timerfd` (CLOCK_MONOTONIC, the clock of [`Instant`]) registered with the runtime of
-/// the thread that made it.
+/// The shortest time between two expiries; it bounds the lag the timer adds (a fifth of the
+/// 1 ms `--max-lag` default). While replies come in, the loop wakes for them anyway and
+/// writes what has fallen due with no wait for the timer.
+pub const QUANTUM: Duration = Duration::from_micros(200);
+
+/// One `timerfd` (CLOCK_MONOTONIC, the clock of [`Instant`]), armed for one deadline at a
+/// time.
 #[derive(Debug)]
-pub struct PreciseTimer {
-    fd: AsyncFd<OwnedFd>,
+pub struct Timer {
+    fd: OwnedFd,
+    armed: Option<Instant>,
+    last_expiry: Option<Instant>,
 }
 
-impl PreciseTimer {
-    /// Creates the timer; call inside a tokio runtime with IO enabled.
+impl Timer {
+    /// Creates the timer and registers it readable (edge-triggered) under `token`.
     ///
     /// # Errors
-    /// The `timerfd_create` or reactor registration error.
-    pub fn new() -> io::Result<PreciseTimer> {
+    /// The `timerfd_create` or registration error.
+    pub fn new(registry: &Registry, token: Token) -> io::Result<Timer> {
         // SAFETY: timerfd_create takes no pointers; a non-negative result is a new
         // descriptor that nothing else owns.
         let raw = unsafe {
@@ -39,36 +52,36 @@ impl PreciseTimer {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `raw` is a valid descriptor owned by no one else (checked above).
-        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: the `OwnedFd` moves into the `AsyncFd` and is never closed or replaced
-        // before it, so the registered descriptor stays the same open timerfd.
-        let fd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }?;
-        Ok(PreciseTimer { fd })
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)?;
+        Ok(Timer {
+            fd,
+            armed: None,
+            last_expiry: None,
+        })
     }
 
-    /// Waits until `deadline`, never returning before it. Returns at once when it has passed.
+    /// Makes the timer fire at `deadline` (never before it, and no sooner than a [`QUANTUM`]
+    /// after its last expiry), unless it is already armed to
+    /// fire no later: that wake-up finds nothing due and arms it again, which costs fewer
+    /// `timerfd_settime`s than following every new due time while replies keep the loop
+    /// awake. Re-arming resets the timerfd's expiry count, so its readiness
+    /// need never be read away: with edge-triggered polling each expiry is a new event.
     ///
     /// # Errors
-    /// A `timerfd_settime` or `read` error (none is expected on Linux).
-    pub async fn sleep_until(&self, deadline: Instant) -> io::Result<()> {
-        loop {
-            let now = Instant::now();
-            let Some(wait) = deadline
-                .checked_duration_since(now)
-                .filter(|d| !d.is_zero())
-            else {
-                return Ok(());
-            };
-            self.arm(wait)?;
-            // Re-arming resets the timerfd's expiry count, so its readiness need not be read
-            // away: one `timerfd_settime` per wake-up is the whole cost. A spurious wake-up
-            // is harmless, since the loop re-checks the clock.
-            self.fd.readable().await?.clear_ready();
+    /// A `timerfd_settime` error (none is expected on Linux).
+    pub fn arm(&mut self, deadline: Instant, now: Instant) -> io::Result<()> {
+        let deadline = self
+            .last_expiry
+            .map_or(deadline, |last| deadline.max(last + QUANTUM));
+        if self.armed.is_some_and(|armed| armed <= deadline) {
+            return Ok(());
         }
-    }
-
-    /// Arms the timer to fire once, `wait` from now (relative, so it can only fire late).
-    fn arm(&self, wait: Duration) -> io::Result<()> {
+        // Relative, rounded up to a whole nanosecond, so it can only fire late; a zero
+        // `it_value` would disarm it, hence at least one nanosecond.
+        let wait = deadline
+            .saturating_duration_since(now)
+            .max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -83,39 +96,55 @@ impl PreciseTimer {
         // itimerspec for the whole call and the old value is not asked for (null).
         let status =
             unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-        crate::net::os_status(status)
+        crate::net::os_status(status)?;
+        self.armed = Some(deadline);
+        Ok(())
+    }
+
+    /// The timer has fired (its event came): the next [`Timer::arm`] must set it again even
+    /// for the same instant, and no sooner than a quantum after this expiry.
+    pub fn fired(&mut self) {
+        self.last_expiry = self.armed.take().or(self.last_expiry);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime")
-    }
+    use mio::{Events, Poll};
 
     #[test]
-    fn sleeping_until_a_deadline_never_returns_before_it() {
-        runtime().block_on(async {
-            let timer = PreciseTimer::new().expect("timerfd");
-            for micros in [1, 50, 700, 2_500] {
-                let deadline = Instant::now() + Duration::from_micros(micros);
-                timer.sleep_until(deadline).await.expect("sleeps");
-                assert!(Instant::now() >= deadline, "woke before {micros} µs");
+    fn an_armed_timer_ends_the_poll_and_never_before_its_deadline() {
+        let mut poll = Poll::new().expect("a poll");
+        let mut timer = Timer::new(poll.registry(), Token(0)).expect("a timerfd");
+        let mut events = Events::with_capacity(4);
+        for micros in [1, 50, 700, 2_500] {
+            let now = Instant::now();
+            let deadline = now + Duration::from_micros(micros);
+            timer.arm(deadline, now).expect("arms");
+            loop {
+                poll.poll(&mut events, Some(Duration::from_secs(10)))
+                    .expect("polls");
+                if events.iter().any(|event| event.token() == Token(0)) {
+                    break;
+                }
             }
-        });
+            timer.fired();
+            assert!(Instant::now() >= deadline, "woke before {micros} µs");
+        }
     }
 
     #[test]
-    fn a_deadline_in_the_past_returns_at_once() {
-        runtime().block_on(async {
-            let timer = PreciseTimer::new().expect("timerfd");
-            let past = Instant::now();
-            timer.sleep_until(past).await.expect("returns");
-        });
+    fn a_deadline_in_the_past_fires_at_once() {
+        let mut poll = Poll::new().expect("a poll");
+        let mut timer = Timer::new(poll.registry(), Token(7)).expect("a timerfd");
+        let now = Instant::now();
+        timer
+            .arm(now - Duration::from_millis(1), now)
+            .expect("arms");
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(10)))
+            .expect("polls");
+        assert!(events.iter().any(|event| event.token() == Token(7)));
     }
 }

@@ -401,3 +401,74 @@ fn open_loop_gives_up_on_a_request_no_connection_could_send_in_time() {
     assert!(report.requests_ok >= 1, "{report:#?}");
     assert!(report.requests_not_sent >= 19, "{report:#?}");
 }
+
+#[test]
+fn open_loop_times_out_a_scheduled_request_whose_reply_never_comes() {
+    // Each connection's priming is answered, its first scheduled request never is.
+    let server = TestServer::start(Behaviour::AnswerFirstOnly);
+    let mut config = config_for(&server);
+    config.n_connections = 3;
+    config.requests_per_conn = 2;
+    config.rate = Some(1000.0);
+    config.timeout = Duration::from_millis(300);
+    let report = run(&config);
+    assert_eq!(report.failures.reply_timeout, 3, "{report:#?}");
+    assert_eq!(report.requests_ok, 0, "{report:#?}");
+    assert_eq!(
+        report.requests_not_sent, 3,
+        "each connection's second request"
+    );
+    assert_counts_add_up(&report, &config);
+}
+
+#[test]
+fn open_loop_times_out_connects_to_a_full_accept_queue() {
+    let listener = full_backlog_listener();
+    let mut config = Config::new(listener.local_addr().expect("address"));
+    config.n_connections = 6;
+    config.concurrency = Some(1);
+    config.rate = Some(1000.0);
+    config.timeout = Duration::from_millis(300);
+    let report = run(&config);
+    assert!(
+        report.failures.connect_timeout >= 1,
+        "{:#?}",
+        report.failures
+    );
+    // Connections that made it into the queue are never served: their primings time out.
+    // Once the schedule is over (every request given up), what is left is not sent.
+    let timeouts = report.failures.connect_timeout + report.failures.reply_timeout;
+    assert_eq!(timeouts, report.requests_failed, "{:#?}", report.failures);
+    assert_eq!(report.requests_ok, 0);
+    assert_counts_add_up(&report, &config);
+}
+
+#[test]
+fn open_loop_writes_a_request_larger_than_the_socket_takes_at_once_and_checks_its_reply() {
+    // A 1 MiB line fills the socket's send buffer: the write stops at EAGAIN and resumes
+    // on the socket's writable events, and the reply arrives over many reads.
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = config_for(&server);
+    config.n_connections = 2;
+    config.requests_per_conn = 2;
+    config.rate = Some(100.0);
+    config.message = "x".repeat(1 << 20);
+    let report = run(&config);
+    assert_eq!(report.requests_ok, 4, "{:#?}", report.failures);
+    assert_counts_add_up(&report, &config);
+}
+
+#[test]
+fn open_loop_counts_a_wrong_reply_to_a_scheduled_request() {
+    // The priming's wrong reply already fails each connection: every one is counted once,
+    // its other requests as not sent.
+    let server = TestServer::start(Behaviour::WrongReply);
+    let mut config = config_for(&server);
+    config.n_connections = 4;
+    config.requests_per_conn = 3;
+    config.rate = Some(1000.0);
+    let report = run(&config);
+    assert_eq!(report.failures.wrong_reply, 4, "{:#?}", report.failures);
+    assert_eq!(report.requests_not_sent, 8);
+    assert_counts_add_up(&report, &config);
+}

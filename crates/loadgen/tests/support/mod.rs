@@ -30,6 +30,9 @@ pub enum Behaviour {
     EarlyClose,
     /// Reads requests and never replies.
     NeverReply,
+    /// Answers the first request of a connection (an open loop's priming), then reads the
+    /// others and never replies.
+    AnswerFirstOnly,
     /// The article's protocol: one read is the message, reply upper-cased, then close.
     RawEcho,
     /// The article's protocol, but the reply is the message unchanged.
@@ -108,12 +111,15 @@ fn serve(stream: TcpStream, behaviour: Behaviour) -> io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
+    let mut answered = 0_u64;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
         let upper = String::from_utf8_lossy(&line).to_uppercase();
+        let first = answered == 0;
+        answered += 1;
         match behaviour {
             Behaviour::Echo => writer.write_all(upper.as_bytes())?,
             Behaviour::DelayedEcho(delay) => {
@@ -127,6 +133,8 @@ fn serve(stream: TcpStream, behaviour: Behaviour) -> io::Result<()> {
             }
             Behaviour::EarlyClose => return Ok(()),
             Behaviour::NeverReply => {}
+            Behaviour::AnswerFirstOnly if first => writer.write_all(upper.as_bytes())?,
+            Behaviour::AnswerFirstOnly => {}
             Behaviour::RawEcho | Behaviour::RawUnchanged | Behaviour::RawClose => {
                 unreachable!("raw behaviours are served by serve_raw")
             }
