@@ -86,3 +86,48 @@ fn fidelity_rows_with_a_client_lag_show_it_and_are_judged_client_bound_on_it() {
         .expect("header");
     assert_eq!(columns(line), columns(header), "{line}");
 }
+
+#[test]
+fn loadgen_is_held_to_olc_s_p99_only_where_olc_kept_its_schedule() {
+    let json = committed("loadgen-fidelity.json");
+    let mut results: fidelity::FidelityResults = serde_json::from_str(&json).expect("results");
+    let first = results.rows.first().expect("a row");
+    let (connections, rate) = (first.n_connections, first.rate_requests_per_second);
+    let same_cell = |row: &fidelity::FidelityRow| {
+        row.n_connections == connections && row.rate_requests_per_second == rate
+    };
+    let loadgen_line = |results: &fidelity::FidelityResults| {
+        let page = fidelity::render(results);
+        let prefix = format!("| {connections} | {rate:.0} | loadgen |");
+        page.lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no loadgen row {prefix}: {page}"))
+            .to_owned()
+    };
+    // olc on schedule, 50 ms apart: loadgen missed the p99 target.
+    for row in results.rows.iter_mut().filter(|row| same_cell(row)) {
+        row.requests_started_late = 0;
+        row.client_lag_p99_us = Some(100.0);
+        row.schedule_lag_p99_us = Some(100.0);
+        row.latency_p99_us = if row.client == "olc" {
+            100_000.0
+        } else {
+            150_000.0
+        };
+    }
+    let line = loadgen_line(&results);
+    assert!(line.ends_with("| missed: p99 |"), "{line}");
+    // olc behind its own schedule: the comparison shows nothing either way.
+    for row in results
+        .rows
+        .iter_mut()
+        .filter(|row| same_cell(row) && row.client == "olc")
+    {
+        row.client_lag_p99_us = Some(20_000.0);
+    }
+    let line = loadgen_line(&results);
+    assert!(
+        line.ends_with("| p99 vs olc inconclusive (olc fell behind) |"),
+        "{line}"
+    );
+}
