@@ -260,6 +260,10 @@ pub struct Step {
     pub requests_started_late: u64,
     /// Latency of successful requests from their intended start.
     pub latency: Latency,
+    /// p99 of the same requests from their actual send: the server's part, which loadgen's
+    /// own lag cannot have added to (absent from studies made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_from_send_ms: Option<f64>,
     /// What the server spent.
     pub server: ServerCost,
     /// What loadgen spent, to tell the client's limit from the server's.
@@ -398,6 +402,7 @@ pub(crate) fn sample_step(target_requests_per_second: f64) -> Step {
             p99_9_ms: 110.0,
             max_ms: 120.0,
         },
+        p99_from_send_ms: Some(103.5),
         server: ServerCost {
             user_cpu_us_per_request: 1.2,
             system_cpu_us_per_request: 3.8,

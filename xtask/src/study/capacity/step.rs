@@ -305,6 +305,8 @@ impl Run<'_> {
             failures_by_kind,
             requests_started_late: report.requests_started_late,
             latency: Latency::from_percentiles(&report.latency),
+            p99_from_send_ms: (report.latency_from_send.count > 0)
+                .then(|| report.latency_from_send.p99_us / 1e3),
             server: self.server_cost(cpus.server_cpus.len()),
             loadgen: self.loadgen_cost(cpus.loadgen_cpus.len()),
         }
