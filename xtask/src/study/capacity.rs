@@ -82,11 +82,11 @@ pub struct CapacityArgs {
     #[arg(long, default_value = "2s")]
     pub window: humantime::Duration,
     /// Measured seconds of a confirmation: the rate the search found is held this long
-    /// before it is published, and one precision lower after each broken confirmation.
+    /// before it is published, and twice the precision lower after each broken confirmation.
     /// 5 s is 2.5 times a search step's evidence, and three of them fit the 15 minutes.
     #[arg(long, default_value = "5s")]
     pub confirm_window: humantime::Duration,
-    /// Confirmations per server at most: the rate found, then one precision lower after each
+    /// Confirmations per server at most: the rate found, then twice the precision lower after each
     /// broken one; when all break, no rate is published (when loadgen fell behind in them, the
     /// rate found is, marked unconfirmed and client-bound). 0 publishes the rate found
     /// unconfirmed.
@@ -780,8 +780,8 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(confirmations, [(5000.0, false), (5000.0 / 1.05, true)]);
-        assert_eq!(server.max_sustainable_requests_per_second, 5000.0 / 1.05);
+        assert_eq!(confirmations, [(5000.0, false), (5000.0 / 1.1, true)]);
+        assert_eq!(server.max_sustainable_requests_per_second, 5000.0 / 1.1);
         assert_eq!(server.first_broken_requests_per_second, Some(5000.0));
         assert_eq!(server.confirmed_over_seconds, Some(5.0));
         assert!(
@@ -832,7 +832,7 @@ mod tests {
         assert_eq!(server.first_broken_requests_per_second, Some(5250.0));
         assert_eq!(
             server.client_bound_from_requests_per_second,
-            Some(5000.0 / 1.05 / 1.05)
+            Some(5000.0 / 1.1 / 1.1)
         );
     }
 
