@@ -403,3 +403,44 @@ fn a_study_made_before_confirmations_renders_without_a_word_of_them() {
     let text = capacity::readme(&fixture());
     assert!(!text.contains("confirm"), "{text}");
 }
+
+/// The user-space share is judged where the CPU time is large enough to split it: the best
+/// row's published rate, with the cost table's low rate beside it.
+#[test]
+fn the_user_space_share_is_judged_at_the_best_rows_published_rate() {
+    let mut summary = fixture();
+    let mio = &mut summary.servers[0];
+    assert_eq!(mio.name, "mio");
+    let max = mio.max_sustainable_requests_per_second;
+    for step in &mut mio.steps {
+        let (user, system) = if step.step.target_requests_per_second == max {
+            (1.0, 9.0)
+        } else {
+            (5.0, 5.0)
+        };
+        step.step.server.user_cpu_us_per_request = user;
+        step.step.server.system_cpu_us_per_request = system;
+    }
+    let text = capacity::readme(&summary);
+    let line = line_of(&text, "- met: mio's user-space CPU at most 25 %");
+    assert!(
+        line.contains(&format!(
+            "at its published rate (got 10 %: 1.00 of 10.0 µs at {max:.0} req/s"
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("; at the cost table's rate 50 %: 5.00 of 10.0 µs"),
+        "{line}"
+    );
+
+    for step in &mut summary.servers[0].steps {
+        step.step.server.user_cpu_us_per_request = 4.0;
+        step.step.server.system_cpu_us_per_request = 6.0;
+    }
+    let text = capacity::readme(&summary);
+    assert!(
+        line_of(&text, "- **MISSED**: mio's user-space CPU at most 25 %").contains("got 40 %"),
+        "{text}"
+    );
+}

@@ -552,6 +552,27 @@ fn in_flight_clients(addr: SocketAddr, n: usize) -> io::Result<Vec<Client>> {
     Ok(clients)
 }
 
+/// The server process runs with glibc's per-thread malloc cache off (see server-common's
+/// `run.rs`: a pool's workers each keep a cache, and RSS grew with them), though the
+/// environment it was started in did not say so.
+fn the_binary_runs_with_glibcs_per_thread_malloc_cache_off(target: &Target) -> io::Result<()> {
+    let process = ServerProcess::spawn(target.binary, target.args, None)?;
+    let environ = std::fs::read(format!("/proc/{}/environ", process.pid()))?;
+    let tunables: Vec<String> = environ
+        .split(|&b| b == 0)
+        .filter_map(|var| var.strip_prefix(b"GLIBC_TUNABLES="))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+        .collect();
+    assert_eq!(
+        tunables,
+        [server_common::run::TCACHE_OFF],
+        "GLIBC_TUNABLES of the running server"
+    );
+    let mut client = Client::connect(process.addr())?;
+    assert_eq!(ask(&mut client, "cache off")?, "CACHE OFF");
+    Ok(())
+}
+
 /// The binary prints `listening on <ip>:<port>` (with the real port for `--port 0`), serves
 /// on it, and `--help` says what it is and explains every common flag.
 fn the_binary_announces_its_address_and_explains_every_flag(target: &Target) -> io::Result<()> {
@@ -1034,6 +1055,7 @@ macro_rules! __each_case {
             the_summary_counts_connections_requests_and_errors,
             shutdown_answers_every_request_already_received,
             the_binary_announces_its_address_and_explains_every_flag,
+            the_binary_runs_with_glibcs_per_thread_malloc_cache_off,
             verbose_mode_logs_each_connection_and_quiet_mode_does_not,
             the_binary_refuses_a_bad_delay_spec_naming_the_faulty_phase,
             the_binary_refuses_an_address_in_use_naming_it,

@@ -33,6 +33,8 @@ impl ServerProcess {
             .args(args.iter().copied())
             // The cases expect the servers' own log levels.
             .env_remove("RUST_LOG")
+            // ... and the allocator settings the server chooses itself.
+            .env_remove("GLIBC_TUNABLES")
             .nofile(nofile);
         let inner = server_process::ServerProcess::start(&launch, START_PATIENCE)?;
         Ok(ServerProcess { inner })

@@ -30,6 +30,7 @@ pub struct Stats {
     peak_queued: AtomicU64,
     dequeued: AtomicU64,
     queue_wait_nanos: AtomicU64,
+    pool_workers_used: AtomicU64,
     shed: AtomicU64,
     refused_at_shutdown: AtomicU64,
 }
@@ -85,6 +86,11 @@ impl Stats {
         self.queue_wait_nanos.fetch_add(waited, Ordering::Relaxed);
     }
 
+    /// A pool worker took its first connection.
+    pub fn pool_worker_used(&self) {
+        self.pool_workers_used.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A queued connection was turned away with `refusal`'s `ERR` line instead of being
     /// served (hand its ticket back with [`Stats::dequeue`] as well).
     pub fn refused(&self, refusal: Refusal) {
@@ -112,6 +118,7 @@ impl Stats {
             peak_queued_connections: load(&self.peak_queued),
             dequeued_connections: load(&self.dequeued),
             queue_wait_seconds: Duration::from_nanos(load(&self.queue_wait_nanos)).as_secs_f64(),
+            pool_workers_used: load(&self.pool_workers_used),
             shed_connections: load(&self.shed),
             shutdown_refused_connections: load(&self.refused_at_shutdown),
         }
@@ -201,6 +208,9 @@ pub struct Summary {
     pub dequeued_connections: u64,
     /// Time all dequeued connections spent waiting for a worker, summed (pools only).
     pub queue_wait_seconds: f64,
+    /// Pool workers that have served at least one connection (pools only): the pool's working
+    /// set, since idle workers are woken most recently idle first.
+    pub pool_workers_used: u64,
     /// Queued connections turned away with `ERR server busy` after waiting longer than the
     /// queue timeout: load shedding (pools only). Shown in the summary line as `shed N`.
     pub shed_connections: u64,
@@ -228,8 +238,8 @@ impl fmt::Display for Summary {
             let mean_ms = self.queue_wait_seconds * 1000.0 / self.dequeued_connections as f64;
             write!(
                 f,
-                ", peak queued {}, mean queue wait {mean_ms:.1} ms",
-                self.peak_queued_connections
+                ", peak queued {}, mean queue wait {mean_ms:.1} ms, workers used {}",
+                self.peak_queued_connections, self.pool_workers_used
             )?;
         }
         if self.shed_connections > 0 {
@@ -309,7 +319,10 @@ mod tests {
         );
         stats.dequeue(second);
         assert_eq!(stats.summary().dequeued_connections, 2);
-        assert!(stats.summary().to_string().contains("peak queued 2"));
+        stats.pool_worker_used();
+        let line = stats.summary().to_string();
+        assert!(line.contains("peak queued 2"), "{line}");
+        assert!(line.contains("workers used 1"), "{line}");
     }
 
     #[test]

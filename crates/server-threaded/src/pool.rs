@@ -2,7 +2,17 @@
 //! serving one connection to its end before taking the next.
 //!
 //! The queue itself is unbounded in length but not in practice: queued connections count as
-//! open, so `max_connections` and the descriptor limit cap it. Every connection's time in
+//! open, so `max_connections` and the descriptor limit cap it.
+//!
+//! **Connections in arrival order, workers most recently idle first.** Each idle worker
+//! sleeps on its own condition variable, on a stack of idle workers; a new connection wakes
+//! the top one. A worker's first connection touches pages of its stack and thread-local state
+//! that stay resident, so waking workers round-robin (what one shared condition variable
+//! does) spreads work over all N in turn and RSS creeps up for as long as some worker is
+//! still untouched: 256 workers × one stack page each was the +14 % growth of the issue-13
+//! soak. Waking the most recently idle keeps the set of workers in use at the peak of
+//! concurrent connections (shown as `workers used` in the summary), as folly's `LifoSem`
+//! does for the same reason. Every connection's time in
 //! the queue is recorded in the stats (`queued_connections`, `peak_queued_connections`,
 //! `queue_wait_seconds`), which is what makes a pool's latency explainable.
 //!
@@ -33,25 +43,50 @@ use crate::{Accepted, Shared, THREAD_STACK_BYTES, connection};
 /// hostile client can keep sending.
 const REFUSAL_DRAIN_READS: usize = 16;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     items: VecDeque<(Accepted, QueueTicket)>,
+    /// Workers waiting for a connection, the most recently idle last; a worker is listed at
+    /// most once, from when it finds the queue empty until it is woken or takes a connection.
+    idle: Vec<usize>,
+    /// Whether each worker has served a connection yet (for `workers used`).
+    used: Vec<bool>,
     /// Set once the pool is being joined: the warden exits.
     closed: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Queue {
     state: Mutex<State>,
-    /// Workers wait here for a connection (or for the stop).
-    ready: Condvar,
+    /// One per worker: worker `w` waits on `ready[w]` for a connection (or for the stop).
+    ready: Box<[Condvar]>,
     /// The warden waits here for the queue to change (or for its oldest entry's deadline).
     changed: Condvar,
 }
 
 impl Queue {
+    fn new(workers: usize) -> Queue {
+        Queue {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                idle: Vec::with_capacity(workers),
+                used: vec![false; workers],
+                closed: false,
+            }),
+            ready: (0..workers).map(|_| Condvar::new()).collect(),
+            changed: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes every worker (the stop).
+    fn wake_all(&self) {
+        for ready in &self.ready {
+            ready.notify_all();
+        }
     }
 }
 
@@ -71,14 +106,14 @@ impl Pool {
         queue_timeout: Option<Duration>,
         shared: &Arc<Shared>,
     ) -> io::Result<Pool> {
-        let queue = Arc::new(Queue::default());
+        let queue = Arc::new(Queue::new(workers));
         let mut threads = Vec::with_capacity(workers + 1);
-        for _ in 0..workers {
+        for worker in 0..workers {
             let (queue, shared) = (Arc::clone(&queue), Arc::clone(shared));
             let handle = std::thread::Builder::new()
                 .name("echo-worker".to_owned())
                 .stack_size(THREAD_STACK_BYTES)
-                .spawn(move || work(&queue, &shared))?;
+                .spawn(move || work(worker, &queue, &shared))?;
             threads.push(handle);
         }
         if let Some(timeout) = queue_timeout {
@@ -96,11 +131,16 @@ impl Pool {
         })
     }
 
-    /// Queues an accepted connection for the next free worker.
+    /// Queues an accepted connection and wakes the most recently idle worker, if any is idle
+    /// (otherwise the next worker to finish takes it).
     pub(crate) fn push(&self, accepted: Accepted) {
         let ticket = self.shared.stats.enqueue();
-        self.queue.lock().items.push_back((accepted, ticket));
-        self.queue.ready.notify_one();
+        let mut state = self.queue.lock();
+        state.items.push_back((accepted, ticket));
+        if let Some(worker) = state.idle.pop() {
+            self.queue.ready[worker].notify_one();
+        }
+        drop(state);
         self.queue.changed.notify_one();
     }
 
@@ -109,7 +149,7 @@ impl Pool {
     pub(crate) fn stop(&self) {
         // Taking the lock first means no worker is between its stop check and its wait.
         let _state = self.queue.lock();
-        self.queue.ready.notify_all();
+        self.queue.wake_all();
     }
 
     /// The shutdown timeout passed: turns away every connection still queued with
@@ -139,29 +179,38 @@ impl Pool {
     }
 }
 
-/// A worker: take the oldest queued connection, serve it to its end, repeat until shutdown
-/// has emptied the queue.
-fn work(queue: &Queue, shared: &Shared) {
+/// Worker `worker`: take the oldest queued connection, serve it to its end, repeat until
+/// shutdown has emptied the queue. With nothing queued it goes on top of the idle stack and
+/// sleeps on its own condition variable.
+fn work(worker: usize, queue: &Queue, shared: &Shared) {
     loop {
         let next = {
             let mut state = queue.lock();
-            loop {
+            let next = loop {
                 // Past the give-up instant a queued client could only be told the server is
                 // shutting down: `refuse_queued` does that, and counts it as refused.
                 if shared.is_giving_up(Instant::now()) {
                     break None;
                 }
                 if let Some(item) = state.items.pop_front() {
+                    if !std::mem::replace(&mut state.used[worker], true) {
+                        shared.stats.pool_worker_used();
+                    }
                     break Some(item);
                 }
                 if shared.is_stopping() {
                     break None;
                 }
-                state = queue
-                    .ready
+                if !state.idle.contains(&worker) {
+                    state.idle.push(worker);
+                }
+                state = queue.ready[worker]
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
-            }
+            };
+            // Woken spuriously, or by the stop, while still listed: not idle any more.
+            state.idle.retain(|&idle| idle != worker);
+            next
         };
         let Some((accepted, ticket)) = next else {
             return;

@@ -13,7 +13,7 @@ use crate::export::figures::{
 use crate::export::format::{num, ratio, secs};
 use crate::results::{Params, Row, Summary};
 use crate::study::capacity::results::{
-    Bound, CapacitySummary, IndependentOutcome, LoadgenHeadroom, ServerCapacity,
+    Bound, CapacitySummary, IndependentOutcome, JudgedStep, LoadgenHeadroom, ServerCapacity,
 };
 use crate::study::scenarios::results::{Cell, Figures, ScenarioRun, ScenariosSummary};
 use crate::study::scenarios::scenario::{BLOCKING, CPU, HONEST, MIXED};
@@ -332,28 +332,61 @@ fn missing(text: &str) -> Check {
     }
 }
 
+/// Checked at the best row's published rate (its confirmation, when it had one): the step
+/// with the most CPU time, which is what makes a user/system split precise. The kernel (tick
+/// accounting, as here) charges each timer tick wholly to user or system time by where the
+/// tick lands, so a step with a few hundred milliseconds of CPU gives the split only to
+/// within several points; the cost table's low common rate is such a step, and is shown
+/// beside it.
 fn user_share_check(summary: &CapacitySummary, best: &ServerCapacity) -> Check {
     let max = ISSUE_10.user_cpu_share_max;
-    let step = figures::common_rate(summary).and_then(|rate| figures::cost_step(best, rate));
-    match step.and_then(|s| Some((s, figures::user_share(&s.step)?))) {
-        Some((step, share)) => Check {
-            met: share <= max,
-            text: format!(
-                "{}'s user-space CPU at most {:.0} % of its CPU per request (got {:.0} %: {} of \
-                 {} µs at {:.0} req/s)",
-                best.name,
-                max * 100.0,
-                share * 100.0,
-                num(step.step.server.user_cpu_us_per_request),
-                num(figures::cpu_us_per_request(&step.step)),
-                step.step.target_requests_per_second
-            ),
-        },
-        None => missing(&format!(
+    let published = figures::cost_step(best, best.max_sustainable_requests_per_second)
+        .and_then(with_user_share);
+    let Some((step, share)) = published else {
+        return missing(&format!(
             "{}'s user-space CPU share: no step to measure it on",
             best.name
-        )),
+        ));
+    };
+    let described = |step: &JudgedStep, share: f64| {
+        format!(
+            "{:.0} %: {} of {} µs at {:.0} req/s, from about {} ms of CPU",
+            share * 100.0,
+            num(step.step.server.user_cpu_us_per_request),
+            num(figures::cpu_us_per_request(&step.step)),
+            step.step.target_requests_per_second,
+            num(figures::cpu_us_per_request(&step.step) * step.step.requests_ok as f64 / 1e3),
+        )
+    };
+    let mut text = format!(
+        "{}'s user-space CPU at most {:.0} % of its CPU per request at its published rate (got \
+         {}",
+        best.name,
+        max * 100.0,
+        described(step, share)
+    );
+    let cost_table = figures::common_rate(summary)
+        .and_then(|rate| figures::cost_step(best, rate))
+        .filter(|other| {
+            other.step.target_requests_per_second < step.step.target_requests_per_second
+        })
+        .and_then(with_user_share);
+    if let Some((other, other_share)) = cost_table {
+        text.push_str(&format!(
+            "; at the cost table's rate {}, a split the kernel's tick sampling gives only to \
+             within several points",
+            described(other, other_share)
+        ));
     }
+    text.push(')');
+    Check {
+        met: share <= max,
+        text,
+    }
+}
+
+fn with_user_share(step: &JudgedStep) -> Option<(&JudgedStep, f64)> {
+    Some((step, figures::user_share(&step.step)?))
 }
 
 fn client_bound_check(summary: &CapacitySummary) -> Check {
