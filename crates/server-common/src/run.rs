@@ -76,15 +76,16 @@ const ARENA_MAX: libc::c_int = 1;
 /// at the top of the heaps, so trimming cannot return it). With one arena every wave reuses
 /// the chunks the last one freed. One lock for every thread costs nothing measurable here:
 /// two cores run two threads at once at most (and the per-thread cache in front of it, which
-/// this setting was first measured with, is off too now: see below). Server CPU per request at zero delay, 16 arenas → 1 (server on
-/// CPU 0, `taskset -c 1 loadgen ADDR -n 50 -m 4000`, 4 alternating rounds on the shared
+/// this setting was first measured with, is off too now: see below). Server CPU per request
+/// at zero delay, 16 arenas → 1 (server on CPU 0, `taskset -c 1 loadgen ADDR -n 50 -m
+/// 4000`, 4 alternating rounds on the shared
 /// machine, median µs (min–max)): threaded 11.1 (10.9–12.4) → 11.5 (10.0–12.5),
 /// threaded-pool 11.3 (9.6–13.2) → 10.0 (9.1–11.5), tokio-multi 7.9 (7.1–8.5) → 7.3
 /// (6.3–9.0), mio 6.2 (5.4–7.1) → 6.4 (5.7–6.9): every difference within the spread. In
 /// the 10-minute soak of every server, threaded-pool +17.9 % → +6.3 % and tokio-multi
-/// +6.6 % → +1.0 %. What threaded-pool still grows is the one heap's high-water mark: a
-/// never-reader's queue holds 64 KiB of 12-byte lines as about 5400 small allocations (about
-/// 170 KiB of chunks), the size of the steps seen.
+/// +6.6 % → +1.0 %. What threaded-pool still grew then was not the queue of a never-reader
+/// (echo-core keeps it in one buffer since; the growth stayed) but its workers' stacks (see
+/// server-threaded's `pool.rs`) and the per-thread cache below.
 ///
 /// **No per-thread cache** ([`TCACHE_OFF`]): glibc keeps up to 7 freed chunks of each small
 /// size class (up to 1 KiB) in a cache of the thread that freed them, for that thread alone.

@@ -2,19 +2,18 @@
 //! serving one connection to its end before taking the next.
 //!
 //! The queue itself is unbounded in length but not in practice: queued connections count as
-//! open, so `max_connections` and the descriptor limit cap it.
+//! open, so `max_connections` and the descriptor limit cap it. Every connection's time in
+//! the queue is recorded in the stats (`queued_connections`, `peak_queued_connections`,
+//! `queue_wait_seconds`), which is what makes a pool's latency explainable.
 //!
 //! **Connections in arrival order, workers most recently idle first.** Each idle worker
 //! sleeps on its own condition variable, on a stack of idle workers; a new connection wakes
-//! the top one. A worker's first connection touches pages of its stack and thread-local state
-//! that stay resident, so waking workers round-robin (what one shared condition variable
-//! does) spreads work over all N in turn and RSS creeps up for as long as some worker is
-//! still untouched: 256 workers × one stack page each was the +14 % growth of the issue-13
-//! soak. Waking the most recently idle keeps the set of workers in use at the peak of
-//! concurrent connections (shown as `workers used` in the summary), as folly's `LifoSem`
-//! does for the same reason. Every connection's time in
-//! the queue is recorded in the stats (`queued_connections`, `peak_queued_connections`,
-//! `queue_wait_seconds`), which is what makes a pool's latency explainable.
+//! the top one. A worker's first connection touches pages of its stack that stay resident, so
+//! waking workers round-robin (what one shared condition variable does) spreads work over all
+//! N in turn and RSS creeps up for as long as some worker is still untouched: 256 workers ×
+//! one stack page each was the +14 % growth of the issue-13 soak. Waking the most recently
+//! idle keeps the set of workers in use at the peak of concurrent connections (shown as
+//! `workers used` in the summary), as folly's `LifoSem` does for the same reason.
 //!
 //! **No accepted client is left in silence.** A client in the queue has sent its request to a
 //! server that accepted it, so it is either served or told why not, in an `ERR` line
