@@ -94,11 +94,14 @@ const ARENA_MAX: libc::c_int = 1;
 /// 6-minute soaks of threaded-pool (256 workers, most recently idle first, so 78 in use) the
 /// heap grew 768 → 1296 KiB, step by step after the 2-minute warm-up (RSS +3.6 %, still
 /// climbing); with the cache off it stayed at 568 KiB from the first minute on (+0.0 %). The
-/// cache is glibc's fast path, yet turning it off cost nothing measurable here (server CPU
-/// per request at zero delay, 2 alternating rounds, µs: threaded-pool 9.6 and 13.1 on, 11.7
-/// and 10.8 off; mio 7.1 and 7.4 on, 7.1 and 7.7 off). glibc reads the setting only from
-/// the environment at start (`GLIBC_TUNABLES`; `mallopt` has no such option), so a server
-/// started without it execs itself again with it: same process, same PID, same arguments.
+/// cache is glibc's fast path; turning it off cost at most a few percent here, within the
+/// spread (server CPU per request at zero delay, server on CPU 0, `taskset -c 1 loadgen ADDR
+/// -n 50 -m 4000`, alternating rounds, median µs (min–max), cache on → off: threaded-pool,
+/// 5 rounds, 11.7 (9.6–13.1) → 12.3 (10.8–12.8); tokio-multi, 3 rounds, 9.75 (8.15–9.85) →
+/// 9.45 (8.85–10.2); mio, 2 rounds, 7.1 and 7.4 → 7.1 and 7.7). glibc reads the setting
+/// only from the environment at start (`GLIBC_TUNABLES`; `mallopt` has no such option), so a
+/// server started without it execs itself again with it: same process, same PID, same
+/// arguments.
 fn tune_the_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
