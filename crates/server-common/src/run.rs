@@ -115,7 +115,7 @@ fn tune_the_allocator() {
     }
 }
 
-/// The glibc tunable that turns the per-thread cache off (see [`tune_the_allocator`]).
+/// The glibc tunable that turns the per-thread cache off (why: `tune_the_allocator`, above).
 pub const TCACHE_OFF: &str = "glibc.malloc.tcache_count=0";
 
 /// Execs this binary again with [`TCACHE_OFF`] added to `GLIBC_TUNABLES`, unless that
