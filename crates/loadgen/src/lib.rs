@@ -24,7 +24,8 @@
 //! - [`config`]: what a run does, and its validation.
 //! - [`run`](mod@run): the phases and threads of a run.
 //! - [`worker`]: the closed loop's connections, one after another.
-//! - [`open_loop`], [`timer`]: the open loop's event loop and its precise wake-up.
+//! - [`open_loop`], [`timer`], [`arrival`]: the open loop's event loop, its precise wake-up
+//!   and the kernel's receive timestamps that time its replies.
 //! - [`exchange`], [`net`]: a reply's judge, sockets and failure kinds.
 //! - [`plan`]: the shared work and open-loop schedule.
 //! - [`limits`]: the open-file limit.
@@ -32,6 +33,7 @@
 //! - [`summary`]: the human summary.
 #![deny(missing_docs)]
 
+pub mod arrival;
 pub mod config;
 pub mod error;
 pub mod exchange;

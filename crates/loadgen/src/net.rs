@@ -72,9 +72,10 @@ pub async fn connect(
     }
 }
 
-/// Starts a non-blocking connect to `target` (from `source` if given) with TCP_NODELAY set,
-/// for the open loop's event loop: the connection is established (or has failed: read
-/// `take_error`) once the stream is reported writable.
+/// Starts a non-blocking connect to `target` (from `source` if given) with TCP_NODELAY and
+/// the kernel's receive timestamps ([`crate::arrival`]) set, for the open loop's event loop:
+/// the connection is established (or has failed: read `take_error`) once the stream is
+/// reported writable.
 ///
 /// # Errors
 /// The socket's error: no descriptor, no free port, or an immediate refusal.
@@ -83,6 +84,9 @@ pub fn start_connect(
     source: Option<IpAddr>,
 ) -> io::Result<mio::net::TcpStream> {
     let socket = new_socket(target, source)?;
+    // Without the option, replies are timed by their read, and the report counts them so
+    // (`replies_timed_by_kernel`); nothing else depends on it.
+    let _ = crate::arrival::enable(socket.as_raw_fd());
     match socket.connect(&target.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

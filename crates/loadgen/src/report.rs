@@ -18,12 +18,17 @@
 //! ([`Report::requests_waited_for_connection`]). The rest is the client's own lag
 //! ([`Report::client_lag`]); a run whose client-lag p99 is above `--max-lag` is
 //! [`Report::client_bound`]: its latencies carry the client's limit, not only the server's.
+//! On the receiving side, both latencies end when the reply arrived, as the kernel stamped
+//! it ([`crate::arrival`]), not when loadgen read it; the wait in between, the client's own,
+//! is the read lag ([`Report::read_lag`], counted in [`Report::replies_timed_by_kernel`]).
 //!
 //! Schema history: version 2 added `latency_from_send`, `schedule_lag`, `client_bound`,
 //! `parameters.max_schedule_lag_us` and their histograms; version 3 added `client_lag`,
 //! `requests_waited_for_connection` and the client-lag histogram, and judges `client_bound`
-//! on the client lag. [`Report::from_json`] still reads versions 1 and 2 (without the new
-//! fields: empty distributions; a version-2 report stays judged on its schedule lag).
+//! on the client lag; later version-3 reports added `read_lag`, `replies_timed_by_kernel`
+//! and the read-lag histogram (empty and 0 in earlier ones, whose open-loop latencies end at
+//! the read). [`Report::from_json`] still reads versions 1 and 2 (without the new fields:
+//! empty distributions; a version-2 report stays judged on its schedule lag).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime};
@@ -167,6 +172,17 @@ pub struct Report {
     /// reply), of every successful request (`count` 0 in closed loop).
     #[serde(default)]
     pub client_lag: Percentiles,
+    /// Open loop only: how long each reply waited in its socket before loadgen read it, its
+    /// read minus its arrival as the kernel stamped it ([`crate::arrival`]), of the
+    /// successful requests whose reply was so stamped (`count`). `latency` and
+    /// `latency_from_send` of those requests end at the arrival, so this delay, the
+    /// client's own, is in neither. Empty in closed loop, and in reports before it existed.
+    #[serde(default)]
+    pub read_lag: Percentiles,
+    /// Open loop only: successful requests whose latency ends at the kernel's receive
+    /// timestamp of their reply; the others (the kernel gave no timestamp) end at the read.
+    #[serde(default)]
+    pub replies_timed_by_kernel: u64,
     /// Open loop only: successful requests that were due while every connection waited for
     /// a reply, and so waited for one to become idle (the server's slowness, not the
     /// client's). Always 0 in closed loop.
@@ -432,6 +448,10 @@ pub struct Histograms {
     /// connection became idle (successful requests), nanoseconds.
     #[serde(default = "empty_histogram_hex")]
     pub client_lag_ns: String,
+    /// Open-loop read lag, a reply's read minus its arrival in the kernel (successful
+    /// requests whose reply had a timestamp), nanoseconds.
+    #[serde(default = "empty_histogram_hex")]
+    pub read_lag_ns: String,
 }
 
 fn empty_histogram_hex() -> String {
@@ -454,6 +474,10 @@ pub struct Measurements {
     pub schedule_lag_ns: Histogram<u64>,
     /// Open loop: actual send minus the later of due time and connection idle, nanoseconds.
     pub client_lag_ns: Histogram<u64>,
+    /// Open loop: a reply's read minus its arrival in the kernel, nanoseconds.
+    pub read_lag_ns: Histogram<u64>,
+    /// Open-loop requests whose latency ends at their reply's kernel timestamp.
+    pub replies_timed_by_kernel: u64,
     /// Requests with the right reply.
     pub requests_ok: u64,
     /// Requests skipped because their connection had failed.
@@ -478,6 +502,8 @@ impl Default for Measurements {
             latency_from_send_ns: new_histogram(),
             schedule_lag_ns: new_histogram(),
             client_lag_ns: new_histogram(),
+            read_lag_ns: new_histogram(),
+            replies_timed_by_kernel: 0,
             requests_ok: 0,
             requests_not_sent: 0,
             requests_started_late: 0,
@@ -529,6 +555,11 @@ impl Measurements {
             if times.ready > times.due {
                 self.requests_waited_for_connection += 1;
             }
+            if let Some(read) = times.read {
+                self.replies_timed_by_kernel += 1;
+                let read_lag = read.saturating_duration_since(times.done);
+                self.read_lag_ns.saturating_record(clamp_ns(read_lag));
+            }
         }
     }
 
@@ -547,6 +578,8 @@ impl Measurements {
         add_histogram(&mut self.latency_from_send_ns, &other.latency_from_send_ns);
         add_histogram(&mut self.schedule_lag_ns, &other.schedule_lag_ns);
         add_histogram(&mut self.client_lag_ns, &other.client_lag_ns);
+        add_histogram(&mut self.read_lag_ns, &other.read_lag_ns);
+        self.replies_timed_by_kernel += other.replies_timed_by_kernel;
         self.requests_ok += other.requests_ok;
         self.requests_not_sent += other.requests_not_sent;
         self.requests_started_late += other.requests_started_late;
@@ -566,8 +599,11 @@ pub struct RequestTimes {
     pub ready: Instant,
     /// When it was written.
     pub sent: Instant,
-    /// When its whole reply had been read.
+    /// When its whole reply was in: its arrival in the kernel when `read` is given, else
+    /// its read.
     pub done: Instant,
+    /// When the reply was read, given only when `done` is its arrival in the kernel.
+    pub read: Option<Instant>,
 }
 
 impl RequestTimes {
@@ -578,6 +614,7 @@ impl RequestTimes {
             ready: sent,
             sent,
             done,
+            read: None,
         }
     }
 }
@@ -702,6 +739,8 @@ impl Report {
             latency_from_send: Percentiles::from_histogram(&measurements.latency_from_send_ns),
             schedule_lag,
             client_lag,
+            read_lag: Percentiles::from_histogram(&measurements.read_lag_ns),
+            replies_timed_by_kernel: measurements.replies_timed_by_kernel,
             client_bound,
             histograms: Histograms {
                 encoding: HISTOGRAM_ENCODING.to_owned(),
@@ -713,6 +752,7 @@ impl Report {
                 )?,
                 schedule_lag_ns: encode_histogram("schedule_lag", &measurements.schedule_lag_ns)?,
                 client_lag_ns: encode_histogram("client_lag", &measurements.client_lag_ns)?,
+                read_lag_ns: encode_histogram("read_lag", &measurements.read_lag_ns)?,
             },
         })
     }
@@ -731,6 +771,8 @@ impl Report {
             )?,
             schedule_lag_ns: decode_histogram("schedule_lag", &self.histograms.schedule_lag_ns)?,
             client_lag_ns: decode_histogram("client_lag", &self.histograms.client_lag_ns)?,
+            read_lag_ns: decode_histogram("read_lag", &self.histograms.read_lag_ns)?,
+            replies_timed_by_kernel: self.replies_timed_by_kernel,
             requests_ok: self.requests_ok,
             requests_not_sent: self.requests_not_sent,
             requests_started_late: self.requests_started_late,

@@ -7,8 +7,9 @@ use crate::report::{Percentiles, Report};
 
 /// Renders the summary: wall time, requests ok and failed (by kind), req/s, and the
 /// connect-time and latency percentiles; open loop also the latency from the actual send,
-/// the schedule lag, the client's own lag (and how many requests waited for a connection)
-/// and, when the client lag's p99 is over `--max-lag`, that the run was client-bound.
+/// the schedule lag, the client's own lag (and how many requests waited for a connection),
+/// the read lag (and how many replies were timed by the kernel's stamp) and, when the client
+/// lag's p99 is over `--max-lag`, that the run was client-bound.
 pub fn render(report: &Report) -> String {
     let mut text = String::new();
     let p = &report.parameters;
@@ -53,6 +54,15 @@ pub fn render(report: &Report) -> String {
         text.push_str(&line("  from send", &report.latency_from_send));
         text.push_str(&line("schedule lag", &report.schedule_lag));
         text.push_str(&line("client lag", &report.client_lag));
+        text.push_str(&line("read lag", &report.read_lag));
+        let _ = writeln!(
+            text,
+            "  replies timed    {} by the kernel's arrival stamp, {} by their read",
+            report.replies_timed_by_kernel,
+            report
+                .requests_ok
+                .saturating_sub(report.replies_timed_by_kernel)
+        );
     }
     if report.client_bound {
         let _ = writeln!(

@@ -66,6 +66,7 @@ fn record_waiting(measurements: &mut Measurements, requests: &[(u64, u64, u64)])
             ready,
             sent,
             done,
+            read: None,
         };
         measurements.record_request(&times, true);
     }
@@ -113,6 +114,8 @@ fn the_json_has_the_documented_fields_with_units_in_their_names() {
         "schedule_lag",
         "client_lag",
         "requests_waited_for_connection",
+        "read_lag",
+        "replies_timed_by_kernel",
         "client_bound",
         "histograms",
     ];
@@ -226,6 +229,50 @@ fn merging_adds_the_client_lag_and_the_waits_for_a_connection_exactly() {
         merged.schedule_lag.max_us >= 30_000.0,
         "{:?}",
         merged.schedule_lag
+    );
+}
+
+#[test]
+fn a_reply_stamped_on_arrival_ends_its_latency_there_and_merges_its_read_lag_exactly() {
+    let record = |measurements: &mut Measurements, read_lags_us: &[Option<u64>]| {
+        let due = Instant::now();
+        for read_lag_us in read_lags_us {
+            let done = due + Duration::from_millis(100);
+            let times = RequestTimes {
+                due,
+                ready: due,
+                sent: due,
+                done,
+                read: read_lag_us.map(|us| done + Duration::from_micros(us)),
+            };
+            measurements.record_request(&times, true);
+        }
+    };
+    let (mut a, mut b) = (Measurements::default(), Measurements::default());
+    record(&mut a, &[Some(30), Some(4_000), None]);
+    record(&mut b, &[Some(50)]);
+    let mut open_loop = info(SystemTime::UNIX_EPOCH, Duration::from_secs(1), 1);
+    open_loop.parameters.rate_requests_per_second = Some(4.0);
+    let one = Report::build(open_loop.clone(), &a).expect("builds");
+    let other = Report::build(open_loop, &b).expect("builds");
+    let merged = one.merge(&other).expect("merges");
+    assert_eq!(
+        merged.replies_timed_by_kernel, 3,
+        "the unstamped one is not"
+    );
+    assert_eq!(merged.read_lag.count, 3);
+    let lag = decode_histogram("read_lag", &merged.histograms.read_lag_ns).expect("hex");
+    assert_eq!(
+        lag.max(),
+        lag.highest_equivalent(4_000_000),
+        "the 4 ms read lag"
+    );
+    // The latency ends at the arrival: the read lag is not in it.
+    assert!(merged.latency.max_us < 100_100.0, "{:?}", merged.latency);
+    let summary = loadgen::summary::render(&merged);
+    assert!(
+        summary.contains("replies timed    3 by the kernel's arrival stamp, 1 by their read"),
+        "{summary}"
     );
 }
 

@@ -272,15 +272,17 @@ pub(crate) mod tests {
     use std::time::{Instant, SystemTime};
 
     /// A report of one open-loop request that waited `wait` for a connection and then went
-    /// out `client_lag` later.
+    /// out `client_lag` later; its reply arrived 100 ms after that and was read 2 ms later.
     pub(crate) fn report_of_one_request(wait: Duration, client_lag: Duration) -> Report {
         let due = Instant::now();
         let sent = due + wait + client_lag;
+        let done = sent + Duration::from_millis(100);
         let times = RequestTimes {
             due,
             ready: due + wait,
             sent,
-            done: sent + Duration::from_millis(100),
+            done,
+            read: Some(done + Duration::from_millis(2)),
         };
         let mut measurements = Measurements::default();
         measurements.record_request(&times, true);

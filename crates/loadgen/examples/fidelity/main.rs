@@ -172,6 +172,8 @@ fn loadgen_row(
     let lag = |us: f64| has_lag.then_some(us);
     // Nor, before schema 3, a client lag apart from the wait for a busy connection.
     let has_client_lag = report.client_lag.count > 0;
+    // Nor, before loadgen stamped its replies, a read lag.
+    let has_read_lag = report.read_lag.count > 0;
     FidelityRow {
         client: client.to_owned(),
         n_connections: report.parameters.concurrency,
@@ -193,6 +195,9 @@ fn loadgen_row(
         client_lag_max_us: has_client_lag.then_some(report.client_lag.max_us),
         requests_waited_for_connection: has_client_lag
             .then_some(report.requests_waited_for_connection),
+        read_lag_p50_us: has_read_lag.then_some(report.read_lag.p50_us),
+        read_lag_p99_us: has_read_lag.then_some(report.read_lag.p99_us),
+        read_lag_max_us: has_read_lag.then_some(report.read_lag.max_us),
         client_cpu_seconds,
         requests_sent: report.requests_ok + report.requests_failed,
         server_cpu_seconds,
@@ -227,6 +232,9 @@ fn olc_row(
         client_lag_p99_us: report.client_lag.as_ref().map(|lag| lag.p99_us),
         client_lag_max_us: report.client_lag.as_ref().map(|lag| lag.max_us),
         requests_waited_for_connection: report.requests_waited_for_connection,
+        read_lag_p50_us: None,
+        read_lag_p99_us: None,
+        read_lag_max_us: None,
         client_cpu_seconds,
         requests_sent: report.requests_sent,
         server_cpu_seconds,

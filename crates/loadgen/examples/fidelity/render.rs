@@ -94,6 +94,17 @@ pub struct FidelityRow {
     /// Requests that waited for a busy connection after their due time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_waited_for_connection: Option<u64>,
+    /// Read lag (a reply's read − its arrival as the kernel stamped it; its latency ends at
+    /// the arrival): median (`None` where the client does not stamp replies: olc,
+    /// loadgen-before, results written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_lag_p50_us: Option<f64>,
+    /// Read lag: 99th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_lag_p99_us: Option<f64>,
+    /// Read lag: largest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_lag_max_us: Option<f64>,
     /// CPU (user + system) of the client process over its whole run, connects included.
     pub client_cpu_seconds: f64,
     /// Requests the client sent over its whole run (the divisor of CPU per request).
@@ -141,6 +152,7 @@ pub fn render(results: &FidelityResults) -> String {
         results.load_average_after,
     );
     text.push_str(CLIENTS);
+    let with_read_lag = results.rows.iter().any(|row| row.read_lag_p99_us.is_some());
     let with_client_lag = results
         .rows
         .iter()
@@ -167,6 +179,13 @@ pub fn render(results: &FidelityResults) -> String {
             results.max_schedule_lag_us
         );
     }
+    if with_read_lag {
+        text.push_str(
+            "loadgen ends a latency when the reply arrived, as the kernel stamped it \
+             (`SO_TIMESTAMPING`), not when it read it; read lag is the read − that arrival \
+             (µs), the client's own delay on the receiving side. olc ends it at its read.\n\n",
+        );
+    }
     let _ = writeln!(
         text,
         "The targets column checks loadgen's rows against issue 15: late starts ≤ {} %, \
@@ -182,15 +201,18 @@ pub fn render(results: &FidelityResults) -> String {
     if with_client_lag {
         text.push_str(" client lag p50 / p99 / max µs | waited |");
     }
+    if with_read_lag {
+        text.push_str(" read lag p50 / p99 / max µs |");
+    }
     text.push_str(
         " client CPU µs/req | server CPU s | p99 − olc p99 ms | client-bound | targets |\n",
     );
-    let n_columns = if with_client_lag { 18 } else { 16 };
+    let n_columns = 16 + if with_client_lag { 2 } else { 0 } + usize::from(with_read_lag);
     text.push('|');
     text.push_str(&"---|".repeat(n_columns));
     text.push('\n');
     for row in &results.rows {
-        text.push_str(&render_row(results, row, with_client_lag));
+        text.push_str(&render_row(results, row, with_client_lag, with_read_lag));
     }
     text
 }
@@ -219,7 +241,12 @@ const CLIENTS: &str = "Clients:\n\
   (connection c sends request k at start + (k·N + c)/rate), exact percentiles from all\n  \
   samples.\n\n";
 
-fn render_row(results: &FidelityResults, row: &FidelityRow, with_client_lag: bool) -> String {
+fn render_row(
+    results: &FidelityResults,
+    row: &FidelityRow,
+    with_client_lag: bool,
+    with_read_lag: bool,
+) -> String {
     let ms = |us: f64| format!("{:.1}", us / 1000.0);
     let mut lag = lag_cell(
         row.schedule_lag_p50_us,
@@ -236,6 +263,14 @@ fn render_row(results: &FidelityResults, row: &FidelityRow, with_client_lag: boo
             .requests_waited_for_connection
             .map_or("–".to_owned(), |n| n.to_string());
         let _ = write!(lag, " | {client} | {waited}");
+    }
+    if with_read_lag {
+        let read = lag_cell(
+            row.read_lag_p50_us,
+            row.read_lag_p99_us,
+            row.read_lag_max_us,
+        );
+        let _ = write!(lag, " | {read}");
     }
     let olc = results.rows.iter().find(|other| {
         other.client == "olc"

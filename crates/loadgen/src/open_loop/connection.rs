@@ -6,11 +6,13 @@
 //! (with [`crate::exchange::Expectation::judge`]) once per chunk of events, after reading
 //! the clock once for all of them.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::arrival::{self, Stamp};
 use crate::net::{Phase, classify};
 use crate::report::FailureKind;
 
@@ -69,6 +71,9 @@ pub struct Connection {
     pub received: Vec<u8>,
     /// The peer closed its side (a read returned 0).
     pub peer_closed: bool,
+    /// The kernel's receive timestamp of the data last read, when it gave one: the
+    /// arrival of the reply that data ends ([`crate::arrival`]).
+    pub arrived: Option<Stamp>,
     /// A read or write failed; the failure is counted when the connection is next judged.
     pub error: Option<FailureKind>,
     /// Unique in the loop: tells this connection from a later one in the same slab slot.
@@ -86,6 +91,7 @@ impl Connection {
             requests_left,
             received: Vec::new(),
             peer_closed: false,
+            arrived: None,
             error: None,
             id,
             ticket: 0,
@@ -123,20 +129,21 @@ impl Connection {
         Ok(true)
     }
 
-    /// Reads what has arrived into `received` through `scratch`. One read is enough unless
-    /// it filled `scratch` or the peer has closed (`read_closed`: read on to see the end):
-    /// a shorter read of a stream socket has emptied its receive queue, and whatever
-    /// arrives later is a new edge. Reading until `EAGAIN` would cost one more `recv` per
-    /// reply.
+    /// Reads what has arrived into `received` through `scratch`, keeping the kernel's
+    /// timestamp of the last data read in `arrived`. One read is enough unless it filled
+    /// `scratch` or the peer has closed (`read_closed`: read on to see the end): a shorter
+    /// read of a stream socket has emptied its receive queue, and whatever arrives later is
+    /// a new edge. Reading until `EAGAIN` would cost one more `recvmsg` per reply.
     pub fn read_available(&mut self, scratch: &mut [u8], read_closed: bool) {
         loop {
-            match self.stream.read(scratch) {
-                Ok(0) => {
+            match arrival::recv(self.stream.as_raw_fd(), scratch) {
+                Ok((0, _)) => {
                     self.peer_closed = true;
                     return;
                 }
-                Ok(n) => {
+                Ok((n, stamp)) => {
                     self.received.extend_from_slice(&scratch[..n]);
+                    self.arrived = stamp;
                     if n < scratch.len() && !read_closed {
                         return;
                     }

@@ -28,11 +28,14 @@
 //! already armed to fire earlier (a wake-up with nothing due re-arms it). Reply and connect
 //! timeouts are a [`deadlines::Deadlines`] FIFO (one `--timeout` for all, so the order of
 //! pushes is the order of expiry) that sets only the poll's coarse timeout: no system call
-//! per request. A readable event costs one `recv` into a 64 KiB buffer (see
-//! [`connection::Connection::read_available`]); the clock is read once per chunk, after all
-//! its reads have returned, and that reading is the completion time of every reply of the
-//! chunk (so a latency can be overstated by the chunk's reads, never understated), and once
-//! before each write, which is its send time.
+//! per request. A readable event costs one `recvmsg` into a 64 KiB buffer (see
+//! [`connection::Connection::read_available`]), which also brings the kernel's timestamp of
+//! the reply's arrival ([`crate::arrival`]); that is the reply's completion time, so the time
+//! it waited for the loop to come to it is not counted as latency (it is the read lag). The
+//! clocks are read once per chunk, after all its reads have returned: that reading carries
+//! the chunk's timestamps over to [`Instant`]s, is the idle time of its connections and the
+//! completion time of a reply without a timestamp (overstated by the chunk's reads, never
+//! understated). The clock is also read once before each write, which is its send time.
 //!
 //! # Measured
 //! Server-mio at 100 ms delay on CPU 0, loadgen on CPU 1, both under `chrt -f 5`, 10000
@@ -83,6 +86,7 @@ use std::time::Instant;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::arrival::Clocks;
 use crate::config::Config;
 use crate::exchange::Expectation;
 use crate::net::{Phase, classify, source_address, start_connect};
@@ -157,6 +161,9 @@ struct EventLoop<'a> {
     scratch: Vec<u8>,
     /// Connections of the current chunk to judge once the clock is read.
     ready: Vec<(usize, u64)>,
+    /// Both clocks as read after the current chunk's reads: its replies' kernel timestamps
+    /// are carried over to [`Instant`]s by this reading.
+    clocks: Clocks,
     /// Connections with a deadline running (connecting or busy).
     active: u64,
     /// Workers not yet done: each has a connection, or is about to open one.
@@ -196,6 +203,7 @@ impl<'a> EventLoop<'a> {
             measurements: Measurements::default(),
             scratch: vec![0; READ_BUFFER_BYTES],
             ready: Vec::with_capacity(CHUNK),
+            clocks: Clocks::now(),
             active: 0,
             workers: 0,
             vacant: 0,
@@ -279,7 +287,8 @@ impl<'a> EventLoop<'a> {
             }
             self.ready.push((event.token().0, connection.id));
         }
-        let now = Instant::now();
+        self.clocks = Clocks::now();
+        let now = self.clocks.monotonic;
         let mut ready = std::mem::take(&mut self.ready);
         for (key, id) in ready.drain(..) {
             if self.connections.get(key).is_some_and(|c| c.id == id) {
@@ -373,17 +382,23 @@ impl<'a> EventLoop<'a> {
         }
     }
 
-    /// Records a request whose whole, right reply was read by `now`.
+    /// Records a request whose whole, right reply was read by `now`: it ended when the
+    /// reply arrived, as the kernel stamped it (kept between the send and the read), or at
+    /// `now` when there is no stamp.
     fn complete(&mut self, key: usize, request: Request, now: Instant) {
+        let arrived = self.connections[key].arrived.take();
         let Some(scheduled) = request.scheduled else {
             self.go_idle(key, now);
             return;
         };
+        let sent = request.sent.unwrap_or(now);
+        let arrived = arrived.map(|stamp| self.clocks.instant_of(stamp).max(sent).min(now));
         let times = RequestTimes {
             due: scheduled.due,
             ready: scheduled.ready,
-            sent: request.sent.unwrap_or(now),
-            done: now,
+            sent,
+            done: arrived.unwrap_or(now),
+            read: arrived.map(|_| now),
         };
         self.measurements.record_request(&times, true);
         self.progress(1);
