@@ -444,3 +444,21 @@ fn the_user_space_share_is_judged_at_the_best_rows_published_rate() {
         "{text}"
     );
 }
+
+#[test]
+fn the_settings_say_how_deep_each_step_down_after_a_broken_confirmation_went() {
+    let mut summary = fixture();
+    summary.settings.confirm_window_seconds = Some(5.0);
+    summary.settings.search.precision = 0.05;
+    summary.settings.search.confirmations = 3;
+    let text = capacity::readme(&summary);
+    assert!(
+        text.contains(
+            "held for a 5.00 s window (after the same warm-up) with the SLO met; when a \
+             confirmation broke, the search stepped down and confirmed again: 10 % lower after \
+             the first broken one, 21 % lower after the second broken one (each step twice as \
+             deep as the last), at most 3 confirmations in all."
+        ),
+        "{text}"
+    );
+}

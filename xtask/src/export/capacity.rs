@@ -18,6 +18,7 @@ use crate::measured::Measured;
 use crate::study::capacity::results::{
     Bound, CapacitySummary, IndependentOutcome, JudgedStep, ServerCapacity,
 };
+use crate::study::capacity::search::SearchSettings;
 
 /// The whole `README.md` of one capacity study.
 pub fn readme(summary: &CapacitySummary) -> String {
@@ -105,11 +106,9 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
         let _ = writeln!(
             out,
             "The rate a search found was published only once confirmed: held for a {} s \
-             window (after the same warm-up) with the SLO met; when a confirmation broke, the \
-             search stepped down by the precision and confirmed again, at most {} \
-             confirmations in all.\n",
+             window (after the same warm-up) with the SLO met; {}.\n",
             num(window),
-            s.search.confirmations
+            step_downs(&s.search)
         );
     }
     let against = summary
@@ -128,6 +127,35 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
         "loadgen's own ceiling on {}: {ceiling}.\n",
         cpu_text(&s.cpus.loadgen_cpus)
     );
+}
+
+/// What the search did after a broken confirmation, from its settings: how deep each step
+/// down went (twice as deep as the last each time), and how many confirmations it had.
+fn step_downs(search: &SearchSettings) -> String {
+    let total = search.confirmations;
+    if total <= 1 {
+        return format!("at most {total} confirmation, and none after a broken one");
+    }
+    let ordinal = |n: u32| match n {
+        1 => "first".to_string(),
+        2 => "second".to_string(),
+        3 => "third".to_string(),
+        n => format!("{n}th"),
+    };
+    let depths: Vec<String> = (1..total)
+        .map(|broken| {
+            let depth = (search.confirmation_step(broken) - 1.0) * 100.0;
+            format!(
+                "{depth:.0} % lower after the {} broken one",
+                ordinal(broken)
+            )
+        })
+        .collect();
+    format!(
+        "when a confirmation broke, the search stepped down and confirmed again: {} (each \
+         step twice as deep as the last), at most {total} confirmations in all",
+        depths.join(", ")
+    )
 }
 
 /// When a step counts as client-bound, as the judge decided it for this study's loadgen:
@@ -531,9 +559,9 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
             server.name,
             escape(&server.command)
         );
-        out.push_str("| # | target req/s | achieved req/s | connections | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | started late | CPU µs/req user + sys | server CPU | syscalls/req | ctx sw/req | RSS MiB | threads | loadgen CPU | loadgen lag p99 ms | verdict |\n");
+        out.push_str("| # | target req/s | achieved req/s | connections | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | started late | CPU µs/req user + sys | server CPU | syscalls/req | ctx sw/req | RSS MiB | threads | loadgen CPU | loadgen lag p99 ms | loadgen read lag p99 ms | verdict |\n");
         out.push_str(
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for (i, judged) in server.steps.iter().enumerate() {
             let number = if judged.confirmation {
@@ -568,7 +596,7 @@ fn step_line(number: &str, judged: &JudgedStep) -> String {
         format!("{} ({})", step.requests_failed, kinds.join(", "))
     };
     format!(
-        "| {number} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {failed} | {} | {} + {} | {:.0} % | {} | {} | {} | {} | {:.0} % | {} | {} |\n",
+        "| {number} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {failed} | {} | {} + {} | {:.0} % | {} | {} | {} | {} | {:.0} % | {} | {} | {} |\n",
         step.target_requests_per_second,
         step.achieved_requests_per_second,
         step.connections,
@@ -587,6 +615,7 @@ fn step_line(number: &str, judged: &JudgedStep) -> String {
         step.server.peak_threads,
         step.loadgen.cpu_ratio * 100.0,
         measured_cell(&step.loadgen.lag_p99_ms),
+        step.loadgen.read_lag_p99_ms.map_or_else(dash, num),
         escape(&judged.verdict.to_string())
     )
 }
@@ -607,7 +636,9 @@ fn how_to_read(out: &mut String, summary: &CapacitySummary) {
          - Each step is a fresh server on persistent connections (2 × rate × delay, Little's \
          law, at least 50), {} s of warm-up and a {} s window; latency is measured from each \
          request's intended start (coordinated omission corrected), so a late client does \
-         not hide a slow server.\n\
+         not hide a slow server, to its reply's arrival as the kernel stamped it (where \
+         loadgen reports a read lag), so a busy client does not add its own delay in reading \
+         it.\n\
          - Costs (CPU, system calls, context switches) cover loadgen's whole run, warm-up and \
          connecting included, divided by the requests of that run (the warm-up's counted at \
          its target rate). CPU comes from `wait4` of the server, every thread; system calls \
@@ -615,7 +646,8 @@ fn how_to_read(out: &mut String, summary: &CapacitySummary) {
          PID`, attached before loadgen connects. **RSS/connection** is the peak resident set \
          over the step's connections (the whole process, not its growth).\n\
          - **loadgen CPU** is its CPU time over its run as a share of its CPUs; **loadgen lag** \
-         is how late loadgen itself sent requests against its schedule.\n",
+         is how late loadgen itself sent requests against its schedule; **loadgen read lag** how \
+         long replies waited in their sockets before it read them (left out of the latency).\n",
         s.search.step_factor,
         s.search.start_requests_per_second,
         s.search.precision * 100.0,

@@ -17,6 +17,8 @@ const WIDTH: u32 = 960;
 const HEIGHT: u32 = 600;
 
 /// Line colours: Tableau's ten, distinct for most colour-blind readers and legible on white.
+/// A chart of more servers (the default capacity study has twelve) draws the eleventh on
+/// dashed in the first colours again, so no two lines look the same.
 const COLOURS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -168,10 +170,23 @@ where
         let line = points
             .iter()
             .map(|p| (p.achieved_requests_per_second, p.p99_ms));
-        plot.draw_series(LineSeries::new(line, colour.stroke_width(2)))
+        let dashed = i >= COLOURS.len();
+        let drawn = if dashed {
+            plot.draw_series(DashedLineSeries::new(line, 7, 4, colour.stroke_width(2)))
+        } else {
+            plot.draw_series(LineSeries::new(line, colour.stroke_width(2)))
+        };
+        drawn
             .map_err(err)?
             .label(series.name.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(3)));
+            .legend(move |(x, y)| {
+                let ends = [(x, y), (x + 20, y)];
+                if dashed {
+                    DashedPathElement::new(ends, 5, 3, colour.stroke_width(3)).into_dyn()
+                } else {
+                    PathElement::new(ends, colour.stroke_width(3)).into_dyn()
+                }
+            });
         plot.draw_series(points.iter().map(|p| {
             let style = if p.sustained {
                 colour.filled()
@@ -306,6 +321,32 @@ mod tests {
         assert!(text.contains("SLO: p99 ≤ 150 ms"));
         assert!(text.contains("achieved rate (requests per second, log scale)"));
         assert!(text.contains("p99 latency (ms, log scale)"));
+    }
+
+    #[test]
+    fn a_series_past_the_tenth_colour_is_dashed_so_it_differs_from_the_first() {
+        let mut chart = sample();
+        let mio = chart.series[0].clone();
+        while chart.series.len() < COLOURS.len() {
+            chart.series.push(Series {
+                name: format!("server-{}", chart.series.len()),
+                points: vec![],
+            });
+        }
+        // plotters draws a solid line as one polyline and a dashed one as one per dash.
+        let first_colour = format!("stroke=\"#{:02X}{:02X}{:02X}\"", 31, 119, 180);
+        let lines_in = |text: &str| {
+            text.lines()
+                .filter(|l| l.contains("<polyline") && l.contains(&first_colour))
+                .count()
+        };
+        let ten = lines_in(&svg(&chart).expect("draws"));
+        chart.series.push(Series {
+            name: "eleventh".to_owned(),
+            points: mio.points,
+        });
+        let eleven = lines_in(&svg(&chart).expect("draws"));
+        assert!(eleven > ten + 3, "solid {ten}, with the eleventh {eleven}");
     }
 
     #[test]

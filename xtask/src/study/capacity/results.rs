@@ -345,6 +345,11 @@ pub struct LoadgenCost {
     /// server was slow); `None` for a loadgen that does not count them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_waited_for_connection: Option<u64>,
+    /// How long replies waited in their sockets before loadgen read them, p99 (read minus
+    /// the kernel's arrival stamp): the client's delay on the receiving side, which the
+    /// latencies leave out. `None` for a loadgen that does not stamp replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_lag_p99_ms: Option<f64>,
 }
 
 impl CapacitySummary {
@@ -418,6 +423,7 @@ pub(crate) fn sample_step(target_requests_per_second: f64) -> Step {
             lag_p99_ms: Ok(0.2),
             lag_is_clients_own: false,
             requests_waited_for_connection: None,
+            read_lag_p99_ms: None,
         },
     }
 }

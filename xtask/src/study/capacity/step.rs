@@ -245,6 +245,8 @@ pub struct OwnLag {
     pub p99_ms: Option<f64>,
     /// Requests due while every connection was busy, when reported.
     pub requests_waited_for_connection: Option<u64>,
+    /// The read lag's p99 in milliseconds, when loadgen timed replies by their arrival.
+    pub read_p99_ms: Option<f64>,
 }
 
 /// The first loadgen report schema with a client lag of its own.
@@ -260,6 +262,7 @@ impl OwnLag {
         OwnLag {
             p99_ms: (lag.count > 0).then_some(lag.p99_us / 1e3),
             requests_waited_for_connection: Some(report.requests_waited_for_connection),
+            read_p99_ms: (report.read_lag.count > 0).then_some(report.read_lag.p99_us / 1e3),
         }
     }
 }
@@ -354,6 +357,7 @@ impl Run<'_> {
             lag_p99_ms,
             lag_is_clients_own,
             requests_waited_for_connection: self.lag.requests_waited_for_connection,
+            read_lag_p99_ms: self.lag.read_p99_ms,
         }
     }
 }
@@ -405,6 +409,14 @@ mod tests {
         assert_eq!(own.requests_waited_for_connection, Some(1));
         let p99 = own.p99_ms.expect("a lag of its own");
         assert!((1.4..1.6).contains(&p99), "not the 30 ms wait: {p99}");
+        let read = own.read_p99_ms.expect("the reply was stamped on arrival");
+        assert!((1.9..2.1).contains(&read), "the 2 ms read lag: {read}");
+        report.read_lag.count = 0;
+        assert_eq!(
+            OwnLag::of(&report).read_p99_ms,
+            None,
+            "no stamps: no read lag"
+        );
         report.client_lag.count = 0;
         assert_eq!(OwnLag::of(&report).p99_ms, None, "closed loop: no lag");
         report.schema_version = CLIENT_LAG_SCHEMA - 1;
