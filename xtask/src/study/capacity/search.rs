@@ -34,8 +34,9 @@
 //!    rate; when every confirmation broke it is none: [`End::Unconfirmed`]. When the lowest
 //!    of them was client-bound it is [`End::ClientBound`], with the rate the search found,
 //!    unconfirmed, when the server broke none of them (else none): loadgen's lag says
-//!    nothing of the server, and publishing none would hide what the search measured (in the first run with confirmations every Rust event loop
-//!    over 50,000 req/s ended so, loadgen falling behind in 10 s windows).
+//!    nothing of the server, and publishing none would hide what the search measured (in
+//!    the first run with confirmations every Rust event loop over 50,000 req/s ended so,
+//!    loadgen falling behind in 10 s windows).
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};

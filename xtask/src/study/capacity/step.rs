@@ -238,7 +238,8 @@ pub fn cpu_list(cpus: &[u32]) -> String {
 
 /// What a loadgen report says of its own lag: `client_lag` (its lag without the waits for a
 /// busy connection) and `requests_waited_for_connection`, both absent from reports older
-/// than schema 3, which are judged by their schedule lag instead.
+/// than schema 3, which are judged by their schedule lag instead; and its `read_lag`, empty
+/// in reports from before loadgen stamped its replies on arrival.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OwnLag {
     /// The client lag's p99 in milliseconds, when loadgen reported a lag of its own.
