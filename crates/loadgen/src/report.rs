@@ -536,7 +536,8 @@ impl Measurements {
     /// Records one successful request on both clocks. A `scheduled` (open-loop) request
     /// also records its schedule lag and client lag, counts as started late beyond
     /// [`LATE_START_TOLERANCE`] of schedule lag, and as having waited for a connection when
-    /// it was ready only after its due time.
+    /// it was ready only after its due time; when its reply was timed by its arrival (`read`
+    /// given), it also records its read lag and counts as timed by the kernel.
     pub fn record_request(&mut self, times: &RequestTimes, scheduled: bool) {
         self.requests_ok += 1;
         let ns =
