@@ -40,7 +40,9 @@ struct Cli {
     /// Sequential requests on each connection.
     #[arg(short = 'm', long, default_value_t = 1)]
     requests_per_conn: u64,
-    /// Open loop: start this many requests per second, latency from the schedule.
+    /// Open loop: start this many requests per second. A latency runs from the request's
+    /// due time to its reply's arrival as the kernel stamped it; the wait until loadgen read
+    /// the reply is reported apart, as the read lag.
     #[arg(long)]
     rate: Option<f64>,
     /// Run for this long (e.g. 10s) instead of for a number of connections; workers then
