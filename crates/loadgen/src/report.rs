@@ -168,8 +168,8 @@ pub struct Report {
     #[serde(default)]
     pub schedule_lag: Percentiles,
     /// Open loop only: the client's own lag, actual send minus the later of the due time and
-    /// the moment a connection became idle for the request (its worker had read the previous
-    /// reply), of every successful request (`count` 0 in closed loop).
+    /// the moment a connection became idle for the request (the previous reply on it had
+    /// arrived), of every successful request (`count` 0 in closed loop).
     #[serde(default)]
     pub client_lag: Percentiles,
     /// Open loop only: how long each reply waited in its socket before loadgen read it, its

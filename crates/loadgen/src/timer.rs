@@ -101,6 +101,36 @@ impl Timer {
         Ok(())
     }
 
+    /// The deadline it is armed for, until its expiry has been seen ([`Timer::fired`]).
+    pub fn armed(&self) -> Option<Instant> {
+        self.armed
+    }
+
+    /// Sleeps until the timer has fired, woken by nothing else: unlike the loop's poll, no
+    /// socket's readiness ends this wait. It returns at once when the timer has already
+    /// fired and not been armed since (its readiness lasts until the next
+    /// [`Timer::arm`]), and on a signal. The expiry stays readable, so the poll that
+    /// follows still sees its event.
+    ///
+    /// # Errors
+    /// A `poll` error other than `EINTR` (none is expected on Linux).
+    pub fn wait(&self) -> io::Result<()> {
+        let mut fd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `fd` is one valid pollfd for the whole call, and the count says one.
+        let status = unsafe { libc::poll(&mut fd, 1, -1) };
+        if status >= 0 {
+            return Ok(());
+        }
+        match io::Error::last_os_error() {
+            e if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            e => Err(e),
+        }
+    }
+
     /// The timer has fired (its event came): the next [`Timer::arm`] must set it again even
     /// for the same instant, and no sooner than a quantum after this expiry.
     pub fn fired(&mut self) {
@@ -146,5 +176,39 @@ mod tests {
         poll.poll(&mut events, Some(Duration::from_secs(10)))
             .expect("polls");
         assert!(events.iter().any(|event| event.token() == Token(7)));
+    }
+
+    #[test]
+    fn waiting_on_the_timer_outlasts_a_ready_socket_and_leaves_both_events_to_the_poll() {
+        let mut poll = Poll::new().expect("a poll");
+        let mut timer = Timer::new(poll.registry(), Token(0)).expect("a timerfd");
+        let (mut reader, mut writer) = mio::net::UnixStream::pair().expect("a socket pair");
+        poll.registry()
+            .register(&mut reader, Token(1), Interest::READABLE)
+            .expect("registers");
+        std::io::Write::write_all(&mut writer, b"ready").expect("writes");
+        let now = Instant::now();
+        let deadline = now + Duration::from_millis(30);
+        timer.arm(deadline, now).expect("arms");
+        timer.wait().expect("waits");
+        assert!(Instant::now() >= deadline, "a ready socket ended the wait");
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::ZERO)).expect("polls");
+        let mut tokens: Vec<Token> = events.iter().map(|event| event.token()).collect();
+        tokens.sort();
+        assert_eq!(tokens, [Token(0), Token(1)]);
+    }
+
+    #[test]
+    fn waiting_on_a_timer_that_has_fired_returns_at_once() {
+        let poll = Poll::new().expect("a poll");
+        let mut timer = Timer::new(poll.registry(), Token(0)).expect("a timerfd");
+        let now = Instant::now();
+        timer.arm(now, now).expect("arms");
+        std::thread::sleep(Duration::from_millis(5));
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(timer.wait().is_ok()));
+        let returned = finished.recv_timeout(Duration::from_secs(20));
+        assert_eq!(returned, Ok(true), "the wait for a fired timer did not end");
     }
 }

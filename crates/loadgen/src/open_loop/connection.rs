@@ -30,7 +30,7 @@ pub enum State {
     Busy(Request),
     /// Waiting for a request, in the loop's idle queue since then.
     Idle {
-        /// When it became idle.
+        /// When it became idle: its last reply's arrival (or the read, without a stamp).
         since: Instant,
     },
     /// Done for the phase, kept open until the loop ends (closing is left to the end, so

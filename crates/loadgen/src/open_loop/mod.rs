@@ -37,6 +37,15 @@
 //! completion time of a reply without a timestamp (overstated by the chunk's reads, never
 //! understated). The clock is also read once before each write, which is its send time.
 //!
+//! Since a stamped reply's latency does not depend on when it is read, the loop does not
+//! wake for each one while a request will fall due within [`SNOOZE`]: it sleeps on the timer
+//! alone, then reads in every reply that came meanwhile before it writes what is due (see
+//! [`EventLoop::snoozes`]). At 10,000 requests/s over 10000 connections that halved its
+//! context switches (0.57 per request, from 1.2) and cut its `epoll_wait`s from 1.6 to 0.65
+//! per request; at 30,000/s they went from 0.84 to 0.24, and its CPU per request from
+//! 20.4–20.7 µs to 16.8–18.7 µs (`perf stat`, server-mio at 100 ms on CPU 0, loadgen on
+//! CPU 1, alternating pairs).
+//!
 //! # Measured
 //! Server-mio at 100 ms delay on CPU 0, loadgen on CPU 1, both under `chrt -f 5`, 10000
 //! connections, 10 s after a 2 s warm-up, alternated in pairs with the binary before this
@@ -62,7 +71,9 @@
 //! idle at its due time (every one waiting for a reply: the server's slowness, not the
 //! client's) it also includes the wait for a connection; its **client lag** runs from the
 //! later of its due time and the moment a connection became idle for it, so it is the
-//! client's own delay alone. Such a request counts as having waited for a connection.
+//! client's own delay alone. Such a request counts as having waited for a connection. A
+//! connection is idle from its reply's arrival, not from the read, so a reply the loop was
+//! slow to read delays the next request on the client's account.
 //!
 //! # Phases
 //! Every connection is opened and primed with one unmeasured request before the schedule
@@ -81,7 +92,7 @@ use std::io;
 use std::iter::Peekable;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -99,6 +110,11 @@ use deadlines::Deadlines;
 /// Most events handled between two looks at the schedule: a due request waits for at most
 /// this many connections' reads (a few microseconds each).
 pub const CHUNK: usize = 64;
+
+/// How near the timer's deadline must be for the loop to sleep on the timer alone (see
+/// [`EventLoop::snoozes`]): it bounds how long a reply may wait unread for the next due
+/// request, a wait the reply's arrival stamp keeps out of its latency.
+const SNOOZE: Duration = Duration::from_millis(1);
 
 /// Bytes one `recv` may take: many replies, should several have arrived.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -164,6 +180,10 @@ struct EventLoop<'a> {
     /// Both clocks as read after the current chunk's reads: its replies' kernel timestamps
     /// are carried over to [`Instant`]s by this reading.
     clocks: Clocks,
+    /// Whether the last poll took every event that was ready (fewer than [`CHUNK`]).
+    drained: bool,
+    /// Whether the last reply read carried the kernel's arrival stamp.
+    stamped: bool,
     /// Connections with a deadline running (connecting or busy).
     active: u64,
     /// Workers not yet done: each has a connection, or is about to open one.
@@ -204,6 +224,8 @@ impl<'a> EventLoop<'a> {
             scratch: vec![0; READ_BUFFER_BYTES],
             ready: Vec::with_capacity(CHUNK),
             clocks: Clocks::now(),
+            drained: true,
+            stamped: false,
             active: 0,
             workers: 0,
             vacant: 0,
@@ -255,16 +277,22 @@ impl<'a> EventLoop<'a> {
     /// One wait and one chunk of events: their IO, one clock reading, their judgement,
     /// then every request due, then the timeouts.
     fn turn(&mut self) -> io::Result<()> {
-        let timeout = self
-            .deadlines
-            .first()
-            .map(|first| first.saturating_duration_since(Instant::now()));
+        let timeout = if self.snoozes() {
+            self.timer.wait()?;
+            Some(Duration::ZERO)
+        } else {
+            self.deadlines
+                .first()
+                .map(|first| first.saturating_duration_since(Instant::now()))
+        };
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
+        let mut n_events = 0;
         for event in self.events.iter() {
+            n_events += 1;
             if event.token() == TIMER {
                 self.timer.fired();
                 continue;
@@ -287,6 +315,7 @@ impl<'a> EventLoop<'a> {
             }
             self.ready.push((event.token().0, connection.id));
         }
+        self.drained = n_events < CHUNK;
         self.clocks = Clocks::now();
         let now = self.clocks.monotonic;
         let mut ready = std::mem::take(&mut self.ready);
@@ -300,6 +329,26 @@ impl<'a> EventLoop<'a> {
         // with it, which the dispatch must see before the loop waits again.
         self.expire(Instant::now());
         self.dispatch_due()
+    }
+
+    /// Whether the next wait is for the timer alone, replies left unread until it fires: the
+    /// schedule is under way, the timer is armed to fire within [`SNOOZE`], no event is
+    /// left over from the last poll, and replies carry the kernel's arrival stamp. Then a
+    /// reply read late still ends at its arrival, so waking for each one would cost a
+    /// wake-up and an `epoll_wait` and gain nothing: the connection it frees is idle from
+    /// its arrival either way (see [`EventLoop::complete`]), and the timer's wake-up reads
+    /// every reply in before it writes what is due. Without stamps (the kernel turns them
+    /// on late, or not at all) a reply is timed by its read, and the loop wakes for each.
+    /// While no connection is idle the timer is not armed, so the loop also wakes for the
+    /// reply that frees one.
+    fn snoozes(&self) -> bool {
+        self.scheduling
+            && self.stamped
+            && self.drained
+            && self
+                .timer
+                .armed()
+                .is_some_and(|at| at.saturating_duration_since(Instant::now()) <= SNOOZE)
     }
 
     /// Acts on what a connection's IO of this chunk brought, `now` being the time read
@@ -384,9 +433,12 @@ impl<'a> EventLoop<'a> {
 
     /// Records a request whose whole, right reply was read by `now`: it ended when the
     /// reply arrived, as the kernel stamped it (kept between the send and the read), or at
-    /// `now` when there is no stamp.
+    /// `now` when there is no stamp. The connection is idle from that end: a request that
+    /// waited for a connection while this reply lay unread waited for the client, and its
+    /// client lag says so.
     fn complete(&mut self, key: usize, request: Request, now: Instant) {
         let arrived = self.connections[key].arrived.take();
+        self.stamped = arrived.is_some();
         let Some(scheduled) = request.scheduled else {
             self.go_idle(key, now);
             return;
@@ -408,7 +460,7 @@ impl<'a> EventLoop<'a> {
             self.remove(key);
             self.replace();
         } else {
-            self.go_idle(key, now);
+            self.go_idle(key, times.done);
         }
     }
 
