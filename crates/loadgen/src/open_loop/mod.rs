@@ -16,11 +16,11 @@
 //!
 //! Here the loop decides the order itself. It waits until the next due time; then it
 //! handles the ready events in chunks of at most [`CHUNK`] (one `epoll_wait` each) and,
-//! between chunks, ends what timed out and writes every request now due, so a due request waits for at most one
-//! chunk of reads. A request of ~45 bytes on an idle socket is written at once; should the
-//! socket take only part of it (or nothing: `EAGAIN`), the rest is written at its next
-//! writable event (the sockets are registered readable and writable, edge-triggered, which
-//! costs nothing while their send buffers never fill).
+//! between chunks, ends what timed out and writes every request now due, so a due request
+//! waits for at most one chunk of reads. A request of ~45 bytes on an idle socket is written
+//! at once; should the socket take only part of it (or nothing: `EAGAIN`), the rest is
+//! written at its next writable event (the sockets are registered readable and writable,
+//! edge-triggered, which costs nothing while their send buffers never fill).
 //!
 //! # Wake-ups, timeouts and the clock
 //! `epoll_wait` waits whole milliseconds, so the next due time is a [`Timer`] (a timerfd in
@@ -332,17 +332,18 @@ impl<'a> EventLoop<'a> {
     }
 
     /// Whether the next wait is for the timer alone, replies left unread until it fires: the
-    /// schedule is under way, the timer is armed to fire within [`SNOOZE`], no event is
-    /// left over from the last poll, and replies carry the kernel's arrival stamp. Then a
-    /// reply read late still ends at its arrival, so waking for each one would cost a
-    /// wake-up and an `epoll_wait` and gain nothing: the connection it frees is idle from
-    /// its arrival either way (see [`EventLoop::complete`]), and the timer's wake-up reads
-    /// every reply in before it writes what is due. Without stamps (the kernel turns them
-    /// on late, or not at all) a reply is timed by its read, and the loop wakes for each.
-    /// While no connection is idle the timer is not armed, so the loop also wakes for the
-    /// reply that frees one.
+    /// schedule is under way, a connection is idle, the timer is armed to fire within
+    /// [`SNOOZE`], no event is left over from the last poll, and replies carry the kernel's
+    /// arrival stamp. Then a reply read late still ends at its arrival, so waking for each
+    /// one would cost a wake-up and an `epoll_wait` and gain nothing: the connection it frees
+    /// is idle from its arrival either way (see [`EventLoop::complete`]), and the timer's
+    /// wake-up reads every reply in before it writes what is due. Without stamps (the kernel
+    /// turns them on late, or not at all) a reply is timed by its read, and the loop wakes
+    /// for each. While no connection is idle, a request due may be waiting for one, so the
+    /// loop wakes for the reply that frees one.
     fn snoozes(&self) -> bool {
         self.scheduling
+            && !self.idle.is_empty()
             && self.stamped
             && self.drained
             && self
