@@ -82,7 +82,10 @@ fn the_paragraph_names_the_winner_the_margin_and_the_costs() {
         text.contains("threaded 100 req/s (mio sustained 17.5× that)"),
         "{text}"
     );
-    assert!(text.contains("per request at 100 req/s"), "{text}");
+    assert!(
+        text.contains("per request in the cost table (at 100 req/s, the rate every row sustained"),
+        "{text}"
+    );
     assert!(
         text.contains("A thread per connection (threaded) peaked at"),
         "{text}"

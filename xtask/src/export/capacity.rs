@@ -505,7 +505,9 @@ pub fn paragraph(summary: &CapacitySummary) -> String {
             .collect();
         let _ = write!(
             text,
-            " Why, per request at {rate:.0} req/s (the rate every row sustained), in server CPU: {}.",
+            " Why, per request in the cost table (at {rate:.0} req/s, the rate every row \
+             sustained, or a row's lowest step when its search never went that low), in server \
+             CPU: {}.",
             costs.join("; ")
         );
     }
