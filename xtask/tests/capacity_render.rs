@@ -47,7 +47,10 @@ fn the_capacity_table_shows_each_servers_rate_its_ratios_and_what_bound_it() {
         line_of(&text, "| threaded | threads |")
             .starts_with("| threaded | threads | 100 | 0.06× |")
     );
-    assert!(line_of(&text, "| python-asyncio | asyncio |").contains("| 0 | 0.00× | – |"));
+    assert!(
+        line_of(&text, "| python-asyncio | asyncio |").contains("| none | – | – |"),
+        "a server with no rate shows none, not 0 at 0.00×"
+    );
 }
 
 #[test]

@@ -239,16 +239,21 @@ fn capacity_table(out: &mut String, summary: &CapacitySummary) {
         .map(|r| r.max_sustainable_requests_per_second)
         .filter(|r| *r > 0.0);
     for server in &summary.servers {
-        let max = server.max_sustainable_requests_per_second;
+        // A server with no rate shows none, not a rate of 0 at 0.00× the fastest: its bound
+        // cell says why it has none.
+        let max = Some(server.max_sustainable_requests_per_second).filter(|m| *m > 0.0);
+        let against = |other: Option<f64>| {
+            max.zip(other.filter(|o| *o > 0.0))
+                .map_or_else(dash, |(max, other)| ratio(max / other))
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {max:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             server.name,
             server.model,
-            fastest
-                .filter(|f| *f > 0.0)
-                .map_or_else(dash, |f| ratio(max / f)),
-            theirs.map_or_else(dash, |r| ratio(max / r)),
+            max.map_or_else(|| "none".to_string(), |max| format!("{max:.0}")),
+            against(fastest),
+            against(theirs),
             bound_cell(server),
             server
                 .first_broken_requests_per_second
