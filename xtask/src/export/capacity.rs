@@ -399,7 +399,11 @@ fn costs(out: &mut String, summary: &CapacitySummary) {
     );
     out.push_str(
         "Each row is the server's sustained step with the highest rate at or below it (or its \
-         lowest sustained step, when its search never went that low).\n\n",
+         lowest sustained step, when its search never went that low). On loopback the kernel \
+         hands a segment to the receiving socket on the sender's core, inside the send: a \
+         server's system time includes the receive path of the replies it writes into \
+         loadgen's sockets, and loadgen's CPU includes the server's receive path and the \
+         wake-up of the server thread it writes to.\n\n",
     );
     out.push_str("| server | step req/s | achieved req/s | p50 ms | p99 ms | CPU µs/request (user + system) | user share | syscalls/request | ctx switches/request | peak RSS MiB | RSS/connection KiB | peak threads | loadgen CPU |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
