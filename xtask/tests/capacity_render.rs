@@ -11,7 +11,7 @@ use xtask::report;
 use xtask::results::Faults;
 use xtask::study::capacity::results::{
     Bound, CapacitySummary, IndependentCheck, IndependentClient, IndependentOutcome, Latency,
-    LoadgenHeadroom,
+    LoadgenHeadroom, MachineSpeed, StudyMachine,
 };
 
 fn fixture_dir() -> PathBuf {
@@ -467,4 +467,64 @@ fn the_settings_say_how_deep_each_step_down_after_a_broken_confirmation_went() {
         ),
         "{text}"
     );
+}
+
+#[test]
+fn a_study_with_the_speed_probe_says_how_often_the_cpus_ran_slowed_and_in_which_steps() {
+    let mut summary = fixture();
+    let before = capacity::readme(&summary);
+    assert!(!before.contains("How steady the machine was"), "{before}");
+    assert!(!before.contains("CPUs slowed"), "{before}");
+
+    let speed = |samples, slowed_fraction, slowest| MachineSpeed {
+        samples,
+        slowed_fraction,
+        slowest,
+    };
+    summary.machine = Some(StudyMachine {
+        server_cpus: speed(60_000, 0.061, 0.16),
+        loadgen_cpus: speed(60_000, 0.058, 0.18),
+        period_seconds: 0.01,
+        slowed_below: 0.5,
+    });
+    for (i, judged) in summary.servers[0].steps.iter_mut().enumerate() {
+        judged.step.machine = Some(speed(1_000, if i == 1 { 0.125 } else { 0.0 }, 0.3));
+    }
+    let text = capacity::readme(&summary);
+    let section = line_of(&text, "A speed probe ran through the study");
+    assert!(
+        section.contains(
+            "The servers' CPU 0 ran below 50 % of their fastest in 6.1 % of the probe's 60000 \
+             samples over the study (the slowest at 16 %), loadgen's CPU 1 in 5.8 % of 60000"
+        ),
+        "{section}"
+    );
+    let steps = summary.servers[0].steps.len();
+    let probed = format!("1 of the {steps} probed steps ran partly slowed");
+    assert!(section.contains(&probed), "{section}");
+    let second = &summary.servers[0].steps[1];
+    assert!(
+        section.contains(&format!(
+            "the most was mio's step at {:.0} req/s, 12.5 %",
+            second.step.target_requests_per_second
+        )),
+        "{section}"
+    );
+    let header = line_of(&text, "| # | target req/s |");
+    assert!(header.ends_with("| CPUs slowed | verdict |"), "{header}");
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("### mio"))
+        .filter(|l| l.starts_with("| 1 ") || l.starts_with("| 2 "))
+        .take(2)
+        .collect();
+    assert!(rows[0].contains("| 0.0 % |"), "{rows:?}");
+    assert!(rows[1].contains("| 12.5 % |"), "{rows:?}");
+    // Another server's steps were not probed: a dash, not a made-up 0.
+    let other = text
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("### {}", summary.servers[1].name)))
+        .find(|l| l.starts_with("| 1 "))
+        .expect("a first step of the second server");
+    assert!(other.contains("| – |"), "{other}");
 }

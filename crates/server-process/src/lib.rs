@@ -22,6 +22,8 @@
 //! - A server that cannot run on this machine exits at start with [`EXIT_SKIPPED`] and a
 //!   `skipped: <reason>` line; [`Error::skipped`] gives the reason, so that every tool shows
 //!   such a row as skipped rather than failed.
+//! - [`steadiness`] probes how fast the machine's CPUs ran during a run ([`SpeedProbe`]):
+//!   on these virtual machines they slow down now and then, unseen by the kernel.
 //! - [`bench`] holds what the benchmark examples share around their runs (the recorded
 //!   command, the JSON and the markdown rendered from it).
 //!
@@ -36,6 +38,7 @@ mod process;
 pub mod procfs;
 mod reap;
 mod sampler;
+pub mod steadiness;
 
 pub use capture::{Capture, KEEP_BYTES};
 pub use launch::{Launch, Ready, free_port, limit_descriptors, pin_to_cpus};
@@ -43,3 +46,4 @@ pub use listening::{ListeningLineError, parse_listening_line};
 pub use process::{EXIT_SKIPPED, Error, Exit, ServerProcess, exited_cleanly};
 pub use reap::{Usage, reap_within};
 pub use sampler::{Peaks, SAMPLE_INTERVAL, Sampler};
+pub use steadiness::{SpeedProbe, Steadiness};

@@ -16,9 +16,10 @@ use crate::export::format::{MIB, dash, escape, num, ratio};
 use crate::export::{LATENCY_CHART_FILE, markdown, targets};
 use crate::measured::Measured;
 use crate::study::capacity::results::{
-    Bound, CapacitySummary, IndependentOutcome, JudgedStep, ServerCapacity,
+    Bound, CapacitySummary, IndependentOutcome, JudgedStep, MachineSpeed, ServerCapacity,
 };
 use crate::study::capacity::search::SearchSettings;
+use crate::study::capacity::slo::Verdict;
 
 /// The whole `README.md` of one capacity study.
 pub fn readme(summary: &CapacitySummary) -> String {
@@ -42,6 +43,7 @@ pub fn readme(summary: &CapacitySummary) -> String {
         .iter()
         .filter_map(|s| Some((s.name.clone(), s.faults.as_ref()?)));
     markdown::faults_section(&mut out, "over every step of its search", faults);
+    machine_section(&mut out, summary);
     targets_section(&mut out, summary);
     steps(&mut out, summary);
     how_to_read(&mut out, summary);
@@ -570,10 +572,17 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
             server.name,
             escape(&server.command)
         );
-        out.push_str("| # | target req/s | achieved req/s | connections | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | started late | CPU µs/req user + sys | server CPU | syscalls/req | ctx sw/req | RSS MiB | threads | loadgen CPU | loadgen lag p99 ms | loadgen read lag p99 ms | verdict |\n");
+        let probed = summary.machine.is_some();
+        out.push_str("| # | target req/s | achieved req/s | connections | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | started late | CPU µs/req user + sys | server CPU | syscalls/req | ctx sw/req | RSS MiB | threads | loadgen CPU | loadgen lag p99 ms | loadgen read lag p99 ms |");
+        out.push_str(if probed {
+            " CPUs slowed | verdict |\n"
+        } else {
+            " verdict |\n"
+        });
         out.push_str(
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         );
+        out.push_str(if probed { "---|---|\n" } else { "---|\n" });
         for (i, judged) in server.steps.iter().enumerate() {
             let number = if judged.confirmation {
                 format!(
@@ -584,7 +593,7 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
             } else {
                 (i + 1).to_string()
             };
-            out.push_str(&step_line(&number, judged));
+            out.push_str(&step_line(&number, judged, probed));
         }
         out.push('\n');
     }
@@ -594,7 +603,7 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
     }
 }
 
-fn step_line(number: &str, judged: &JudgedStep) -> String {
+fn step_line(number: &str, judged: &JudgedStep, probed: bool) -> String {
     let step = &judged.step;
     let failed = if step.failures_by_kind.is_empty() {
         step.requests_failed.to_string()
@@ -607,7 +616,7 @@ fn step_line(number: &str, judged: &JudgedStep) -> String {
         format!("{} ({})", step.requests_failed, kinds.join(", "))
     };
     format!(
-        "| {number} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {failed} | {} | {} + {} | {:.0} % | {} | {} | {} | {} | {:.0} % | {} | {} | {} |\n",
+        "| {number} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {failed} | {} | {} + {} | {:.0} % | {} | {} | {} | {} | {:.0} % | {} | {} | {}{} |\n",
         step.target_requests_per_second,
         step.achieved_requests_per_second,
         step.connections,
@@ -627,8 +636,88 @@ fn step_line(number: &str, judged: &JudgedStep) -> String {
         step.loadgen.cpu_ratio * 100.0,
         measured_cell(&step.loadgen.lag_p99_ms),
         step.loadgen.read_lag_p99_ms.map_or_else(dash, num),
+        if probed {
+            format!("{} | ", slowed_cell(step.machine.as_ref()))
+        } else {
+            String::new()
+        },
         escape(&judged.verdict.to_string())
     )
+}
+
+/// A step's share of slowed probe samples: `3.1 %`, or a dash where none were taken.
+fn slowed_cell(machine: Option<&MachineSpeed>) -> String {
+    machine.map_or_else(dash, |m| format!("{:.1} %", m.slowed_fraction * 100.0))
+}
+
+/// What the speed probe saw over the study; nothing for a study made without it.
+fn machine_section(out: &mut String, summary: &CapacitySummary) {
+    let Some(machine) = &summary.machine else {
+        return;
+    };
+    let steps: Vec<(&str, &JudgedStep)> = summary
+        .servers
+        .iter()
+        .flat_map(|s| s.steps.iter().map(move |j| (s.name.as_str(), j)))
+        .collect();
+    let probed = steps
+        .iter()
+        .filter(|(_, j)| j.step.machine.is_some())
+        .count();
+    let slowed = steps
+        .iter()
+        .filter(|(_, j)| j.step.machine.is_some_and(|m| m.slowed_fraction > 0.0))
+        .count();
+    let worst = steps
+        .iter()
+        .filter_map(|(name, j)| Some((*name, j, j.step.machine?)))
+        .max_by(|a, b| a.2.slowed_fraction.total_cmp(&b.2.slowed_fraction));
+    out.push_str(
+        "## How steady the machine was
+
+",
+    );
+    let _ = write!(
+        out,
+        "A speed probe ran through the study: a thread on each CPU that times the same \
+         arithmetic every {} ms, by the thread's CPU time, and judges it against the fastest \
+         time of its CPU. On these virtual machines a CPU now and then runs at a fraction of \
+         its speed for tens of milliseconds, which the machine's kernel does not see (no \
+         steal time, no other task); a step that ran through it was measured on a slower \
+         machine, whatever the server did. The servers' {} ran below {:.0} % of their \
+         fastest in {:.1} % of the probe's {} samples over the study (the slowest at {:.0} \
+         %), loadgen's {} in {:.1} % of {} (the slowest at {:.0} %).",
+        num(machine.period_seconds * 1e3),
+        cpu_text(&summary.settings.cpus.server_cpus),
+        machine.slowed_below * 100.0,
+        machine.server_cpus.slowed_fraction * 100.0,
+        machine.server_cpus.samples,
+        machine.server_cpus.slowest * 100.0,
+        cpu_text(&summary.settings.cpus.loadgen_cpus),
+        machine.loadgen_cpus.slowed_fraction * 100.0,
+        machine.loadgen_cpus.samples,
+        machine.loadgen_cpus.slowest * 100.0,
+    );
+    let _ = write!(
+        out,
+        " {slowed} of the {probed} probed steps ran partly slowed (the **CPUs slowed** \
+         column under Every step: the share of samples on the server's and loadgen's CPUs, \
+         over loadgen's whole run)"
+    );
+    if let Some((name, judged, m)) = worst.filter(|w| w.2.slowed_fraction > 0.0) {
+        let _ = write!(
+            out,
+            "; the most was {name}'s step at {:.0} req/s, {:.1} %, which {}",
+            judged.step.target_requests_per_second,
+            m.slowed_fraction * 100.0,
+            match judged.verdict {
+                Verdict::Sustained => "still met the SLO",
+                Verdict::Broken { .. } => "broke the SLO",
+                Verdict::ClientBound { .. } => "broke the SLO with loadgen behind",
+            }
+        );
+    }
+    out.push_str(". The probe itself takes about 0.5 % of each CPU.\n\n");
 }
 
 fn how_to_read(out: &mut String, summary: &CapacitySummary) {

@@ -23,17 +23,19 @@ pub mod slo;
 pub mod step;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::builder::PossibleValuesParser;
 use echo_core::{DelayKind, DelayModel, Recipe};
+use server_process::{SpeedProbe, steadiness};
 
 use self::budget::Budget;
 use self::connections::{ConnectionPlan, MIN_CONNECTIONS, OpenFiles};
 use self::results::{
     Bound, CapacitySummary, CpuPlacement, IndependentClient, JudgedStep, LoadgenHeadroom,
-    SCHEMA_VERSION, ServerCapacity, Settings,
+    MachineSpeed, SCHEMA_VERSION, ServerCapacity, Settings, StudyMachine,
 };
 use self::search::{Next, Search, SearchSettings};
 use self::slo::{Slo, Verdict};
@@ -127,6 +129,11 @@ pub struct CapacityArgs {
     /// at 90 % of each server's max sustainable rate, whose p99 is held against the SLO.
     #[arg(long)]
     pub no_independent_check: bool,
+    /// Do not run the speed probe: a thread on each of the study's CPUs that measures how
+    /// fast it runs every 10 ms (about 0.5 % of each CPU), so that each step says how much
+    /// of it ran on slowed CPUs.
+    #[arg(long)]
+    pub no_speed_probe: bool,
 }
 
 /// loadgen's headroom run sends at this multiple of the best server's max (issue 10).
@@ -276,7 +283,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         &environment.date_utc,
         &args.label,
     )?;
-    let rig = Rig {
+    let mut rig = Rig {
         settings,
         loadgen,
         cpus: plan.cpus.clone(),
@@ -286,6 +293,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         give_up_after: None,
         perf,
         runs_dir: out.join("runs"),
+        machine: None,
     };
     let olc = if args.no_independent_check {
         Err("--no-independent-check was given".to_owned())
@@ -300,6 +308,8 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
     if let Err(reason) = &olc {
         eprintln!("independent check: not checked: {reason}");
     }
+    let study_began = Instant::now();
+    rig.machine = start_speed_probe(&args, &plan.cpus);
     let (ceiling, ceiling_server) = loadgen_ceiling(&rig, &selected);
     let mut servers = Vec::new();
     let mut skipped = skipped;
@@ -322,6 +332,10 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         }
     }
     let headroom = loadgen_headroom(&rig, &plan, &selected, &servers);
+    let machine = rig
+        .machine
+        .as_ref()
+        .and_then(|probe| study_machine(probe, &plan.cpus, study_began));
     let summary = CapacitySummary {
         kind: Some(Kind::Capacity),
         schema_version: SCHEMA_VERSION,
@@ -348,12 +362,40 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
             share_of_max: independent::SHARE_OF_MAX,
             not_checked: olc.err(),
         }),
+        machine,
         servers,
         skipped,
     };
     crate::report::write_capacity(&out, &summary)?;
     study::announce(&out, &crate::export::capacity::headline(&summary));
     Ok(())
+}
+
+/// The speed probe on every CPU of the study, unless `--no-speed-probe`; a probe that
+/// cannot start is reported and left out, since the study can still run without it.
+fn start_speed_probe(args: &CapacityArgs, cpus: &CpuPlacement) -> Option<Arc<SpeedProbe>> {
+    if args.no_speed_probe {
+        return None;
+    }
+    match SpeedProbe::start(&cpus.all()) {
+        Ok(probe) => Some(Arc::new(probe)),
+        Err(e) => {
+            eprintln!("speed probe: not run: {e}");
+            None
+        }
+    }
+}
+
+/// How fast the servers' and loadgen's CPUs ran from `began` to now; stops the probe.
+fn study_machine(probe: &SpeedProbe, cpus: &CpuPlacement, began: Instant) -> Option<StudyMachine> {
+    probe.stop();
+    let end = Instant::now();
+    Some(StudyMachine {
+        server_cpus: MachineSpeed::of(probe.over(&cpus.servers(), began, end))?,
+        loadgen_cpus: MachineSpeed::of(probe.over(&cpus.loadgen(), began, end))?,
+        period_seconds: steadiness::PERIOD.as_secs_f64(),
+        slowed_below: steadiness::SLOW,
+    })
 }
 
 /// The worst-case time of the study `plan` makes of `servers` servers.
@@ -727,6 +769,7 @@ mod tests {
             perf: Err(NotMeasured::new("not in tests")),
             runs_dir: dir.to_path_buf(),
             give_up_after: None,
+            machine: None,
         }
     }
 

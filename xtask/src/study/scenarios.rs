@@ -293,6 +293,9 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
         timeout: *args.timeout,
         give_up_after: Some(*args.give_up_after),
         perf: Err(NotMeasured::new("not counted by the scenarios study")),
+        // Its server and loadgen share every CPU, so the probe would say nothing of either
+        // alone; the capacity study, with CPUs apart, runs it.
+        machine: None,
         runs_dir: out.join("runs"),
     };
     let mut matrix = Matrix {

@@ -52,6 +52,10 @@ pub struct CapacitySummary {
     /// Absent in studies made before the check existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub independent_client: Option<IndependentClient>,
+    /// How fast the CPUs ran over the whole study, by the speed probe; absent where it
+    /// could not run, and from studies made before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<StudyMachine>,
     /// One entry per server, in the order they were measured.
     pub servers: Vec<ServerCapacity>,
     /// Servers that were asked for but not run, with the reason.
@@ -93,6 +97,27 @@ pub struct CpuPlacement {
     pub server_cpus: Vec<u32>,
     /// CPU numbers loadgen ran on, disjoint from the servers'.
     pub loadgen_cpus: Vec<u32>,
+}
+
+impl CpuPlacement {
+    /// Every CPU of the study, the servers' first, as the speed probe takes them.
+    pub fn all(&self) -> Vec<usize> {
+        self.server_cpus
+            .iter()
+            .chain(&self.loadgen_cpus)
+            .map(|&cpu| cpu as usize)
+            .collect()
+    }
+
+    /// The servers' CPUs, as the speed probe takes them.
+    pub fn servers(&self) -> Vec<usize> {
+        self.server_cpus.iter().map(|&cpu| cpu as usize).collect()
+    }
+
+    /// loadgen's CPUs, as the speed probe takes them.
+    pub fn loadgen(&self) -> Vec<usize> {
+        self.loadgen_cpus.iter().map(|&cpu| cpu as usize).collect()
+    }
 }
 
 /// What bound a server's max sustainable rate.
@@ -268,6 +293,50 @@ pub struct Step {
     pub server: ServerCost,
     /// What loadgen spent, to tell the client's limit from the server's.
     pub loadgen: LoadgenCost,
+    /// How fast the server's and loadgen's CPUs ran during loadgen's run, by the speed probe
+    /// (absent where it did not run, and from studies made before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineSpeed>,
+}
+
+/// How fast some CPUs ran over some time, by the speed probe of
+/// [`server_process::steadiness`]: one sample per CPU every 10 ms, judged against the
+/// fastest sample of its CPU over the whole study. These virtual CPUs now and then run at a
+/// fifth of their speed for tens of milliseconds, which the machine's kernel does not see;
+/// a step that ran through such slowdowns was measured on a slower machine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MachineSpeed {
+    /// Probe samples taken, every CPU together.
+    pub samples: u64,
+    /// The share of them that ran below [`server_process::steadiness::SLOW`] of their CPU's
+    /// fastest.
+    pub slowed_fraction: f64,
+    /// The slowest sample, as a fraction of its CPU's fastest.
+    pub slowest: f64,
+}
+
+impl MachineSpeed {
+    /// From the probe's judgement; `None` when it took no sample.
+    pub fn of(seen: server_process::Steadiness) -> Option<MachineSpeed> {
+        Some(MachineSpeed {
+            samples: seen.samples,
+            slowed_fraction: seen.slowed_fraction()?,
+            slowest: seen.slowest,
+        })
+    }
+}
+
+/// How fast the CPUs ran over the whole study, the server's and loadgen's apart.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StudyMachine {
+    /// The servers' CPUs.
+    pub server_cpus: MachineSpeed,
+    /// loadgen's CPUs.
+    pub loadgen_cpus: MachineSpeed,
+    /// Seconds between two samples of one CPU.
+    pub period_seconds: f64,
+    /// A sample below this fraction of its CPU's fastest is slowed.
+    pub slowed_below: f64,
 }
 
 /// A latency distribution in milliseconds.
@@ -425,6 +494,11 @@ pub(crate) fn sample_step(target_requests_per_second: f64) -> Step {
             requests_waited_for_connection: None,
             read_lag_p99_ms: None,
         },
+        machine: Some(MachineSpeed {
+            samples: 1_200,
+            slowed_fraction: 0.0,
+            slowest: 0.8,
+        }),
     }
 }
 
@@ -489,6 +563,7 @@ mod tests {
             loadgen_ceiling_requests_per_second: Err(NotMeasured::new("not run")),
             loadgen_ceiling_server: None,
             loadgen_headroom: None,
+            machine: None,
             independent_client: None,
             servers: vec![ServerCapacity {
                 name: "mio".to_owned(),

@@ -12,12 +12,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echo_core::Recipe;
 use loadgen::{FailureKind, Report};
+use server_process::SpeedProbe;
 
-use super::results::{CpuPlacement, Latency, LoadgenCost, ServerCost, Step};
+use super::results::{CpuPlacement, Latency, LoadgenCost, MachineSpeed, ServerCost, Step};
 use crate::catalogue::{Settings, Variant};
 use crate::measured::Measured;
 use crate::results::Faults;
@@ -53,6 +55,9 @@ pub struct Rig {
     pub perf: Measured<Perf>,
     /// Where loadgen's raw reports are kept.
     pub runs_dir: PathBuf,
+    /// The speed probe on the server's and loadgen's CPUs, running through the study; `None`
+    /// when it is off or could not start.
+    pub machine: Option<Arc<SpeedProbe>>,
 }
 
 /// What one step asks for.
@@ -167,6 +172,9 @@ impl Rig {
         let started = Instant::now();
         let outcome = load::run(&spec, server.addr(), &json);
         let elapsed = started.elapsed();
+        let machine = self.machine.as_ref().and_then(|probe| {
+            MachineSpeed::of(probe.over(&self.cpus.all(), started, Instant::now()))
+        });
         let counts = counting.and_then(|counting| counting.stop());
         let peaks = sampler.stop();
         let tail = server.stderr_tail_text();
@@ -192,7 +200,10 @@ impl Rig {
             loadgen_cpu_seconds: outcome.client_cpu_seconds,
             lag,
         };
-        let step = run.step(&self.cpus);
+        let step = Step {
+            machine,
+            ..run.step(&self.cpus)
+        };
         let faults = Faults {
             shed: exit
                 .as_ref()
@@ -313,6 +324,7 @@ impl Run<'_> {
                 .then(|| report.latency_from_send.p99_us / 1e3),
             server: self.server_cost(cpus.server_cpus.len()),
             loadgen: self.loadgen_cost(cpus.loadgen_cpus.len()),
+            machine: None,
         }
     }
 

@@ -1,0 +1,364 @@
+//! How fast the machine's CPUs ran while something was measured, by a probe that costs them
+//! little.
+//!
+//! # Why
+//! The development machines are virtual, and their CPUs do not always run at the same
+//! speed. A loop doing fixed arithmetic alone on CPU 1 for 20 s (no other task there: 46
+//! context switches, task-clock equal to the wall time) did less than half its usual work in
+//! 6.1 % of its 1 ms buckets, in episodes of 25–117 ms at 16–31 % of its usual speed, about
+//! every 1.5–2 s; run on both CPUs at once, both slowed at the same moments. The kernel's
+//! steal time moved by one tick over those 20 s, so nothing inside the machine reports it. A
+//! server or loadgen slowed to a fifth for 50 ms falls behind its schedule and catches up
+//! after, and that shows in a p99, a late start or a broken step as if the program had done
+//! it. [`SpeedProbe`] measures those slowdowns during the run, so a report can say how much
+//! of it ran on slowed CPUs.
+//!
+//! # How
+//! One thread per CPU, pinned to it, wakes every [`PERIOD`], runs a fixed amount of
+//! arithmetic twice, and keeps the faster run's thread CPU time. Thread CPU time is what the
+//! machine's own scheduler gave the thread, so a preemption by another task of the machine
+//! is not taken for slowness, while a slowdown from outside is, because the machine cannot
+//! see it and counts the time as run. Keeping the faster of two runs drops one interrupt.
+//! A sample's speed is the fastest time seen on its CPU over its time; one below [`SLOW`] is
+//! a slowed sample. The work takes about 2 × 25 µs per period: 0.5 % of each CPU.
+
+use std::hint::black_box;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How often each probe thread measures its CPU: finer than the slowdowns seen (25 ms and
+/// longer), coarse enough to cost the measured programs nothing noticeable.
+pub const PERIOD: Duration = Duration::from_millis(10);
+
+/// A sample slower than this fraction of its CPU's fastest is a slowed one.
+pub const SLOW: f64 = 0.5;
+
+/// Iterations of the probe's arithmetic: about 25 µs on the development machines.
+const WORK: u64 = 25_000;
+
+/// One measurement of one CPU.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// When it was taken.
+    pub at: Instant,
+    /// Thread CPU time of the faster of its two runs of the work, in nanoseconds.
+    pub nanos: u64,
+}
+
+/// How fast the probed CPUs ran over a stretch of time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Steadiness {
+    /// Samples taken in the stretch, every CPU together.
+    pub samples: u64,
+    /// Those slower than [`SLOW`] of their CPU's fastest.
+    pub slowed: u64,
+    /// The slowest sample's speed as a fraction of its CPU's fastest (1 when none was
+    /// taken).
+    pub slowest: f64,
+}
+
+impl Steadiness {
+    /// The share of slowed samples; `None` when there were none to judge.
+    pub fn slowed_fraction(&self) -> Option<f64> {
+        (self.samples > 0).then(|| self.slowed as f64 / self.samples as f64)
+    }
+
+    /// Judges the samples of one CPU taken between `from` and `to` against the fastest of
+    /// all of `samples` (the CPU's whole record, so a stretch that ran slowed throughout is
+    /// still seen as slowed).
+    pub fn of(samples: &[Sample], from: Instant, to: Instant) -> Steadiness {
+        let Some(fastest) = samples.iter().map(|s| s.nanos).min() else {
+            return Steadiness {
+                slowest: 1.0,
+                ..Steadiness::default()
+            };
+        };
+        let mut out = Steadiness {
+            slowest: 1.0,
+            ..Steadiness::default()
+        };
+        for sample in samples.iter().filter(|s| s.at >= from && s.at <= to) {
+            let speed = fastest as f64 / sample.nanos.max(1) as f64;
+            out.samples += 1;
+            out.slowed += u64::from(speed < SLOW);
+            out.slowest = out.slowest.min(speed);
+        }
+        out
+    }
+
+    /// Both stretches' samples together.
+    #[must_use]
+    pub fn and(self, other: Steadiness) -> Steadiness {
+        Steadiness {
+            samples: self.samples + other.samples,
+            slowed: self.slowed + other.slowed,
+            slowest: self.slowest.min(other.slowest),
+        }
+    }
+}
+
+/// The probe's threads, one per CPU, running until [`SpeedProbe::stop`] or drop.
+#[derive(Debug)]
+pub struct SpeedProbe {
+    cpus: Vec<usize>,
+    records: Vec<Arc<Mutex<Vec<Sample>>>>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl SpeedProbe {
+    /// Starts one probe thread pinned to each of `cpus`.
+    ///
+    /// # Errors
+    /// When a thread cannot be pinned (the CPU does not exist or is not allowed), naming
+    /// the CPU; the threads already started are stopped.
+    pub fn start(cpus: &[usize]) -> io::Result<SpeedProbe> {
+        let mut probe = SpeedProbe {
+            cpus: cpus.to_vec(),
+            records: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Mutex::new(Vec::new()),
+        };
+        for &cpu in cpus {
+            let record = Arc::new(Mutex::new(Vec::new()));
+            let (pinned_tx, pinned_rx) = std::sync::mpsc::channel();
+            let thread = {
+                let record = Arc::clone(&record);
+                let stop = Arc::clone(&probe.stop);
+                thread::Builder::new()
+                    .name(format!("speed-probe-{cpu}"))
+                    .spawn(move || {
+                        let pinned = pin_this_thread(cpu);
+                        let ok = pinned.is_ok();
+                        let _ = pinned_tx.send(pinned);
+                        if ok {
+                            probe_loop(&record, &stop);
+                        }
+                    })?
+            };
+            probe.records.push(record);
+            probe.lock_threads().push(thread);
+            let pinned = pinned_rx.recv().unwrap_or_else(|_| {
+                Err(io::Error::other(
+                    "the probe thread ended before it was pinned",
+                ))
+            });
+            if let Err(e) = pinned {
+                probe.stop();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot pin the speed probe to cpu {cpu}: {e}"),
+                ));
+            }
+        }
+        Ok(probe)
+    }
+
+    /// The CPUs probed, in the order given.
+    pub fn cpus(&self) -> &[usize] {
+        &self.cpus
+    }
+
+    /// How the CPUs in `cpus` (all probed ones when empty) ran between `from` and `to`;
+    /// CPUs not probed are left out.
+    pub fn over(&self, cpus: &[usize], from: Instant, to: Instant) -> Steadiness {
+        self.cpus
+            .iter()
+            .zip(&self.records)
+            .filter(|(cpu, _)| cpus.is_empty() || cpus.contains(cpu))
+            .map(|(_, record)| {
+                let samples = record.lock().unwrap_or_else(PoisonError::into_inner);
+                Steadiness::of(&samples, from, to)
+            })
+            .fold(
+                Steadiness {
+                    slowest: 1.0,
+                    ..Steadiness::default()
+                },
+                Steadiness::and,
+            )
+    }
+
+    /// Every sample of `cpu` so far (empty for a CPU not probed).
+    pub fn samples(&self, cpu: usize) -> Vec<Sample> {
+        self.cpus
+            .iter()
+            .position(|&c| c == cpu)
+            .map(|i| {
+                self.records[i]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops and joins the probe threads; the samples stay readable.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.lock_threads().drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    fn lock_threads(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.threads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for SpeedProbe {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn probe_loop(record: &Mutex<Vec<Sample>>, stop: &AtomicBool) {
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let nanos = work_nanos().min(work_nanos());
+        let sample = Sample {
+            at: Instant::now(),
+            nanos,
+        };
+        record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sample);
+        next += PERIOD;
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// Thread CPU time of one run of the probe's arithmetic.
+fn work_nanos() -> u64 {
+    let before = thread_cpu_nanos();
+    let mut x: u64 = black_box(1);
+    for _ in 0..black_box(WORK) {
+        x = black_box(
+            x.wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407),
+        );
+    }
+    black_box(x);
+    thread_cpu_nanos().saturating_sub(before)
+}
+
+fn thread_cpu_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_this_thread(cpu: usize) -> io::Result<()> {
+    let size = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
+    if cpu >= size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cpu {cpu} is beyond the {size} that sched_setaffinity can name"),
+        ));
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set; cpu < CPU_SETSIZE was checked.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(start: Instant, nanos: &[u64]) -> Vec<Sample> {
+        nanos
+            .iter()
+            .enumerate()
+            .map(|(i, &nanos)| Sample {
+                at: start + PERIOD * u32::try_from(i).expect("few samples"),
+                nanos,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sample_slower_than_half_the_fastest_is_slowed_and_the_window_bounds_what_counts() {
+        let t0 = Instant::now();
+        let record = samples(t0, &[25_000, 26_000, 60_000, 49_000, 100_000, 25_500]);
+        let all = Steadiness::of(&record, t0, t0 + PERIOD * 10);
+        assert_eq!((all.samples, all.slowed), (6, 2), "{all:?}");
+        assert!((all.slowest - 0.25).abs() < 1e-9, "{all:?}");
+        assert_eq!(all.slowed_fraction(), Some(2.0 / 6.0));
+        // The last three only, still judged against the fastest of the whole record.
+        let tail = Steadiness::of(&record, t0 + PERIOD * 3, t0 + PERIOD * 5);
+        assert_eq!((tail.samples, tail.slowed), (3, 1), "{tail:?}");
+        let none = Steadiness::of(&record, t0 + PERIOD * 7, t0 + PERIOD * 9);
+        assert_eq!((none.samples, none.slowed_fraction()), (0, None));
+    }
+
+    #[test]
+    fn stretches_add_up_and_keep_the_slowest() {
+        let a = Steadiness {
+            samples: 10,
+            slowed: 1,
+            slowest: 0.4,
+        };
+        let b = Steadiness {
+            samples: 30,
+            slowed: 3,
+            slowest: 0.2,
+        };
+        assert_eq!(
+            a.and(b),
+            Steadiness {
+                samples: 40,
+                slowed: 4,
+                slowest: 0.2
+            }
+        );
+    }
+
+    #[test]
+    fn the_probe_samples_each_cpu_it_was_given_until_stopped() {
+        let cpus: Vec<usize> = (0..thread::available_parallelism().map_or(1, |n| n.get()))
+            .take(2)
+            .collect();
+        let probe = SpeedProbe::start(&cpus).expect("the probe starts on CPUs this machine has");
+        let from = Instant::now();
+        thread::sleep(PERIOD * 8);
+        probe.stop();
+        let to = Instant::now();
+        for &cpu in &cpus {
+            let n = probe.samples(cpu).len();
+            assert!(n >= 2, "cpu {cpu}: {n} samples in 8 periods");
+            assert!(probe.samples(cpu).iter().all(|s| s.nanos > 0));
+        }
+        let after = probe.samples(cpus[0]).len();
+        thread::sleep(PERIOD * 3);
+        assert_eq!(probe.samples(cpus[0]).len(), after, "sampled after stop");
+        let seen = probe.over(&[], from, to);
+        assert!(seen.samples >= 2 * cpus.len() as u64 - 1, "{seen:?}");
+        assert_eq!(probe.over(&[usize::MAX], from, to).samples, 0);
+        assert!(probe.samples(usize::MAX).is_empty());
+    }
+
+    #[test]
+    fn a_cpu_the_thread_cannot_be_pinned_to_is_refused_by_name() {
+        let err = SpeedProbe::start(&[100_000]).expect_err("no machine has cpu 100000");
+        assert!(err.to_string().contains("cpu 100000"), "{err}");
+    }
+}
