@@ -1,6 +1,7 @@
 //! What a run does: [`Config`], its defaults and its validation.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use echo_core::Framing;
@@ -59,6 +60,9 @@ pub struct Config {
     pub progress: bool,
     /// Open loop: a client-lag p99 above this marks the report client-bound.
     pub max_schedule_lag: Duration,
+    /// Open loop: where to write every answered request's instants
+    /// ([`crate::request_log`]); `None` keeps none.
+    pub request_log: Option<PathBuf>,
 }
 
 impl Config {
@@ -80,6 +84,7 @@ impl Config {
             source_addresses: None,
             progress: false,
             max_schedule_lag: DEFAULT_MAX_SCHEDULE_LAG,
+            request_log: None,
         }
     }
 
@@ -165,6 +170,9 @@ impl Config {
             return Err(Error::NewlineInMessage {
                 message: self.message.clone(),
             });
+        }
+        if let Some(path) = self.request_log.as_ref().filter(|_| self.rate.is_none()) {
+            return Err(Error::RequestLogNeedsRate { path: path.clone() });
         }
         if self.framing == Framing::Raw && self.requests_per_conn != 1 {
             return Err(Error::RawManyRequests {

@@ -4,6 +4,7 @@
 //! [`crate::Report`]. An [`Error`] means the run could not be made at all.
 
 use std::io;
+use std::path::PathBuf;
 
 use crate::report::ReportError;
 
@@ -54,6 +55,21 @@ pub enum Error {
     /// The report could not be built.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// `--request-log` was asked of a closed-loop run, whose requests have no schedule.
+    #[error("--request-log {}: only an open-loop run (--rate) logs its requests", path.display())]
+    RequestLogNeedsRate {
+        /// The log asked for.
+        path: PathBuf,
+    },
+    /// The request log could not be written.
+    #[error("cannot write the request log {}: {source}", path.display())]
+    RequestLog {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Result of the library's fallible functions.

@@ -30,6 +30,7 @@
 //! - [`plan`]: the shared work and open-loop schedule.
 //! - [`limits`]: the open-file limit.
 //! - [`report`]: the [`Report`] schema, histogram encoding and [`Report::merge`].
+//! - [`request_log`]: the open loop's per-request log (`--request-log`).
 //! - [`summary`]: the human summary.
 #![deny(missing_docs)]
 
@@ -43,6 +44,7 @@ pub mod open_loop;
 pub mod plan;
 mod progress;
 pub mod report;
+pub mod request_log;
 pub mod run;
 pub mod summary;
 pub mod timer;

@@ -82,6 +82,11 @@ struct Cli {
     /// summary and the JSON (`client_bound`).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1ms")]
     max_lag: Duration,
+    /// Open loop: write every request answered in the measured phase to this file, one line
+    /// each (due, ready, sent, done and read, µs from the schedule's start, whose
+    /// CLOCK_MONOTONIC reading heads the file), to see when in the run its lag fell.
+    #[arg(long, value_name = "FILE")]
+    request_log: Option<PathBuf>,
     /// Fraction of failed requests tolerated before exiting non-zero.
     #[arg(long, default_value_t = 0.0)]
     max_error_rate: f64,
@@ -210,6 +215,7 @@ fn config(cli: &Cli) -> anyhow::Result<Config> {
     config.n_threads = cli.threads;
     config.source_addresses = cli.source_addresses;
     config.max_schedule_lag = cli.max_lag;
+    config.request_log.clone_from(&cli.request_log);
     config.progress = !cli.quiet && std::io::stderr().is_terminal();
     Ok(config)
 }

@@ -492,6 +492,9 @@ pub struct Measurements {
     pub connections_established: u64,
     /// Time from the start until every worker's first connection was up (successful ones).
     pub all_connected: Option<Duration>,
+    /// Every successful request's instants, kept only for `--request-log` (see
+    /// [`crate::request_log`]); `None` otherwise, and in measurements decoded from a report.
+    pub request_log: Option<Vec<RequestTimes>>,
 }
 
 impl Default for Measurements {
@@ -511,6 +514,7 @@ impl Default for Measurements {
             failures: Failures::default(),
             connections_established: 0,
             all_connected: None,
+            request_log: None,
         }
     }
 }
@@ -540,6 +544,9 @@ impl Measurements {
     /// given), it also records its read lag and counts as timed by the kernel.
     pub fn record_request(&mut self, times: &RequestTimes, scheduled: bool) {
         self.requests_ok += 1;
+        if let Some(log) = &mut self.request_log {
+            log.push(*times);
+        }
         let ns =
             |later: Instant, earlier: Instant| clamp_ns(later.saturating_duration_since(earlier));
         self.latency_ns.saturating_record(ns(times.done, times.due));
@@ -588,6 +595,11 @@ impl Measurements {
         self.failures.merge(&other.failures);
         self.connections_established += other.connections_established;
         self.all_connected = self.all_connected.max(other.all_connected);
+        if let Some(theirs) = &other.request_log {
+            self.request_log
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(theirs);
+        }
     }
 }
 
@@ -781,6 +793,7 @@ impl Report {
             failures: self.failures,
             connections_established: self.connections_established,
             all_connected: self.all_connected_seconds.map(Duration::from_secs_f64),
+            request_log: None,
         })
     }
 

@@ -20,7 +20,7 @@ use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::report::{Environment, Measurements, Report, RunInfo};
 use crate::worker::{Shard, worker};
-use crate::{limits, open_loop};
+use crate::{limits, open_loop, request_log};
 
 /// Runs the load described by `config` and reports on it.
 ///
@@ -44,7 +44,7 @@ pub fn run(config: &Config) -> Result<Report> {
             Some(config.warmup),
             config.rate,
         );
-        run_phase(config, Arc::new(plan), "warmup")?;
+        run_phase(config, Arc::new(plan), Phase::Warmup)?;
     }
     let started_at = SystemTime::now();
     let plan = Arc::new(Plan::new(
@@ -53,7 +53,14 @@ pub fn run(config: &Config) -> Result<Report> {
         config.duration,
         config.rate,
     ));
-    let (measurements, wall_time) = run_phase(config, plan, "load")?;
+    let (measurements, wall_time) = run_phase(config, Arc::clone(&plan), Phase::Measured)?;
+    if let Some(path) = &config.request_log {
+        let requests = measurements.request_log.as_deref().unwrap_or_default();
+        request_log::write(path, plan.start(), requests).map_err(|source| Error::RequestLog {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let info = RunInfo {
         target: config.target.to_string(),
         parameters: config.parameters(),
@@ -65,13 +72,21 @@ pub fn run(config: &Config) -> Result<Report> {
     Ok(Report::build(info, &measurements)?)
 }
 
+/// Which phase of a run: only the measured one is reported, and logged for `--request-log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Measured,
+}
+
 /// Runs one phase on `n_threads` threads and returns what they measured and how long the
 /// phase took.
-fn run_phase(
-    config: &Config,
-    plan: Arc<Plan>,
-    label: &'static str,
-) -> Result<(Measurements, Duration)> {
+fn run_phase(config: &Config, plan: Arc<Plan>, phase: Phase) -> Result<(Measurements, Duration)> {
+    let label = match phase {
+        Phase::Warmup => "warmup",
+        Phase::Measured => "load",
+    };
+    let log_requests = phase == Phase::Measured && config.request_log.is_some();
     let n_workers = config.effective_concurrency();
     let n_threads = config.effective_threads();
     let total = plan.bounded_by_count().then(|| {
@@ -93,6 +108,7 @@ fn run_phase(
                     index,
                     n_threads,
                     n_workers: share,
+                    log_requests,
                 };
                 scope.spawn(move || run_shard(config, plan, shard, barrier))
             })
@@ -122,6 +138,7 @@ struct ShardSpec {
     index: u64,
     n_threads: u64,
     n_workers: u64,
+    log_requests: bool,
 }
 
 /// Runs `spec.n_workers` workers on this thread: open loop on the thread's event loop
@@ -138,6 +155,7 @@ fn run_shard(
             index: spec.index,
             n_threads: spec.n_threads,
             n_workers: spec.n_workers,
+            log_requests: spec.log_requests,
         };
         return open_loop::run(config, plan, shard, barrier);
     }

@@ -477,3 +477,52 @@ fn open_loop_counts_a_wrong_reply_to_a_scheduled_request() {
     assert_eq!(report.requests_not_sent, 8);
     assert_counts_add_up(&report, &config);
 }
+
+#[test]
+fn the_request_log_has_every_answered_request_of_the_measured_phase_on_both_threads() {
+    let delay = Duration::from_millis(20);
+    let server = TestServer::start(Behaviour::DelayedEcho(delay));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("requests.log");
+    let mut config = open_loop_config(&server, 2);
+    config.warmup = Duration::from_millis(50);
+    config.request_log = Some(path.clone());
+    let report = run(&config);
+    let log = loadgen::request_log::RequestLog::read(&path).expect("a request log");
+    // The measured phase's requests only, the warm-up's left out.
+    assert_eq!(log.requests.len() as u64, report.requests_ok, "{report:#?}");
+    assert_eq!(report.requests_ok, 20);
+    let mut dues: Vec<u64> = log.requests.iter().map(|r| r.due_us).collect();
+    dues.sort_unstable();
+    // 200 requests/s: one due every 5 ms from the schedule's start, each due once.
+    for (k, due) in dues.iter().enumerate() {
+        assert_eq!(*due / 1000, 5 * k as u64, "{dues:?}");
+    }
+    for r in &log.requests {
+        assert!(r.ready_us >= r.due_us && r.sent_us >= r.ready_us, "{r:?}");
+        assert!(
+            r.done_us >= r.sent_us + 20_000,
+            "not before the delay: {r:?}"
+        );
+        assert!(r.read_us.is_none_or(|read| read >= r.done_us), "{r:?}");
+    }
+    // The same lags as the histogram's, to its precision (three significant digits).
+    let worst = log.requests.iter().map(|r| r.lag_us()).max().unwrap_or(0) as f64;
+    let max = report.schedule_lag.max_us;
+    assert!(
+        (worst - max).abs() <= 1.0 + max / 100.0,
+        "{worst} against {max}"
+    );
+}
+
+#[test]
+fn a_request_log_is_refused_for_a_closed_loop_run_naming_the_file() {
+    let mut config = Config::new(refusing_addr());
+    config.request_log = Some("closed.log".into());
+    let error = loadgen::run(&config).expect_err("a closed loop has no schedule to log");
+    assert!(
+        matches!(error, Error::RequestLogNeedsRate { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("closed.log"), "{error}");
+}

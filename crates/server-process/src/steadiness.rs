@@ -89,6 +89,21 @@ impl Steadiness {
         out
     }
 
+    /// When the slowed samples of `samples` were taken, judged against the fastest of them
+    /// all, in order.
+    pub fn slowed_at(samples: &[Sample]) -> Vec<Instant> {
+        let Some(fastest) = samples.iter().map(|s| s.nanos).min() else {
+            return Vec::new();
+        };
+        let mut at: Vec<Instant> = samples
+            .iter()
+            .filter(|s| (fastest as f64 / s.nanos.max(1) as f64) < SLOW)
+            .map(|s| s.at)
+            .collect();
+        at.sort_unstable();
+        at
+    }
+
     /// Both stretches' samples together.
     #[must_use]
     pub fn and(self, other: Steadiness) -> Steadiness {
@@ -180,6 +195,18 @@ impl SpeedProbe {
                 },
                 Steadiness::and,
             )
+    }
+
+    /// When any of `cpus` (all probed ones when empty) ran slowed, in order.
+    pub fn slowed_at(&self, cpus: &[usize]) -> Vec<Instant> {
+        let mut at: Vec<Instant> = self
+            .cpus
+            .iter()
+            .filter(|cpu| cpus.is_empty() || cpus.contains(cpu))
+            .flat_map(|&cpu| Steadiness::slowed_at(&self.samples(cpu)))
+            .collect();
+        at.sort_unstable();
+        at
     }
 
     /// Every sample of `cpu` so far (empty for a CPU not probed).
@@ -303,6 +330,10 @@ mod tests {
         assert_eq!((all.samples, all.slowed), (6, 2), "{all:?}");
         assert!((all.slowest - 0.25).abs() < 1e-9, "{all:?}");
         assert_eq!(all.slowed_fraction(), Some(2.0 / 6.0));
+        assert_eq!(
+            Steadiness::slowed_at(&record),
+            [t0 + PERIOD * 2, t0 + PERIOD * 4]
+        );
         // The last three only, still judged against the fastest of the whole record.
         let tail = Steadiness::of(&record, t0 + PERIOD * 3, t0 + PERIOD * 5);
         assert_eq!((tail.samples, tail.slowed), (3, 1), "{tail:?}");

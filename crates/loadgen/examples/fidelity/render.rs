@@ -43,6 +43,11 @@ pub struct FidelityResults {
     pub load_average_after: String,
     /// Schedule-lag p99 above which a run counts as client-bound.
     pub max_schedule_lag_us: f64,
+    /// The share of the speed probe's samples on CPUs 0 and 1 that ran below half their
+    /// CPU's fastest, over the whole benchmark, in percent (`None` in results written before
+    /// the probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_slowed_percent: Option<f64>,
     /// One row per client run, grouped by connections and rate.
     pub rows: Vec<FidelityRow>,
 }
@@ -111,6 +116,52 @@ pub struct FidelityRow {
     pub requests_sent: u64,
     /// CPU of the server over the same client run.
     pub server_cpu_seconds: f64,
+    /// The share of the speed probe's samples on CPUs 0 and 1 over this client's run that
+    /// ran slowed, in percent (`None` in results written before the probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_slowed_percent: Option<f64>,
+    /// loadgen's rows: the same run judged on the requests due away from the machine's
+    /// slowdowns, from its request log (`None` for the other clients, and in results
+    /// written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_from_slowdowns: Option<AwayFromSlowdowns>,
+}
+
+/// A loadgen run's requests due away from the machine's slowdowns: those with no slowed
+/// probe sample (on either CPU) from `before_due_ms` before their due time to `after_due_ms`
+/// after it. The rest are due in a slowdown or in the catch-up after one, when the client
+/// ran on a slower machine; they are left out here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AwayFromSlowdowns {
+    /// Requests due away from slowdowns.
+    pub requests: u64,
+    /// Requests in the request log: every one answered in the measured schedule.
+    pub requests_logged: u64,
+    /// Of those away, the ones started more than 1 ms late.
+    pub requests_started_late: u64,
+    /// Their schedule lag's 99th percentile, µs (`None` when no request was away).
+    pub schedule_lag_p99_us: Option<f64>,
+    /// Late starts due near a slowdown.
+    pub late_near_slowdowns: u64,
+    /// How long before a due time a slowed sample puts the request near a slowdown.
+    pub before_due_ms: f64,
+    /// How long after it.
+    pub after_due_ms: f64,
+}
+
+impl AwayFromSlowdowns {
+    /// Late starts away from slowdowns, percent of the requests away.
+    pub fn late_percent(&self) -> f64 {
+        100.0 * self.requests_started_late as f64 / self.requests.max(1) as f64
+    }
+
+    /// Whether the late-start and lag targets hold over the requests away.
+    fn meets_late_and_lag(&self) -> bool {
+        self.late_percent() <= TARGETS.late_percent
+            && self
+                .schedule_lag_p99_us
+                .is_some_and(|p99| p99 <= TARGETS.lag_p99_us)
+    }
 }
 
 impl FidelityRow {
@@ -186,6 +237,46 @@ pub fn render(results: &FidelityResults) -> String {
              (µs), the client's own delay on the receiving side. olc ends it at its read.\n\n",
         );
     }
+    if let Some(slowed) = results.cpus_slowed_percent {
+        let _ = writeln!(
+            text,
+            "A speed probe ran throughout (`server_process::steadiness`): a thread on CPU 0 \
+             and one on CPU 1 time the same arithmetic every 10 ms by their own CPU time. \
+             These virtual CPUs now and then run at a fraction of their speed for tens of \
+             milliseconds, unseen by the machine's kernel (no steal time, no other task), and \
+             a client whose core is busy falls behind then. Over the whole benchmark {slowed:.1} \
+             % of the probe's samples ran below half their CPU's fastest; **CPUs slowed** is \
+             that share over each client's run.\n"
+        );
+    }
+    if let Some(away) = results.rows.iter().find_map(|row| row.away_from_slowdowns) {
+        let (late, near, logged, away_requests) = results
+            .rows
+            .iter()
+            .filter_map(|row| row.away_from_slowdowns)
+            .fold((0, 0, 0, 0), |(late, near, logged, away), a| {
+                (
+                    late + a.requests_started_late + a.late_near_slowdowns,
+                    near + a.late_near_slowdowns,
+                    logged + a.requests_logged,
+                    away + a.requests,
+                )
+            });
+        let near_share = 100.0 * (logged - away_requests) as f64 / logged.max(1) as f64;
+        let _ = writeln!(
+            text,
+            "loadgen logs every request (`--request-log`), so its rows are judged again on \
+             the requests due **away from slowdowns**: with no slowed probe sample from {:.0} \
+             ms before their due time to {:.0} ms after (a slowdown, or the catch-up after \
+             one). The column gives the share of the requests that were away, their late \
+             starts and their lag p99 (µs). Over every loadgen row, {near} of its {late} late \
+             starts ({:.1} %) were due near a slowdown, where {near_share:.1} % of its \
+             requests were.\n",
+            away.before_due_ms,
+            away.after_due_ms,
+            100.0 * near as f64 / late.max(1) as f64,
+        );
+    }
     let _ = writeln!(
         text,
         "The targets column checks loadgen's rows against issue 15: late starts ≤ {} %, \
@@ -204,15 +295,35 @@ pub fn render(results: &FidelityResults) -> String {
     if with_read_lag {
         text.push_str(" read lag p50 / p99 / max µs |");
     }
-    text.push_str(
-        " client CPU µs/req | server CPU s | p99 − olc p99 ms | client-bound | targets |\n",
-    );
-    let n_columns = 16 + if with_client_lag { 2 } else { 0 } + usize::from(with_read_lag);
+    let with_probe = results.cpus_slowed_percent.is_some();
+    let with_away = results
+        .rows
+        .iter()
+        .any(|row| row.away_from_slowdowns.is_some());
+    text.push_str(" client CPU µs/req | server CPU s |");
+    if with_probe {
+        text.push_str(" CPUs slowed |");
+    }
+    if with_away {
+        text.push_str(" away from slowdowns: requests / late / lag p99 µs |");
+    }
+    text.push_str(" p99 − olc p99 ms | client-bound | targets |\n");
+    let n_columns = 16
+        + if with_client_lag { 2 } else { 0 }
+        + usize::from(with_read_lag)
+        + usize::from(with_probe)
+        + usize::from(with_away);
     text.push('|');
     text.push_str(&"---|".repeat(n_columns));
     text.push('\n');
     for row in &results.rows {
-        text.push_str(&render_row(results, row, with_client_lag, with_read_lag));
+        text.push_str(&render_row(
+            results,
+            row,
+            with_client_lag,
+            with_read_lag,
+            with_away,
+        ));
     }
     text
 }
@@ -246,6 +357,7 @@ fn render_row(
     row: &FidelityRow,
     with_client_lag: bool,
     with_read_lag: bool,
+    with_away: bool,
 ) -> String {
     let ms = |us: f64| format!("{:.1}", us / 1000.0);
     let mut lag = lag_cell(
@@ -290,12 +402,45 @@ fn render_row(
         .and_then(FidelityRow::judged_lag_p99_us)
         .is_some_and(|p99| p99 > results.max_schedule_lag_us);
     let targets = if row.client == "loadgen" {
-        targets_verdict(row, gap_us, olc_fell_behind)
+        let mut verdict = targets_verdict(row, gap_us, olc_fell_behind);
+        if let Some(away) = row
+            .away_from_slowdowns
+            .filter(|_| verdict.starts_with("missed"))
+        {
+            verdict.push_str(if away.meets_late_and_lag() {
+                "; away from slowdowns late and lag met"
+            } else {
+                "; away from slowdowns late or lag missed too"
+            });
+        }
+        verdict
     } else {
         "–".to_owned()
     };
+    let slowed = if results.cpus_slowed_percent.is_some() {
+        let cell = row
+            .cpus_slowed_percent
+            .map_or("–".to_owned(), |p| format!("{p:.1} %"));
+        format!(" {cell} |")
+    } else {
+        String::new()
+    };
+    let away = if with_away {
+        let cell = row.away_from_slowdowns.map_or("–".to_owned(), |a| {
+            format!(
+                "{:.1} % / {:.3} % / {}",
+                100.0 * a.requests as f64 / a.requests_logged.max(1) as f64,
+                a.late_percent(),
+                a.schedule_lag_p99_us
+                    .map_or("–".to_owned(), |us| format!("{us:.0}"))
+            )
+        });
+        format!(" {cell} |")
+    } else {
+        String::new()
+    };
     format!(
-        "| {} | {:.0} | {} | {} | {} ({:.2} %) | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} |\n",
+        "| {} | {:.0} | {} | {} | {} ({:.2} %) | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |{slowed}{away} {} | {} | {} |\n",
         row.n_connections,
         row.rate_requests_per_second,
         row.client,

@@ -130,6 +130,8 @@ pub struct Shard {
     pub n_threads: u64,
     /// Connections open at once on this thread.
     pub n_workers: u64,
+    /// Whether to keep every answered request's instants, for `--request-log`.
+    pub log_requests: bool,
 }
 
 /// Runs one thread's share of an open-loop phase: opens and primes its connections, waits at
@@ -220,7 +222,10 @@ impl<'a> EventLoop<'a> {
             idle: VecDeque::new(),
             deadlines: Deadlines::default(),
             dues: dues.peekable(),
-            measurements: Measurements::default(),
+            measurements: Measurements {
+                request_log: shard.log_requests.then(Vec::new),
+                ..Measurements::default()
+            },
             scratch: vec![0; READ_BUFFER_BYTES],
             ready: Vec::with_capacity(CHUNK),
             clocks: Clocks::now(),

@@ -1,0 +1,241 @@
+//! The open loop's per-request log (`--request-log FILE`): the instants of every request
+//! answered in the measured phase, one line each, for what the histograms cannot say, such
+//! as *when* in a run the late starts fell.
+//!
+//! The fidelity benchmark reads it beside its CPU speed probe: late starts at 30,000
+//! requests/s came almost all within 30 ms of a moment when the machine's CPUs ran slowed,
+//! which only per-request times can show. Times are microseconds from the schedule's start,
+//! whose `CLOCK_MONOTONIC` reading heads the file, so another process can place them on its
+//! own clock (Rust's [`Instant`] reads `CLOCK_MONOTONIC` on Linux).
+//!
+//! ```text
+//! # loadgen request log 1: answered requests of the measured phase, µs from the origin
+//! origin_monotonic_seconds 51686.307775123
+//! due ready sent done read
+//! 392880 392880 392885 493063 493233
+//! ```
+//!
+//! `done` is the reply's arrival as the kernel stamped it when `read` is given, else its
+//! read; `read` is `-` when the reply carried no stamp.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::report::RequestTimes;
+
+/// The first line of every request log, with its format version.
+pub const HEADER: &str =
+    "# loadgen request log 1: answered requests of the measured phase, µs from the origin";
+
+/// One logged request, in microseconds from the log's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// Its due time.
+    pub due_us: u64,
+    /// When a connection was idle for it (the later of that and `due_us`).
+    pub ready_us: u64,
+    /// When it was written.
+    pub sent_us: u64,
+    /// When its reply was in (arrival when `read_us` is given, else the read).
+    pub done_us: u64,
+    /// When its reply was read, when `done_us` is the kernel's arrival stamp.
+    pub read_us: Option<u64>,
+}
+
+impl LoggedRequest {
+    /// Its schedule lag, send minus due, in microseconds.
+    pub fn lag_us(&self) -> u64 {
+        self.sent_us.saturating_sub(self.due_us)
+    }
+}
+
+/// A request log as read back: the origin on `CLOCK_MONOTONIC` and the requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestLog {
+    /// The origin's `CLOCK_MONOTONIC` reading, in seconds.
+    pub origin_monotonic_seconds: f64,
+    /// The requests, in the order they were answered.
+    pub requests: Vec<LoggedRequest>,
+}
+
+impl RequestLog {
+    /// Reads a log written by [`write`].
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not a request log, naming the line at fault.
+    pub fn read(path: &Path) -> io::Result<RequestLog> {
+        let file = std::fs::File::open(path)?;
+        let bad = |line: usize, what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} line {line}: {what}", path.display()),
+            )
+        };
+        let mut lines = io::BufReader::new(file).lines();
+        let mut next = |n: usize| lines.next().transpose()?.ok_or_else(|| bad(n, "missing"));
+        if next(1)? != HEADER {
+            return Err(bad(1, "not a loadgen request log of this version"));
+        }
+        let origin = next(2)?;
+        let origin_monotonic_seconds = origin
+            .strip_prefix("origin_monotonic_seconds ")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(2, "no origin_monotonic_seconds"))?;
+        next(3)?;
+        let mut requests = Vec::new();
+        for (i, line) in lines.enumerate() {
+            let line = line?;
+            let fields: Vec<&str> = line.split(' ').collect();
+            let us = |k: usize| fields.get(k).and_then(|f| f.parse::<u64>().ok());
+            let (Some(due_us), Some(ready_us), Some(sent_us), Some(done_us), Some(read)) =
+                (us(0), us(1), us(2), us(3), fields.get(4))
+            else {
+                return Err(bad(i + 4, "not five fields of microseconds"));
+            };
+            requests.push(LoggedRequest {
+                due_us,
+                ready_us,
+                sent_us,
+                done_us,
+                read_us: read.parse().ok(),
+            });
+        }
+        Ok(RequestLog {
+            origin_monotonic_seconds,
+            requests,
+        })
+    }
+
+    /// The instant, on this process's clock, of a time `us` microseconds after the origin.
+    pub fn instant_of(&self, us: u64) -> Instant {
+        let now = Instant::now();
+        let at = self.origin_monotonic_seconds + us as f64 * 1e-6;
+        let ahead = at - monotonic_seconds();
+        if ahead >= 0.0 {
+            now + Duration::from_secs_f64(ahead)
+        } else {
+            now.checked_sub(Duration::from_secs_f64(-ahead))
+                .unwrap_or(now)
+        }
+    }
+}
+
+/// Writes `requests` to `path`, their times from `origin`.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write(path: &Path, origin: Instant, requests: &[RequestTimes]) -> io::Result<()> {
+    let origin_monotonic =
+        monotonic_seconds() - Instant::now().duration_since(origin).as_secs_f64();
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "{HEADER}")?;
+    writeln!(out, "origin_monotonic_seconds {origin_monotonic:.9}")?;
+    writeln!(out, "due ready sent done read")?;
+    let us = |t: Instant| t.saturating_duration_since(origin).as_micros();
+    let mut line = String::new();
+    for times in requests {
+        line.clear();
+        let _ = write!(
+            line,
+            "{} {} {} {} ",
+            us(times.due),
+            us(times.ready),
+            us(times.sent),
+            us(times.done)
+        );
+        match times.read {
+            Some(read) => {
+                let _ = write!(line, "{}", us(read));
+            }
+            None => line.push('-'),
+        }
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
+/// `CLOCK_MONOTONIC` now, in seconds.
+fn monotonic_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_reads_back_what_was_written_on_the_same_clock() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("requests.log");
+        let origin = Instant::now();
+        let at = |us: u64| origin + Duration::from_micros(us);
+        let requests = [
+            RequestTimes {
+                due: at(100),
+                ready: at(100),
+                sent: at(130),
+                done: at(100_200),
+                read: Some(at(100_450)),
+            },
+            RequestTimes {
+                due: at(200),
+                ready: at(2_300),
+                sent: at(2_310),
+                done: at(102_400),
+                read: None,
+            },
+        ];
+        write(&path, origin, &requests).expect("written");
+        let log = RequestLog::read(&path).expect("read back");
+        assert_eq!(
+            log.requests,
+            [
+                LoggedRequest {
+                    due_us: 100,
+                    ready_us: 100,
+                    sent_us: 130,
+                    done_us: 100_200,
+                    read_us: Some(100_450),
+                },
+                LoggedRequest {
+                    due_us: 200,
+                    ready_us: 2_300,
+                    sent_us: 2_310,
+                    done_us: 102_400,
+                    read_us: None,
+                },
+            ]
+        );
+        assert_eq!(log.requests[1].lag_us(), 2_110);
+        // The origin maps back onto this process's clock (to within two clock readings).
+        let back = log.instant_of(100);
+        let off = back.max(at(100)) - back.min(at(100));
+        assert!(off < Duration::from_millis(50), "{off:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_request_log_is_refused_naming_the_line() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("other.log");
+        std::fs::write(&path, "hello\n").expect("written");
+        let err = RequestLog::read(&path).expect_err("not a log");
+        assert!(err.to_string().contains("line 1"), "{err}");
+        std::fs::write(
+            &path,
+            format!(
+                "{HEADER}\norigin_monotonic_seconds 1.5\ndue ready sent done read\n1 2 x 4 -\n"
+            ),
+        )
+        .expect("written");
+        let err = RequestLog::read(&path).expect_err("a bad field");
+        assert!(err.to_string().contains("line 4"), "{err}");
+    }
+}
