@@ -18,6 +18,28 @@ fn committed(name: &str) -> String {
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
 
+/// The header line of a rendered fidelity page.
+fn fidelity_header(page: &str) -> &str {
+    page.lines()
+        .find(|l| l.starts_with("| connections"))
+        .expect("a header line")
+}
+
+/// The cells of a table line.
+fn columns(line: &str) -> usize {
+    line.matches('|').count()
+}
+
+/// loadgen's line of the rendered page at `connections` and `rate`.
+fn loadgen_line(results: &fidelity::FidelityResults, connections: u64, rate: f64) -> String {
+    let page = fidelity::render(results);
+    let prefix = format!("| {connections} | {rate:.0} | loadgen |");
+    page.lines()
+        .find(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no loadgen row {prefix}: {page}"))
+        .to_owned()
+}
+
 fn assert_replayable(command: &str) {
     assert!(command.starts_with("cargo run "), "{command}");
     assert!(!command.contains(" /"), "an absolute path: {command}");
@@ -79,11 +101,7 @@ fn fidelity_rows_with_a_client_lag_show_it_and_are_judged_client_bound_on_it() {
         !line.contains("**yes**"),
         "judged on the client lag: {line}"
     );
-    let columns = |line: &str| line.matches('|').count();
-    let header = page
-        .lines()
-        .find(|l| l.starts_with("| connections"))
-        .expect("header");
+    let header = fidelity_header(&page);
     assert_eq!(columns(line), columns(header), "{line}");
 }
 
@@ -95,14 +113,6 @@ fn loadgen_is_held_to_olc_s_p99_only_where_olc_kept_its_schedule() {
     let (connections, rate) = (first.n_connections, first.rate_requests_per_second);
     let same_cell = |row: &fidelity::FidelityRow| {
         row.n_connections == connections && row.rate_requests_per_second == rate
-    };
-    let loadgen_line = |results: &fidelity::FidelityResults| {
-        let page = fidelity::render(results);
-        let prefix = format!("| {connections} | {rate:.0} | loadgen |");
-        page.lines()
-            .find(|line| line.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("no loadgen row {prefix}: {page}"))
-            .to_owned()
     };
     // olc on schedule, 50 ms apart: loadgen missed the p99 target.
     for row in results.rows.iter_mut().filter(|row| same_cell(row)) {
@@ -116,7 +126,7 @@ fn loadgen_is_held_to_olc_s_p99_only_where_olc_kept_its_schedule() {
             150_000.0
         };
     }
-    let line = loadgen_line(&results);
+    let line = loadgen_line(&results, connections, rate);
     assert!(line.ends_with("| missed: p99 |"), "{line}");
     // olc behind its own schedule: the comparison shows nothing either way.
     for row in results
@@ -126,7 +136,7 @@ fn loadgen_is_held_to_olc_s_p99_only_where_olc_kept_its_schedule() {
     {
         row.client_lag_p99_us = Some(20_000.0);
     }
-    let line = loadgen_line(&results);
+    let line = loadgen_line(&results, connections, rate);
     assert!(
         line.ends_with("| p99 vs olc inconclusive (olc fell behind) |"),
         "{line}"
@@ -154,10 +164,7 @@ fn fidelity_results_with_the_speed_probe_say_how_much_of_each_run_ran_slowed() {
         page.contains("Over the whole benchmark 6.2 % of the probe's samples ran below half"),
         "{page}"
     );
-    let header = page
-        .lines()
-        .find(|l| l.starts_with("| connections"))
-        .expect("header");
+    let header = fidelity_header(&page);
     assert!(
         header.contains("| server CPU s | CPUs slowed | p99 − olc p99 ms |"),
         "{header}"
@@ -172,7 +179,6 @@ fn fidelity_results_with_the_speed_probe_say_how_much_of_each_run_ran_slowed() {
         "a run without probe samples: {}",
         rows[1]
     );
-    let columns = |line: &str| line.matches('|').count();
     assert!(rows.iter().all(|row| columns(row) == columns(header)));
 }
 
@@ -200,14 +206,6 @@ fn loadgen_rows_are_judged_again_away_from_the_machines_slowdowns() {
         after_due_ms: 10.0,
     });
     let (connections, rate) = (row.n_connections, row.rate_requests_per_second);
-    let line_of = |results: &fidelity::FidelityResults| {
-        let page = fidelity::render(results);
-        let prefix = format!("| {connections} | {rate:.0} | loadgen |");
-        page.lines()
-            .find(|line| line.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("no loadgen row {prefix}: {page}"))
-            .to_owned()
-    };
     let page = fidelity::render(&results);
     assert!(
         page.contains(
@@ -216,7 +214,7 @@ fn loadgen_rows_are_judged_again_away_from_the_machines_slowdowns() {
         ),
         "{page}"
     );
-    let line = line_of(&results);
+    let line = loadgen_line(&results, connections, rate);
     assert!(line.contains("| 90.0 % / 0.111 % / 180 |"), "{line}");
     // 0.111 % away is over the 0.1 % target: still missed there.
     assert!(
@@ -228,15 +226,11 @@ fn loadgen_rows_are_judged_again_away_from_the_machines_slowdowns() {
         .as_mut()
         .expect("set above")
         .requests_started_late = 0;
-    let line = line_of(&results);
+    let line = loadgen_line(&results, connections, rate);
     assert!(
         line.contains("away from slowdowns late and lag met"),
         "{line}"
     );
-    let header = page
-        .lines()
-        .find(|l| l.starts_with("| connections"))
-        .expect("header");
-    let columns = |line: &str| line.matches('|').count();
+    let header = fidelity_header(&page);
     assert_eq!(columns(&line), columns(header), "{line}");
 }
