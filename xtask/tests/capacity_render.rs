@@ -13,6 +13,7 @@ use xtask::study::capacity::results::{
     Bound, CapacitySummary, IndependentCheck, IndependentClient, IndependentOutcome, Latency,
     LoadgenHeadroom, MachineSpeed, StudyMachine,
 };
+use xtask::study::capacity::slo::Verdict;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/capacity")
@@ -510,6 +511,19 @@ fn a_study_with_the_speed_probe_says_how_often_the_cpus_ran_slowed_and_in_which_
         )),
         "{section}"
     );
+    let second_sustained = matches!(second.verdict, Verdict::Sustained);
+    let (sustained, broken) = if second_sustained {
+        (12.5 / (steps - broken_steps(&summary)) as f64, 0.0)
+    } else {
+        (0.0, 12.5 / broken_steps(&summary) as f64)
+    };
+    assert!(
+        section.contains(&format!(
+            "On average a sustained step ran {sustained:.1} % slowed and a broken one \
+             {broken:.1} %: "
+        )),
+        "{section}"
+    );
     let header = line_of(&text, "| # | target req/s |");
     assert!(header.ends_with("| CPUs slowed | verdict |"), "{header}");
     let rows: Vec<&str> = text
@@ -527,4 +541,13 @@ fn a_study_with_the_speed_probe_says_how_often_the_cpus_ran_slowed_and_in_which_
         .find(|l| l.starts_with("| 1 "))
         .expect("a first step of the second server");
     assert!(other.contains("| – |"), "{other}");
+}
+
+/// Steps of the first server that did not meet the SLO.
+fn broken_steps(summary: &CapacitySummary) -> usize {
+    summary.servers[0]
+        .steps
+        .iter()
+        .filter(|j| !matches!(j.verdict, Verdict::Sustained))
+        .count()
 }

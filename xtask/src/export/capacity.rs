@@ -717,7 +717,31 @@ fn machine_section(out: &mut String, summary: &CapacitySummary) {
             }
         );
     }
-    out.push_str(". The probe itself takes about 0.5 % of each CPU.\n\n");
+    let mean = |sustained: bool| {
+        let shares: Vec<f64> = steps
+            .iter()
+            .filter(|(_, j)| matches!(j.verdict, Verdict::Sustained) == sustained)
+            .filter_map(|(_, j)| Some(j.step.machine?.slowed_fraction))
+            .collect();
+        (!shares.is_empty()).then(|| 100.0 * shares.iter().sum::<f64>() / shares.len() as f64)
+    };
+    if let (Some(sustained), Some(broken)) = (mean(true), mean(false)) {
+        // Within a point of each other, a step's share does not tell breaks from passes.
+        let reading = if (broken - sustained).abs() < 1.0 {
+            "about the same, so a step's share alone does not tell a break from a pass: \
+             where in its window a slowdown falls matters more"
+        } else if broken > sustained {
+            "the broken steps ran more slowed"
+        } else {
+            "the broken steps ran less slowed, so the slowdowns do not explain them"
+        };
+        let _ = write!(
+            out,
+            ". On average a sustained step ran {sustained:.1} % slowed and a broken one \
+             {broken:.1} %: {reading}"
+        );
+    }
+    out.push_str(". The probe itself takes about 0.7 % of each CPU.\n\n");
 }
 
 fn how_to_read(out: &mut String, summary: &CapacitySummary) {

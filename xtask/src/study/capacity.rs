@@ -130,7 +130,7 @@ pub struct CapacityArgs {
     #[arg(long)]
     pub no_independent_check: bool,
     /// Do not run the speed probe: a thread on each of the study's CPUs that measures how
-    /// fast it runs every 10 ms (about 0.5 % of each CPU), so that each step says how much
+    /// fast it runs every 10 ms (about 0.7 % of each CPU), so that each step says how much
     /// of it ran on slowed CPUs.
     #[arg(long)]
     pub no_speed_probe: bool,
