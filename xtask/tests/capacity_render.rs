@@ -10,8 +10,8 @@ use xtask::export::{capacity, latency_chart};
 use xtask::report;
 use xtask::results::Faults;
 use xtask::study::capacity::results::{
-    Bound, CapacitySummary, IndependentCheck, IndependentClient, IndependentOutcome, Latency,
-    LoadgenHeadroom, MachineSpeed, StudyMachine,
+    AwayFromSlowdowns, Bound, CapacitySummary, IndependentCheck, IndependentClient,
+    IndependentOutcome, Latency, LoadgenHeadroom, MachineSpeed, Step, StudyMachine,
 };
 use xtask::study::capacity::slo::Verdict;
 
@@ -281,17 +281,9 @@ fn an_independent_check_that_could_not_run_says_why() {
 #[test]
 fn loadgens_headroom_at_one_and_a_quarter_times_the_best_rate_is_checked_as_data() {
     let mut summary = fixture();
-    let mut step = summary.servers[0].steps[0].step.clone();
-    step.target_requests_per_second = 2187.5;
-    step.achieved_requests_per_second = 2187.0;
-    step.requests_failed = 0;
+    let mut step = headroom_step(&summary);
     step.loadgen.lag_p99_ms = Ok(0.4);
-    summary.loadgen_headroom = Some(LoadgenHeadroom {
-        server: "mio".to_owned(),
-        multiple_of_best_max: 1.25,
-        step: Some(step.clone()),
-        failure: None,
-    });
+    summary.loadgen_headroom = Some(headroom(step.clone()));
     let text = capacity::readme(&summary);
     let line = line_of(&text, "- met: loadgen carries at least 1.25×");
     assert!(
@@ -299,14 +291,39 @@ fn loadgens_headroom_at_one_and_a_quarter_times_the_best_rate_is_checked_as_data
         "{line}"
     );
     step.loadgen.lag_p99_ms = Ok(3.0);
-    summary.loadgen_headroom = Some(LoadgenHeadroom {
-        server: "mio".to_owned(),
-        multiple_of_best_max: 1.25,
-        step: Some(step),
-        failure: None,
-    });
+    summary.loadgen_headroom = Some(headroom(step));
     let text = capacity::readme(&summary);
-    assert!(line_of(&text, "- **MISSED**: loadgen carries").contains("its lag p99 3.00 ms"));
+    let missed = line_of(&text, "- **MISSED**: loadgen carries");
+    assert!(missed.contains("its lag p99 3.00 ms"), "{missed}");
+    assert!(!missed.contains("away from"), "not logged: {missed}");
+}
+
+#[test]
+fn a_logged_headroom_run_is_judged_again_away_from_the_machines_slowdowns() {
+    let mut summary = fixture();
+    let mut step = headroom_step(&summary);
+    step.loadgen.lag_p99_ms = Ok(13.7);
+    step.away_from_slowdowns = Some(AwayFromSlowdowns {
+        requests: 8_700,
+        requests_logged: 10_000,
+        requests_started_late: 5,
+        schedule_lag_p99_us: Some(210.0),
+        late_near_slowdowns: 995,
+        before_due_ms: 30.0,
+        after_due_ms: 10.0,
+    });
+    summary.loadgen_headroom = Some(headroom(step));
+    let text = capacity::readme(&summary);
+    let line = line_of(&text, "- **MISSED**: loadgen carries");
+    assert!(
+        line.contains(
+            "its lag p99 13.7 ms (limit 1.00 ms), its CPU 6 %; away from the machine's \
+             slowdowns (the 87.0 % of its requests due with no slowed probe sample in the \
+             30.0 ms before or the 10.0 ms after) its lag p99 0.210 ms and 0.057 % late, and \
+             99.5 % of its late starts were due near a slowdown"
+        ),
+        "{line}"
+    );
 }
 
 #[test]
@@ -550,4 +567,23 @@ fn broken_steps(summary: &CapacitySummary) -> usize {
         .iter()
         .filter(|j| !matches!(j.verdict, Verdict::Sustained))
         .count()
+}
+
+/// The fixture's first step as loadgen's headroom run at 1.25 × its 1750 req/s.
+fn headroom_step(summary: &CapacitySummary) -> Step {
+    let mut step = summary.servers[0].steps[0].step.clone();
+    step.target_requests_per_second = 2187.5;
+    step.achieved_requests_per_second = 2187.0;
+    step.requests_failed = 0;
+    step
+}
+
+/// loadgen's headroom run against mio at 1.25 × the best max.
+fn headroom(step: Step) -> LoadgenHeadroom {
+    LoadgenHeadroom {
+        server: "mio".to_owned(),
+        multiple_of_best_max: 1.25,
+        step: Some(step),
+        failure: None,
+    }
 }

@@ -10,7 +10,7 @@ use crate::catalogue::{self, Executor, Side};
 use crate::export::figures::{
     self, IndependentVerdict, full_floor_seconds, reference_row, rows_at, rss_per_conn_kib,
 };
-use crate::export::format::{num, ratio, secs};
+use crate::export::format::{dash, num, ratio, secs};
 use crate::results::{Params, Row, Summary};
 use crate::study::capacity::results::{
     Bound, CapacitySummary, IndependentOutcome, JudgedStep, LoadgenHeadroom, ServerCapacity,
@@ -457,11 +457,25 @@ fn headroom_run_check(
         .lag_p99_ms
         .as_ref()
         .map_or_else(|m| m.to_string(), |lag| format!("{} ms", num(*lag)));
+    let away = step.away_from_slowdowns.map_or_else(String::new, |away| {
+        format!(
+            "; away from the machine's slowdowns (the {:.1} % of its requests due with no \
+             slowed probe sample in the {} ms before or the {} ms after) its lag p99 {} and \
+             {:.3} % late, and {:.1} % of its late starts were due near a slowdown",
+            away.away_percent(),
+            num(away.before_due_ms),
+            num(away.after_due_ms),
+            away.schedule_lag_p99_us
+                .map_or_else(dash, |us| format!("{} ms", num(us / 1e3))),
+            away.late_percent(),
+            away.late_near_percent(),
+        )
+    });
     Check {
         met: carried && headroom.multiple_of_best_max >= min,
         text: format!(
             "{what}, {} connections): achieved {:.0} of {:.0} req/s, {} failed, its lag p99 \
-             {lag} (limit {} ms), its CPU {:.0} %",
+             {lag} (limit {} ms), its CPU {:.0} %{away}",
             step.connections,
             step.achieved_requests_per_second,
             step.target_requests_per_second,

@@ -39,6 +39,8 @@ pub struct LoadSpec {
     pub timed: Option<Timed>,
     /// CPUs to pin loadgen to (`taskset -c`), e.g. `1` or `2,3`; `None` leaves it free.
     pub cpus: Option<String>,
+    /// Open loop: where loadgen logs every answered request (`--request-log`).
+    pub request_log: Option<PathBuf>,
 }
 
 /// A load for a fixed time on persistent connections (each carries requests for the whole
@@ -91,6 +93,9 @@ impl LoadSpec {
                     format!("{}ms", limit.as_millis()),
                 ]);
             }
+        }
+        if let Some(log) = &self.request_log {
+            args.extend(["--request-log".to_owned(), log.display().to_string()]);
         }
         args
     }

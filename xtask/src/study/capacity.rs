@@ -294,6 +294,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         perf,
         runs_dir: out.join("runs"),
         machine: None,
+        log_requests: false,
     };
     let olc = if args.no_independent_check {
         Err("--no-independent-check was given".to_owned())
@@ -491,7 +492,11 @@ fn loadgen_headroom(
         "loadgen's headroom: {rate:.0} req/s on {} connections against {} at zero delay: ",
         load.connections, variant.name
     );
-    let rig = unobserved(rig, "not counted in loadgen's headroom run");
+    // Logged, so that its lag can be judged away from the machine's slowdowns too.
+    let rig = Rig {
+        log_requests: true,
+        ..unobserved(rig, "not counted in loadgen's headroom run")
+    };
     let name = format!("loadgen-headroom-{}", variant.name);
     let (step, failure) = match rig.measure(variant, load, &name) {
         Ok(measured) => {
@@ -770,6 +775,7 @@ mod tests {
             runs_dir: dir.to_path_buf(),
             give_up_after: None,
             machine: None,
+            log_requests: false,
         }
     }
 

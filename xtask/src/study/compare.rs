@@ -179,6 +179,7 @@ fn bench(
             timeout: *args.timeout,
             timed: None,
             cpus: None,
+            request_log: None,
         },
         runs_dir: out.join("runs"),
     })
@@ -427,6 +428,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 timed: None,
                 cpus: None,
+                request_log: None,
             },
             runs_dir: dir.clone(),
         };

@@ -472,6 +472,7 @@ impl Rig {
                 give_up_after: None,
             }),
             cpus: None,
+            request_log: None,
         }
     }
 

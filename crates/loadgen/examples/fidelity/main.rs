@@ -22,12 +22,12 @@
 //! says how much of its client's run those CPUs spent slowed: these virtual CPUs now and then
 //! run at a fifth of their speed for tens of milliseconds. loadgen's rows also log every
 //! request (`--request-log`), and are judged again on the requests due away from those
-//! slowdowns (see [`render::AwayFromSlowdowns`]).
+//! slowdowns (see `loadgen::request_log::AwayFromSlowdowns`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use loadgen::Report;
@@ -39,7 +39,7 @@ use server_process::SpeedProbe;
 mod common;
 mod render;
 
-use render::{AwayFromSlowdowns, FidelityResults, FidelityRow, SCHEMA_VERSION};
+use render::{FidelityResults, FidelityRow, SCHEMA_VERSION};
 
 /// The message every client sends (loadgen's default, the article's).
 const MESSAGE: &str = loadgen::config::DEFAULT_MESSAGE;
@@ -130,52 +130,6 @@ fn measure(options: &Options, args: &[String]) -> anyhow::Result<FidelityResults
 /// The CPUs the server and the clients run on, which the speed probe watches.
 const PROBED_CPUS: [usize; 2] = [0, 1];
 
-/// A slowed probe sample up to this long before a request's due time puts it near a
-/// slowdown: a client slowed to a fifth for 50 ms at half its core catches up within about
-/// 30 ms after (at 30,000 requests/s over 10000 connections, 99.6 % of loadgen's late starts
-/// were due within it).
-const SLOWDOWN_BEFORE_DUE: Duration = Duration::from_millis(30);
-
-/// A slowed sample up to this long after the due time puts it near one too: one probe
-/// period, since a slowdown may begin up to a period before the sample that sees it.
-const SLOWDOWN_AFTER_DUE: Duration = server_process::steadiness::PERIOD;
-
-/// loadgen's late starts and lag over the requests due away from the machine's slowdowns
-/// (`slowed`, in order), and how many late starts were near one.
-fn away_from_slowdowns(log: &RequestLog, slowed: &[Instant]) -> AwayFromSlowdowns {
-    let near = |due: Instant| {
-        let from = due.checked_sub(SLOWDOWN_BEFORE_DUE).unwrap_or(due);
-        let i = slowed.partition_point(|&at| at < from);
-        slowed
-            .get(i)
-            .is_some_and(|&at| at <= due + SLOWDOWN_AFTER_DUE)
-    };
-    let tolerance_us = loadgen::config::LATE_START_TOLERANCE.as_micros();
-    let late = |lag_us: u64| u128::from(lag_us) > tolerance_us;
-    let mut away_lags = Vec::new();
-    let mut late_near = 0;
-    for request in &log.requests {
-        if near(log.instant_of(request.due_us)) {
-            late_near += u64::from(late(request.lag_us()));
-        } else {
-            away_lags.push(request.lag_us());
-        }
-    }
-    away_lags.sort_unstable();
-    let p99 = away_lags
-        .get((away_lags.len() * 99 / 100).min(away_lags.len().saturating_sub(1)))
-        .copied();
-    AwayFromSlowdowns {
-        requests: away_lags.len() as u64,
-        requests_logged: log.requests.len() as u64,
-        requests_started_late: away_lags.iter().filter(|&&lag| late(lag)).count() as u64,
-        schedule_lag_p99_us: p99.map(|us| us as f64),
-        late_near_slowdowns: late_near,
-        before_due_ms: SLOWDOWN_BEFORE_DUE.as_secs_f64() * 1e3,
-        after_due_ms: SLOWDOWN_AFTER_DUE.as_secs_f64() * 1e3,
-    }
-}
-
 /// The share of the probe's samples that ran slowed, in percent.
 fn slowed_percent(seen: server_process::Steadiness) -> Option<f64> {
     seen.slowed_fraction().map(|f| f * 100.0)
@@ -216,7 +170,7 @@ fn measure_rate(
                 let requests = RequestLog::read(path)
                     .with_context(|| format!("the request log {}", path.display()))?;
                 let _ = std::fs::remove_file(path);
-                Some(away_from_slowdowns(&requests, &probe.slowed_at(&[])))
+                Some(requests.away_from_slowdowns(&probe.slowed_at(&[])))
             }
             None => None,
         };

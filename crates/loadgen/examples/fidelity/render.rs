@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+pub use loadgen::request_log::AwayFromSlowdowns;
 use serde::{Deserialize, Serialize};
 
 /// Version of [`FidelityResults`]'s JSON.
@@ -127,41 +128,12 @@ pub struct FidelityRow {
     pub away_from_slowdowns: Option<AwayFromSlowdowns>,
 }
 
-/// A loadgen run's requests due away from the machine's slowdowns: those with no slowed
-/// probe sample (on either CPU) from `before_due_ms` before their due time to `after_due_ms`
-/// after it. The rest are due in a slowdown or in the catch-up after one, when the client
-/// ran on a slower machine; they are left out here and nowhere else.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct AwayFromSlowdowns {
-    /// Requests due away from slowdowns.
-    pub requests: u64,
-    /// Requests in the request log: every one answered in the measured schedule.
-    pub requests_logged: u64,
-    /// Of those away, the ones started more than 1 ms late.
-    pub requests_started_late: u64,
-    /// Their schedule lag's 99th percentile, µs (`None` when no request was away).
-    pub schedule_lag_p99_us: Option<f64>,
-    /// Late starts due near a slowdown.
-    pub late_near_slowdowns: u64,
-    /// How long before a due time a slowed sample puts the request near a slowdown.
-    pub before_due_ms: f64,
-    /// How long after it.
-    pub after_due_ms: f64,
-}
-
-impl AwayFromSlowdowns {
-    /// Late starts away from slowdowns, percent of the requests away.
-    pub fn late_percent(&self) -> f64 {
-        100.0 * self.requests_started_late as f64 / self.requests.max(1) as f64
-    }
-
-    /// Whether the late-start and lag targets hold over the requests away.
-    fn meets_late_and_lag(&self) -> bool {
-        self.late_percent() <= TARGETS.late_percent
-            && self
-                .schedule_lag_p99_us
-                .is_some_and(|p99| p99 <= TARGETS.lag_p99_us)
-    }
+/// Whether the late-start and lag targets hold over the requests away from slowdowns.
+fn meets_late_and_lag(away: &AwayFromSlowdowns) -> bool {
+    away.late_percent() <= TARGETS.late_percent
+        && away
+            .schedule_lag_p99_us
+            .is_some_and(|p99| p99 <= TARGETS.lag_p99_us)
 }
 
 impl FidelityRow {
@@ -407,7 +379,7 @@ fn render_row(
             .away_from_slowdowns
             .filter(|_| verdict.starts_with("missed"))
         {
-            verdict.push_str(if away.meets_late_and_lag() {
+            verdict.push_str(if meets_late_and_lag(&away) {
                 "; away from slowdowns late and lag met"
             } else {
                 "; away from slowdowns late or lag missed too"
@@ -429,7 +401,7 @@ fn render_row(
         let cell = row.away_from_slowdowns.map_or("–".to_owned(), |a| {
             format!(
                 "{:.1} % / {:.3} % / {}",
-                100.0 * a.requests as f64 / a.requests_logged.max(1) as f64,
+                a.away_percent(),
                 a.late_percent(),
                 a.schedule_lag_p99_us
                     .map_or("–".to_owned(), |us| format!("{us:.0}"))

@@ -19,6 +19,7 @@ use super::slo::{Slo, Verdict};
 use crate::export::latency_chart::{LatencyChart, Point, Series};
 use crate::measured::{Measured, field};
 use crate::results::{Environment, Faults, Kind, Model, Skipped};
+pub use loadgen::request_log::AwayFromSlowdowns;
 
 /// Bump when a field changes meaning or disappears, so old summaries are not misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -297,6 +298,10 @@ pub struct Step {
     /// (absent where it did not run, and from studies made before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<MachineSpeed>,
+    /// loadgen's late starts and lag over the requests due away from the machine's
+    /// slowdowns, from its request log; only for a run that logged (loadgen's headroom).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_from_slowdowns: Option<AwayFromSlowdowns>,
 }
 
 /// How fast some CPUs ran over some time, by the speed probe of
@@ -499,6 +504,7 @@ pub(crate) fn sample_step(target_requests_per_second: f64) -> Step {
             slowed_fraction: 0.0,
             slowest: 0.8,
         }),
+        away_from_slowdowns: None,
     }
 }
 

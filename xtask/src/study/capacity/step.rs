@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echo_core::Recipe;
+use loadgen::request_log::RequestLog;
 use loadgen::{FailureKind, Report};
 use server_process::SpeedProbe;
 
@@ -58,6 +59,9 @@ pub struct Rig {
     /// The speed probe on the server's and loadgen's CPUs, running through the study; `None`
     /// when it is off or could not start.
     pub machine: Option<Arc<SpeedProbe>>,
+    /// Whether loadgen logs every request (`--request-log`, in a temporary file) so that
+    /// the step is judged again away from the probe's slowdowns; only with the probe.
+    pub log_requests: bool,
 }
 
 /// What one step asks for.
@@ -168,13 +172,28 @@ impl Rig {
             let _ = counting.enable();
         }
         let json = self.runs_dir.join(format!("{name}.json"));
-        let spec = self.spec(&load);
+        let request_log = (self.log_requests && self.machine.is_some()).then(|| {
+            std::env::temp_dir().join(format!("xtask-{name}-{}.requests", std::process::id()))
+        });
+        let spec = LoadSpec {
+            request_log: request_log.clone(),
+            ..self.spec(&load)
+        };
         let started = Instant::now();
         let outcome = load::run(&spec, server.addr(), &json);
         let elapsed = started.elapsed();
         let machine = self.machine.as_ref().and_then(|probe| {
             MachineSpeed::of(probe.over(&self.cpus.all(), started, Instant::now()))
         });
+        let away_from_slowdowns =
+            self.machine
+                .as_ref()
+                .zip(request_log)
+                .and_then(|(probe, path)| {
+                    let log = RequestLog::read(&path).ok();
+                    let _ = std::fs::remove_file(&path);
+                    Some(log?.away_from_slowdowns(&probe.slowed_at(&self.cpus.all())))
+                });
         let counts = counting.and_then(|counting| counting.stop());
         let peaks = sampler.stop();
         let tail = server.stderr_tail_text();
@@ -202,6 +221,7 @@ impl Rig {
         };
         let step = Step {
             machine,
+            away_from_slowdowns,
             ..run.step(&self.cpus)
         };
         let faults = Faults {
@@ -235,6 +255,7 @@ impl Rig {
                 give_up_after: self.give_up_after,
             }),
             cpus: Some(cpu_list(&self.cpus.loadgen_cpus)),
+            request_log: None,
         }
     }
 }
@@ -325,6 +346,7 @@ impl Run<'_> {
             server: self.server_cost(cpus.server_cpus.len()),
             loadgen: self.loadgen_cost(cpus.loadgen_cpus.len()),
             machine: None,
+            away_from_slowdowns: None,
         }
     }
 

@@ -1,0 +1,88 @@
+//! `cargo xtask capacity` end to end, tiny: mio alone at a 10 ms delay, from 100 req/s up to
+//! a ceiling of 200, one-second windows, no independent check. What it checks is the wiring
+//! that only a real run has: the speed probe's verdict on the study and on every step, and
+//! loadgen's headroom run logging its requests and being judged again away from the
+//! machine's slowdowns.
+
+use std::fs;
+use std::path::Path;
+
+use clap::Parser;
+use xtask::report;
+use xtask::study::capacity::CapacityArgs;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: CapacityArgs,
+}
+
+#[test]
+fn a_tiny_capacity_study_probes_its_cpus_and_judges_loadgens_headroom_away_from_slowdowns() {
+    let results = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capacity-tiny-run");
+    let _ = fs::remove_dir_all(&results);
+    let dir = results.join("2026-12-01-capacity");
+    let out = dir.display().to_string();
+    let line = [
+        "capacity",
+        "--servers",
+        "mio",
+        "--delay",
+        "10ms",
+        "--start-rate",
+        "100",
+        "--max-rate",
+        "200",
+        "--warmup",
+        "0s",
+        "--window",
+        "1s",
+        "--confirm-window",
+        "1s",
+        "--confirmations",
+        "1",
+        "--no-independent-check",
+        "--out",
+        &out,
+    ];
+    let args = Cli::try_parse_from(line).expect("valid flags").args;
+    xtask::study::capacity::run(args).expect("the tiny study runs");
+    let summary = report::read_capacity(&dir).expect("a capacity summary");
+
+    let machine = summary.machine.expect("the probe's verdict on the study");
+    assert!(machine.server_cpus.samples > 0 && machine.loadgen_cpus.samples > 0);
+    assert!((0.0..=1.0).contains(&machine.server_cpus.slowed_fraction));
+    let mio = &summary.servers[0];
+    assert!(!mio.steps.is_empty());
+    for judged in &mio.steps {
+        let m = judged.step.machine.expect("every step probed");
+        assert!(m.samples > 0, "{m:?}");
+        // Search steps do not log their requests; only the headroom run does.
+        assert!(judged.step.away_from_slowdowns.is_none());
+    }
+    let headroom = summary
+        .loadgen_headroom
+        .as_ref()
+        .and_then(|h| h.step.as_ref())
+        .expect("loadgen's headroom run");
+    let away = headroom
+        .away_from_slowdowns
+        .expect("the headroom run judged away from slowdowns");
+    assert_eq!(away.requests_logged, headroom.requests_ok, "{away:?}");
+    assert!(away.requests <= away.requests_logged, "{away:?}");
+
+    let text = fs::read_to_string(dir.join("README.md")).expect("a report");
+    assert!(text.contains("## How steady the machine was"), "{text}");
+    assert!(text.contains("| CPUs slowed | verdict |"), "{text}");
+    assert!(text.contains("away from the machine's slowdowns"), "{text}");
+    // No request log is left behind.
+    let left = fs::read_dir(std::env::temp_dir())
+        .expect("the temporary directory")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("xtask-loadgen-headroom") && name.ends_with(".requests")
+        })
+        .count();
+    assert_eq!(left, 0, "a request log left in the temporary directory");
+}
