@@ -190,9 +190,17 @@ impl Rig {
                 .as_ref()
                 .zip(request_log)
                 .and_then(|(probe, path)| {
-                    let log = RequestLog::read(&path).ok();
+                    let log = RequestLog::read(&path);
                     let _ = std::fs::remove_file(&path);
-                    Some(log?.away_from_slowdowns(&probe.slowed_at(&self.cpus.all())))
+                    match log {
+                        Ok(log) => {
+                            Some(log.away_from_slowdowns(&probe.slowed_at(&self.cpus.all())))
+                        }
+                        Err(e) => {
+                            eprintln!("{name}: loadgen's request log {}: {e}", path.display());
+                            None
+                        }
+                    }
                 });
         let counts = counting.and_then(|counting| counting.stop());
         let peaks = sampler.stop();
