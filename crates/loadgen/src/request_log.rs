@@ -126,6 +126,7 @@ impl RequestLog {
     /// process's clock) when the machine ran slowed, by [`NEAR_BEFORE_DUE`] and
     /// [`NEAR_AFTER_DUE`].
     pub fn away_from_slowdowns(&self, slowed: &[Instant]) -> AwayFromSlowdowns {
+        let origin = self.origin();
         let near = |due: Instant| {
             let from = due.checked_sub(NEAR_BEFORE_DUE).unwrap_or(due);
             let i = slowed.partition_point(|&at| at < from);
@@ -135,7 +136,7 @@ impl RequestLog {
         let mut away_lags = Vec::new();
         let mut late_near = 0;
         for request in &self.requests {
-            if near(self.instant_of(request.due_us)) {
+            if near(origin + Duration::from_micros(request.due_us)) {
                 late_near += u64::from(late(request.lag_us()));
             } else {
                 away_lags.push(request.lag_us());
@@ -156,17 +157,21 @@ impl RequestLog {
         }
     }
 
-    /// The instant, on this process's clock, of a time `us` microseconds after the origin.
-    pub fn instant_of(&self, us: u64) -> Instant {
+    /// The origin as an instant on this process's clock (both read `CLOCK_MONOTONIC`).
+    pub fn origin(&self) -> Instant {
         let now = Instant::now();
-        let at = self.origin_monotonic_seconds + us as f64 * 1e-6;
-        let ahead = at - monotonic_seconds();
+        let ahead = self.origin_monotonic_seconds - monotonic_seconds();
         if ahead >= 0.0 {
             now + Duration::from_secs_f64(ahead)
         } else {
             now.checked_sub(Duration::from_secs_f64(-ahead))
                 .unwrap_or(now)
         }
+    }
+
+    /// The instant, on this process's clock, of a time `us` microseconds after the origin.
+    pub fn instant_of(&self, us: u64) -> Instant {
+        self.origin() + Duration::from_micros(us)
     }
 }
 

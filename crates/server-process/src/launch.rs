@@ -185,6 +185,25 @@ pub fn limit_descriptors(command: &mut Command, limit: u64) {
 /// When a CPU number is at or beyond `CPU_SETSIZE`; a CPU the machine lacks makes the
 /// child fail to start instead.
 pub fn pin_to_cpus(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
+    let set = cpu_set(cpus)?;
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // sched_setaffinity system call on a set built (and copied in) before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// `cpus` as the set `sched_setaffinity` takes.
+///
+/// # Errors
+/// When a CPU number is at or beyond `CPU_SETSIZE`.
+pub(crate) fn cpu_set(cpus: &[usize]) -> io::Result<libc::cpu_set_t> {
     let size = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
     if let Some(cpu) = cpus.iter().find(|&&cpu| cpu >= size) {
         return Err(io::Error::new(
@@ -198,17 +217,7 @@ pub fn pin_to_cpus(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
         // SAFETY: cpu < CPU_SETSIZE was checked above.
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
-    // SAFETY: the closure runs in the forked child before exec and only makes the
-    // sched_setaffinity system call on a set built (and copied in) before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    Ok(())
+    Ok(set)
 }
 
 #[cfg(test)]

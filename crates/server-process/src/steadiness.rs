@@ -167,11 +167,6 @@ impl SpeedProbe {
         Ok(probe)
     }
 
-    /// The CPUs probed, in the order given.
-    pub fn cpus(&self) -> &[usize] {
-        &self.cpus
-    }
-
     /// How the CPUs in `cpus` (all probed ones when empty) ran between `from` and `to`;
     /// CPUs not probed are left out.
     pub fn over(&self, cpus: &[usize], from: Instant, to: Instant) -> Steadiness {
@@ -285,16 +280,7 @@ fn thread_cpu_nanos() -> u64 {
 
 /// Pins the calling thread to `cpu`.
 fn pin_this_thread(cpu: usize) -> io::Result<()> {
-    let size = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
-    if cpu >= size {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("cpu {cpu} is beyond the {size} that sched_setaffinity can name"),
-        ));
-    }
-    // SAFETY: an all-zero cpu_set_t is the empty set; cpu < CPU_SETSIZE was checked.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    let set = crate::launch::cpu_set(&[cpu])?;
     // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
     if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
         return Err(io::Error::last_os_error());
