@@ -1,8 +1,8 @@
-//! `cargo xtask capacity` end to end, tiny: mio alone at a 10 ms delay, from 100 req/s up to
-//! a ceiling of 200, one-second windows, no independent check. What it checks is the wiring
-//! that only a real run has: the speed probe's verdict on the study and on every step, and
-//! loadgen's headroom run logging its requests and being judged again away from the
-//! machine's slowdowns.
+//! `cargo xtask capacity --away-from-slowdowns` end to end, tiny: mio alone at a 10 ms delay,
+//! from 100 req/s up to a ceiling of 200, one-second windows. What it checks is the wiring
+//! that only a real run has: the speed probe's verdict on the study and on every step, every
+//! step's and the independent client's requests logged and judged again away from the
+//! machine's slowdowns, and loadgen's headroom run judged so too.
 
 use std::fs;
 use std::path::Path;
@@ -10,6 +10,8 @@ use std::path::Path;
 use clap::Parser;
 use xtask::report;
 use xtask::study::capacity::CapacityArgs;
+use xtask::study::capacity::results::IndependentOutcome;
+use xtask::study::capacity::slo::JudgedOn;
 
 #[derive(Parser)]
 struct Cli {
@@ -18,7 +20,7 @@ struct Cli {
 }
 
 #[test]
-fn a_tiny_capacity_study_probes_its_cpus_and_judges_loadgens_headroom_away_from_slowdowns() {
+fn a_tiny_capacity_study_judged_away_from_slowdowns_logs_every_run_and_judges_it_there() {
     let results = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capacity-tiny-run");
     let _ = fs::remove_dir_all(&results);
     let dir = results.join("2026-12-01-capacity");
@@ -45,7 +47,7 @@ fn a_tiny_capacity_study_probes_its_cpus_and_judges_loadgens_headroom_away_from_
         "1s",
         "--confirmations",
         "1",
-        "--no-independent-check",
+        "--away-from-slowdowns",
         "--out",
         &out,
     ];
@@ -61,8 +63,15 @@ fn a_tiny_capacity_study_probes_its_cpus_and_judges_loadgens_headroom_away_from_
     for judged in &mio.steps {
         let m = judged.step.machine.expect("every step probed");
         assert!(m.samples > 0, "{m:?}");
-        // Search steps do not log their requests; only the headroom run does.
-        assert!(judged.step.away_from_slowdowns.is_none());
+        // Every step logs its requests and is judged again away from the slowdowns, up to
+        // the p99 limit (200 ms) after each due time.
+        let away = judged.step.away_from_slowdowns.expect("judged away");
+        assert_eq!(away.requests_logged, judged.step.requests_ok, "{away:?}");
+        assert_eq!(away.after_due_ms, 200.0, "{away:?}");
+        if away.requests > 0 {
+            let p99 = away.latency_p99_ms.expect("a p99 away");
+            assert!(p99 >= 10.0, "no reply before its 10 ms delay: {p99}");
+        }
     }
     let headroom = summary
         .loadgen_headroom
@@ -75,10 +84,31 @@ fn a_tiny_capacity_study_probes_its_cpus_and_judges_loadgens_headroom_away_from_
     assert_eq!(away.requests_logged, headroom.requests_ok, "{away:?}");
     assert!(away.requests <= away.requests_logged, "{away:?}");
 
+    assert_eq!(summary.settings.slo.judged_on, JudgedOn::AwayFromSlowdowns);
+    // olc, the independent client, logged its requests too.
+    let check = mio
+        .independent_check
+        .as_ref()
+        .expect("an independent check");
+    let IndependentOutcome::Measured {
+        requests_ok,
+        away_from_slowdowns: Some(olc_away),
+        ..
+    } = check.outcome
+    else {
+        panic!("olc's run judged away from slowdowns: {:?}", check.outcome);
+    };
+    assert_eq!(olc_away.requests_logged, requests_ok, "{olc_away:?}");
+
     let text = fs::read_to_string(dir.join("README.md")).expect("a report");
     assert!(text.contains("## How steady the machine was"), "{text}");
     assert!(text.contains("| CPUs slowed | verdict |"), "{text}");
     assert!(text.contains("away from the machine's slowdowns"), "{text}");
+    assert!(text.contains("| p99 away ms (requests away) |"), "{text}");
+    assert!(
+        text.contains("The steps were judged on them (`--away-from-slowdowns`)"),
+        "{text}"
+    );
     // No request log of this process is left behind.
     let ours = format!("-{}.requests", std::process::id());
     let left = fs::read_dir(std::env::temp_dir())

@@ -39,6 +39,36 @@ pub const NEAR_BEFORE_DUE: Duration = Duration::from_millis(30);
 /// before the sample that sees it.
 pub const NEAR_AFTER_DUE: Duration = Duration::from_millis(10);
 
+/// How near a slowed moment must come to a request's due time to put the request near a
+/// slowdown, and so out of the figures judged away from slowdowns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Near {
+    /// A slowed moment up to this long before the due time.
+    pub before_due: Duration,
+    /// A slowed moment up to this long after it.
+    pub after_due: Duration,
+}
+
+impl Near {
+    /// For the client's own figures (its schedule lag and late starts): [`NEAR_BEFORE_DUE`]
+    /// before, [`NEAR_AFTER_DUE`] after.
+    pub const CLIENT: Near = Near {
+        before_due: NEAR_BEFORE_DUE,
+        after_due: NEAR_AFTER_DUE,
+    };
+
+    /// For the latency too: a slowdown up to `limit` after the due time can still put a
+    /// reply over a latency limit of `limit`, so the window reaches that far (and never
+    /// less far than [`Near::CLIENT`]'s). A reply later than `limit` with no slowed moment
+    /// in that window was late while the machine ran at full speed.
+    pub fn through_latency(limit: Duration) -> Near {
+        Near {
+            after_due: limit.max(NEAR_AFTER_DUE),
+            ..Near::CLIENT
+        }
+    }
+}
+
 /// The first line of every request log, with its format version.
 pub const HEADER: &str =
     "# loadgen request log 1: answered requests of the measured phase, µs from the origin";
@@ -62,6 +92,12 @@ impl LoggedRequest {
     /// Its schedule lag, send minus due, in microseconds.
     pub fn lag_us(&self) -> u64 {
         self.sent_us.saturating_sub(self.due_us)
+    }
+
+    /// Its latency from the due time (coordinated omission corrected, as loadgen's
+    /// histograms take it), in microseconds.
+    pub fn latency_us(&self) -> u64 {
+        self.done_us.saturating_sub(self.due_us)
     }
 }
 
@@ -123,37 +159,43 @@ impl RequestLog {
     }
 
     /// Judges the logged requests away from the moments in `slowed` (in order, on this
-    /// process's clock) when the machine ran slowed, by [`NEAR_BEFORE_DUE`] and
-    /// [`NEAR_AFTER_DUE`].
-    pub fn away_from_slowdowns(&self, slowed: &[Instant]) -> AwayFromSlowdowns {
+    /// process's clock) when the machine ran slowed: those with no slowed moment `near` their
+    /// due time.
+    pub fn away_from_slowdowns(&self, slowed: &[Instant], near: Near) -> AwayFromSlowdowns {
         let origin = self.origin();
-        let near = |due: Instant| {
-            let from = due.checked_sub(NEAR_BEFORE_DUE).unwrap_or(due);
+        let is_near = |due: Instant| {
+            let from = due.checked_sub(near.before_due).unwrap_or(due);
             let i = slowed.partition_point(|&at| at < from);
-            slowed.get(i).is_some_and(|&at| at <= due + NEAR_AFTER_DUE)
+            slowed.get(i).is_some_and(|&at| at <= due + near.after_due)
         };
         let late = |lag_us: u64| Duration::from_micros(lag_us) > LATE_START_TOLERANCE;
         let mut away_lags = Vec::new();
+        let mut client_lags = Vec::new();
+        let mut latencies = Vec::new();
+        let mut from_send = Vec::new();
         let mut late_near = 0;
         for request in &self.requests {
-            if near(origin + Duration::from_micros(request.due_us)) {
+            if is_near(origin + Duration::from_micros(request.due_us)) {
                 late_near += u64::from(late(request.lag_us()));
             } else {
                 away_lags.push(request.lag_us());
+                client_lags.push(request.sent_us.saturating_sub(request.ready_us));
+                latencies.push(request.latency_us());
+                from_send.push(request.done_us.saturating_sub(request.sent_us));
             }
         }
-        away_lags.sort_unstable();
-        let p99 = away_lags
-            .get((away_lags.len() * 99 / 100).min(away_lags.len().saturating_sub(1)))
-            .map(|&us| us as f64);
+        let ms = |us: u64| us as f64 / 1e3;
         AwayFromSlowdowns {
             requests: away_lags.len() as u64,
             requests_logged: self.requests.len() as u64,
             requests_started_late: away_lags.iter().filter(|&&lag| late(lag)).count() as u64,
-            schedule_lag_p99_us: p99,
+            schedule_lag_p99_us: p99(&mut away_lags).map(|us| us as f64),
+            client_lag_p99_ms: p99(&mut client_lags).map(ms),
+            latency_p99_ms: p99(&mut latencies).map(ms),
+            latency_from_send_p99_ms: p99(&mut from_send).map(ms),
             late_near_slowdowns: late_near,
-            before_due_ms: NEAR_BEFORE_DUE.as_secs_f64() * 1e3,
-            after_due_ms: NEAR_AFTER_DUE.as_secs_f64() * 1e3,
+            before_due_ms: near.before_due.as_secs_f64() * 1e3,
+            after_due_ms: near.after_due.as_secs_f64() * 1e3,
         }
     }
 
@@ -189,6 +231,19 @@ pub struct AwayFromSlowdowns {
     pub requests_started_late: u64,
     /// Their schedule lag's 99th percentile, µs (`None` when no request was away).
     pub schedule_lag_p99_us: Option<f64>,
+    /// Their client lag's 99th percentile, ms: the send less the later of the due time and
+    /// the moment a connection was idle for it (the client's own delay, without the wait
+    /// for a busy connection). This and the two latencies below are `None` when no request
+    /// was away, or in a judgement written before they were kept.
+    #[serde(default)]
+    pub client_lag_p99_ms: Option<f64>,
+    /// Their latency's 99th percentile from the due time (coordinated omission corrected),
+    /// ms.
+    #[serde(default)]
+    pub latency_p99_ms: Option<f64>,
+    /// Their latency's 99th percentile from the send, ms.
+    #[serde(default)]
+    pub latency_from_send_p99_ms: Option<f64>,
     /// Late starts due near a slowdown.
     pub late_near_slowdowns: u64,
     /// How long before a due time a slowed moment puts the request near a slowdown, ms.
@@ -247,6 +302,13 @@ pub fn write(path: &Path, origin: Instant, requests: &[RequestTimes]) -> io::Res
         writeln!(out, "{line}")?;
     }
     out.flush()
+}
+
+/// The exact 99th percentile of `values` (sorted in place), `None` when there are none.
+fn p99(values: &mut [u64]) -> Option<u64> {
+    values.sort_unstable();
+    let rank = (values.len() * 99 / 100).min(values.len().saturating_sub(1));
+    values.get(rank).copied()
 }
 
 /// `CLOCK_MONOTONIC` now, in seconds.
@@ -334,7 +396,7 @@ mod tests {
             ],
         };
         let slowed = [log.instant_of(80_000)];
-        let away = log.away_from_slowdowns(&slowed);
+        let away = log.away_from_slowdowns(&slowed, Near::CLIENT);
         assert_eq!(away.requests_logged, 5);
         assert_eq!(away.requests, 3, "{away:?}");
         assert_eq!(away.requests_started_late, 1, "{away:?}");
@@ -343,9 +405,50 @@ mod tests {
         assert!((away.late_near_percent() - 50.0).abs() < 1e-9);
         assert!((away.away_percent() - 60.0).abs() < 1e-9);
         // A moment up to 10 ms after the due time counts too; none at all leaves every one.
-        let before = log.away_from_slowdowns(&[log.instant_of(205_000)]);
+        let before = log.away_from_slowdowns(&[log.instant_of(205_000)], Near::CLIENT);
         assert_eq!(before.requests, 4, "{before:?}");
-        assert_eq!(log.away_from_slowdowns(&[]).requests, 5);
+        assert_eq!(log.away_from_slowdowns(&[], Near::CLIENT).requests, 5);
+    }
+
+    #[test]
+    fn judged_through_a_latency_limit_a_slowdown_during_the_wait_leaves_the_request_out() {
+        let request = |due_us: u64, latency_us: u64| LoggedRequest {
+            due_us,
+            ready_us: due_us,
+            sent_us: due_us + 20,
+            done_us: due_us + latency_us,
+            read_us: None,
+        };
+        let log = RequestLog {
+            origin_monotonic_seconds: monotonic_seconds(),
+            requests: vec![
+                request(0, 180_000),       // slowed 100 ms after its due time: near
+                request(300_000, 170_000), // nothing slowed near it: over the limit at full speed
+                request(500_000, 101_000),
+                request(600_000, 102_000),
+            ],
+        };
+        let slowed = [log.instant_of(100_000)];
+        let client = log.away_from_slowdowns(&slowed, Near::CLIENT);
+        assert_eq!(
+            client.requests, 4,
+            "100 ms after is not near the client's lag"
+        );
+        assert_eq!(client.latency_p99_ms, Some(180.0));
+        assert_eq!(client.latency_from_send_p99_ms, Some(179.98));
+        assert_eq!(client.client_lag_p99_ms, Some(0.02));
+        let near = Near::through_latency(Duration::from_millis(150));
+        assert_eq!(near.before_due, NEAR_BEFORE_DUE);
+        let away = log.away_from_slowdowns(&slowed, near);
+        assert_eq!(away.requests, 3, "{away:?}");
+        assert_eq!(
+            away.latency_p99_ms,
+            Some(170.0),
+            "the full-speed breach stays"
+        );
+        assert_eq!(away.after_due_ms, 150.0);
+        // A limit shorter than the client's window does not shrink it.
+        assert_eq!(Near::through_latency(Duration::ZERO), Near::CLIENT);
     }
 
     #[test]

@@ -16,10 +16,11 @@ use crate::export::format::{MIB, dash, escape, num, ratio};
 use crate::export::{LATENCY_CHART_FILE, markdown, targets};
 use crate::measured::Measured;
 use crate::study::capacity::results::{
-    Bound, CapacitySummary, IndependentOutcome, JudgedStep, MachineSpeed, ServerCapacity,
+    AwayFromSlowdowns, Bound, CapacitySummary, IndependentOutcome, JudgedStep, MachineSpeed,
+    ServerCapacity, Step,
 };
 use crate::study::capacity::search::SearchSettings;
-use crate::study::capacity::slo::Verdict;
+use crate::study::capacity::slo::{JudgedOn, Slo, Verdict};
 
 /// The whole `README.md` of one capacity study.
 pub fn readme(summary: &CapacitySummary) -> String {
@@ -60,6 +61,16 @@ pub fn headline(summary: &CapacitySummary) -> String {
     out
 }
 
+/// The SLO's latency limit as the report states it, with the requests it is taken over when
+/// those are not all of them: `p99 ≤ 150 ms`.
+pub(super) fn latency_limit(slo: &Slo) -> String {
+    let over = match slo.judged_on {
+        JudgedOn::EveryRequest => "",
+        JudgedOn::AwayFromSlowdowns => " away from the machine's slowdowns",
+    };
+    format!("p99 ≤ {} ms{over}", num(slo.p99_max_ms()))
+}
+
 fn cpu_text(cpus: &[u32]) -> String {
     let list: Vec<String> = cpus.iter().map(u32::to_string).collect();
     let word = if cpus.len() == 1 { "CPU" } else { "CPUs" };
@@ -77,10 +88,10 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
     );
     let _ = writeln!(
         out,
-        "| {} | {} | p99 ≤ {} ms, {} failed, achieved ≥ {:.0} % | {:.0} req/s | {} | {:.0} % | {} s | {} s | {connections} | {} | {} |\n",
+        "| {} | {} | {}, {} failed, achieved ≥ {:.0} % | {:.0} req/s | {} | {:.0} % | {} s | {} s | {connections} | {} | {} |\n",
         s.delay,
         s.delay_kind,
-        num(s.slo.p99_max_ms()),
+        latency_limit(&s.slo),
         s.slo.failed_requests_max,
         s.slo.achieved_min_ratio * 100.0,
         s.search.start_requests_per_second,
@@ -225,9 +236,9 @@ fn capacity_table(out: &mut String, summary: &CapacitySummary) {
     );
     let _ = writeln!(
         out,
-        "## Capacity at a {} delay (p99 ≤ {} ms)\n",
+        "## Capacity at a {} delay ({})\n",
         summary.settings.delay,
-        num(summary.settings.slo.p99_max_ms())
+        latency_limit(&summary.settings.slo)
     );
     let _ = writeln!(
         out,
@@ -335,8 +346,30 @@ fn independent_section(out: &mut String, summary: &CapacitySummary) {
         let _ = writeln!(out, "Not checked: {reason}.\n");
         return;
     }
-    out.push_str("| server | max sustainable req/s | sent at req/s | connections | answered | p50 ms | p99 ms | max ms | errors | client lag p99 ms | within the SLO |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let with_away = summary.servers.iter().any(|server| {
+        server.independent_check.as_ref().is_some_and(|check| {
+            matches!(
+                check.outcome,
+                IndependentOutcome::Measured {
+                    away_from_slowdowns: Some(_),
+                    ..
+                }
+            )
+        })
+    });
+    let (away_header, away_rule) = if with_away {
+        (" p99 away ms (requests away) |", "---|")
+    } else {
+        ("", "")
+    };
+    let _ = writeln!(
+        out,
+        "| server | max sustainable req/s | sent at req/s | connections | answered | p50 ms | p99 ms |{away_header} max ms | errors | client lag p99 ms | within the SLO |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|{away_rule}---|---|---|---|"
+    );
     for server in by_capacity(summary) {
         let Some(check) = &server.independent_check else {
             continue;
@@ -348,17 +381,24 @@ fn independent_section(out: &mut String, summary: &CapacitySummary) {
                 latency,
                 schedule_lag_p99_ms,
                 client_lag_p99_ms,
+                away_from_slowdowns,
                 ..
             } => format!(
-                "{requests_ok} | {} | {} | {} | {errors} | {} | {}",
+                "{requests_ok} | {} | {} |{} {} | {errors} | {} | {}",
                 num(latency.p50_ms),
                 num(latency.p99_ms),
+                if with_away {
+                    format!(" {} |", away_cell(away_from_slowdowns.as_ref()))
+                } else {
+                    String::new()
+                },
                 num(latency.max_ms),
                 num(client_lag_p99_ms.unwrap_or(*schedule_lag_p99_ms)),
                 independent_cell(independent_verdict(summary, check))
             ),
             IndependentOutcome::Failed { reason } => {
-                format!("failed: {} | | | | | | **no**", escape(reason))
+                let away = if with_away { " |" } else { "" };
+                format!("failed: {} | | |{away} | | | **no**", escape(reason))
             }
         };
         let _ = writeln!(
@@ -466,9 +506,9 @@ pub fn paragraph(summary: &CapacitySummary) -> String {
     let s = &summary.settings;
     let max = winner.max_sustainable_requests_per_second;
     let mut text = format!(
-        "At a {} delay and p99 ≤ {} ms, **{}** ({}) sustained the most: {max:.0} req/s on {}.",
+        "At a {} delay and {}, **{}** ({}) sustained the most: {max:.0} req/s on {}.",
         s.delay,
-        num(s.slo.p99_max_ms()),
+        latency_limit(&s.slo),
         winner.name,
         winner.model,
         cpu_text(&s.cpus.server_cpus)
@@ -572,9 +612,15 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
             server.name,
             escape(&server.command)
         );
-        let probed = summary.machine.is_some();
-        out.push_str("| # | target req/s | achieved req/s | connections | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | started late | CPU µs/req user + sys | server CPU | syscalls/req | ctx sw/req | RSS MiB | threads | loadgen CPU | loadgen lag p99 ms | loadgen read lag p99 ms |");
-        out.push_str(if probed {
+        let columns = Columns::of(summary);
+        out.push_str(
+            "| # | target req/s | achieved req/s | connections | p50 ms | p90 ms | p99 ms |",
+        );
+        if columns.away {
+            out.push_str(" p99 away ms (requests away) |");
+        }
+        out.push_str(" p99.9 ms | max ms | failed | started late | CPU µs/req user + sys | server CPU | syscalls/req | ctx sw/req | RSS MiB | threads | loadgen CPU | loadgen lag p99 ms | loadgen read lag p99 ms |");
+        out.push_str(if columns.probed {
             " CPUs slowed | verdict |\n"
         } else {
             " verdict |\n"
@@ -582,7 +628,14 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
         out.push_str(
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         );
-        out.push_str(if probed { "---|---|\n" } else { "---|\n" });
+        if columns.away {
+            out.push_str("---|");
+        }
+        out.push_str(if columns.probed {
+            "---|---|\n"
+        } else {
+            "---|\n"
+        });
         for (i, judged) in server.steps.iter().enumerate() {
             let number = if judged.confirmation {
                 format!(
@@ -593,7 +646,7 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
             } else {
                 (i + 1).to_string()
             };
-            out.push_str(&step_line(&number, judged, probed));
+            out.push_str(&step_line(&number, judged, columns));
         }
         out.push('\n');
     }
@@ -603,7 +656,41 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
     }
 }
 
-fn step_line(number: &str, judged: &JudgedStep, probed: bool) -> String {
+/// The columns of Every step that only some studies have.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    /// The speed probe ran: **CPUs slowed**.
+    probed: bool,
+    /// Steps were judged again away from the slowdowns, latency included: **p99 away**.
+    away: bool,
+}
+
+impl Columns {
+    fn of(summary: &CapacitySummary) -> Columns {
+        Columns {
+            probed: summary.machine.is_some(),
+            away: summary.servers.iter().flat_map(|s| &s.steps).any(|j| {
+                j.step
+                    .away_from_slowdowns
+                    .is_some_and(|a| a.latency_p99_ms.is_some())
+            }),
+        }
+    }
+}
+
+/// A p99 away from the slowdowns and the share of the requests it is over: `101 (72 %)`.
+fn away_cell(away: Option<&AwayFromSlowdowns>) -> String {
+    away.and_then(|a| {
+        Some(format!(
+            "{} ({:.0} %)",
+            num(a.latency_p99_ms?),
+            a.away_percent()
+        ))
+    })
+    .unwrap_or_else(dash)
+}
+
+fn step_line(number: &str, judged: &JudgedStep, columns: Columns) -> String {
     let step = &judged.step;
     let failed = if step.failures_by_kind.is_empty() {
         step.requests_failed.to_string()
@@ -615,8 +702,13 @@ fn step_line(number: &str, judged: &JudgedStep, probed: bool) -> String {
             .collect();
         format!("{} ({})", step.requests_failed, kinds.join(", "))
     };
+    let away = if columns.away {
+        format!(" {} |", away_cell(step.away_from_slowdowns.as_ref()))
+    } else {
+        String::new()
+    };
     format!(
-        "| {number} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {failed} | {} | {} + {} | {:.0} % | {} | {} | {} | {} | {:.0} % | {} | {} | {}{} |\n",
+        "| {number} | {:.0} | {:.0} | {} | {} | {} | {} |{away} {} | {} | {failed} | {} | {} + {} | {:.0} % | {} | {} | {} | {} | {:.0} % | {} | {} | {}{} |\n",
         step.target_requests_per_second,
         step.achieved_requests_per_second,
         step.connections,
@@ -636,7 +728,7 @@ fn step_line(number: &str, judged: &JudgedStep, probed: bool) -> String {
         step.loadgen.cpu_ratio * 100.0,
         measured_cell(&step.loadgen.lag_p99_ms),
         step.loadgen.read_lag_p99_ms.map_or_else(dash, num),
-        if probed {
+        if columns.probed {
             format!("{} | ", slowed_cell(step.machine.as_ref()))
         } else {
             String::new()
@@ -741,7 +833,72 @@ fn machine_section(out: &mut String, summary: &CapacitySummary) {
              {broken:.1} %: {reading}"
         );
     }
-    out.push_str(". The probe itself takes about 0.7 % of each CPU.\n\n");
+    out.push_str(". The probe itself takes about 0.7 % of each CPU.");
+    if let Some(text) = away_text(summary, &steps) {
+        out.push(' ');
+        out.push_str(&text);
+    }
+    out.push_str("\n\n");
+}
+
+/// How the steps' p99 read over the requests due away from the slowdowns (the **p99 away**
+/// column), against their p99 over every request; `None` when no step has it.
+fn away_text(summary: &CapacitySummary, steps: &[(&str, &JudgedStep)]) -> Option<String> {
+    let away: Vec<(&Step, &AwayFromSlowdowns, f64)> = steps
+        .iter()
+        .filter_map(|(_, j)| {
+            let away = j.step.away_from_slowdowns.as_ref()?;
+            Some((&j.step, away, away.latency_p99_ms?))
+        })
+        .collect();
+    let (_, first, _) = away.first()?;
+    let limit = summary.settings.slo.p99_max_ms();
+    let over: Vec<f64> = away
+        .iter()
+        .filter(|(step, ..)| step.latency.p99_ms > limit)
+        .map(|&(.., p99)| p99)
+        .collect();
+    let within_away = over.iter().filter(|&&p99| p99 <= limit).count();
+    let only_away = away
+        .iter()
+        .filter(|&&(step, _, p99)| p99 > limit && step.latency.p99_ms <= limit)
+        .count();
+    let share = away.iter().map(|(_, a, _)| a.away_percent()).sum::<f64>() / away.len() as f64;
+    let judged = match summary.settings.slo.judged_on {
+        JudgedOn::AwayFromSlowdowns => {
+            "The steps were judged on them (`--away-from-slowdowns`): their p99 and loadgen's \
+             own lag, not their failures or achieved rate."
+        }
+        JudgedOn::EveryRequest => {
+            "The steps were judged over every request, as the SLO is given; \
+             `--away-from-slowdowns` judges them away from the slowdowns instead."
+        }
+    };
+    Some(format!(
+        "Every step was also measured over the requests due away from the slowdowns: with no \
+         slowed sample on any CPU of the study from {:.0} ms before the request's due time to \
+         {:.0} ms after it, {share:.0} % of a step's requests on average (the **p99 away** column \
+         under Every step). Of the {} whose p99 over every request was over {} ms, \
+         {within_away} {} within it away from the slowdowns; {} within it over every request \
+         {} over it away from them. {judged}",
+        first.before_due_ms,
+        first.after_due_ms,
+        steps_text(over.len()),
+        num(limit),
+        were(within_away),
+        steps_text(only_away),
+        were(only_away),
+    ))
+}
+
+/// `1 step`, `3 steps`.
+fn steps_text(n: usize) -> String {
+    format!("{n} step{}", if n == 1 { "" } else { "s" })
+}
+
+/// The verb for `n` steps: `was`, `were`.
+fn were(n: usize) -> &'static str {
+    if n == 1 { "was" } else { "were" }
 }
 
 fn how_to_read(out: &mut String, summary: &CapacitySummary) {
@@ -779,6 +936,13 @@ fn how_to_read(out: &mut String, summary: &CapacitySummary) {
         num(s.warmup_seconds),
         num(s.window_seconds),
     );
+    if Columns::of(summary).away {
+        out.push_str(
+            "- **p99 away** is a step's p99 over its requests due away from the machine's \
+             slowdowns (see How steady the machine was), with their share of its requests; \
+             the same for the independent client.\n",
+        );
+    }
     if let Some(window) = s.confirm_window_seconds {
         let _ = writeln!(
             out,

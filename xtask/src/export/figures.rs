@@ -193,19 +193,24 @@ pub fn independent_verdict(
         errors,
         latency,
         client_lag_p99_ms,
+        away_from_slowdowns,
         ..
     } = &check.outcome
     else {
         return None;
     };
     let slo = &summary.settings.slo;
+    let (p99_ms, client_lag_p99_ms) = match slo.away(*away_from_slowdowns) {
+        Some(away) => (away.p99_ms, away.client_lag_p99_ms),
+        None => (latency.p99_ms, *client_lag_p99_ms),
+    };
     if let Some(lag) = client_lag_p99_ms.filter(|lag| *lag > slo.client_lag_p99_max_ms) {
         return Some(IndependentVerdict::Inconclusive {
             client_lag_p99_ms: lag,
         });
     }
     let due = check.requests_per_second * check.window_seconds;
-    let held = latency.p99_ms <= slo.p99_max_ms()
+    let held = p99_ms <= slo.p99_max_ms()
         && *errors == 0
         && *requests_ok as f64 >= slo.achieved_min_ratio * due;
     Some(if held {
@@ -216,11 +221,11 @@ pub fn independent_verdict(
 }
 
 /// Whether loadgen carried its headroom run: the SLO's share of the rate achieved, nothing
-/// failed, and its own lag within the limit past which a step is client-bound. `None` when
-/// the run measured nothing.
+/// failed, and its own lag (over the requests the SLO judges) within the limit past which a
+/// step is client-bound. `None` when the run measured nothing.
 pub fn headroom_carried(summary: &CapacitySummary, headroom: &LoadgenHeadroom) -> Option<bool> {
-    let step = headroom.step.as_ref()?;
     let slo = &summary.settings.slo;
+    let step = &*slo.judged(headroom.step.as_ref()?);
     let lag_ok = step
         .loadgen
         .lag_p99_ms

@@ -279,8 +279,17 @@ fn independent_check(summary: &CapacitySummary) -> Check {
     for server in figures::by_capacity(summary) {
         let check = server.independent_check.as_ref();
         let verdict = check.and_then(|c| figures::independent_verdict(summary, c));
+        // The p99 the verdict was on: away from the slowdowns when the SLO judges so.
+        let slo = &summary.settings.slo;
         let p99 = check.and_then(|c| match &c.outcome {
-            IndependentOutcome::Measured { latency, .. } => Some(latency.p99_ms),
+            IndependentOutcome::Measured {
+                latency,
+                away_from_slowdowns,
+                ..
+            } => Some(
+                slo.away(*away_from_slowdowns)
+                    .map_or(latency.p99_ms, |a| a.p99_ms),
+            ),
             IndependentOutcome::Failed { .. } => None,
         });
         let name = &server.name;
@@ -297,7 +306,7 @@ fn independent_check(summary: &CapacitySummary) -> Check {
             _ => missed.push(format!("{name} not measured")),
         }
     }
-    let limit = num(summary.settings.slo.p99_max_ms());
+    let limit = super::capacity::latency_limit(&summary.settings.slo);
     let mut parts = Vec::new();
     if !missed.is_empty() {
         parts.push(format!("missed by {}", missed.join(", ")));
@@ -309,13 +318,13 @@ fn independent_check(summary: &CapacitySummary) -> Check {
         ));
     }
     let text = if parts.is_empty() {
-        format!("{what} (p99 ≤ {limit} ms): {}", held.join(", "))
+        format!("{what} ({limit}): {}", held.join(", "))
     } else {
         if !held.is_empty() {
             parts.push(format!("held by {}", held.join(", ")));
         }
         format!(
-            "{what} (p99 ≤ {limit} ms, no error, the rate achieved): {}",
+            "{what} ({limit}, no error, the rate achieved): {}",
             parts.join("; ")
         )
     };
@@ -471,11 +480,23 @@ fn headroom_run_check(
             away.late_near_percent(),
         )
     });
+    let judged = summary
+        .settings
+        .slo
+        .away(step.away_from_slowdowns)
+        .and_then(|a| a.client_lag_p99_ms)
+        .map_or_else(String::new, |lag| {
+            format!(
+                "; judged there, as the SLO judges (`--away-from-slowdowns`), on its own lag: p99 \
+                 {} ms",
+                num(lag)
+            )
+        });
     Check {
         met: carried && headroom.multiple_of_best_max >= min,
         text: format!(
             "{what}, {} connections): achieved {:.0} of {:.0} req/s, {} failed, its lag p99 \
-             {lag} (limit {} ms), its CPU {:.0} %{away}",
+             {lag} (limit {} ms), its CPU {:.0} %{away}{judged}",
             step.connections,
             step.achieved_requests_per_second,
             step.target_requests_per_second,

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::builder::PossibleValuesParser;
 use echo_core::{DelayKind, DelayModel, Recipe};
+use loadgen::request_log::Near;
 use server_process::{SpeedProbe, steadiness};
 
 use self::budget::Budget;
@@ -38,7 +39,7 @@ use self::results::{
     MachineSpeed, SCHEMA_VERSION, ServerCapacity, Settings, StudyMachine,
 };
 use self::search::{Next, Search, SearchSettings};
-use self::slo::{Slo, Verdict};
+use self::slo::{JudgedOn, Slo, Verdict};
 use self::step::{Load, Measurement, Rig, StepError};
 use crate::catalogue::{self, Side, Variant};
 use crate::measured::{Measured, NotMeasured};
@@ -134,6 +135,14 @@ pub struct CapacityArgs {
     /// of it ran on slowed CPUs.
     #[arg(long)]
     pub no_speed_probe: bool,
+    /// Judge each step's p99 and loadgen's lag only on the requests due away from the
+    /// machine's slowdowns, as the speed probe finds them: none slowed from 30 ms before a
+    /// request's due time to the p99 limit after it. Failures and the achieved rate are
+    /// still judged on every request, the whole window's figures are still reported, and
+    /// the report says on every page which judgement it used. The independent check is
+    /// judged the same way.
+    #[arg(long, conflicts_with = "no_speed_probe")]
+    pub away_from_slowdowns: bool,
 }
 
 /// loadgen's headroom run sends at this multiple of the best server's max (issue 10).
@@ -182,6 +191,9 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
     let delay = args.delay.mean();
     let mut slo = Slo::for_delay(delay);
     slo.p99_max_over_delay = args.slo_p99;
+    if args.away_from_slowdowns {
+        slo.judged_on = JudgedOn::AwayFromSlowdowns;
+    }
     let connections = connections::plan(delay, args.connections, args.max_rate, limits)?;
     let carries = connections
         .carries_requests_per_second
@@ -294,7 +306,10 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         perf,
         runs_dir: out.join("runs"),
         machine: None,
-        log_requests: false,
+        // Every step is logged, so that it is judged again away from the slowdowns too.
+        away_from_slowdowns: Some(Near::through_latency(Duration::from_secs_f64(
+            plan.slo.p99_max_ms() / 1e3,
+        ))),
     };
     let olc = if args.no_independent_check {
         Err("--no-independent-check was given".to_owned())
@@ -310,7 +325,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         eprintln!("independent check: not checked: {reason}");
     }
     let study_began = Instant::now();
-    rig.machine = start_speed_probe(&args, &plan.cpus);
+    rig.machine = start_speed_probe(&args, &plan.cpus)?;
     let (ceiling, ceiling_server) = loadgen_ceiling(&rig, &selected);
     let mut servers = Vec::new();
     let mut skipped = skipped;
@@ -374,15 +389,23 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
 
 /// The speed probe on every CPU of the study, unless `--no-speed-probe`; a probe that
 /// cannot start is reported and left out, since the study can still run without it.
-fn start_speed_probe(args: &CapacityArgs, cpus: &CpuPlacement) -> Option<Arc<SpeedProbe>> {
+/// With `--away-from-slowdowns` the probe is what the steps are judged by, so a probe that
+/// cannot start stops the study before anything runs.
+fn start_speed_probe(
+    args: &CapacityArgs,
+    cpus: &CpuPlacement,
+) -> anyhow::Result<Option<Arc<SpeedProbe>>> {
     if args.no_speed_probe {
-        return None;
+        return Ok(None);
     }
     match SpeedProbe::start(&cpus.all()) {
-        Ok(probe) => Some(Arc::new(probe)),
+        Ok(probe) => Ok(Some(Arc::new(probe))),
+        Err(e) if args.away_from_slowdowns => {
+            bail!("--away-from-slowdowns: the speed probe that finds the slowdowns cannot run: {e}")
+        }
         Err(e) => {
             eprintln!("speed probe: not run: {e}");
-            None
+            Ok(None)
         }
     }
 }
@@ -494,7 +517,7 @@ fn loadgen_headroom(
     );
     // Logged, so that its lag can be judged away from the machine's slowdowns too.
     let rig = Rig {
-        log_requests: true,
+        away_from_slowdowns: Some(Near::CLIENT),
         ..unobserved(rig, "not counted in loadgen's headroom run")
     };
     let name = format!("loadgen-headroom-{}", variant.name);
@@ -737,6 +760,21 @@ mod tests {
     }
 
     #[test]
+    fn the_slo_is_judged_over_every_request_unless_asked_to_judge_away_from_slowdowns() {
+        let every = plan(&args(&[]), 2, &limits(20_000)).expect("fits");
+        assert_eq!(every.slo.judged_on, JudgedOn::EveryRequest);
+        let away = plan(&args(&["--away-from-slowdowns"]), 2, &limits(20_000)).expect("fits");
+        assert_eq!(away.slo.judged_on, JudgedOn::AwayFromSlowdowns);
+        // The probe finds the slowdowns: it cannot be turned off then.
+        let refused = crate::study::try_parse_args::<CapacityArgs>(&[
+            "--away-from-slowdowns",
+            "--no-speed-probe",
+        ])
+        .expect_err("refused");
+        assert!(refused.contains("--no-speed-probe"), "{refused}");
+    }
+
+    #[test]
     fn a_recipe_of_several_phases_is_taken_and_its_slo_is_a_multiple_of_the_whole_request() {
         let a = args(&["--delay", "spin:2ms+wait:100ms"]);
         assert_eq!(a.delay.to_string(), "spin:2ms+wait:100ms");
@@ -775,7 +813,7 @@ mod tests {
             runs_dir: dir.to_path_buf(),
             give_up_after: None,
             machine: None,
-            log_requests: false,
+            away_from_slowdowns: None,
         }
     }
 

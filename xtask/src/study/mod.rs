@@ -347,6 +347,12 @@ fn python_imports(module: &str) -> bool {
 /// A study's options parsed from `line` (the words after the subcommand), for tests.
 #[cfg(test)]
 pub(crate) fn parse_args<A: clap::Args>(line: &[&str]) -> A {
+    try_parse_args(line).expect("valid flags")
+}
+
+/// As [`parse_args`], or clap's message when the flags are refused.
+#[cfg(test)]
+pub(crate) fn try_parse_args<A: clap::Args>(line: &[&str]) -> Result<A, String> {
     use clap::Parser;
 
     #[derive(Parser)]
@@ -355,7 +361,9 @@ pub(crate) fn parse_args<A: clap::Args>(line: &[&str]) -> A {
         args: A,
     }
     let argv = std::iter::once("study").chain(line.iter().copied());
-    Cli::<A>::try_parse_from(argv).expect("valid flags").args
+    Cli::<A>::try_parse_from(argv)
+        .map(|cli| cli.args)
+        .map_err(|e| e.to_string())
 }
 
 /// Builds what `variants` need (unless `no_build`), and finds the release directory and

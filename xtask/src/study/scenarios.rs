@@ -296,7 +296,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
         // Its server and loadgen share every CPU, so the probe would say nothing of either
         // alone; the capacity study, with CPUs apart, runs it.
         machine: None,
-        log_requests: false,
+        away_from_slowdowns: None,
         runs_dir: out.join("runs"),
     };
     let mut matrix = Matrix {

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use loadgen::Report;
-use loadgen::request_log::RequestLog;
+use loadgen::request_log::{Near, RequestLog};
 use serde::Deserialize;
 use server_process::SpeedProbe;
 
@@ -170,7 +170,7 @@ fn measure_rate(
                 let requests = RequestLog::read(path)
                     .with_context(|| format!("the request log {}", path.display()))?;
                 let _ = std::fs::remove_file(path);
-                Some(requests.away_from_slowdowns(&probe.slowed_at(&[])))
+                Some(requests.away_from_slowdowns(&probe.slowed_at(&[]), Near::CLIENT))
             }
             None => None,
         };

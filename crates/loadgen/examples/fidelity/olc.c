@@ -13,8 +13,13 @@
  * due time and the reading of the reply its connection was busy with (the wait for a busy
  * connection is the server's, not the client's), as loadgen's is.
  *
- * usage: olc HOST PORT CONNECTIONS RATE SECONDS WARMUP_SECONDS MESSAGE
- * prints one JSON object on stdout.
+ * usage: olc HOST PORT CONNECTIONS RATE SECONDS WARMUP_SECONDS MESSAGE [REQUEST_LOG]
+ * prints one JSON object on stdout. Given REQUEST_LOG, it also writes there the instants of
+ * every measured request in the format of loadgen's --request-log (crates/loadgen/src/
+ * request_log.rs: microseconds from the schedule's start, whose CLOCK_MONOTONIC reading
+ * heads the file; "done" is the read, and "read" is "-" since olc takes no kernel stamp),
+ * so that the capacity study can judge its run away from the machine's slowdowns as it
+ * judges loadgen's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -70,11 +75,34 @@ static void print_dist(const char *name, int64_t *v, size_t n, int last) {
            n ? (double)v[n - 1] / 1000.0 : 0.0, last ? "" : ",");
 }
 
+/* Writes the measured requests as loadgen's request log does (version 1); nonzero on error.
+ * due, latency, lag and client lag in ns, the due times from `origin`. */
+static int write_request_log(const char *path, int64_t origin, size_t n, const int64_t *due,
+                             const int64_t *lat, const int64_t *lag, const int64_t *client_lag) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "# loadgen request log 1: answered requests of the measured phase, "
+               "\xc2\xb5s from the origin\n");
+    fprintf(f, "origin_monotonic_seconds %lld.%09lld\n", (long long)(origin / 1000000000),
+            (long long)(origin % 1000000000));
+    fprintf(f, "due ready sent done read\n");
+    for (size_t i = 0; i < n; i++) {
+        int64_t sent = due[i] + lag[i];
+        fprintf(f, "%lld %lld %lld %lld -\n", (long long)(due[i] / 1000),
+                (long long)((sent - client_lag[i]) / 1000), (long long)(sent / 1000),
+                (long long)((due[i] + lat[i]) / 1000));
+    }
+    int failed = ferror(f);
+    return fclose(f) != 0 || failed ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 8) {
-        fprintf(stderr, "usage: olc HOST PORT CONNECTIONS RATE SECONDS WARMUP_SECONDS MESSAGE\n");
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: olc HOST PORT CONNECTIONS RATE SECONDS WARMUP_SECONDS MESSAGE"
+                        " [REQUEST_LOG]\n");
         return 2;
     }
+    const char *request_log = argc == 9 ? argv[8] : NULL;
     const char *host = argv[1];
     int port = atoi(argv[2]), n = atoi(argv[3]);
     double rate = atof(argv[4]), seconds = atof(argv[5]), warmup = atof(argv[6]);
@@ -104,7 +132,7 @@ int main(int argc, char **argv) {
 
     size_t cap = (size_t)(rate * seconds * 1.1) + 1024, ns_ = 0;
     int64_t *lat = malloc(cap * 8), *from_send = malloc(cap * 8), *lag = malloc(cap * 8);
-    int64_t *client_lag = malloc(cap * 8);
+    int64_t *client_lag = malloc(cap * 8), *due_at = malloc(cap * 8);
     uint64_t errors = 0, overflow = 0, late = 0, sent_total = 0, waited = 0;
     double interval = 1e9 / rate;
     struct rusage ru0, ru1;
@@ -150,6 +178,7 @@ int main(int argc, char **argv) {
             else if (k->due >= measured && ns_ < cap) {
                 lat[ns_] = done - k->due, from_send[ns_] = done - k->sent;
                 lag[ns_] = k->sent - k->due, client_lag[ns_] = k->sent - k->ready;
+                due_at[ns_] = k->due - start;
                 if (lag[ns_] > 1000000) late++;
                 if (k->ready > k->due) waited++;
                 ns_++;
@@ -170,6 +199,10 @@ int main(int argc, char **argv) {
                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
                  (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    if (request_log && write_request_log(request_log, start, ns_, due_at, lat, lag, client_lag)) {
+        fprintf(stderr, "olc: cannot write %s: %s\n", request_log, strerror(errno));
+        return 1;
+    }
     printf("{\"tool\":\"olc\",\"requests_ok\":%zu,\"requests_sent\":%llu,\"errors\":%llu,"
            "\"queue_overflows\":%llu,\"requests_started_late\":%llu,"
            "\"requests_waited_for_connection\":%llu,\"cpu_seconds\":%.3f,",

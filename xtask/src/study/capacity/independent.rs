@@ -20,7 +20,7 @@ use echo_core::Recipe;
 use serde::Deserialize;
 use server_process::{limit_descriptors, reap_within};
 
-use super::results::{IndependentCheck, IndependentOutcome, Latency};
+use super::results::{AwayFromSlowdowns, IndependentCheck, IndependentOutcome, Latency};
 use super::step::{Rig, cpu_list};
 use crate::catalogue::Variant;
 use crate::study::STOP_TIMEOUT;
@@ -107,7 +107,7 @@ impl OlcPercentiles {
 }
 
 impl OlcReport {
-    fn outcome(&self) -> IndependentOutcome {
+    fn outcome(&self, away_from_slowdowns: Option<AwayFromSlowdowns>) -> IndependentOutcome {
         IndependentOutcome::Measured {
             requests_ok: self.requests_ok,
             requests_sent: self.requests_sent,
@@ -116,6 +116,7 @@ impl OlcReport {
             schedule_lag_p99_ms: self.schedule_lag.p99_us / 1e3,
             client_lag_p99_ms: self.client_lag.as_ref().map(|lag| lag.p99_us / 1e3),
             cpu_seconds: self.cpu_seconds,
+            away_from_slowdowns,
         }
     }
 }
@@ -131,6 +132,8 @@ pub fn check(
     connections: u64,
     name: &str,
 ) -> IndependentCheck {
+    // Logged, as loadgen's steps are, to be judged away from the slowdowns too.
+    let request_log = rig.request_log(&format!("{name}.olc"));
     let args = |port: &str| -> Vec<String> {
         let mut args = vec!["-c".to_owned(), cpu_list(&rig.cpus.loadgen_cpus)];
         args.push(olc.display().to_string());
@@ -143,11 +146,15 @@ pub fn check(
         args.push(format!("{}", rig.window.as_secs_f64()));
         args.push(format!("{}", rig.warmup.as_secs_f64()));
         args.push(loadgen::config::DEFAULT_MESSAGE.to_owned());
+        args.extend(request_log.iter().map(|path| path.display().to_string()));
         args
     };
     let command = rig.settings.for_the_record(&quoted(&args("{port}")));
-    let outcome = match run(rig, variant, delay, &args, name) {
-        Ok(report) => report.outcome(),
+    let ran = run(rig, variant, delay, &args, name);
+    let away =
+        request_log.and_then(|path| rig.away_from_slowdowns(&path, &format!("{name}: olc's")));
+    let outcome = match ran {
+        Ok(report) => report.outcome(away),
         Err(reason) => IndependentOutcome::Failed { reason },
     };
     IndependentCheck {
@@ -239,7 +246,7 @@ mod tests {
             schedule_lag_p99_ms,
             client_lag_p99_ms,
             ..
-        } = report.outcome()
+        } = report.outcome(None)
         else {
             panic!("measured");
         };
@@ -256,7 +263,7 @@ mod tests {
             "schedule_lag":{"p50_us":1.0,"p90_us":1.0,"p99_us":1.0,"p99_9_us":1.0,"max_us":1.0}}"#;
         let report: OlcReport = serde_json::from_str(text).expect("olc's older format");
         assert!(matches!(
-            report.outcome(),
+            report.outcome(None),
             IndependentOutcome::Measured {
                 client_lag_p99_ms: None,
                 ..

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::connections::ConnectionRule;
 use super::search::SearchSettings;
-use super::slo::{Slo, Verdict};
+use super::slo::{JudgedOn, Slo, Verdict};
 use crate::export::latency_chart::{LatencyChart, Point, Series};
 use crate::measured::{Measured, field};
 use crate::results::{Environment, Faults, Kind, Model, Skipped};
@@ -244,6 +244,10 @@ pub enum IndependentOutcome {
         client_lag_p99_ms: Option<f64>,
         /// Its CPU time over the run.
         cpu_seconds: f64,
+        /// Its run judged again on the requests due away from the machine's slowdowns,
+        /// from its request log; absent without the speed probe and from older checks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away_from_slowdowns: Option<AwayFromSlowdowns>,
     },
     /// It could not run or said nothing readable.
     Failed {
@@ -427,8 +431,9 @@ pub struct LoadgenCost {
 }
 
 impl CapacitySummary {
-    /// The latency-against-throughput chart of this study: per server, its steps' p99
-    /// against their achieved rate, and the SLO's p99 limit.
+    /// The latency-against-throughput chart of this study: per server, its steps' p99 (as
+    /// the SLO judged it: away from the machine's slowdowns when it judged so) against their
+    /// achieved rate, and the SLO's p99 limit.
     pub fn latency_chart(&self) -> LatencyChart {
         let series = self
             .servers
@@ -441,7 +446,7 @@ impl CapacitySummary {
                     .filter(|s| s.step.requests_ok > 0)
                     .map(|s| Point {
                         achieved_requests_per_second: s.step.achieved_requests_per_second,
-                        p99_ms: s.step.latency.p99_ms,
+                        p99_ms: self.settings.slo.judged(&s.step).latency.p99_ms,
                         sustained: s.verdict == Verdict::Sustained,
                     })
                     .collect(),
@@ -450,9 +455,13 @@ impl CapacitySummary {
         let cpus = &self.settings.cpus.server_cpus;
         let cpus: Vec<String> = cpus.iter().map(ToString::to_string).collect();
         let cpu_word = if cpus.len() == 1 { "CPU" } else { "CPUs" };
+        let over = match self.settings.slo.judged_on {
+            JudgedOn::EveryRequest => "",
+            JudgedOn::AwayFromSlowdowns => " away from the machine's slowdowns",
+        };
         LatencyChart {
             caption: format!(
-                "p99 latency against achieved throughput ({} delay, servers on {cpu_word} {})",
+                "p99 latency{over} against achieved throughput ({} delay, servers on {cpu_word} {})",
                 self.settings.delay,
                 cpus.join(",")
             ),

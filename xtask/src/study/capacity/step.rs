@@ -11,16 +11,18 @@
 //! The report says so.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echo_core::Recipe;
-use loadgen::request_log::RequestLog;
+use loadgen::request_log::{Near, RequestLog};
 use loadgen::{FailureKind, Report};
 use server_process::SpeedProbe;
 
-use super::results::{CpuPlacement, Latency, LoadgenCost, MachineSpeed, ServerCost, Step};
+use super::results::{
+    AwayFromSlowdowns, CpuPlacement, Latency, LoadgenCost, MachineSpeed, ServerCost, Step,
+};
 use crate::catalogue::{Settings, Variant};
 use crate::measured::Measured;
 use crate::results::Faults;
@@ -60,8 +62,9 @@ pub struct Rig {
     /// when it is off or could not start.
     pub machine: Option<Arc<SpeedProbe>>,
     /// Whether loadgen logs every request (`--request-log`, in a temporary file) so that
-    /// the step is judged again away from the probe's slowdowns; only with the probe.
-    pub log_requests: bool,
+    /// the step is judged again away from the probe's slowdowns (only with the probe), and
+    /// how near a slowed moment puts a request out of that judgement.
+    pub away_from_slowdowns: Option<Near>,
 }
 
 /// What one step asks for.
@@ -172,9 +175,10 @@ impl Rig {
             let _ = counting.enable();
         }
         let json = self.runs_dir.join(format!("{name}.json"));
-        let request_log = (self.log_requests && self.machine.is_some()).then(|| {
-            std::env::temp_dir().join(format!("xtask-{name}-{}.requests", std::process::id()))
-        });
+        // Only an open loop has a schedule to log (loadgen's ceiling is a closed loop).
+        let request_log = load
+            .requests_per_second
+            .and_then(|_| self.request_log(name));
         let spec = LoadSpec {
             request_log: request_log.clone(),
             ..self.spec(&load)
@@ -185,23 +189,8 @@ impl Rig {
         let machine = self.machine.as_ref().and_then(|probe| {
             MachineSpeed::of(probe.over(&self.cpus.all(), started, Instant::now()))
         });
-        let away_from_slowdowns =
-            self.machine
-                .as_ref()
-                .zip(request_log)
-                .and_then(|(probe, path)| {
-                    let log = RequestLog::read(&path);
-                    let _ = std::fs::remove_file(&path);
-                    match log {
-                        Ok(log) => {
-                            Some(log.away_from_slowdowns(&probe.slowed_at(&self.cpus.all())))
-                        }
-                        Err(e) => {
-                            eprintln!("{name}: loadgen's request log {}: {e}", path.display());
-                            None
-                        }
-                    }
-                });
+        let away_from_slowdowns = request_log
+            .and_then(|path| self.away_from_slowdowns(&path, &format!("{name}: loadgen's")));
         let counts = counting.and_then(|counting| counting.stop());
         let peaks = sampler.stop();
         let tail = server.stderr_tail_text();
@@ -247,6 +236,32 @@ impl Rig {
             faults,
             server_cpu_seconds: usage.user_cpu_seconds + usage.system_cpu_seconds,
         })
+    }
+
+    /// Where the client of the run `name` logs its requests, when the rig judges runs away
+    /// from the machine's slowdowns: a file of this process in the temporary directory.
+    pub fn request_log(&self, name: &str) -> Option<PathBuf> {
+        self.machine
+            .as_ref()
+            .zip(self.away_from_slowdowns)
+            .map(|_| {
+                std::env::temp_dir().join(format!("xtask-{name}-{}.requests", std::process::id()))
+            })
+    }
+
+    /// The run logged at `path` judged away from the probe's slowdowns so far; the log is
+    /// removed. `None`, said on stderr with `whose` log it was, when it cannot be read.
+    pub fn away_from_slowdowns(&self, path: &Path, whose: &str) -> Option<AwayFromSlowdowns> {
+        let (probe, near) = self.machine.as_ref().zip(self.away_from_slowdowns)?;
+        let log = RequestLog::read(path);
+        let _ = std::fs::remove_file(path);
+        match log {
+            Ok(log) => Some(log.away_from_slowdowns(&probe.slowed_at(&self.cpus.all()), near)),
+            Err(e) => {
+                eprintln!("{whose} request log {}: {e}", path.display());
+                None
+            }
+        }
     }
 
     fn spec(&self, load: &Load) -> LoadSpec {
