@@ -99,6 +99,11 @@ fn a_tiny_capacity_study_judged_away_from_slowdowns_logs_every_run_and_judges_it
         panic!("olc's run judged away from slowdowns: {:?}", check.outcome);
     };
     assert_eq!(olc_away.requests_logged, requests_ok, "{olc_away:?}");
+    assert!(
+        check.command.ends_with(" {request-log}"),
+        "the record names no temporary file: {}",
+        check.command
+    );
 
     let text = fs::read_to_string(dir.join("README.md")).expect("a report");
     assert!(text.contains("## How steady the machine was"), "{text}");

@@ -654,8 +654,15 @@ fn search_with(
         match measure(load, confirmation, &name) {
             Ok(measured) => {
                 let verdict = plan.slo.judge(&measured.step);
+                let away = measured
+                    .step
+                    .away_from_slowdowns
+                    .and_then(|a| a.latency_p99_ms)
+                    .map_or_else(String::new, |p99| {
+                        format!(" ({p99:.1} ms away from slowdowns)")
+                    });
                 eprintln!(
-                    "{:.0} req/s, p99 {:.1} ms: {verdict}",
+                    "{:.0} req/s, p99 {:.1} ms{away}: {verdict}",
                     measured.step.achieved_requests_per_second, measured.step.latency.p99_ms
                 );
                 command = measured.server_command;

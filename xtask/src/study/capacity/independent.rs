@@ -149,7 +149,12 @@ pub fn check(
         args.extend(request_log.iter().map(|path| path.display().to_string()));
         args
     };
-    let command = rig.settings.for_the_record(&quoted(&args("{port}")));
+    let mut recorded = args("{port}");
+    // The log is a temporary file of this machine: the record names only its place.
+    if let (Some(_), Some(last)) = (&request_log, recorded.last_mut()) {
+        *last = "{request-log}".to_owned();
+    }
+    let command = rig.settings.for_the_record(&quoted(&recorded));
     let ran = run(rig, variant, delay, &args, name);
     let away =
         request_log.and_then(|path| rig.away_from_slowdowns(&path, &format!("{name}: olc's")));

@@ -455,13 +455,14 @@ impl CapacitySummary {
         let cpus = &self.settings.cpus.server_cpus;
         let cpus: Vec<String> = cpus.iter().map(ToString::to_string).collect();
         let cpu_word = if cpus.len() == 1 { "CPU" } else { "CPUs" };
-        let over = match self.settings.slo.judged_on {
-            JudgedOn::EveryRequest => "",
-            JudgedOn::AwayFromSlowdowns => " away from the machine's slowdowns",
+        // Short enough for the chart's title line.
+        let what = match self.settings.slo.judged_on {
+            JudgedOn::EveryRequest => "p99 latency against achieved throughput",
+            JudgedOn::AwayFromSlowdowns => "p99 away from slowdowns against throughput",
         };
         LatencyChart {
             caption: format!(
-                "p99 latency{over} against achieved throughput ({} delay, servers on {cpu_word} {})",
+                "{what} ({} delay, servers on {cpu_word} {})",
                 self.settings.delay,
                 cpus.join(",")
             ),
