@@ -63,9 +63,12 @@ pub enum JudgedOn {
     /// due time until the latency limit after it. On these virtual machines the CPUs run at
     /// a fifth of their speed for tens of milliseconds about every 2 s; in a window of
     /// seconds, over 1 % of the requests meet one, so a whole window's p99 is the latency
-    /// of the slowdowns rather than of the server (at 2000–56000 req/s, steps whose p99 was
-    /// 106–148 ms had 101–105 ms away from them). Failures and the achieved rate are still
-    /// judged over every request.
+    /// of the slowdowns rather than of the server (in `2026-12-02-capacity`, 34 of the 49
+    /// steps over 150 ms were within it away from them). Failures and the achieved rate are
+    /// still judged over every request. It is not the default: a server near CPU
+    /// saturation takes longer than 30 ms to catch up after a slowdown, so it passes steps
+    /// it would not pass on a steady machine (`2026-12-02-capacity-away`: the independent
+    /// client at 90 % of three such rates saw 175–1122 ms away from the slowdowns).
     AwayFromSlowdowns,
 }
 
