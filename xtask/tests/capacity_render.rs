@@ -757,3 +757,59 @@ fn an_independent_check_judged_away_from_the_slowdowns_is_held_to_its_p99_there(
         "{text}"
     );
 }
+
+#[test]
+fn a_client_that_kept_its_schedule_away_from_the_slowdowns_is_not_blamed_for_them() {
+    let mut summary = fixture();
+    summary.independent_client = Some(IndependentClient {
+        client: "olc".to_owned(),
+        share_of_max: 0.9,
+        not_checked: None,
+    });
+    let away = |client_lag_p99_ms: f64| AwayFromSlowdowns {
+        requests: 800,
+        requests_logged: 1_000,
+        requests_started_late: 0,
+        schedule_lag_p99_us: Some(client_lag_p99_ms * 1e3),
+        client_lag_p99_ms: Some(client_lag_p99_ms),
+        latency_p99_ms: Some(104.0),
+        latency_from_send_p99_ms: Some(103.9),
+        late_near_slowdowns: 40,
+        before_due_ms: 30.0,
+        after_due_ms: 110.0,
+    };
+    // olc 25 ms behind over every request, 0.2 ms away from the slowdowns: its check is
+    // conclusive, and its p99 of 131 ms over every request misses the 110 ms limit.
+    let mut check = olc_saw(1575.0, 131.0, 1575);
+    if let IndependentOutcome::Measured {
+        client_lag_p99_ms,
+        away_from_slowdowns,
+        ..
+    } = &mut check.outcome
+    {
+        *client_lag_p99_ms = Some(25.0);
+        *away_from_slowdowns = Some(away(0.2));
+    }
+    summary.servers[0].independent_check = Some(check);
+    // loadgen's headroom run the same: 13.7 ms behind over every request, 0.3 ms away.
+    let mut step = headroom_step(&summary);
+    step.loadgen.lag_p99_ms = Ok(13.7);
+    step.away_from_slowdowns = Some(away(0.3));
+    summary.loadgen_headroom = Some(headroom(step));
+    let text = capacity::readme(&summary);
+    let section = &text[text.find("## Independent check").expect("a section")..];
+    assert!(
+        section.contains("a check is *inconclusive* only when its own lag p99 over the requests due away from the machine's slowdowns"),
+        "{section}"
+    );
+    assert!(
+        line_of(section, "| mio |").ends_with("| 25.0 | **no** |"),
+        "{section}"
+    );
+    let line = line_of(&text, "- met: loadgen carries");
+    assert!(
+        line.contains("its lag p99 13.7 ms (limit 1.00 ms)")
+            && line.ends_with("; judged there, as a client is, on its own lag: p99 0.300 ms"),
+        "{line}"
+    );
+}

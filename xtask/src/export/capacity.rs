@@ -180,7 +180,21 @@ fn client_bound_rule(summary: &CapacitySummary) -> String {
         .iter()
         .flat_map(|s| &s.steps)
         .any(|s| s.step.loadgen.lag_is_clients_own);
-    if own {
+    let away = summary.servers.iter().flat_map(|s| &s.steps).any(|s| {
+        s.step
+            .away_from_slowdowns
+            .is_some_and(|a| a.client_lag_p99_ms.is_some())
+    });
+    if away {
+        format!(
+            "loadgen's own lag p99 over the requests due away from the machine's slowdowns \
+             was over {} ms (its client lag, which leaves out the time a request waited for a \
+             busy connection: that wait is the server's; and in a slowdown every process on \
+             the machine falls behind, so loadgen is blamed only for falling behind while the \
+             machine ran at full speed)",
+            num(slo.client_lag_p99_max_ms)
+        )
+    } else if own {
         format!(
             "loadgen's own lag p99 was over {} ms (its client lag, which leaves out the time \
              a request waited for a busy connection: that wait is the server's)",
@@ -346,7 +360,7 @@ fn independent_section(out: &mut String, summary: &CapacitySummary) {
         let _ = writeln!(out, "Not checked: {reason}.\n");
         return;
     }
-    let with_away = summary.servers.iter().any(|server| {
+    let logged = summary.servers.iter().any(|server| {
         server.independent_check.as_ref().is_some_and(|check| {
             matches!(
                 check.outcome,
@@ -357,6 +371,16 @@ fn independent_section(out: &mut String, summary: &CapacitySummary) {
             )
         })
     });
+    if logged {
+        let _ = writeln!(
+            out,
+            "It logged its requests, so a check is *inconclusive* only when its own lag p99 \
+             over the requests due away from the machine's slowdowns was over {} ms, as for \
+             loadgen; the lag column is over every request.\n",
+            num(s.slo.client_lag_p99_max_ms)
+        );
+    }
+    let with_away = logged;
     let (away_header, away_rule) = if with_away {
         (" p99 away ms (requests away) |", "---|")
     } else {

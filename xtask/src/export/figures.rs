@@ -11,7 +11,7 @@ use crate::study::capacity::results::{
     CapacitySummary, IndependentCheck, IndependentOutcome, JudgedStep, LoadgenHeadroom,
     ServerCapacity, Step,
 };
-use crate::study::capacity::slo::Verdict;
+use crate::study::capacity::slo::{Verdict, blamed_lag};
 
 /// The rows at `n` connections, in table order.
 pub fn rows_at(summary: &Summary, n: u64) -> Vec<&Row> {
@@ -200,13 +200,13 @@ pub fn independent_verdict(
         return None;
     };
     let slo = &summary.settings.slo;
-    let (p99_ms, client_lag_p99_ms) = match slo.away(*away_from_slowdowns) {
-        Some(away) => (away.p99_ms, away.client_lag_p99_ms),
-        None => (latency.p99_ms, *client_lag_p99_ms),
-    };
-    if let Some(lag) = client_lag_p99_ms.filter(|lag| *lag > slo.client_lag_p99_max_ms) {
+    let p99_ms = slo
+        .away(*away_from_slowdowns)
+        .map_or(latency.p99_ms, |away| away.p99_ms);
+    let lag = blamed_lag(*client_lag_p99_ms, away_from_slowdowns.as_ref());
+    if let Some(lag) = lag.filter(|lag| lag.p99_ms > slo.client_lag_p99_max_ms) {
         return Some(IndependentVerdict::Inconclusive {
-            client_lag_p99_ms: lag,
+            client_lag_p99_ms: lag.p99_ms,
         });
     }
     let due = check.requests_per_second * check.window_seconds;
@@ -221,16 +221,17 @@ pub fn independent_verdict(
 }
 
 /// Whether loadgen carried its headroom run: the SLO's share of the rate achieved, nothing
-/// failed, and its own lag (over the requests the SLO judges) within the limit past which a
-/// step is client-bound. `None` when the run measured nothing.
+/// failed, and its own lag (as a client is blamed: away from the machine's slowdowns when it
+/// logged its requests, see [`blamed_lag`]) within the limit past which a step is
+/// client-bound. `None` when the run measured nothing.
 pub fn headroom_carried(summary: &CapacitySummary, headroom: &LoadgenHeadroom) -> Option<bool> {
     let slo = &summary.settings.slo;
-    let step = &*slo.judged(headroom.step.as_ref()?);
-    let lag_ok = step
-        .loadgen
-        .lag_p99_ms
-        .as_ref()
-        .is_ok_and(|lag| *lag <= slo.client_lag_p99_max_ms);
+    let step = headroom.step.as_ref()?;
+    let lag = blamed_lag(
+        step.loadgen.lag_p99_ms.as_ref().ok().copied(),
+        step.away_from_slowdowns.as_ref(),
+    );
+    let lag_ok = lag.is_some_and(|lag| lag.p99_ms <= slo.client_lag_p99_max_ms);
     Some(
         lag_ok
             && step.requests_failed == 0

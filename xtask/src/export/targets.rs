@@ -15,6 +15,7 @@ use crate::results::{Params, Row, Summary};
 use crate::study::capacity::results::{
     Bound, CapacitySummary, IndependentOutcome, JudgedStep, LoadgenHeadroom, ServerCapacity,
 };
+use crate::study::capacity::slo::blamed_lag;
 use crate::study::scenarios::results::{Cell, Figures, ScenarioRun, ScenariosSummary};
 use crate::study::scenarios::scenario::{BLOCKING, CPU, HONEST, MIXED};
 
@@ -480,16 +481,16 @@ fn headroom_run_check(
             away.late_near_percent(),
         )
     });
-    let judged = summary
-        .settings
-        .slo
-        .away(step.away_from_slowdowns)
-        .and_then(|a| a.client_lag_p99_ms)
+    let blamed = blamed_lag(
+        step.loadgen.lag_p99_ms.as_ref().ok().copied(),
+        step.away_from_slowdowns.as_ref(),
+    );
+    let judged = blamed
+        .filter(|lag| lag.away_from_slowdowns)
         .map_or_else(String::new, |lag| {
             format!(
-                "; judged there, as the SLO judges (`--away-from-slowdowns`), on its own lag: p99 \
-                 {} ms",
-                num(lag)
+                "; judged there, as a client is, on its own lag: p99 {} ms",
+                num(lag.p99_ms)
             )
         });
     Check {
