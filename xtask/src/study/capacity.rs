@@ -135,12 +135,12 @@ pub struct CapacityArgs {
     /// of it ran on slowed CPUs.
     #[arg(long)]
     pub no_speed_probe: bool,
-    /// Judge each step's p99 and loadgen's lag only on the requests due away from the
-    /// machine's slowdowns, as the speed probe finds them: none slowed from 30 ms before a
-    /// request's due time to the p99 limit after it. Failures and the achieved rate are
-    /// still judged on every request, the whole window's figures are still reported, and
-    /// the report says on every page which judgement it used. The independent check is
-    /// judged the same way.
+    /// Judge each step's p99 only on the requests due away from the machine's slowdowns, as
+    /// the speed probe finds them: none slowed from 30 ms before a request's due time to the
+    /// p99 limit after it. Failures and the achieved rate are still judged on every request,
+    /// the whole window's figures are still reported, and the report says on every page
+    /// which judgement it used. The independent check is judged the same way. (A client's
+    /// own lag is judged away from the slowdowns in any case.)
     #[arg(long, conflicts_with = "no_speed_probe")]
     pub away_from_slowdowns: bool,
 }

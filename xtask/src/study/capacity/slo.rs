@@ -45,13 +45,13 @@ pub struct Slo {
     /// The server's CPU, as a fraction of the CPUs it may use, at or above this makes the
     /// first broken step's bound "server CPU" rather than "SLO".
     pub server_cpu_saturated_ratio: f64,
-    /// Over which requests the latency limit and loadgen's lag are judged; every request in
-    /// studies from before there was a choice.
+    /// Over which requests the latency limit is judged; every request in studies from before
+    /// there was a choice. (A client's own lag is judged by [`blamed_lag`] either way.)
     #[serde(default)]
     pub judged_on: JudgedOn,
 }
 
-/// Over which of a step's requests its p99 and loadgen's lag are taken.
+/// Over which of a step's requests its p99 is taken.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JudgedOn {
@@ -95,7 +95,9 @@ impl Slo {
 
     /// The figures of `step` this SLO judges: the step itself, or, judged away from the
     /// machine's slowdowns, the step with its p99 (from the due time and from the send) and
-    /// loadgen's own lag taken over the requests away from them (see [`Slo::away`]).
+    /// loadgen's own lag (which the test of a server that broke the SLO on its own subtracts
+    /// from the p99 from the send) taken over the requests away from them (see
+    /// [`Slo::away`]).
     pub fn judged<'a>(&self, step: &'a Step) -> Cow<'a, Step> {
         let Some(away) = self.away(step.away_from_slowdowns) else {
             return Cow::Borrowed(step);
