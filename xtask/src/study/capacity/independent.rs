@@ -134,7 +134,10 @@ pub fn check(
 ) -> IndependentCheck {
     // Logged, as loadgen's steps are, to be judged away from the slowdowns too.
     let request_log = rig.request_log(&format!("{name}.olc"));
-    let args = |port: &str| -> Vec<String> {
+    // The command line with the server's port and olc's request log as given: the record
+    // names them by their places (`{port}`, `{request-log}`), the log being a temporary
+    // file of this machine.
+    let args = |port: &str, log: Option<&str>| -> Vec<String> {
         let mut args = vec!["-c".to_owned(), cpu_list(&rig.cpus.loadgen_cpus)];
         args.push(olc.display().to_string());
         args.extend([
@@ -146,16 +149,19 @@ pub fn check(
         args.push(format!("{}", rig.window.as_secs_f64()));
         args.push(format!("{}", rig.warmup.as_secs_f64()));
         args.push(loadgen::config::DEFAULT_MESSAGE.to_owned());
-        args.extend(request_log.iter().map(|path| path.display().to_string()));
+        args.extend(log.map(str::to_owned));
         args
     };
-    let mut recorded = args("{port}");
-    // The log is a temporary file of this machine: the record names only its place.
-    if let (Some(_), Some(last)) = (&request_log, recorded.last_mut()) {
-        *last = "{request-log}".to_owned();
-    }
+    let recorded = args("{port}", request_log.as_ref().map(|_| "{request-log}"));
     let command = rig.settings.for_the_record(&quoted(&recorded));
-    let ran = run(rig, variant, delay, &args, name);
+    let log = request_log.as_ref().map(|path| path.display().to_string());
+    let ran = run(
+        rig,
+        variant,
+        delay,
+        &|port| args(port, log.as_deref()),
+        name,
+    );
     let away =
         request_log.and_then(|path| rig.away_from_slowdowns(&path, &format!("{name}: olc's")));
     let outcome = match ran {
