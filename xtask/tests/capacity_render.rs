@@ -474,6 +474,41 @@ fn the_user_space_share_is_judged_at_the_best_rows_published_rate() {
 }
 
 #[test]
+fn a_broken_step_measured_again_is_marked_so_and_the_settings_say_why() {
+    let mut summary = fixture();
+    let before = capacity::readme(&summary);
+    assert!(
+        !before.contains("(again)") && !before.contains("measured once more"),
+        "{before}"
+    );
+    summary.settings.search.broken_retries = 1;
+    let retried = 1;
+    summary.servers[0].steps[retried].again = true;
+    let text = capacity::readme(&summary);
+    assert!(
+        text.contains(
+            "The first step of each search that broke the SLO was measured once more (marked \
+             *again* under Every step) before the search took its rate as broken"
+        ),
+        "{text}"
+    );
+    let steps = &text[text.find("### mio").expect("mio's steps")..];
+    let rate = summary.servers[0].steps[retried]
+        .step
+        .target_requests_per_second;
+    assert!(
+        line_of(steps, &format!("| {} (again) |", retried + 1)).contains(&format!("| {rate:.0}")),
+        "{steps}"
+    );
+    summary.settings.search.broken_retries = 2;
+    assert!(
+        capacity::readme(&summary).contains(
+            "The first 2 steps of each search that broke the SLO were measured once more"
+        )
+    );
+}
+
+#[test]
 fn the_settings_say_how_deep_each_step_down_after_a_broken_confirmation_went() {
     let mut summary = fixture();
     summary.settings.confirm_window_seconds = Some(5.0);
@@ -698,6 +733,24 @@ fn steps_measured_away_from_the_slowdowns_show_their_p99_there_and_say_how_they_
             .starts_with("p99 away from slowdowns against throughput"),
         "{}",
         chart.caption
+    );
+
+    // A study judged away whose steps had no request away from the slowdowns says it
+    // judged them over every request.
+    for judged in &mut summary.servers[0].steps {
+        if let Some(away) = judged.step.away_from_slowdowns.as_mut() {
+            away.requests = 0;
+            away.latency_p99_ms = None;
+            away.latency_from_send_p99_ms = None;
+        }
+    }
+    let text = capacity::readme(&summary);
+    assert!(
+        line_of(&text, "A speed probe ran through the study").contains(
+            "No step had a request due away from the slowdowns (or a log to tell), so every \
+             step was judged over every request, `--away-from-slowdowns` notwithstanding."
+        ),
+        "{text}"
     );
 }
 

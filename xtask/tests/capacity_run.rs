@@ -110,10 +110,19 @@ fn a_tiny_capacity_study_judged_away_from_slowdowns_logs_every_run_and_judges_it
     assert!(text.contains("| CPUs slowed | verdict |"), "{text}");
     assert!(text.contains("away from the machine's slowdowns"), "{text}");
     assert!(text.contains("| p99 away ms (requests away) |"), "{text}");
-    assert!(
-        text.contains("The steps were judged on them (`--away-from-slowdowns`)"),
-        "{text}"
-    );
+    // How the steps were judged, as the probe let them be: on the requests away from the
+    // slowdowns where a step had some (a 1 s step on a slow moment of the machine may not).
+    let judged_away = mio.steps.iter().any(|j| {
+        j.step
+            .away_from_slowdowns
+            .is_some_and(|a| a.latency_p99_ms.is_some())
+    });
+    let judgement = if judged_away {
+        "The steps were judged on them (`--away-from-slowdowns`)"
+    } else {
+        "so every step was judged over every request, `--away-from-slowdowns` notwithstanding"
+    };
+    assert!(text.contains(judgement), "{text}");
     // No request log of this process is left behind.
     let ours = format!("-{}.requests", std::process::id());
     let left = fs::read_dir(std::env::temp_dir())

@@ -115,6 +115,9 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
         s.search.ceiling_requests_per_second,
         client_bound_rule(summary),
     );
+    if let Some(sentence) = broken_retries(&s.search) {
+        let _ = writeln!(out, "{sentence}\n");
+    }
     if let Some(window) = s.confirm_window_seconds {
         let _ = writeln!(
             out,
@@ -140,6 +143,23 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
         "loadgen's own ceiling on {}: {ceiling}.\n",
         cpu_text(&s.cpus.loadgen_cpus)
     );
+}
+
+/// What the search did with a broken step, when it measured some again; `None` for a
+/// study that took every break at its word (all studies made before the retry).
+fn broken_retries(search: &SearchSettings) -> Option<String> {
+    let which = match search.broken_retries {
+        0 => return None,
+        1 => "The first step of each search that broke the SLO was".to_owned(),
+        n => format!("The first {n} steps of each search that broke the SLO were"),
+    };
+    Some(format!(
+        "{which} measured once more (marked *again* under Every step) before the search took \
+         its rate as broken: one slowdown of the machine breaks a short step far below a \
+         server's limit, and a rate taken as broken caps the search for good, while a rate \
+         found too high is caught by the confirmations. Only the second verdict moved the \
+         search."
+    ))
 }
 
 /// What the search did after a broken confirmation, from its settings: how deep each step
@@ -667,6 +687,8 @@ fn steps(out: &mut String, summary: &CapacitySummary) {
                     i + 1,
                     num(judged.step.window_seconds)
                 )
+            } else if judged.again {
+                format!("{} (again)", i + 1)
             } else {
                 (i + 1).to_string()
             };
@@ -866,7 +888,8 @@ fn machine_section(out: &mut String, summary: &CapacitySummary) {
 }
 
 /// How the steps' p99 read over the requests due away from the slowdowns (the **p99 away**
-/// column), against their p99 over every request; `None` when no step has it.
+/// column), against their p99 over every request; `None` when no step has it, unless the
+/// study asked to judge on it: then that every step was judged over every request.
 fn away_text(summary: &CapacitySummary, steps: &[(&str, &JudgedStep)]) -> Option<String> {
     let away: Vec<(&Step, &AwayFromSlowdowns, f64)> = steps
         .iter()
@@ -875,7 +898,13 @@ fn away_text(summary: &CapacitySummary, steps: &[(&str, &JudgedStep)]) -> Option
             Some((&j.step, away, away.latency_p99_ms?))
         })
         .collect();
-    let (_, first, _) = away.first()?;
+    let Some((_, first, _)) = away.first() else {
+        return (summary.settings.slo.judged_on == JudgedOn::AwayFromSlowdowns).then(|| {
+            "No step had a request due away from the slowdowns (or a log to tell), so every \
+             step was judged over every request, `--away-from-slowdowns` notwithstanding."
+                .to_owned()
+        });
+    };
     let limit = summary.settings.slo.p99_max_ms();
     let over: Vec<f64> = away
         .iter()

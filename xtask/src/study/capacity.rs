@@ -96,6 +96,13 @@ pub struct CapacityArgs {
     /// unconfirmed.
     #[arg(long, default_value_t = 3)]
     pub confirmations: u32,
+    /// Broken steps per server measured once more before the search takes their rate as
+    /// broken (the first this many; confirmations aside). On a machine whose CPUs slow
+    /// down now and then, one slowdown breaks a short step far below a server's limit, and
+    /// a rate taken as broken caps the search for good, while a rate found too high is
+    /// caught by the confirmations. 0 takes every broken step at its word.
+    #[arg(long, default_value_t = 1)]
+    pub broken_retries: u32,
     /// Unmeasured time at the step's rate before its window.
     #[arg(long, default_value = "1s")]
     pub warmup: humantime::Duration,
@@ -214,6 +221,7 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
         floor_requests_per_second: (start / 10.0).max(1.0).min(start),
         ceiling_requests_per_second: ceiling,
         confirmations: args.confirmations,
+        broken_retries: args.broken_retries,
         ..SearchSettings::default()
     };
     search.validate()?;
@@ -621,12 +629,13 @@ fn search_with(
     let mut failure = None;
     let mut faults = Faults::default();
     let result = loop {
-        let (rate, confirmation) = match next {
+        let (rate, confirmation, again) = match next {
             Next::Done(result) => break Some(result),
             Next::Measure {
                 requests_per_second,
                 confirmation,
-            } => (requests_per_second, confirmation),
+                again,
+            } => (requests_per_second, confirmation, again),
         };
         let load = Load {
             requests_per_second: Some(rate),
@@ -641,6 +650,8 @@ fn search_with(
                 ),
                 "-confirm",
             )
+        } else if again {
+            (" (measured again)".to_owned(), "-again")
         } else {
             (String::new(), "")
         };
@@ -672,6 +683,7 @@ fn search_with(
                     step: measured.step,
                     verdict,
                     confirmation,
+                    again,
                 });
             }
             Err(StepError::Skipped(reason)) if steps.is_empty() => return Ok(Err(reason)),
@@ -889,6 +901,52 @@ mod tests {
         assert_eq!(server.bound, Bound::Slo);
     }
 
+    /// A server that holds up to 30000 req/s, whose first step at 4000 broke all the same
+    /// (as one slowdown of the machine breaks a short step far below a server's limit).
+    fn unlucky_at_4000(
+        plan: &Plan,
+    ) -> impl FnMut(Load, bool, &str) -> Result<Measurement, StepError> {
+        let mut holds = study::fake::falling_behind(30_000.0, 30_000.0, plan.confirm_window);
+        let mut unlucky = true;
+        move |load: Load, confirmation: bool, name: &str| {
+            let rate = load.requests_per_second;
+            let mut measured = holds(load, confirmation, name)?;
+            if rate == Some(4000.0) && std::mem::take(&mut unlucky) {
+                measured.step.latency.p99_ms = 300.0;
+            }
+            Ok(measured)
+        }
+    }
+
+    #[test]
+    fn a_step_broken_once_by_the_machine_is_measured_again_and_does_not_cap_the_study() {
+        let plan = plan_of(&[]);
+        assert_eq!(plan.search.broken_retries, 1, "the study's default");
+        let variant = catalogue::builtin("mio").expect("known");
+        let server = search_with(&plan, &Recipe::default(), &variant, unlucky_at_4000(&plan))
+            .expect("valid settings")
+            .expect("a row");
+        let at_4000: Vec<(bool, bool)> = server
+            .steps
+            .iter()
+            .filter(|s| s.step.target_requests_per_second == 4000.0)
+            .map(|s| (s.again, s.verdict == Verdict::Sustained))
+            .collect();
+        assert_eq!(at_4000, [(false, false), (true, true)]);
+        let max = server.max_sustainable_requests_per_second;
+        assert!(max > 28_000.0, "{max}");
+
+        let once = plan_of(&["--broken-retries", "0"]);
+        let taken = search_with(&once, &Recipe::default(), &variant, unlucky_at_4000(&once))
+            .expect("valid settings")
+            .expect("a row");
+        let max = taken.max_sustainable_requests_per_second;
+        assert!(
+            max < 4000.0,
+            "without the retry one unlucky step caps it: {max}"
+        );
+    }
+
     #[test]
     fn a_server_that_breaks_every_confirmation_publishes_no_rate() {
         let plan = plan_of(&[]);
@@ -987,6 +1045,7 @@ mod tests {
                 step: results::sample_step(rate),
                 verdict: Verdict::Sustained,
                 confirmation: false,
+                again: false,
             })
             .to_vec();
         let result = search::SearchResult {

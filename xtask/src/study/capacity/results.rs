@@ -267,6 +267,10 @@ pub struct JudgedStep {
     /// Whether it confirmed the rate a search found, over the confirmation window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub confirmation: bool,
+    /// Whether it measured the rate of the step before once more, after that one broke (or
+    /// loadgen fell behind in it) with a retry left: only this verdict moved the search.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
 }
 
 /// One step: one server at one target rate for one measured window.
@@ -543,6 +547,7 @@ mod tests {
                 verdict: slo.judge(&step),
                 step,
                 confirmation: false,
+                again: false,
             })
             .collect();
         CapacitySummary {

@@ -22,6 +22,12 @@
 //! higher. Reaching the ceiling or the floor also ends it, marked so;
 //! [`SearchSettings::max_steps`] bounds the number of steps on every path.
 //!
+//! A broken step may be measured once more the same way ([`SearchSettings::broken_retries`],
+//! none by default here, one in the study): a single slowdown of the machine breaks a short
+//! step far below a server's limit, and a rate taken as broken caps the search for good
+//! (nothing above it is tried again, and confirmations only step down), while a rate found
+//! too high is caught by the confirmations. Only the second verdict moves the search.
+//!
 //! 4. A short step can pass by luck, or before a server near saturation falls behind, so
 //!    the rate found is then **confirmed**: measured again over the longer confirmation
 //!    window ([`Next::Measure`] says which). A broken confirmation is a broken rate like
@@ -60,6 +66,12 @@ pub struct SearchSettings {
     /// How many client-bound steps are measured again before the search takes the rate as
     /// the client's ceiling and searches below it.
     pub client_bound_retries: u32,
+    /// How many broken steps (confirmations aside) are measured again before the search
+    /// takes their rate as broken: the first this many of each search. A retry that holds
+    /// counts as sustained, so one slowdown that broke a short step does not cap the search
+    /// below the server's limit. 0 (studies made before it) takes every break at its word.
+    #[serde(default)]
+    pub broken_retries: u32,
     /// How many confirmation steps (over the longer confirmation window) the search may
     /// measure: the rate found, then [`SearchSettings::confirmation_step`] lower after each
     /// broken one. 0 publishes the rate found unconfirmed, as studies made before
@@ -100,6 +112,7 @@ impl Default for SearchSettings {
             floor_requests_per_second: 10.0,
             ceiling_requests_per_second: 1_000_000.0,
             client_bound_retries: 0,
+            broken_retries: 0,
             confirmations: 0,
         }
     }
@@ -147,8 +160,9 @@ impl SearchSettings {
 
     /// The most steps a search with these settings measures, whatever the verdicts,
     /// confirmations included: the longest path of the search itself, walked over every
-    /// sequence of sustained and broken verdicts (a client-bound verdict moves the search
-    /// as a broken one does, so it adds no path of its own), plus the retries.
+    /// sequence of sustained and broken verdicts (broken retries included; a client-bound
+    /// verdict moves the search as a broken one does, so it adds no path of its own), plus
+    /// the client-bound retries.
     ///
     /// Exact rather than a sum of the walk's and the bisection's worst cases: a walk up to
     /// the ceiling ends without bisecting, and the last interval of a walk is a full factor
@@ -187,6 +201,10 @@ pub enum Next {
         /// the step's.
         #[serde(default)]
         confirmation: bool,
+        /// Whether it measures the rate of the step before once more, that step having
+        /// broken or been client-bound with a retry left.
+        #[serde(default)]
+        again: bool,
     },
     /// The search is over.
     Done(SearchResult),
@@ -251,6 +269,9 @@ pub struct Search {
     broken: Option<f64>,
     client_bound: Option<f64>,
     retries_left: u32,
+    broken_retries_left: u32,
+    /// The next step repeats the last one's rate, a retry.
+    again: bool,
     confirmations_left: u32,
     steps: u32,
     done: Option<SearchResult>,
@@ -271,6 +292,8 @@ impl Search {
             broken: None,
             client_bound: None,
             retries_left: settings.client_bound_retries,
+            broken_retries_left: settings.broken_retries,
+            again: false,
             confirmations_left: settings.confirmations,
             steps: 0,
             done: None,
@@ -286,6 +309,7 @@ impl Search {
             None => Next::Measure {
                 requests_per_second: self.current,
                 confirmation: matches!(self.phase, Phase::Confirm(_)),
+                again: self.again,
             },
         }
     }
@@ -297,14 +321,22 @@ impl Search {
             return self.next();
         }
         self.steps += 1;
+        self.again = false;
         let rate = self.current;
         if let Phase::Confirm(end) = self.phase {
             return self.on_confirmation(rate, end, verdict);
         }
         match verdict {
             Verdict::Sustained => self.on_sustained(rate),
+            Verdict::Broken { .. } if self.broken_retries_left > 0 => {
+                self.broken_retries_left -= 1;
+                self.again = true;
+            }
             Verdict::Broken { .. } => self.on_broken(rate),
-            Verdict::ClientBound { .. } if self.retries_left > 0 => self.retries_left -= 1,
+            Verdict::ClientBound { .. } if self.retries_left > 0 => {
+                self.retries_left -= 1;
+                self.again = true;
+            }
             Verdict::ClientBound { .. } => self.on_client_bound(rate),
         }
         self.next()
@@ -485,6 +517,7 @@ mod tests {
                 Next::Measure {
                     requests_per_second,
                     confirmation,
+                    ..
                 } => {
                     assert!(asked.len() < bound, "more than {bound} steps: {asked:?}");
                     let verdict = answer(requests_per_second, confirmation);
@@ -651,6 +684,88 @@ mod tests {
         assert_eq!(result.client_bound_requests_per_second, None);
     }
 
+    fn with_one_broken_retry() -> SearchSettings {
+        SearchSettings {
+            broken_retries: 1,
+            ..SearchSettings::default()
+        }
+    }
+
+    /// A server that holds up to `limit`, but breaks its first step at `unlucky` (as one
+    /// slowdown of the machine breaks a short step far below a server's limit).
+    fn unlucky_once(unlucky: f64, limit: f64) -> impl FnMut(f64) -> Verdict {
+        let mut first_try = true;
+        move |rate| {
+            if rate == unlucky && std::mem::take(&mut first_try) {
+                broken()
+            } else {
+                threshold(limit)(rate)
+            }
+        }
+    }
+
+    #[test]
+    fn a_broken_step_that_holds_when_measured_again_does_not_cap_the_search() {
+        let (result, asked) = run(with_one_broken_retry(), unlucky_once(2000.0, 5000.0));
+        assert_eq!(asked[1].0, 2000.0);
+        assert_eq!(asked[2].0, 2000.0, "measured again: {asked:?}");
+        assert_eq!(result.end, End::Converged);
+        let max = result.max_sustainable_requests_per_second;
+        assert!((4750.0..=5000.0).contains(&max), "{result:?}");
+
+        // Without the retry the one unlucky step is the server's limit.
+        let (taken, _) = run(SearchSettings::default(), unlucky_once(2000.0, 5000.0));
+        assert!(
+            taken.max_sustainable_requests_per_second < 2000.0,
+            "{taken:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_first_broken_steps_are_measured_again_and_a_second_break_is_taken() {
+        let (s, b) = (Verdict::Sustained, broken());
+        let script = [
+            s.clone(),
+            s.clone(),
+            b.clone(),
+            b.clone(),
+            s.clone(),
+            b,
+            s.clone(),
+            s,
+        ];
+        let (rates, result) = scripted(with_one_broken_retry(), &script);
+        assert_eq!(
+            rates,
+            [
+                1000.0, 2000.0, 4000.0, 4000.0, 3000.0, 3500.0, 3250.0, 3375.0
+            ]
+        );
+        assert_eq!(result.end, End::Converged);
+        assert_eq!(result.max_sustainable_requests_per_second, 3375.0);
+        assert_eq!(result.first_broken_requests_per_second, Some(3500.0));
+        assert_eq!(result.steps, 8);
+    }
+
+    #[test]
+    fn a_retry_is_marked_as_measuring_the_same_rate_again() {
+        let (mut search, first) = Search::new(with_one_broken_retry()).expect("valid");
+        let again = |next: &Next| matches!(next, Next::Measure { again: true, .. });
+        assert!(!again(&first));
+        let next = search.observe(&broken());
+        assert!(again(&next), "{next:?}");
+        assert!(
+            matches!(next, Next::Measure { requests_per_second, .. } if requests_per_second == 1000.0)
+        );
+        let next = search.observe(&Verdict::Sustained);
+        assert!(!again(&next), "{next:?}");
+        let next = search.observe(&broken());
+        assert!(!again(&next), "the one retry is spent: {next:?}");
+
+        let (mut search, _) = Search::new(with_one_retry()).expect("valid");
+        assert!(again(&search.observe(&client_bound())));
+    }
+
     #[test]
     fn a_client_that_cannot_even_carry_the_floor_ends_the_search_with_nothing_sustained() {
         let (result, _) = run(SearchSettings::default(), |_| client_bound());
@@ -811,6 +926,12 @@ mod tests {
             ..study
         };
         assert_eq!(confirmed.max_steps(), 13);
+        // A broken step measured again is one step more on the longest path.
+        let retried = SearchSettings {
+            broken_retries: 1,
+            ..study
+        };
+        assert_eq!(retried.max_steps(), 12);
         let (_, asked) = run(study, threshold(32_500.0));
         assert_eq!(asked.len(), 11, "{asked:?}");
     }
@@ -860,11 +981,11 @@ mod tests {
             0.01..0.5f64,
             0.0..1.0f64,
             1.0..1e4f64,
-            0..3u32,
-            0..4u32,
+            (0..3u32, 0..3u32, 0..4u32),
         )
             .prop_map(
-                |(start, factor, precision, floor_share, ceiling_ratio, retries, confirmations)| {
+                |(start, factor, precision, floor_share, ceiling_ratio, counts)| {
+                    let (retries, broken_retries, confirmations) = counts;
                     SearchSettings {
                         start_requests_per_second: start,
                         step_factor: factor,
@@ -872,6 +993,7 @@ mod tests {
                         floor_requests_per_second: (start * floor_share).max(1e-3),
                         ceiling_requests_per_second: start * ceiling_ratio,
                         client_bound_retries: retries,
+                        broken_retries,
                         confirmations,
                     }
                 },
