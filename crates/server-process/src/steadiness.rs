@@ -19,8 +19,12 @@
 //! machine's own scheduler gave the thread, so a preemption by another task of the machine
 //! is not taken for slowness, while a slowdown from outside is, because the machine cannot
 //! see it and counts the time as run. Keeping the faster of two runs drops one interrupt.
-//! A sample's speed is the fastest time seen on its CPU over its time; one below [`SLOW`] is
-//! a slowed sample. The work takes about 2 × 34 µs per period: 0.7 % of each CPU.
+//! A sample's speed is its CPU's full-speed time over its own; one below [`SLOW`] is a
+//! slowed sample. Full speed is the record's 1st percentile rather than its fastest sample,
+//! because the thread clock now and then reads no time at all for the work: in one capacity
+//! run a single such sample on CPU 0 made every later sample of that CPU look stopped
+//! (100 % slowed, the slowest at 0), and the study then judged nothing away from the
+//! slowdowns. The work takes about 2 × 34 µs per period: 0.7 % of each CPU.
 
 use std::hint::black_box;
 use std::io;
@@ -66,11 +70,11 @@ impl Steadiness {
         (self.samples > 0).then(|| self.slowed as f64 / self.samples as f64)
     }
 
-    /// Judges the samples of one CPU taken between `from` and `to` against the fastest of
-    /// all of `samples` (the CPU's whole record, so a stretch that ran slowed throughout is
-    /// still seen as slowed).
+    /// Judges the samples of one CPU taken between `from` and `to` against the full speed of
+    /// all of `samples` ([`full_speed_nanos`] of the CPU's whole record, so a stretch that ran
+    /// slowed throughout is still seen as slowed).
     pub fn of(samples: &[Sample], from: Instant, to: Instant) -> Steadiness {
-        let fastest = samples.iter().map(|s| s.nanos).min().unwrap_or(1);
+        let fastest = full_speed_nanos(samples).unwrap_or(1);
         let mut out = Steadiness {
             slowest: 1.0,
             ..Steadiness::default()
@@ -84,10 +88,10 @@ impl Steadiness {
         out
     }
 
-    /// When the slowed samples of `samples` were taken, judged against the fastest of them
-    /// all, in order.
+    /// When the slowed samples of `samples` were taken, judged against the full speed of
+    /// them all, in order.
     pub fn slowed_at(samples: &[Sample]) -> Vec<Instant> {
-        let Some(fastest) = samples.iter().map(|s| s.nanos).min() else {
+        let Some(fastest) = full_speed_nanos(samples) else {
             return Vec::new();
         };
         let mut at: Vec<Instant> = samples
@@ -108,6 +112,20 @@ impl Steadiness {
             slowest: self.slowest.min(other.slowest),
         }
     }
+}
+
+/// A CPU's time for the work at full speed: the 1st percentile of its record's times that
+/// read any time at all; `None` for a record with none. A low percentile rather than the
+/// minimum, so that one reading of the thread clock that missed the work (0 ns, or far
+/// below what the CPU can do) does not make every other sample look slowed; the CPU ran
+/// at full speed for far more than 1 % of any record seen here (over 90 %).
+pub fn full_speed_nanos(samples: &[Sample]) -> Option<u64> {
+    let mut nanos: Vec<u64> = samples.iter().map(|s| s.nanos).filter(|&n| n > 0).collect();
+    if nanos.is_empty() {
+        return None;
+    }
+    let at = nanos.len() / 100;
+    Some(*nanos.select_nth_unstable(at).1)
 }
 
 /// The probe's threads, one per CPU, running until [`SpeedProbe::stop`] or drop.
@@ -320,6 +338,28 @@ mod tests {
         assert_eq!((tail.samples, tail.slowed), (3, 1), "{tail:?}");
         let none = Steadiness::of(&record, t0 + PERIOD * 7, t0 + PERIOD * 9);
         assert_eq!((none.samples, none.slowed_fraction()), (0, None));
+    }
+
+    #[test]
+    fn a_clock_reading_that_missed_the_work_does_not_make_the_cpu_look_slowed() {
+        let t0 = Instant::now();
+        // 300 samples at full speed with a few slowed ones, and two readings of (almost) no
+        // time: 0 ns and 500 ns against a work of about 34 µs.
+        let mut nanos = vec![34_000; 300];
+        nanos[10] = 0;
+        nanos[20] = 500;
+        nanos[100] = 90_000;
+        nanos[101] = 120_000;
+        let record = samples(t0, &nanos);
+        assert_eq!(full_speed_nanos(&record), Some(34_000));
+        let all = Steadiness::of(&record, t0, t0 + PERIOD * 300);
+        assert_eq!((all.samples, all.slowed), (300, 2), "{all:?}");
+        assert!((all.slowest - 34.0 / 120.0).abs() < 1e-9, "{all:?}");
+        assert_eq!(
+            Steadiness::slowed_at(&record),
+            [t0 + PERIOD * 100, t0 + PERIOD * 101]
+        );
+        assert_eq!(full_speed_nanos(&samples(t0, &[0, 0])), None);
     }
 
     #[test]

@@ -130,9 +130,12 @@ pub struct CapacityArgs {
     pub label: String,
     #[command(flatten)]
     pub server_flags: study::ServerFlags,
-    /// loadgen's connect and reply timeout: a reply slower than this is a failed request.
-    #[arg(long, default_value = "10s")]
-    pub timeout: humantime::Duration,
+    /// loadgen's connect and reply timeout: a reply slower than this is a failed request
+    /// (a broken step). Short, because a step where a server leaves requests unanswered
+    /// lasts until they time out, chained: threaded-pool's steps took 40 s at 10 s, and
+    /// 8.5 s at 2 s, with the same failures [default: 10 × the SLO's p99 limit, at least 2s].
+    #[arg(long)]
+    pub timeout: Option<humantime::Duration>,
     /// Skip the independent check: an open-loop client of its own (olc, C, built with cc)
     /// at 90 % of each server's max sustainable rate, whose p99 is held against the SLO.
     #[arg(long)]
@@ -170,7 +173,13 @@ pub struct Plan {
     pub cpus: CpuPlacement,
     /// The measured window of a confirmation.
     pub confirm_window: Duration,
+    /// loadgen's connect and reply timeout: longer than the SLO's p99 limit.
+    pub timeout: Duration,
 }
+
+/// The shortest default reply timeout: far above the p99 limit at the default delay, and
+/// above a connect that needed one SYN retransmission (1 s).
+const MIN_DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Checks every flag against the machine and works out the SLO, the search and the
 /// connections, before anything runs.
@@ -201,6 +210,16 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
     if args.away_from_slowdowns {
         slo.judged_on = JudgedOn::AwayFromSlowdowns;
     }
+    let p99_limit = Duration::from_secs_f64(slo.p99_max_ms() / 1e3);
+    let timeout = match args.timeout {
+        Some(timeout) if *timeout <= p99_limit => bail!(
+            "--timeout {timeout}: want it above the SLO's p99 limit of {}, or replies the SLO \
+             allows fail",
+            echo_core::format_duration(p99_limit)
+        ),
+        Some(timeout) => *timeout,
+        None => (p99_limit * 10).max(MIN_DEFAULT_TIMEOUT),
+    };
     let connections = connections::plan(delay, args.connections, args.max_rate, limits)?;
     let carries = connections
         .carries_requests_per_second
@@ -232,6 +251,7 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
         ceiling_bound,
         cpus,
         confirm_window: *args.confirm_window,
+        timeout,
     })
 }
 
@@ -309,7 +329,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         cpus: plan.cpus.clone(),
         warmup: *args.warmup,
         window: *args.window,
-        timeout: *args.timeout,
+        timeout: plan.timeout,
         give_up_after: None,
         perf,
         runs_dir: out.join("runs"),
@@ -827,7 +847,7 @@ mod tests {
             cpus: plan_of(&[]).cpus,
             warmup: *a.warmup,
             window: *a.window,
-            timeout: *a.timeout,
+            timeout: plan_of(&[]).timeout,
             perf: Err(NotMeasured::new("not in tests")),
             runs_dir: dir.to_path_buf(),
             give_up_after: None,
@@ -1024,6 +1044,27 @@ mod tests {
             .to_string();
         assert!(
             message.contains("--connections 30000 does not fit"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_timeout_follows_the_slo_and_one_the_slo_would_break_is_refused() {
+        assert_eq!(plan_of(&[]).timeout, Duration::from_secs(2));
+        assert_eq!(
+            plan_of(&["--delay", "1s"]).timeout,
+            Duration::from_secs(15),
+            "10 × a 1.5 s p99 limit"
+        );
+        assert_eq!(
+            plan_of(&["--timeout", "500ms"]).timeout,
+            Duration::from_millis(500)
+        );
+        let message = plan(&args(&["--timeout", "150ms"]), 2, &limits(20_000))
+            .expect_err("the SLO allows 150 ms")
+            .to_string();
+        assert!(
+            message.starts_with("--timeout 150ms: want it above the SLO's p99 limit of 150ms"),
             "{message}"
         );
     }
