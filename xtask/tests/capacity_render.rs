@@ -101,7 +101,8 @@ fn the_targets_are_marked_met_or_missed_plainly() {
     let text = capacity::readme(&fixture());
     assert!(
         text.contains(
-            "- **MISSED**: mio's rate at least 6× the reference row's: no such row sustained a rate"
+            "- **MISSED**: mio's rate at least 6× the reference row's: python-asyncio published \
+             no rate (SLO: latency degraded)"
         ),
         "{text}"
     );
@@ -110,6 +111,31 @@ fn the_targets_are_marked_met_or_missed_plainly() {
     ), "{text}");
     assert!(text.contains("- met: no server's limit is a step where loadgen was the bottleneck"));
     assert!(text.contains("- **MISSED**: an independent open-loop client at 90 %"));
+}
+
+#[test]
+fn the_threads_ratio_is_against_the_strongest_threads_row_even_when_it_published_nothing() {
+    let mut summary = fixture();
+    // A weaker threads row that published a rate, and the strongest one (its search held
+    // 1000 req/s in a step) whose every confirmation broke.
+    let mut weak = summary.servers[1].clone();
+    weak.name = "threaded-pool".to_owned();
+    weak.max_sustainable_requests_per_second = 50.0;
+    weak.steps.retain(|j| j.verdict != Verdict::Sustained);
+    summary.servers.push(weak);
+    let threaded = &mut summary.servers[1];
+    threaded.steps[0].verdict = Verdict::Sustained;
+    threaded.max_sustainable_requests_per_second = 0.0;
+    threaded.bound = Bound::Unconfirmed;
+    let text = capacity::readme(&summary);
+    assert!(
+        text.contains(
+            "- **MISSED**: mio's rate at least 2× the strongest threads row's: threaded \
+             published no rate (unconfirmed: every confirmation broke)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("2× threaded-pool's"), "{text}");
 }
 
 #[test]

@@ -242,7 +242,7 @@ fn bound_text(bound: Bound) -> &'static str {
 
 /// What bound a server, as its table cell: why it stopped, or its bound, with the rate the
 /// client fell behind at when that is what stopped the search.
-fn bound_cell(server: &ServerCapacity) -> String {
+pub(super) fn bound_cell(server: &ServerCapacity) -> String {
     let max = server.max_sustainable_requests_per_second;
     let client_from = server
         .client_bound_from_requests_per_second

@@ -117,6 +117,29 @@ pub fn reference_capacity(summary: &CapacitySummary) -> Option<&ServerCapacity> 
     summary.servers.iter().find(|s| s.model == model)
 }
 
+/// The server of catalogue side `side` whose search held the highest rate in any step,
+/// confirmed or not (0 for a server that held none), whatever it published: the row a
+/// ratio against that side must beat. Picking among published rates alone would compare
+/// against a weaker row whenever the strongest one's confirmations all broke.
+pub fn strongest_of_side(
+    summary: &CapacitySummary,
+    side: catalogue::Side,
+) -> Option<&ServerCapacity> {
+    let held = |server: &ServerCapacity| {
+        server
+            .steps
+            .iter()
+            .filter(|j| j.verdict == Verdict::Sustained)
+            .map(|j| j.step.target_requests_per_second)
+            .fold(server.max_sustainable_requests_per_second, f64::max)
+    };
+    summary
+        .servers
+        .iter()
+        .filter(|s| catalogue::side_of(&s.model) == side)
+        .max_by(|a, b| held(a).total_cmp(&held(b)))
+}
+
 /// The best server whose catalogue side is `side`, if any sustained a rate.
 pub fn best_of_side(summary: &CapacitySummary, side: catalogue::Side) -> Option<&ServerCapacity> {
     by_capacity(summary)

@@ -190,8 +190,8 @@ fn memory_check(row: &Row) -> Option<Check> {
 pub struct CapacityThresholds {
     /// The best Rust row's max sustainable rate over the reference row's, at least.
     pub reference_capacity_ratio_min: f64,
-    /// The best Rust row's max sustainable rate over the best thread-per-connection row's,
-    /// at least.
+    /// The best Rust row's max sustainable rate over the strongest threads row's (the one
+    /// whose search held the highest rate: `threaded` in every run so far), at least.
     pub threads_capacity_ratio_min: f64,
     /// The best Rust row's user-space share of its CPU per request, at most.
     pub user_cpu_share_max: f64,
@@ -231,13 +231,19 @@ pub fn capacity_checks(summary: &CapacitySummary) -> Vec<Check> {
                 ),
             }
         }
-        _ => missing(&format!(
-            "{}'s rate at least {min}× {what}'s: no such row sustained a rate",
+        Some(other) => missing(&format!(
+            "{}'s rate at least {min}× {what}'s: {} published no rate ({})",
+            best.name,
+            other.name,
+            super::capacity::bound_cell(other)
+        )),
+        None => missing(&format!(
+            "{}'s rate at least {min}× {what}'s: no such row ran",
             best.name
         )),
     };
     let reference = figures::reference_capacity(summary);
-    let threads = figures::best_of_side(summary, Side::Rust { event_loop: false });
+    let threads = figures::strongest_of_side(summary, Side::Rust { event_loop: false });
     vec![
         ratio_check(
             reference,
@@ -246,7 +252,7 @@ pub fn capacity_checks(summary: &CapacitySummary) -> Vec<Check> {
         ),
         ratio_check(
             threads,
-            "the best thread-per-connection row",
+            "the strongest threads row",
             t.threads_capacity_ratio_min,
         ),
         user_share_check(summary, best),
