@@ -90,7 +90,7 @@ pub struct CapacityArgs {
     #[arg(long, default_value = "5s")]
     pub confirm_window: humantime::Duration,
     /// Confirmations per server at most: the rate found, then lower after each broken one,
-    /// by twice the precision first and twice as deep each time after (10 %, 21 %, 46 % at
+    /// by four times the precision first and twice as deep each time after (21 %, 46 % at
     /// 5 %); when all break, no rate is published (when loadgen fell behind in them, the rate
     /// found is, marked unconfirmed and client-bound). 0 publishes the rate found
     /// unconfirmed.
@@ -154,6 +154,10 @@ pub struct CapacityArgs {
     #[arg(long, conflicts_with = "no_speed_probe")]
     pub away_from_slowdowns: bool,
 }
+
+/// The study's first step down after a broken confirmation: 21 % at 5 % precision, then 46 %
+/// (see [`SearchSettings::confirmation_step`] for the runs that chose it).
+const FIRST_STEP_DOWN_DOUBLINGS: u32 = 1;
 
 /// loadgen's headroom run sends at this multiple of the best server's max (issue 10).
 pub const HEADROOM_MULTIPLE: f64 = 1.25;
@@ -241,6 +245,7 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
         ceiling_requests_per_second: ceiling,
         confirmations: args.confirmations,
         broken_retries: args.broken_retries,
+        first_step_down_doublings: FIRST_STEP_DOWN_DOUBLINGS,
         ..SearchSettings::default()
     };
     search.validate()?;
@@ -907,8 +912,11 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(confirmations, [(5000.0, false), (5000.0 / 1.1, true)]);
-        assert_eq!(server.max_sustainable_requests_per_second, 5000.0 / 1.1);
+        // The study's first step down is 21 %.
+        let step = plan.search.confirmation_step(1);
+        assert!((step - 1.21).abs() < 1e-12, "{step}");
+        assert_eq!(confirmations, [(5000.0, false), (5000.0 / step, true)]);
+        assert_eq!(server.max_sustainable_requests_per_second, 5000.0 / step);
         assert_eq!(server.first_broken_requests_per_second, Some(5000.0));
         assert_eq!(server.confirmed_over_seconds, Some(5.0));
         assert!(
@@ -1007,7 +1015,7 @@ mod tests {
         let lowest = server
             .client_bound_from_requests_per_second
             .expect("client-bound");
-        assert!((lowest - 5000.0 / 1.1 / 1.21).abs() < 1e-9, "{lowest}");
+        assert!((lowest - 5000.0 / 1.21 / 1.4641).abs() < 1e-9, "{lowest}");
     }
 
     #[test]
