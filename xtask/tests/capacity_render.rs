@@ -526,6 +526,17 @@ fn a_broken_step_measured_again_is_marked_so_and_the_settings_say_why() {
         line_of(steps, &format!("| {} (again) |", retried + 1)).contains(&format!("| {rate:.0}")),
         "{steps}"
     );
+    summary.settings.search.broken_retry_p99_within = Some(2.0);
+    assert!(
+        capacity::readme(&summary).contains(
+            "The first step of each search that broke the SLO, when one slowdown could explain \
+             the break (a p99 within 2.00× the limit, no failed request, the rate achieved), was \
+             measured once more"
+        ),
+        "{}",
+        capacity::readme(&summary)
+    );
+    summary.settings.search.broken_retry_p99_within = None;
     summary.settings.search.broken_retries = 2;
     assert!(
         capacity::readme(&summary).contains(

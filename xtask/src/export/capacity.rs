@@ -148,11 +148,27 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
 /// What the search did with a broken step, when it measured some again; `None` for a
 /// study that took every break at its word (all studies made before the retry).
 fn broken_retries(search: &SearchSettings) -> Option<String> {
-    let which = match search.broken_retries {
+    let (subject, verb) = match search.broken_retries {
         0 => return None,
-        1 => "The first step of each search that broke the SLO was".to_owned(),
-        n => format!("The first {n} steps of each search that broke the SLO were"),
+        1 => (
+            "The first step of each search that broke the SLO".to_owned(),
+            "was",
+        ),
+        n => (
+            format!("The first {n} steps of each search that broke the SLO"),
+            "were",
+        ),
     };
+    let when = search
+        .broken_retry_p99_within
+        .map_or_else(String::new, |within| {
+            format!(
+                ", when one slowdown could explain the break (a p99 within {}× the limit, no \
+                 failed request, the rate achieved),",
+                num(within)
+            )
+        });
+    let which = format!("{subject}{when} {verb}");
     Some(format!(
         "{which} measured once more (marked *again* under Every step) before the search took \
          its rate as broken: one slowdown of the machine breaks a short step far below a \

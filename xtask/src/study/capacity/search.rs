@@ -47,7 +47,7 @@
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
-use super::slo::Verdict;
+use super::slo::{Breach, Verdict};
 
 /// How the search walks; every field is a flag of `cargo xtask capacity`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,11 @@ pub struct SearchSettings {
     /// below the server's limit. 0 (studies made before it) takes every break at its word.
     #[serde(default)]
     pub broken_retries: u32,
+    /// Which broken steps are measured again: `Some(x)`, only those whose every breach is a
+    /// p99 within x times the limit ([`RETRY_P99_WITHIN`] in the study), the breaks one
+    /// slowdown could explain; `None`, any (the first studies with retries).
+    #[serde(default)]
+    pub broken_retry_p99_within: Option<f64>,
     /// How many confirmation steps (over the longer confirmation window) the search may
     /// measure: the rate found, then [`SearchSettings::confirmation_step`] lower after each
     /// broken one. 0 publishes the rate found unconfirmed, as studies made before
@@ -128,6 +133,7 @@ impl Default for SearchSettings {
             ceiling_requests_per_second: 1_000_000.0,
             client_bound_retries: 0,
             broken_retries: 0,
+            broken_retry_p99_within: None,
             confirmations: 0,
             first_step_down_doublings: 0,
         }
@@ -204,6 +210,23 @@ impl SearchSettings {
         }
         longest + self.client_bound_retries
     }
+}
+
+/// A broken step is measured again only when its p99 was within this many times the
+/// limit: the spurious breaks seen here (one slowdown of the machine in the window) had p99
+/// up to 265 ms against 150, while the steps over 300 ms broke again every time they were
+/// measured again (10 of 10 over two runs).
+pub const RETRY_P99_WITHIN: f64 = 2.0;
+
+/// Whether one slowdown of the machine could have broken a step so: every breach a p99
+/// within `within` times the limit. Failed requests (replies over the timeout, seconds
+/// long) or a rate not achieved are not a slowdown's doing, and a step far over the limit
+/// is past the knee.
+fn a_slowdown_could_explain(breaches: &[Breach], within: f64) -> bool {
+    breaches.iter().all(|breach| match breach {
+        Breach::Latency { p99_ms, p99_max_ms } => *p99_ms <= within * p99_max_ms,
+        Breach::Failures { .. } | Breach::Shortfall { .. } => false,
+    })
 }
 
 /// What the search wants next.
@@ -344,7 +367,13 @@ impl Search {
         }
         match verdict {
             Verdict::Sustained => self.on_sustained(rate),
-            Verdict::Broken { .. } if self.broken_retries_left > 0 => {
+            Verdict::Broken { breaches }
+                if self.broken_retries_left > 0
+                    && self
+                        .settings
+                        .broken_retry_p99_within
+                        .is_none_or(|within| a_slowdown_could_explain(breaches, within)) =>
+            {
                 self.broken_retries_left -= 1;
                 self.again = true;
             }
@@ -490,13 +519,23 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::study::capacity::slo::{Breach, ClientLimit};
+    use crate::study::capacity::slo::ClientLimit;
 
     fn broken() -> Verdict {
         Verdict::Broken {
             breaches: vec![Breach::Failures {
                 failed: 1,
                 max_failed: 0,
+            }],
+        }
+    }
+
+    /// Broken by a p99 over the limit that one slowdown could explain (200 against 150 ms).
+    fn slow() -> Verdict {
+        Verdict::Broken {
+            breaches: vec![Breach::Latency {
+                p99_ms: 200.0,
+                p99_max_ms: 150.0,
             }],
         }
     }
@@ -703,6 +742,7 @@ mod tests {
     fn with_one_broken_retry() -> SearchSettings {
         SearchSettings {
             broken_retries: 1,
+            broken_retry_p99_within: Some(RETRY_P99_WITHIN),
             ..SearchSettings::default()
         }
     }
@@ -713,7 +753,7 @@ mod tests {
         let mut first_try = true;
         move |rate| {
             if rate == unlucky && std::mem::take(&mut first_try) {
-                broken()
+                slow()
             } else {
                 threshold(limit)(rate)
             }
@@ -739,7 +779,7 @@ mod tests {
 
     #[test]
     fn only_the_first_broken_steps_are_measured_again_and_a_second_break_is_taken() {
-        let (s, b) = (Verdict::Sustained, broken());
+        let (s, b) = (Verdict::Sustained, slow());
         let script = [
             s.clone(),
             s.clone(),
@@ -764,18 +804,58 @@ mod tests {
     }
 
     #[test]
+    fn a_break_no_slowdown_explains_is_taken_at_its_word() {
+        let far_over = Verdict::Broken {
+            breaches: vec![Breach::Latency {
+                p99_ms: 301.0,
+                p99_max_ms: 150.0,
+            }],
+        };
+        for verdict in [far_over, broken()] {
+            let (mut search, _) = Search::new(with_one_broken_retry()).expect("valid");
+            let next = search.observe(&verdict);
+            assert!(
+                matches!(next, Next::Measure { requests_per_second, again: false, .. }
+                    if requests_per_second == 500.0),
+                "stepped down, not again: {next:?}"
+            );
+        }
+        let (mut search, _) = Search::new(with_one_broken_retry()).expect("valid");
+        let twice = Verdict::Broken {
+            breaches: vec![Breach::Latency {
+                p99_ms: 300.0,
+                p99_max_ms: 150.0,
+            }],
+        };
+        assert!(matches!(
+            search.observe(&twice),
+            Next::Measure { again: true, .. }
+        ));
+        // Without the condition (the first studies with retries) any break is measured again.
+        let any = SearchSettings {
+            broken_retry_p99_within: None,
+            ..with_one_broken_retry()
+        };
+        let (mut search, _) = Search::new(any).expect("valid");
+        assert!(matches!(
+            search.observe(&broken()),
+            Next::Measure { again: true, .. }
+        ));
+    }
+
+    #[test]
     fn a_retry_is_marked_as_measuring_the_same_rate_again() {
         let (mut search, first) = Search::new(with_one_broken_retry()).expect("valid");
         let again = |next: &Next| matches!(next, Next::Measure { again: true, .. });
         assert!(!again(&first));
-        let next = search.observe(&broken());
+        let next = search.observe(&slow());
         assert!(again(&next), "{next:?}");
         assert!(
             matches!(next, Next::Measure { requests_per_second, .. } if requests_per_second == 1000.0)
         );
         let next = search.observe(&Verdict::Sustained);
         assert!(!again(&next), "{next:?}");
-        let next = search.observe(&broken());
+        let next = search.observe(&slow());
         assert!(!again(&next), "the one retry is spent: {next:?}");
 
         let (mut search, _) = Search::new(with_one_retry()).expect("valid");
@@ -1019,6 +1099,7 @@ mod tests {
                         ceiling_requests_per_second: start * ceiling_ratio,
                         client_bound_retries: retries,
                         broken_retries,
+                        broken_retry_p99_within: (doublings == 1).then_some(RETRY_P99_WITHIN),
                         confirmations,
                         first_step_down_doublings: doublings,
                     }
@@ -1029,7 +1110,8 @@ mod tests {
     fn verdict() -> impl Strategy<Value = Verdict> {
         prop_oneof![
             3 => Just(Verdict::Sustained),
-            3 => Just(broken()),
+            2 => Just(broken()),
+            1 => Just(slow()),
             1 => Just(client_bound()),
         ]
     }
