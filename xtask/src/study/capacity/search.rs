@@ -23,7 +23,8 @@
 //! [`SearchSettings::max_steps`] bounds the number of steps on every path.
 //!
 //! A broken step may be measured once more the same way ([`SearchSettings::broken_retries`],
-//! none by default here, one in the study): a single slowdown of the machine breaks a short
+//! none by default here, one in the study, and there only a break one slowdown could explain:
+//! [`SearchSettings::broken_retry_p99_within`]): a single slowdown of the machine breaks a short
 //! step far below a server's limit, and a rate taken as broken caps the search for good
 //! (nothing above it is tried again, and confirmations only step down), while a rate found
 //! too high is caught by the confirmations. Only the second verdict moves the search.
@@ -67,7 +68,9 @@ pub struct SearchSettings {
     /// the client's ceiling and searches below it.
     pub client_bound_retries: u32,
     /// How many broken steps (confirmations aside) are measured again before the search
-    /// takes their rate as broken: the first this many of each search. A retry that holds
+    /// takes their rate as broken: the first this many of each search that
+    /// [`SearchSettings::broken_retry_p99_within`] lets be measured again (a break it does
+    /// not is taken at once and leaves the retry for a later one). A retry that holds
     /// counts as sustained, so one slowdown that broke a short step does not cap the search
     /// below the server's limit. 0 (studies made before it) takes every break at its word.
     #[serde(default)]
