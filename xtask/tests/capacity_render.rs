@@ -903,3 +903,27 @@ fn a_client_that_kept_its_schedule_away_from_the_slowdowns_is_not_blamed_for_the
         "{line}"
     );
 }
+
+#[test]
+fn a_study_whose_clients_ran_real_time_says_so_and_one_before_says_nothing() {
+    let mut summary = fixture();
+    let before = capacity::readme(&summary);
+    assert!(
+        !before.contains("SCHED_FIFO"),
+        "the fixture predates the choice"
+    );
+    summary.settings.cpus.clients_fifo_priority = Some(5);
+    let text = capacity::readme(&summary);
+    let line = line_of(&text, "Every server, multi-threaded ones included");
+    assert!(
+        line.contains(
+            "and loadgen to CPU 1, loadgen and the independent client under the real-time \
+             policy `SCHED_FIFO` at priority 5 (`chrt -f 5`)"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains("the servers ran under the default policy"),
+        "{line}"
+    );
+}

@@ -41,7 +41,9 @@ mod sampler;
 pub mod steadiness;
 
 pub use capture::{Capture, KEEP_BYTES};
-pub use launch::{Launch, Ready, free_port, limit_descriptors, pin_to_cpus};
+pub use launch::{
+    Launch, Ready, fifo_allowed, free_port, limit_descriptors, pin_to_cpus, run_fifo,
+};
 pub use listening::{ListeningLineError, parse_listening_line};
 pub use process::{EXIT_SKIPPED, Error, Exit, ServerProcess, exited_cleanly};
 pub use reap::{Usage, reap_within};

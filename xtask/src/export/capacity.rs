@@ -105,12 +105,13 @@ fn settings(out: &mut String, summary: &CapacitySummary) {
     let _ = writeln!(out, "Command: `{}`\n", s.command);
     let _ = writeln!(
         out,
-        "Every server, multi-threaded ones included, ran pinned to {} and loadgen to {}. \
+        "Every server, multi-threaded ones included, ran pinned to {} and loadgen to {}{}. \
          The search tried rates from {:.0} up to {:.0} req/s (the ceiling: what the connections that fit the open-file limits carry, or \
          `--max-rate`). A step is \
          client-bound, and never a server's limit, when {}.\n",
         cpu_text(&s.cpus.server_cpus),
         cpu_text(&s.cpus.loadgen_cpus),
+        realtime_clients(s.cpus.clients_fifo_priority),
         s.search.floor_requests_per_second,
         s.search.ceiling_requests_per_second,
         client_bound_rule(summary),
@@ -243,6 +244,18 @@ fn client_bound_rule(summary: &CapacitySummary) -> String {
             slo.client_cpu_max_ratio * 100.0
         )
     }
+}
+
+/// The clause saying loadgen and the independent client ran under `SCHED_FIFO`, and why;
+/// empty under the default policy (every study before there was a choice).
+fn realtime_clients(priority: Option<i32>) -> String {
+    priority.map_or_else(String::new, |priority| {
+        format!(
+            ", loadgen and the independent client under the real-time policy `SCHED_FIFO` \
+             at priority {priority} (`chrt -f {priority}`), so that no other process of the \
+             machine preempted them on their CPU (the servers ran under the default policy)"
+        )
+    })
 }
 
 fn bound_text(bound: Bound) -> &'static str {

@@ -41,6 +41,9 @@ pub struct LoadSpec {
     pub cpus: Option<String>,
     /// Open loop: where loadgen logs every answered request (`--request-log`).
     pub request_log: Option<PathBuf>,
+    /// Run loadgen under `SCHED_FIFO` at this priority
+    /// ([`server_process::run_fifo`]); `None` leaves the default policy.
+    pub fifo_priority: Option<i32>,
 }
 
 /// A load for a fixed time on persistent connections (each carries requests for the whole
@@ -183,7 +186,11 @@ fn run_to_end(
     program: &Path,
     args: &[String],
 ) -> Result<(Option<String>, Usage), String> {
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    if let Some(priority) = spec.fifo_priority {
+        server_process::run_fifo(&mut command, priority);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

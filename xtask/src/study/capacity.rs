@@ -137,6 +137,13 @@ pub struct CapacityArgs {
     /// 8.5 s at 2 s, with the same failures [default: 10 × the SLO's p99 limit, at least 2s].
     #[arg(long)]
     pub timeout: Option<humantime::Duration>,
+    /// Run loadgen and the independent client under the default scheduling policy instead
+    /// of `SCHED_FIFO` priority 5 (`chrt -f 5`). The real-time policy keeps other processes
+    /// of the machine from preempting the client on its CPU (here a tool backend outside
+    /// the project takes a CPU for about 20 ms every second or so); without the privilege
+    /// for it the study says so and runs them under the default policy.
+    #[arg(long)]
+    pub no_realtime_clients: bool,
     /// Skip the independent check: an open-loop client of its own (olc, C, built with cc)
     /// at 90 % of each server's max sustainable rate, whose p99 is held against the SLO.
     #[arg(long)]
@@ -181,6 +188,11 @@ pub struct Plan {
     /// loadgen's connect and reply timeout: longer than the SLO's p99 limit.
     pub timeout: Duration,
 }
+
+/// The `SCHED_FIFO` priority of the clients (`chrt -f 5`): any real-time priority keeps the
+/// default policy's processes off their CPU; a low one leaves the kernel's own real-time
+/// threads above them.
+const CLIENT_FIFO_PRIORITY: i32 = 5;
 
 /// The shortest default reply timeout: far above the p99 limit at the default delay, and
 /// above a connect that needed one SYN retransmission (1 s).
@@ -290,6 +302,7 @@ fn placement(args: &CapacityArgs, n_cpus: u32) -> anyhow::Result<CpuPlacement> {
     Ok(CpuPlacement {
         server_cpus: args.server_cpus.clone(),
         loadgen_cpus: args.loadgen_cpus.clone(),
+        clients_fifo_priority: None,
     })
 }
 
@@ -330,10 +343,17 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         &environment.date_utc,
         &args.label,
     )?;
+    let mut cpus = plan.cpus.clone();
+    if !args.no_realtime_clients {
+        match server_process::fifo_allowed(CLIENT_FIFO_PRIORITY) {
+            Ok(()) => cpus.clients_fifo_priority = Some(CLIENT_FIFO_PRIORITY),
+            Err(e) => eprintln!("loadgen and olc run under the default policy: {e}"),
+        }
+    }
     let mut rig = Rig {
         settings,
         loadgen,
-        cpus: plan.cpus.clone(),
+        cpus,
         warmup: *args.warmup,
         window: *args.window,
         timeout: plan.timeout,

@@ -180,6 +180,7 @@ fn bench(
             timed: None,
             cpus: None,
             request_log: None,
+            fifo_priority: None,
         },
         runs_dir: out.join("runs"),
     })
@@ -429,6 +430,7 @@ mod tests {
                 timed: None,
                 cpus: None,
                 request_log: None,
+                fifo_priority: None,
             },
             runs_dir: dir.clone(),
         };

@@ -287,6 +287,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<()> {
         cpus: CpuPlacement {
             server_cpus: cpus.clone(),
             loadgen_cpus: cpus.clone(),
+            clients_fifo_priority: None,
         },
         warmup: *args.warmup,
         window: *args.window,

@@ -473,6 +473,7 @@ impl Rig {
             }),
             cpus: None,
             request_log: None,
+            fifo_priority: None,
         }
     }
 

@@ -212,6 +212,9 @@ fn run(
     // olc keeps the soft open-file limit it is given, and the plan checked the connections
     // against the hard one: give it that, as loadgen and the servers take it themselves.
     limit_descriptors(&mut command, super::connections::hard_open_files_limit());
+    if let Some(priority) = rig.cpus.clients_fifo_priority {
+        server_process::run_fifo(&mut command, priority);
+    }
     let child = command.spawn();
     let reaped = child
         .map_err(|e| format!("cannot start olc: {e}"))

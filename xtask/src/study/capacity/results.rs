@@ -98,6 +98,12 @@ pub struct CpuPlacement {
     pub server_cpus: Vec<u32>,
     /// CPU numbers loadgen ran on, disjoint from the servers'.
     pub loadgen_cpus: Vec<u32>,
+    /// The `SCHED_FIFO` priority loadgen and the independent client ran at, so that no
+    /// other process of the machine preempts them on their CPUs
+    /// ([`server_process::run_fifo`]); `None`: the default policy (every study before
+    /// there was a choice, `--no-realtime-clients`, or a machine that refused it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients_fifo_priority: Option<i32>,
 }
 
 impl CpuPlacement {
@@ -578,6 +584,7 @@ mod tests {
                 cpus: CpuPlacement {
                     server_cpus: vec![0],
                     loadgen_cpus: vec![1],
+                    clients_fifo_priority: None,
                 },
                 command: "cargo xtask capacity".to_owned(),
             },

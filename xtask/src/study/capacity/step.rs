@@ -279,6 +279,7 @@ impl Rig {
             }),
             cpus: Some(cpu_list(&self.cpus.loadgen_cpus)),
             request_log: None,
+            fifo_priority: self.cpus.clients_fifo_priority,
         }
     }
 }
