@@ -101,7 +101,7 @@ pub struct CpuPlacement {
     /// The `SCHED_FIFO` priority loadgen and the independent client ran at, so that no
     /// other process of the machine preempts them on their CPUs
     /// ([`server_process::run_fifo`]); `None`: the default policy (every study before
-    /// there was a choice, `--no-realtime-clients`, or a machine that refused it).
+    /// there was a choice, a study without `--realtime-clients`, or a machine that refused it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients_fifo_priority: Option<i32>,
 }
