@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::builder::PossibleValuesParser;
 use echo_core::{DelayKind, DelayModel, Recipe};
 use loadgen::request_log::Near;
@@ -143,7 +143,9 @@ pub struct CapacityArgs {
     /// second or so). Not the default: the speed probe misreads a CPU it shares with a
     /// real-time client (in one default study so run, 23.8 % of CPU 1's samples read as
     /// slowed, the slowest at 0 %, against 0.0 % without it), so the steps' figures away
-    /// from the slowdowns would stand on a wrong probe.
+    /// from the slowdowns would stand on a wrong probe. So with it the probe does not run
+    /// (and `--away-from-slowdowns` is refused); a machine that does not allow the policy
+    /// stops the study before anything runs.
     #[arg(long)]
     pub realtime_clients: bool,
     /// Skip the independent check: an open-loop client of its own (olc, C, built with cc)
@@ -227,6 +229,13 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
     let mut slo = Slo::for_delay(delay);
     slo.p99_max_over_delay = args.slo_p99;
     if args.away_from_slowdowns {
+        if args.realtime_clients {
+            bail!(
+                "--away-from-slowdowns with --realtime-clients: the speed probe that finds the \
+                 slowdowns misreads a CPU it shares with a real-time client, so the study \
+                 runs no probe with real-time clients"
+            );
+        }
         slo.judged_on = JudgedOn::AwayFromSlowdowns;
     }
     let p99_limit = Duration::from_secs_f64(slo.p99_max_ms() / 1e3);
@@ -347,10 +356,9 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
     )?;
     let mut cpus = plan.cpus.clone();
     if args.realtime_clients {
-        match server_process::fifo_allowed(CLIENT_FIFO_PRIORITY) {
-            Ok(()) => cpus.clients_fifo_priority = Some(CLIENT_FIFO_PRIORITY),
-            Err(e) => eprintln!("loadgen and olc run under the default policy: {e}"),
-        }
+        server_process::fifo_allowed(CLIENT_FIFO_PRIORITY)
+            .context("--realtime-clients (without it, loadgen runs under the default policy)")?;
+        cpus.clients_fifo_priority = Some(CLIENT_FIFO_PRIORITY);
     }
     let mut rig = Rig {
         settings,
@@ -453,6 +461,12 @@ fn start_speed_probe(
     cpus: &CpuPlacement,
 ) -> anyhow::Result<Option<Arc<SpeedProbe>>> {
     if args.no_speed_probe {
+        return Ok(None);
+    }
+    if args.realtime_clients {
+        // Beside a real-time client the probe read 23.8 % of its CPU's samples as slowed,
+        // the slowest at 0 %, on a machine where it read 0.0 % without one.
+        eprintln!("speed probe: not run: it misreads a CPU it shares with a real-time client");
         return Ok(None);
     }
     match SpeedProbe::start(&cpus.all()) {
@@ -1053,6 +1067,26 @@ mod tests {
 
     fn plan_of(line: &[&str]) -> Plan {
         plan(&args(line), 2, &limits(20_000)).expect("valid")
+    }
+
+    #[test]
+    fn real_time_clients_leave_no_probe_to_judge_away_from_the_slowdowns_by() {
+        let message = plan(
+            &args(&["--realtime-clients", "--away-from-slowdowns"]),
+            2,
+            &limits(20_000),
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            message.starts_with("--away-from-slowdowns with --realtime-clients:"),
+            "{message}"
+        );
+        let plan = plan(&args(&["--realtime-clients"]), 2, &limits(20_000)).expect("valid alone");
+        assert_eq!(plan.slo.judged_on, JudgedOn::EveryRequest);
+        let probe = start_speed_probe(&args(&["--realtime-clients"]), &plan.cpus)
+            .expect("no probe is no error");
+        assert!(probe.is_none(), "the probe would misread CPU 1");
     }
 
     #[test]
