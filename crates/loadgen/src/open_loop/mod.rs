@@ -188,6 +188,8 @@ struct EventLoop<'a> {
     stamped: bool,
     /// Connections with a deadline running (connecting or busy).
     active: u64,
+    /// Connections whose connect is under way.
+    connecting: u64,
     /// Workers not yet done: each has a connection, or is about to open one.
     workers: u64,
     /// Workers whose connection failed before the schedule; they reconnect when it begins.
@@ -232,6 +234,7 @@ impl<'a> EventLoop<'a> {
             drained: true,
             stamped: false,
             active: 0,
+            connecting: 0,
             workers: 0,
             vacant: 0,
             scheduling: false,
@@ -282,7 +285,12 @@ impl<'a> EventLoop<'a> {
     /// One wait and one chunk of events: their IO, one clock reading, their judgement,
     /// then every request due, then the timeouts.
     fn turn(&mut self) -> io::Result<()> {
-        let timeout = if self.snoozes() {
+        let timeout = if self.gathers() {
+            let now = Instant::now();
+            self.timer.arm(now + SNOOZE, now)?;
+            self.timer.wait()?;
+            Some(Duration::ZERO)
+        } else if self.snoozes() {
             self.timer.wait()?;
             Some(Duration::ZERO)
         } else {
@@ -355,6 +363,20 @@ impl<'a> EventLoop<'a> {
                 .timer
                 .armed()
                 .is_some_and(|at| at.saturating_duration_since(Instant::now()) <= SNOOZE)
+    }
+
+    /// Whether the next wait sleeps a [`SNOOZE`] on the timer, gathering replies, though no
+    /// request is due: no connect is under way (its time is read when its event is handled),
+    /// no event is left over from the last poll, and either the schedule has not begun (the
+    /// replies are the unmeasured primes) or it is over and replies carry the kernel's
+    /// arrival stamp (the last replies, whose latency does not depend on when they are
+    /// read). Waking for each reply there cost a context switch per few replies: priming
+    /// 10000 connections against server-mio at 100 ms took about 3200 wake-ups in 150 ms,
+    /// more than 0.1 s of the client's CPU.
+    fn gathers(&self) -> bool {
+        self.connecting == 0
+            && self.drained
+            && (!self.scheduling || (self.finished && self.stamped))
     }
 
     /// Acts on what a connection's IO of this chunk brought, `now` being the time read
@@ -601,6 +623,7 @@ impl<'a> EventLoop<'a> {
         connection.ticket = self.deadlines.push(began + self.expect.timeout, key);
         self.connections.insert(connection);
         self.active += 1;
+        self.connecting += 1;
         Ok(())
     }
 
@@ -651,11 +674,17 @@ impl<'a> EventLoop<'a> {
         if connection.timed() {
             self.active -= 1;
         }
+        if matches!(connection.state, State::Connecting { .. }) {
+            self.connecting -= 1;
+        }
     }
 
     fn set_state(&mut self, key: usize, state: State) {
         let connection = &mut self.connections[key];
         let was_timed = connection.timed();
+        if matches!(connection.state, State::Connecting { .. }) {
+            self.connecting -= 1;
+        }
         connection.state = state;
         match (was_timed, connection.timed()) {
             (false, true) => self.active += 1,
