@@ -11,7 +11,7 @@ use xtask::report;
 use xtask::results::Faults;
 use xtask::study::capacity::results::{
     AwayFromSlowdowns, Bound, CapacitySummary, IndependentCheck, IndependentClient,
-    IndependentOutcome, Latency, LoadgenHeadroom, MachineSpeed, Step, StudyMachine,
+    IndependentOutcome, Latency, LoadgenHeadroom, MachineSpeed, StallChecks, Step, StudyMachine,
 };
 use xtask::study::capacity::slo::{JudgedOn, Verdict};
 
@@ -580,6 +580,7 @@ fn a_study_with_the_speed_probe_says_how_often_the_cpus_ran_slowed_and_in_which_
         loadgen_cpus: speed(60_000, 0.058, 0.18),
         period_seconds: 0.01,
         slowed_below: 0.5,
+        stall_checks: None,
     });
     for (i, judged) in summary.servers[0].steps.iter_mut().enumerate() {
         judged.step.machine = Some(speed(1_000, if i == 1 { 0.125 } else { 0.0 }, 0.3));
@@ -592,6 +593,31 @@ fn a_study_with_the_speed_probe_says_how_often_the_cpus_ran_slowed_and_in_which_
              samples over the study (the slowest at 16 %), loadgen's CPU 1 in 5.8 % of 60000"
         ),
         "{section}"
+    );
+    assert!(
+        !section.contains("stall"),
+        "a default-policy probe: {section}"
+    );
+    // A real-time probe also looked for stalls, and the page says how.
+    let mut checked = summary.clone();
+    if let Some(machine) = checked.machine.as_mut() {
+        machine.stall_checks = Some(StallChecks {
+            every_ms: 2.0,
+            late_ms: 1.0,
+        });
+    }
+    let checked_text = capacity::readme(&checked);
+    let checked_section = line_of(&checked_text, "A speed probe ran through the study");
+    assert!(
+        checked_section.contains(
+            "also woke every 2.00 ms between its samples: a wake-up more than 1.00 ms late counted \
+             its next sample as slowed"
+        ),
+        "{checked_section}"
+    );
+    assert!(
+        checked_section.contains("ran below 50 % of their fastest or followed a stall in 6.1 %"),
+        "{checked_section}"
     );
     let steps = summary.servers[0].steps.len();
     let probed = format!("1 of the {steps} probed steps ran partly slowed");
@@ -681,6 +707,7 @@ fn steps_measured_away_from_the_slowdowns_show_their_p99_there_and_say_how_they_
         },
         period_seconds: 0.01,
         slowed_below: 0.5,
+        stall_checks: None,
     });
     // mio's steps at 108, 138, 107 and 108 ms over every request (the limit is 110 ms): at
     // 101 ms away from the slowdowns, its one broken step was within the limit there.

@@ -2,7 +2,7 @@
 //! from 100 req/s up to a ceiling of 200, one-second windows. What it checks is the wiring
 //! that only a real run has: the speed probe's verdict on the study and on every step, every
 //! step's and the independent client's requests logged and judged again away from the
-//! machine's slowdowns, and loadgen's headroom run judged so too.
+//! machine's slowdowns, loadgen's headroom run judged so too, and the clients' policy.
 
 use std::fs;
 use std::path::Path;
@@ -85,6 +85,13 @@ fn a_tiny_capacity_study_judged_away_from_slowdowns_logs_every_run_and_judges_it
     assert!(away.requests <= away.requests_logged, "{away:?}");
 
     assert_eq!(summary.settings.slo.judged_on, JudgedOn::AwayFromSlowdowns);
+    // The clients ran real-time where the machine allows it, and the summary says which.
+    let allowed = server_process::fifo_allowed(5).is_ok();
+    assert_eq!(
+        summary.settings.cpus.clients_fifo_priority,
+        allowed.then_some(5),
+        "the clients' policy as the study recorded it"
+    );
     // olc, the independent client, logged its requests too.
     let check = mio
         .independent_check
@@ -107,6 +114,11 @@ fn a_tiny_capacity_study_judged_away_from_slowdowns_logs_every_run_and_judges_it
 
     let text = fs::read_to_string(dir.join("README.md")).expect("a report");
     assert!(text.contains("## How steady the machine was"), "{text}");
+    assert_eq!(
+        text.contains("`SCHED_FIFO` at priority 5"),
+        allowed,
+        "{text}"
+    );
     assert!(text.contains("| CPUs slowed | verdict |"), "{text}");
     assert!(text.contains("away from the machine's slowdowns"), "{text}");
     assert!(text.contains("| p99 away ms (requests away) |"), "{text}");

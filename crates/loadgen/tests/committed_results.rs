@@ -117,6 +117,7 @@ fn loadgen_is_held_to_olc_s_p99_only_where_olc_kept_its_schedule() {
     // olc on schedule, 50 ms apart: loadgen missed the p99 target.
     for row in results.rows.iter_mut().filter(|row| same_cell(row)) {
         row.away_from_slowdowns = None;
+        row.schedule_cpu = None;
         row.requests_started_late = 0;
         row.client_lag_p99_us = Some(100.0);
         row.schedule_lag_p99_us = Some(100.0);
@@ -236,4 +237,59 @@ fn loadgen_rows_are_judged_again_away_from_the_machines_slowdowns() {
     );
     let header = fidelity_header(&page);
     assert_eq!(columns(&line), columns(header), "{line}");
+}
+
+#[test]
+fn loadgen_is_held_to_the_cpu_of_before_issue_15_over_the_schedule_alone() {
+    let json = committed("loadgen-fidelity.json");
+    let mut results: fidelity::FidelityResults = serde_json::from_str(&json).expect("results");
+    let first = results.rows.first().expect("a row");
+    let (connections, rate) = (first.n_connections, first.rate_requests_per_second);
+    let cpu_of = |client: &str, seconds: f64| {
+        (client != "olc").then_some(fidelity::ScheduleCpu {
+            cpu_seconds: match client {
+                "loadgen" => seconds,
+                _ => 1.0,
+            },
+            seconds: 5.0,
+        })
+    };
+    // Every other target met, so that the CPU alone decides.
+    let settle =
+        |results: &mut fidelity::FidelityResults, ours: f64| {
+            for row in results.rows.iter_mut().filter(|row| {
+                row.n_connections == connections && row.rate_requests_per_second == rate
+            }) {
+                row.away_from_slowdowns = None;
+                row.requests_started_late = 0;
+                row.client_lag_p99_us = Some(100.0);
+                row.schedule_lag_p99_us = Some(100.0);
+                row.latency_p99_us = 100_000.0;
+                row.schedule_cpu = cpu_of(&row.client, ours);
+            }
+        };
+    settle(&mut results, 1.2);
+    let line = loadgen_line(&results, connections, rate);
+    assert!(line.ends_with("| missed: cpu |"), "{line}");
+    settle(&mut results, 0.9);
+    let line = loadgen_line(&results, connections, rate);
+    assert!(line.ends_with("| met |"), "{line}");
+    // No schedule-alone CPU for loadgen-before: nothing to hold it to.
+    for row in results
+        .rows
+        .iter_mut()
+        .filter(|row| row.client == "loadgen-before")
+    {
+        row.schedule_cpu = None;
+    }
+    settle(&mut results, 1.2);
+    for row in results
+        .rows
+        .iter_mut()
+        .filter(|row| row.client == "loadgen-before")
+    {
+        row.schedule_cpu = None;
+    }
+    let line = loadgen_line(&results, connections, rate);
+    assert!(line.ends_with("| met |"), "{line}");
 }

@@ -9,7 +9,9 @@
 //! It prints, per CPU, the share of samples below half the CPU's fastest and the slowest
 //! one, and the episodes of consecutive slowed samples (how many, how long); then how often
 //! the CPUs were slowed at the same moment. Run it on an idle machine: it is the measurement
-//! behind the "Why" of `server_process::steadiness`.
+//! behind the "Why" of `server_process::steadiness`. `--real-time PRIORITY` runs the probe
+//! under `SCHED_FIFO` at that priority (`SpeedProbe::start_real_time`), to see what it reads
+//! beside a real-time client.
 
 use std::time::{Duration, Instant};
 
@@ -18,8 +20,12 @@ use server_process::steadiness::{PERIOD, SLOW, Sample};
 use server_process::{SpeedProbe, Steadiness};
 
 fn main() -> anyhow::Result<()> {
-    let (seconds, cpus) = parse(std::env::args().skip(1).collect())?;
-    let probe = SpeedProbe::start(&cpus).context("the speed probe")?;
+    let (seconds, cpus, real_time) = parse(std::env::args().skip(1).collect())?;
+    let probe = match real_time {
+        Some(priority) => SpeedProbe::start_real_time(&cpus, priority),
+        None => SpeedProbe::start(&cpus),
+    }
+    .context("the speed probe")?;
     let began = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
     probe.stop();
@@ -33,9 +39,10 @@ fn main() -> anyhow::Result<()> {
         let samples = probe.samples(cpu);
         let seen = Steadiness::of(&samples, began, ended);
         let (episodes, longest) = episodes(&samples);
+        let stalls = samples.iter().filter(|s| s.stall.is_some()).count();
         println!(
-            "cpu {cpu}: {} samples, {:.1} % slowed, slowest at {:.0} %; {episodes} episodes, \
-             the longest {} ms",
+            "cpu {cpu}: {} samples, {:.1} % slowed, slowest at {:.0} %, {stalls} after a \
+             stall; {episodes} episodes, the longest {} ms",
             seen.samples,
             seen.slowed_fraction().unwrap_or(0.0) * 100.0,
             seen.slowest * 100.0,
@@ -84,9 +91,10 @@ fn episodes(samples: &[Sample]) -> (usize, Duration) {
     (count, PERIOD * longest)
 }
 
-fn parse(args: Vec<String>) -> anyhow::Result<(u64, Vec<usize>)> {
+fn parse(args: Vec<String>) -> anyhow::Result<(u64, Vec<usize>, Option<i32>)> {
     let mut seconds = 20;
     let mut cpus = vec![0, 1];
+    let mut real_time = None;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let value = args
@@ -104,7 +112,11 @@ fn parse(args: Vec<String>) -> anyhow::Result<(u64, Vec<usize>)> {
                     .map(|c| c.parse().with_context(|| format!("--cpus {value:?}")))
                     .collect::<anyhow::Result<_>>()?;
             }
-            other => bail!("unknown option {other} (--seconds N, --cpus 0,1)"),
+            "--real-time" => match value.parse() {
+                Ok(priority @ 1..=99) => real_time = Some(priority),
+                _ => bail!("--real-time {value:?}: a SCHED_FIFO priority from 1 to 99"),
+            },
+            other => bail!("unknown option {other} (--seconds N, --cpus 0,1, --real-time 1..99)"),
         }
     }
     if seconds == 0 || seconds > 600 {
@@ -113,5 +125,5 @@ fn parse(args: Vec<String>) -> anyhow::Result<(u64, Vec<usize>)> {
     if cpus.is_empty() {
         bail!("--cpus: at least one CPU");
     }
-    Ok((seconds, cpus))
+    Ok((seconds, cpus, real_time))
 }

@@ -262,6 +262,7 @@ fn bound_text(bound: Bound) -> &'static str {
     match bound {
         Bound::Slo => "SLO: latency degraded",
         Bound::ServerCpu => "server CPU",
+        Bound::Failures => "SLO: requests failed",
         Bound::Connections => "connections (open-file limit)",
         Bound::Client => "client (a lower bound)",
         Bound::MaxRate => "--max-rate",
@@ -844,19 +845,34 @@ fn machine_section(out: &mut String, summary: &CapacitySummary) {
 
 ",
     );
-    let _ = write!(
+    let _ =
+        write!(
         out,
         "A speed probe ran through the study: a thread on each CPU that times the same \
          arithmetic every {} ms, by the thread's CPU time, and judges it against the fastest \
          time of its CPU. On these virtual machines a CPU now and then runs at a fraction of \
          its speed for tens of milliseconds, which the machine's kernel does not see (no \
          steal time, no other task); a step that ran through it was measured on a slower \
-         machine, whatever the server did. The servers' {} ran below {:.0} % of their \
-         fastest in {:.1} % of the probe's {} samples over the study (the slowest at {:.0} \
+         machine, whatever the server did.{} The servers' {} ran below {:.0} % of their \
+         fastest{} in {:.1} % of the probe's {} samples over the study (the slowest at {:.0} \
          %), loadgen's {} in {:.1} % of {} (the slowest at {:.0} %).",
         num(machine.period_seconds * 1e3),
+        machine.stall_checks.map_or_else(String::new, |checks| format!(
+            " The probe ran real-time, above the clients, and also woke every {} ms between \
+             its samples: a wake-up more than {} ms late counted its next sample as slowed, \
+             from the wake-up's due time, since nothing of the machine's own keeps such a \
+             thread waiting that long: the host had stopped the CPU (it does so for 3 to 25 \
+             ms now and then, which the arithmetic sees only when it falls inside a sample).",
+            num(checks.every_ms),
+            num(checks.late_ms)
+        )),
         cpu_text(&summary.settings.cpus.server_cpus),
         machine.slowed_below * 100.0,
+        if machine.stall_checks.is_some() {
+            " or followed a stall"
+        } else {
+            ""
+        },
         machine.server_cpus.slowed_fraction * 100.0,
         machine.server_cpus.samples,
         machine.server_cpus.slowest * 100.0,
@@ -1068,6 +1084,7 @@ mod tests {
     fn every_bound_reads_as_words() {
         assert_eq!(bound_text(Bound::Client), "client (a lower bound)");
         assert_eq!(bound_text(Bound::ServerCpu), "server CPU");
+        assert_eq!(bound_text(Bound::Failures), "SLO: requests failed");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::builder::PossibleValuesParser;
 use echo_core::{DelayKind, DelayModel, Recipe};
 use loadgen::request_log::Near;
@@ -36,7 +36,7 @@ use self::budget::Budget;
 use self::connections::{ConnectionPlan, MIN_CONNECTIONS, OpenFiles};
 use self::results::{
     Bound, CapacitySummary, CpuPlacement, IndependentClient, JudgedStep, LoadgenHeadroom,
-    MachineSpeed, SCHEMA_VERSION, ServerCapacity, Settings, StudyMachine,
+    MachineSpeed, SCHEMA_VERSION, ServerCapacity, Settings, StallChecks, StudyMachine,
 };
 use self::search::{Next, Search, SearchSettings};
 use self::slo::{JudgedOn, Slo, Verdict};
@@ -137,17 +137,17 @@ pub struct CapacityArgs {
     /// 8.5 s at 2 s, with the same failures [default: 10 × the SLO's p99 limit, at least 2s].
     #[arg(long)]
     pub timeout: Option<humantime::Duration>,
-    /// Run loadgen and the independent client under the real-time policy `SCHED_FIFO` at
-    /// priority 5 (`chrt -f 5`), so that no other process of the machine preempts them on
+    /// Run loadgen and the independent client under the default policy. Without this flag
+    /// they run under the real-time policy `SCHED_FIFO` at priority 5 (`chrt -f 5`) where
+    /// the machine allows it, so that no other process of the machine preempts them on
     /// their CPU (here a tool backend outside the project takes a CPU for about 20 ms every
-    /// second or so). Not the default: the speed probe misreads a CPU it shares with a
-    /// real-time client (in one default study so run, 23.8 % of CPU 1's samples read as
-    /// slowed, the slowest at 0 %, against 0.0 % without it), so the steps' figures away
-    /// from the slowdowns would stand on a wrong probe. So with it the probe does not run
-    /// (and `--away-from-slowdowns` is refused); a machine that does not allow the policy
-    /// stops the study before anything runs.
+    /// second or so), and the speed probe runs real-time one priority above them, so that
+    /// each of its samples runs whole (beside a real-time client a probe of the default
+    /// policy runs in the client's gaps) and it can wake every 2 ms to see whether the host
+    /// stopped its CPU (a wake-up over 1 ms late). A machine that refuses the policy gets a line on
+    /// stderr and default-policy clients, and the report says which ran.
     #[arg(long)]
-    pub realtime_clients: bool,
+    pub no_realtime_clients: bool,
     /// Skip the independent check: an open-loop client of its own (olc, C, built with cc)
     /// at 90 % of each server's max sustainable rate, whose p99 is held against the SLO.
     #[arg(long)]
@@ -198,6 +198,10 @@ pub struct Plan {
 /// threads above them.
 const CLIENT_FIFO_PRIORITY: i32 = 5;
 
+/// The speed probe's priority beside real-time clients: above theirs, so that they cannot
+/// cut a sample of its work in pieces (see `SpeedProbe::start_real_time`).
+const PROBE_FIFO_PRIORITY: i32 = CLIENT_FIFO_PRIORITY + 1;
+
 /// The shortest default reply timeout: far above the p99 limit at the default delay, and
 /// above a connect that needed one SYN retransmission (1 s).
 const MIN_DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -229,13 +233,6 @@ pub fn plan(args: &CapacityArgs, n_cpus: u32, limits: &[OpenFiles]) -> anyhow::R
     let mut slo = Slo::for_delay(delay);
     slo.p99_max_over_delay = args.slo_p99;
     if args.away_from_slowdowns {
-        if args.realtime_clients {
-            bail!(
-                "--away-from-slowdowns with --realtime-clients: the speed probe that finds the \
-                 slowdowns misreads a CPU it shares with a real-time client, so the study \
-                 runs no probe with real-time clients"
-            );
-        }
         slo.judged_on = JudgedOn::AwayFromSlowdowns;
     }
     let p99_limit = Duration::from_secs_f64(slo.p99_max_ms() / 1e3);
@@ -355,11 +352,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         &args.label,
     )?;
     let mut cpus = plan.cpus.clone();
-    if args.realtime_clients {
-        server_process::fifo_allowed(CLIENT_FIFO_PRIORITY)
-            .context("--realtime-clients (without it, loadgen runs under the default policy)")?;
-        cpus.clients_fifo_priority = Some(CLIENT_FIFO_PRIORITY);
-    }
+    cpus.clients_fifo_priority = clients_priority(&args);
     let mut rig = Rig {
         settings,
         loadgen,
@@ -390,7 +383,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
         eprintln!("independent check: not checked: {reason}");
     }
     let study_began = Instant::now();
-    rig.machine = start_speed_probe(&args, &plan.cpus)?;
+    rig.machine = start_speed_probe(&args, &rig.cpus)?;
     let (ceiling, ceiling_server) = loadgen_ceiling(&rig, &selected);
     let mut servers = Vec::new();
     let mut skipped = skipped;
@@ -432,7 +425,8 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
             window_seconds: args.window.as_secs_f64(),
             confirm_window_seconds: (plan.search.confirmations > 0)
                 .then_some(plan.confirm_window.as_secs_f64()),
-            cpus: plan.cpus,
+            // The rig's: the plan's CPUs with the clients' policy as the machine allowed it.
+            cpus: rig.cpus.clone(),
             command: command_line(),
         },
         loadgen_ceiling_requests_per_second: ceiling,
@@ -452,7 +446,23 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The speed probe on every CPU of the study, unless `--no-speed-probe`; a probe that
+/// The clients' real-time priority: [`CLIENT_FIFO_PRIORITY`] unless
+/// `--no-realtime-clients` or the machine refuses the policy (said on stderr).
+fn clients_priority(args: &CapacityArgs) -> Option<i32> {
+    if args.no_realtime_clients {
+        return None;
+    }
+    match server_process::fifo_allowed(CLIENT_FIFO_PRIORITY) {
+        Ok(()) => Some(CLIENT_FIFO_PRIORITY),
+        Err(e) => {
+            eprintln!("clients: under the default policy: {e}");
+            None
+        }
+    }
+}
+
+/// The speed probe on every CPU of the study, unless `--no-speed-probe`; real-time above
+/// the clients when they are real-time; a probe that
 /// cannot start is reported and left out, since the study can still run without it.
 /// With `--away-from-slowdowns` the probe is what the steps are judged by, so a probe that
 /// cannot start stops the study before anything runs.
@@ -463,13 +473,12 @@ fn start_speed_probe(
     if args.no_speed_probe {
         return Ok(None);
     }
-    if args.realtime_clients {
-        // Beside a real-time client the probe read 23.8 % of its CPU's samples as slowed,
-        // the slowest at 0 %, on a machine where it read 0.0 % without one.
-        eprintln!("speed probe: not run: it misreads a CPU it shares with a real-time client");
-        return Ok(None);
-    }
-    match SpeedProbe::start(&cpus.all()) {
+    let started = if cpus.clients_fifo_priority.is_some() {
+        SpeedProbe::start_real_time(&cpus.all(), PROBE_FIFO_PRIORITY)
+    } else {
+        SpeedProbe::start(&cpus.all())
+    };
+    match started {
         Ok(probe) => Ok(Some(Arc::new(probe))),
         Err(e) if args.away_from_slowdowns => {
             bail!("--away-from-slowdowns: the speed probe that finds the slowdowns cannot run: {e}")
@@ -490,6 +499,10 @@ fn study_machine(probe: &SpeedProbe, cpus: &CpuPlacement, began: Instant) -> Opt
         loadgen_cpus: MachineSpeed::of(probe.over(&cpus.loadgen(), began, end))?,
         period_seconds: steadiness::PERIOD.as_secs_f64(),
         slowed_below: steadiness::SLOW,
+        stall_checks: probe.checks_stalls().then(|| StallChecks {
+            every_ms: steadiness::CHECK.as_secs_f64() * 1e3,
+            late_ms: steadiness::STALL.as_secs_f64() * 1e3,
+        }),
     })
 }
 
@@ -1070,23 +1083,22 @@ mod tests {
     }
 
     #[test]
-    fn real_time_clients_leave_no_probe_to_judge_away_from_the_slowdowns_by() {
-        let message = plan(
-            &args(&["--realtime-clients", "--away-from-slowdowns"]),
-            2,
-            &limits(20_000),
-        )
-        .expect_err("refused")
-        .to_string();
-        assert!(
-            message.starts_with("--away-from-slowdowns with --realtime-clients:"),
-            "{message}"
-        );
-        let plan = plan(&args(&["--realtime-clients"]), 2, &limits(20_000)).expect("valid alone");
-        assert_eq!(plan.slo.judged_on, JudgedOn::EveryRequest);
-        let probe = start_speed_probe(&args(&["--realtime-clients"]), &plan.cpus)
-            .expect("no probe is no error");
-        assert!(probe.is_none(), "the probe would misread CPU 1");
+    fn real_time_clients_get_a_real_time_probe_unless_the_study_says_not_to() {
+        let plan = plan(&args(&["--away-from-slowdowns"]), 2, &limits(20_000)).expect("valid");
+        assert_eq!(plan.slo.judged_on, JudgedOn::AwayFromSlowdowns);
+        assert_eq!(clients_priority(&args(&["--no-realtime-clients"])), None);
+        let mut cpus = plan.cpus.clone();
+        cpus.clients_fifo_priority = clients_priority(&args(&[]));
+        match server_process::fifo_allowed(CLIENT_FIFO_PRIORITY) {
+            Ok(()) => assert_eq!(cpus.clients_fifo_priority, Some(CLIENT_FIFO_PRIORITY)),
+            Err(_) => assert_eq!(cpus.clients_fifo_priority, None, "the machine refused it"),
+        }
+        let probe = start_speed_probe(&args(&["--away-from-slowdowns"]), &cpus)
+            .expect("the probe starts on this machine's CPUs 0 and 1")
+            .expect("the steps are judged by the probe");
+        std::thread::sleep(server_process::steadiness::PERIOD * 3);
+        probe.stop();
+        assert!(!probe.samples(0).is_empty() && !probe.samples(1).is_empty());
     }
 
     #[test]

@@ -18,6 +18,15 @@
 //! Every load is bounded (`--seconds` per client run) and goes to 127.0.0.1 only; each server
 //! is stopped by its PID.
 //!
+//! loadgen and olc run under `SCHED_FIFO` at `--realtime-clients PRIORITY` (default 5; `off`
+//! for the default policy; a machine that refuses the policy gets a line on stderr and the
+//! default policy), so that no other process of the machine preempts them on CPU 1: this
+//! machine's tool backend takes a CPU for about 20 ms every second or so. The speed probe
+//! then runs real-time above them. The server keeps the default policy, and so does
+//! loadgen-before: under `SCHED_FIFO` its tokio runtime fell apart at 30000 requests/s and
+//! more (p99 387–823 ms, 4–32 % of its requests late, where under the default policy it had
+//! p99 115–272 ms).
+//!
 //! A speed probe (`server_process::SpeedProbe`) runs on CPUs 0 and 1 throughout, and each row
 //! says how much of its client's run those CPUs spent slowed: these virtual CPUs now and then
 //! run at a fifth of their speed for tens of milliseconds. loadgen's rows also log every
@@ -27,19 +36,19 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use loadgen::Report;
 use loadgen::request_log::{Near, RequestLog};
 use serde::Deserialize;
-use server_process::SpeedProbe;
+use server_process::{SpeedProbe, procfs};
 
 #[path = "../common/mod.rs"]
 mod common;
 mod render;
 
-use render::{FidelityResults, FidelityRow, SCHEMA_VERSION};
+use render::{FidelityResults, FidelityRow, SCHEMA_VERSION, ScheduleCpu};
 
 /// The message every client sends (loadgen's default, the article's).
 const MESSAGE: &str = loadgen::config::DEFAULT_MESSAGE;
@@ -63,6 +72,8 @@ struct Options {
     server: String,
     loadgen: String,
     loadgen_before: Option<String>,
+    /// The clients' `SCHED_FIFO` priority; `None`: the default policy.
+    realtime_clients: Option<i32>,
     output: common::Output,
 }
 
@@ -75,6 +86,7 @@ impl Options {
             server: "target/release/server-mio".to_owned(),
             loadgen: "target/release/loadgen".to_owned(),
             loadgen_before: None,
+            realtime_clients: Some(5),
             output: common::Output::default(),
         };
         for (flag, value) in common::flag_pairs(args)? {
@@ -85,6 +97,18 @@ impl Options {
                 "--server" => options.server = value.to_owned(),
                 "--loadgen" => options.loadgen = value.to_owned(),
                 "--loadgen-before" => options.loadgen_before = Some(value.to_owned()),
+                "--realtime-clients" => {
+                    options.realtime_clients = match value {
+                        "off" => None,
+                        _ => match value.parse() {
+                            Ok(priority @ 1..=98) => Some(priority),
+                            _ => bail!(
+                                "--realtime-clients {value:?}: a SCHED_FIFO priority from 1 \
+                                 to 98, or off"
+                            ),
+                        },
+                    }
+                }
                 _ if options.output.take(flag, value) => {}
                 other => bail!("unknown option {other}"),
             }
@@ -96,13 +120,34 @@ impl Options {
 fn measure(options: &Options, args: &[String]) -> anyhow::Result<FidelityResults> {
     let olc = build_olc()?;
     let load_average_before = common::load_average();
-    let probe = SpeedProbe::start(&PROBED_CPUS).context("the speed probe")?;
+    let fifo = options.realtime_clients.filter(|&priority| {
+        server_process::fifo_allowed(priority)
+            .map_err(|e| eprintln!("clients: under the default policy: {e}"))
+            .is_ok()
+    });
+    let probe = match fifo {
+        // Above the clients, so that they cannot cut its samples in pieces.
+        Some(priority) => SpeedProbe::start_real_time(&PROBED_CPUS, priority + 1),
+        None => SpeedProbe::start(&PROBED_CPUS),
+    }
+    .context("the speed probe")?;
+    let clients = Clients {
+        fifo_priority: fifo,
+    };
     let began = Instant::now();
     let mut rows = Vec::new();
     for &connections in &options.connections {
         for &rate in &options.rates {
             let mut server = Server::start(&options.server)?;
-            let outcome = measure_rate(options, &olc, &probe, &mut server, connections, rate);
+            let outcome = measure_rate(
+                options,
+                clients,
+                &olc,
+                &probe,
+                &mut server,
+                connections,
+                rate,
+            );
             server.stop();
             rows.extend(outcome?);
         }
@@ -123,8 +168,27 @@ fn measure(options: &Options, args: &[String]) -> anyhow::Result<FidelityResults
         load_average_after: common::load_average(),
         max_schedule_lag_us: loadgen::config::DEFAULT_MAX_SCHEDULE_LAG.as_secs_f64() * 1e6,
         cpus_slowed_percent: slowed_percent(whole_run),
+        clients_fifo_priority: fifo,
         rows,
     })
+}
+
+/// How every client process is run.
+#[derive(Debug, Clone, Copy)]
+struct Clients {
+    fifo_priority: Option<i32>,
+}
+
+impl Clients {
+    /// `taskset -c 1` (which execs the client, keeping the policy set before it).
+    fn command(self) -> Command {
+        let mut command = Command::new("taskset");
+        command.args(["-c", "1"]);
+        if let Some(priority) = self.fifo_priority {
+            server_process::run_fifo(&mut command, priority);
+        }
+        command
+    }
 }
 
 /// The CPUs the server and the clients run on, which the speed probe watches.
@@ -138,6 +202,7 @@ fn slowed_percent(seen: server_process::Steadiness) -> Option<f64> {
 /// Every client in turn against one server.
 fn measure_rate(
     options: &Options,
+    clients: Clients,
     olc: &Path,
     probe: &SpeedProbe,
     server: &mut Server,
@@ -156,7 +221,17 @@ fn measure_rate(
         let log = (client == "loadgen").then(|| {
             std::env::temp_dir().join(format!("loadgen-fidelity-{}.log", std::process::id()))
         });
-        let (report, cpu) = run_loadgen(
+        // The binary of before issue 15 runs under the default policy, as it always did:
+        // under SCHED_FIFO its tokio runtime fell apart at 30000 requests/s and more.
+        let policy = if client == "loadgen" {
+            clients
+        } else {
+            Clients {
+                fifo_priority: None,
+            }
+        };
+        let (report, cpu, schedule_cpu) = run_loadgen(
+            policy,
             program,
             server.port,
             connections,
@@ -182,12 +257,20 @@ fn measure_rate(
         rows.push(FidelityRow {
             cpus_slowed_percent: slowed,
             away_from_slowdowns: away,
+            schedule_cpu,
             ..loadgen_row(client, &report, cpu, server_cpu_seconds, options.seconds)
         });
     }
     let server_before = server.cpu_seconds()?;
     let started = Instant::now();
-    let (olc_report, cpu) = run_olc(olc, server.port, connections, rate, options.seconds)?;
+    let (olc_report, cpu, schedule_cpu) = run_olc(
+        clients,
+        olc,
+        server.port,
+        connections,
+        rate,
+        options.seconds,
+    )?;
     let slowed = slowed_percent(probe.over(&[], started, Instant::now()));
     let server_cpu_seconds = server.cpu_seconds()? - server_before;
     eprintln!(
@@ -197,6 +280,7 @@ fn measure_rate(
     rows.push(FidelityRow {
         cpus_slowed_percent: slowed,
         away_from_slowdowns: None,
+        schedule_cpu,
         ..olc_row(
             &olc_report,
             connections,
@@ -252,6 +336,7 @@ fn loadgen_row(
         server_cpu_seconds,
         cpus_slowed_percent: None,
         away_from_slowdowns: None,
+        schedule_cpu: None,
     }
 }
 
@@ -291,22 +376,25 @@ fn olc_row(
         server_cpu_seconds,
         cpus_slowed_percent: None,
         away_from_slowdowns: None,
+        schedule_cpu: None,
     }
 }
 
-/// Runs one loadgen process pinned to CPU 1; returns its report and its CPU seconds.
+/// Runs one loadgen process pinned to CPU 1; returns its report, its CPU seconds and its
+/// CPU over the schedule alone.
 fn run_loadgen(
+    clients: Clients,
     program: &str,
     port: u16,
     connections: u64,
     rate: u64,
     seconds: u64,
     request_log: Option<&Path>,
-) -> anyhow::Result<(Report, f64)> {
+) -> anyhow::Result<(Report, f64, Option<ScheduleCpu>)> {
     let json = std::env::temp_dir().join(format!("loadgen-fidelity-{}.json", std::process::id()));
-    let mut command = Command::new("taskset");
+    let mut command = clients.command();
     command
-        .args(["-c", "1", program])
+        .arg(program)
         .arg(format!("127.0.0.1:{port}"))
         .args(["-n", &connections.to_string(), "-m", "1000000000"])
         .args([
@@ -320,11 +408,11 @@ fn run_loadgen(
     if let Some(log) = request_log {
         command.arg("--request-log").arg(log);
     }
-    let cpu = run_child(&mut command, program)?;
+    let (cpu, schedule_cpu) = run_child(&mut command, program, connections)?;
     let text = std::fs::read_to_string(&json)
         .with_context(|| format!("{program} wrote no report {}", json.display()))?;
     let _ = std::fs::remove_file(&json);
-    Ok((Report::from_json(&text)?, cpu))
+    Ok((Report::from_json(&text)?, cpu, schedule_cpu))
 }
 
 /// What `olc` prints.
@@ -352,40 +440,84 @@ struct OlcPercentiles {
 }
 
 fn run_olc(
+    clients: Clients,
     olc: &Path,
     port: u16,
     connections: u64,
     rate: u64,
     seconds: u64,
-) -> anyhow::Result<(OlcReport, f64)> {
+) -> anyhow::Result<(OlcReport, f64, Option<ScheduleCpu>)> {
     let out = std::env::temp_dir().join(format!("olc-fidelity-{}.json", std::process::id()));
     let file = std::fs::File::create(&out).with_context(|| format!("cannot create {out:?}"))?;
-    let mut command = Command::new("taskset");
+    let mut command = clients.command();
     command
-        .args(["-c", "1"])
         .arg(olc)
         .args(["127.0.0.1", &port.to_string(), &connections.to_string()])
         .args([&rate.to_string(), &seconds.to_string(), "0", MESSAGE])
         .stdout(file);
-    let cpu = run_child(&mut command, "olc")?;
+    let (cpu, schedule_cpu) = run_child(&mut command, "olc", connections)?;
     let text = std::fs::read_to_string(&out).with_context(|| format!("cannot read {out:?}"))?;
     let _ = std::fs::remove_file(&out);
     let report = serde_json::from_str(&text).with_context(|| format!("olc printed {text:?}"))?;
-    Ok((report, cpu))
+    Ok((report, cpu, schedule_cpu))
 }
 
 /// Runs a child to completion; returns its CPU seconds (user + system), from the rusage of
-/// waited-for children (the server is not waited for until later, so it is not counted).
-fn run_child(command: &mut Command, name: &str) -> anyhow::Result<f64> {
+/// waited-for children (the server is not waited for until later, so it is not counted),
+/// and its CPU over the stretch of its schedule alone (see [`ScheduleCpu`]), from its
+/// `/proc` entry sampled every [`SAMPLE_EVERY`] while it runs.
+fn run_child(
+    command: &mut Command,
+    name: &str,
+    connections: u64,
+) -> anyhow::Result<(f64, Option<ScheduleCpu>)> {
     let before = children_cpu_seconds();
-    let status = command
-        .status()
+    let mut child = command
+        .spawn()
         .with_context(|| format!("cannot run {name}"))?;
+    let pid = child.id();
+    let mut samples: Vec<(Instant, f64)> = Vec::new();
+    let mut connected_at = None;
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("waiting for {name}"))?
+        {
+            break status;
+        }
+        let now = Instant::now();
+        if let Ok((user, system)) = procfs::read_cpu_ticks(pid) {
+            samples.push((now, procfs::ticks_to_seconds(user + system)));
+        }
+        // Its own few descriptors (standard streams, the poll, the timer) make this a
+        // little early; the stretch begins a second later.
+        if connected_at.is_none()
+            && procfs::open_descriptors(pid).is_ok_and(|open| open >= connections)
+        {
+            connected_at = Some(now);
+        }
+        std::thread::sleep(SAMPLE_EVERY);
+    };
+    let exited = Instant::now();
     if !status.success() && status.code() != Some(1) {
         bail!("{name} failed: {status}");
     }
-    Ok(children_cpu_seconds() - before)
+    let schedule = connected_at.and_then(|connected| {
+        let from = connected + Duration::from_secs(1);
+        let to = exited.checked_sub(Duration::from_millis(1500))?;
+        let first = samples.iter().find(|(at, _)| *at >= from)?;
+        let last = samples.iter().rev().find(|(at, _)| *at <= to)?;
+        let seconds = last.0.checked_duration_since(first.0)?.as_secs_f64();
+        (seconds >= 2.0).then_some(ScheduleCpu {
+            cpu_seconds: last.1 - first.1,
+            seconds,
+        })
+    });
+    Ok((children_cpu_seconds() - before, schedule))
 }
+
+/// How often [`run_child`] reads the client's CPU time and descriptors.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 fn children_cpu_seconds() -> f64 {
     let (user, system) = common::rusage_seconds(libc::RUSAGE_CHILDREN);

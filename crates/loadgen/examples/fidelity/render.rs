@@ -49,6 +49,10 @@ pub struct FidelityResults {
     /// the probe).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus_slowed_percent: Option<f64>,
+    /// The `SCHED_FIFO` priority every client ran at (`None`: the default policy, and
+    /// results written before there was a choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients_fifo_priority: Option<i32>,
     /// One row per client run, grouped by connections and rate.
     pub rows: Vec<FidelityRow>,
 }
@@ -115,6 +119,12 @@ pub struct FidelityRow {
     pub client_cpu_seconds: f64,
     /// Requests the client sent over its whole run (the divisor of CPU per request).
     pub requests_sent: u64,
+    /// CPU of the client over a stretch of its schedule alone, every connection open: from
+    /// 1 s after its open descriptors first reached the connection count to 1.5 s before
+    /// it exited, sampled from `/proc` every 100 ms (`None` where that stretch was under
+    /// 2 s, and in results written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_cpu: Option<ScheduleCpu>,
     /// CPU of the server over the same client run.
     pub server_cpu_seconds: f64,
     /// The share of the speed probe's samples on CPUs 0 and 1 over this client's run that
@@ -126,6 +136,15 @@ pub struct FidelityRow {
     /// written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub away_from_slowdowns: Option<AwayFromSlowdowns>,
+}
+
+/// A client's CPU over a stretch of its schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleCpu {
+    /// User + system CPU over the stretch.
+    pub cpu_seconds: f64,
+    /// How long the stretch was.
+    pub seconds: f64,
 }
 
 /// Whether the late-start and lag targets hold over the requests away from slowdowns.
@@ -146,6 +165,13 @@ impl FidelityRow {
     /// Client CPU per request sent, microseconds.
     pub fn cpu_us_per_request(&self) -> f64 {
         self.client_cpu_seconds * 1e6 / self.requests_sent.max(1) as f64
+    }
+
+    /// Client CPU per request due over the stretch of its schedule alone, microseconds.
+    pub fn schedule_cpu_us_per_request(&self) -> Option<f64> {
+        self.schedule_cpu.map(|cpu| {
+            cpu.cpu_seconds * 1e6 / (self.rate_requests_per_second * cpu.seconds).max(1.0)
+        })
     }
 
     fn late_percent(&self) -> f64 {
@@ -175,6 +201,31 @@ pub fn render(results: &FidelityResults) -> String {
         results.load_average_after,
     );
     text.push_str(CLIENTS);
+    if let Some(priority) = results.clients_fifo_priority {
+        let _ = writeln!(
+            text,
+            "loadgen and olc ran under the real-time policy `SCHED_FIFO` at priority \
+             {priority} (`chrt -f {priority}`), so that no other process of the machine \
+             preempted them on CPU 1 (this machine's tool backend takes a CPU for about 20 ms \
+             every second or so); the speed probe ran real-time one priority above them, and \
+             also woke every 2 ms between its samples: a wake-up more than 1 ms late marks \
+             its next sample slowed, from the wake-up's due time (the CPU was stopped from \
+             outside). The server and loadgen-before ran under the default policy: under \
+             `SCHED_FIFO` loadgen-before's tokio runtime fell apart at 30000 requests/s and \
+             more (p99 387–823 ms, 4–32 % of its requests late).\n"
+        );
+    }
+    let with_schedule_cpu = results.rows.iter().any(|row| row.schedule_cpu.is_some());
+    if with_schedule_cpu {
+        text.push_str(
+            "**CPU, schedule alone** is the client's CPU over a stretch of its schedule with \
+             every connection open (from 1 s after its open descriptors reached the \
+             connection count to 1.5 s before it exited, from `/proc` every 100 ms) per \
+             request due in it: loadgen opens and primes every connection before its \
+             schedule, loadgen-before opens each when its first request falls due, so their \
+             whole-run figures carry different connect costs.\n\n",
+        );
+    }
     let with_read_lag = results.rows.iter().any(|row| row.read_lag_p99_us.is_some());
     let with_client_lag = results
         .rows
@@ -253,7 +304,8 @@ pub fn render(results: &FidelityResults) -> String {
         text,
         "The targets column checks loadgen's rows against issue 15: late starts ≤ {} %, \
          lag p99 ≤ {:.0} µs, p99 within {:.0} ms of olc's at the same rate (inconclusive where \
-         olc itself was client-bound: its p99 then carries its own lag).\n",
+         olc itself was client-bound: its p99 then carries its own lag), and, where both were \
+         measured, CPU per request over the schedule alone no higher than loadgen-before's.\n",
         TARGETS.late_percent,
         TARGETS.lag_p99_us,
         TARGETS.p99_gap_us / 1000.0
@@ -272,7 +324,11 @@ pub fn render(results: &FidelityResults) -> String {
         .rows
         .iter()
         .any(|row| row.away_from_slowdowns.is_some());
-    text.push_str(" client CPU µs/req | server CPU s |");
+    text.push_str(" client CPU µs/req |");
+    if with_schedule_cpu {
+        text.push_str(" CPU, schedule alone µs/req |");
+    }
+    text.push_str(" server CPU s |");
     if with_probe {
         text.push_str(" CPUs slowed |");
     }
@@ -284,7 +340,8 @@ pub fn render(results: &FidelityResults) -> String {
         + if with_client_lag { 2 } else { 0 }
         + usize::from(with_read_lag)
         + usize::from(with_probe)
-        + usize::from(with_away);
+        + usize::from(with_away)
+        + usize::from(with_schedule_cpu);
     text.push('|');
     text.push_str(&"---|".repeat(n_columns));
     text.push('\n');
@@ -295,6 +352,7 @@ pub fn render(results: &FidelityResults) -> String {
             with_client_lag,
             with_read_lag,
             with_away,
+            with_schedule_cpu,
         ));
     }
     text
@@ -330,6 +388,7 @@ fn render_row(
     with_client_lag: bool,
     with_read_lag: bool,
     with_away: bool,
+    with_schedule_cpu: bool,
 ) -> String {
     let ms = |us: f64| format!("{:.1}", us / 1000.0);
     let mut lag = lag_cell(
@@ -370,11 +429,20 @@ fn render_row(
         Some(_) => "no",
         None => "–",
     };
+    let before_cpu = results
+        .rows
+        .iter()
+        .find(|other| {
+            other.client == "loadgen-before"
+                && other.n_connections == row.n_connections
+                && other.rate_requests_per_second == row.rate_requests_per_second
+        })
+        .and_then(FidelityRow::schedule_cpu_us_per_request);
     let olc_fell_behind = olc
         .and_then(FidelityRow::judged_lag_p99_us)
         .is_some_and(|p99| p99 > results.max_schedule_lag_us);
     let targets = if row.client == "loadgen" {
-        let mut verdict = targets_verdict(row, gap_us, olc_fell_behind);
+        let mut verdict = targets_verdict(row, gap_us, olc_fell_behind, before_cpu);
         if let Some(away) = row
             .away_from_slowdowns
             .filter(|_| verdict.starts_with("missed"))
@@ -397,6 +465,14 @@ fn render_row(
     } else {
         String::new()
     };
+    let schedule_cpu = if with_schedule_cpu {
+        let cell = row
+            .schedule_cpu_us_per_request()
+            .map_or("–".to_owned(), |us| format!("{us:.2}"));
+        format!(" {cell} |")
+    } else {
+        String::new()
+    };
     let away = if with_away {
         let cell = row.away_from_slowdowns.map_or("–".to_owned(), |a| {
             format!(
@@ -412,7 +488,7 @@ fn render_row(
         String::new()
     };
     format!(
-        "| {} | {:.0} | {} | {} | {} ({:.2} %) | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |{slowed}{away} {} | {} | {} |\n",
+        "| {} | {:.0} | {} | {} | {} ({:.2} %) | {} | {} | {} | {} | {} | {} | {:.2} |{schedule_cpu} {:.2} |{slowed}{away} {} | {} | {} |\n",
         row.n_connections,
         row.rate_requests_per_second,
         row.client,
@@ -433,10 +509,16 @@ fn render_row(
     )
 }
 
-/// `met`, or which of the issue-15 targets the row missed. The p99 is compared with olc's
+/// `met`, or which of the issue-15 targets the row missed (the CPU only where both loadgens'
+/// schedule-alone CPU was measured). The p99 is compared with olc's
 /// only where olc kept its own schedule: where it fell behind, its p99 carries its own lag,
 /// and agreeing with it (or not) shows nothing, so that target is inconclusive, not met.
-fn targets_verdict(row: &FidelityRow, gap_us: Option<f64>, olc_fell_behind: bool) -> String {
+fn targets_verdict(
+    row: &FidelityRow,
+    gap_us: Option<f64>,
+    olc_fell_behind: bool,
+    before_cpu_us: Option<f64>,
+) -> String {
     let mut missed = Vec::new();
     if row.late_percent() > TARGETS.late_percent {
         missed.push("late");
@@ -446,6 +528,11 @@ fn targets_verdict(row: &FidelityRow, gap_us: Option<f64>, olc_fell_behind: bool
         .is_none_or(|p99| p99 > TARGETS.lag_p99_us)
     {
         missed.push("lag");
+    }
+    if let (Some(ours), Some(before)) = (row.schedule_cpu_us_per_request(), before_cpu_us) {
+        if ours > before {
+            missed.push("cpu");
+        }
     }
     let inconclusive = olc_fell_behind.then_some("p99 vs olc inconclusive (olc fell behind)");
     if !olc_fell_behind && gap_us.is_none_or(|gap| gap.abs() > TARGETS.p99_gap_us) {

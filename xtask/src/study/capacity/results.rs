@@ -101,7 +101,7 @@ pub struct CpuPlacement {
     /// The `SCHED_FIFO` priority loadgen and the independent client ran at, so that no
     /// other process of the machine preempts them on their CPUs
     /// ([`server_process::run_fifo`]); `None`: the default policy (every study before
-    /// there was a choice, a study without `--realtime-clients`, or a machine that refused it).
+    /// there was a choice, a study with `--no-realtime-clients`, or a machine that refused it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients_fifo_priority: Option<i32>,
 }
@@ -135,6 +135,9 @@ pub enum Bound {
     Slo,
     /// The next rate broke the SLO with the server's CPUs saturated.
     ServerCpu,
+    /// The next rate broke the SLO by failed requests (refused or reset connects, reply
+    /// timeouts) while the server's CPUs still had room.
+    Failures,
     /// The highest rate the connections that fit could carry was sustained.
     Connections,
     /// loadgen fell behind before the server did: the rate is only a lower bound.
@@ -356,6 +359,20 @@ pub struct StudyMachine {
     pub period_seconds: f64,
     /// A sample below this fraction of its CPU's fastest is slowed.
     pub slowed_below: f64,
+    /// How a real-time probe looked for stalls of its CPUs between samples (`None`: a
+    /// probe of the default policy, which does not, and studies before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_checks: Option<StallChecks>,
+}
+
+/// A real-time probe's checks for stalls: a wake-up every `every_ms`, and one later than
+/// `late_ms` marks the next sample slowed (`server_process::steadiness::STALL`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StallChecks {
+    /// Milliseconds between two checks.
+    pub every_ms: f64,
+    /// A wake-up later than this many milliseconds was a stall.
+    pub late_ms: f64,
 }
 
 /// A latency distribution in milliseconds.

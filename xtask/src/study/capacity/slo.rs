@@ -252,6 +252,7 @@ impl Slo {
                 Some(step) if step.server.cpu_ratio >= self.server_cpu_saturated_ratio => {
                     Bound::ServerCpu
                 }
+                Some(step) if step.requests_failed > self.failed_requests_max => Bound::Failures,
                 _ => Bound::Slo,
             },
         }
@@ -736,7 +737,8 @@ mod tests {
     }
 
     #[test]
-    fn the_bound_says_server_cpu_when_the_server_was_saturated_at_its_first_broken_step() {
+    fn the_bound_says_server_cpu_when_the_server_was_saturated_at_its_first_broken_step_and_failures_when_requests_failed()
+     {
         let slo = slo();
         let mut step = sample_step(10_000.0);
         step.server.cpu_ratio = 0.95;
@@ -747,6 +749,20 @@ mod tests {
             slo.bound(End::Converged, Some(&step), Bound::Connections),
             Bound::Slo
         );
+        // Failed requests with CPU to spare: the failures bound it, not the latency.
+        step.requests_failed = 7;
+        assert_eq!(
+            slo.bound(End::Converged, Some(&step), Bound::Connections),
+            Bound::Failures
+        );
+        step.server.cpu_ratio = 0.95;
+        assert_eq!(
+            slo.bound(End::Converged, Some(&step), Bound::Connections),
+            Bound::ServerCpu,
+            "a saturated server's failures are its CPU's"
+        );
+        step.server.cpu_ratio = 0.5;
+        step.requests_failed = 0;
         assert_eq!(
             slo.bound(End::Ceiling, None, Bound::Connections),
             Bound::Connections
