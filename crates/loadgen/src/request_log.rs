@@ -111,7 +111,7 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// Reads a log written by [`write`].
+    /// Reads a log written by [`write()`].
     ///
     /// # Errors
     /// When the file cannot be read or is not a request log, naming the line at fault.

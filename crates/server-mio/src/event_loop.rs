@@ -19,7 +19,7 @@
 //! wake-ups are harmless by the same reasoning.
 //!
 //! With `--offload N` the loop holds an [`Offload`] on the server's pool: a connection's
-//! `block` or `spin` delay is submitted there under the connection's [`Ticket`] (slab key and
+//! `block` or `spin` delay is submitted there under the connection's [`Ticket`](server_common::Ticket) (slab key and
 //! id), and a worker's completion comes back through the same [`Waker`] that stop uses; the
 //! loop then hands it to the connection only if the ticket's id is still the one at that key,
 //! so a completion never reaches a successor in a reused slot.

@@ -24,7 +24,7 @@
 //!   such a row as skipped rather than failed.
 //! - [`steadiness`] probes how fast the machine's CPUs ran during a run ([`SpeedProbe`]):
 //!   on these virtual machines they slow down now and then, unseen by the kernel.
-//! - [`bench`] holds what the benchmark examples share around their runs (the recorded
+//! - [`bench`](mod@bench) holds what the benchmark examples share around their runs (the recorded
 //!   command, the JSON and the markdown rendered from it).
 //!
 //! Errors name the server, its PID or the file at fault, and a start that fails ends with the

@@ -1,5 +1,5 @@
 //! [`start`]: N completion loops on N threads, each with its own ring, sharing one port,
-//! behind server-common's [`Server`] handle.
+//! behind server-common's [`Server`](server_common::Server) handle.
 //!
 //! The threads, the shared port and the handle are server-common's `LoopServer` (the same as server-mio's
 //! `--loops`). Each loop owns its ring and its buffer ring; rings are not shared between

@@ -1,11 +1,11 @@
 //! Turning a [`Summary`] into files, in hyperfine's manner: one [`Exporter`] per format
-//! (JSON, markdown, SVG), each a pure function of the summary, and [`write`] to put the chosen
+//! (JSON, markdown, SVG), each a pure function of the summary, and [`write()`] to put the chosen
 //! ones into a comparison directory.
 //!
 //! The parts: [`markdown`] (a comparison's report and its tables), [`capacity`] (a capacity
 //! study's report), [`scenarios`] (a scenarios study's report), [`latency_chart`] (its SVG), [`targets`] (the checks, their
 //! thresholds and the article's published figures, as data), [`verdict`] (the generated
-//! prose), [`figures`] (derived numbers), [`format`] (number formatting), [`chart`] (the SVG),
+//! prose), [`figures`] (derived numbers), [`format`](mod@format) (number formatting), [`chart`] (the SVG),
 //! [`soak`] (a soak's report and files) and [`soak_chart`] (one server's soak over time).
 //! Nothing here knows which study made the summary.
 

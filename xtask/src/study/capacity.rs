@@ -11,7 +11,7 @@
 //! found; after every search loadgen itself is run at 1.25 × the best rate, to show that it
 //! carries it. The rate a search finds is published only once it held over a longer
 //! confirmation window (a short step can pass by luck, or end before a server near
-//! saturation falls behind); see [`search`]. The [`budget`] of the whole study is worked out and printed before the first
+//! saturation falls behind); see [`search`]. The [`budget`](mod@budget) of the whole study is worked out and printed before the first
 //! server starts.
 
 pub mod budget;
@@ -123,7 +123,7 @@ pub struct CapacityArgs {
     /// Refuse to start when the worst-case estimate is longer than this.
     #[arg(long, default_value = "15m")]
     pub time_limit: humantime::Duration,
-    /// Output directory (default: benches-results/<date>-<label>).
+    /// Output directory (default: `benches-results/<date>-<label>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Label of the output directory.

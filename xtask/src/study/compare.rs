@@ -50,10 +50,10 @@ pub struct CompareArgs {
     /// Measured runs per server and iteration count; the report shows median and range.
     #[arg(long, default_value_t = 3)]
     pub repeat: u32,
-    /// Output directory (default: benches-results/<date>-<label>).
+    /// Output directory (default: `benches-results/<date>-<label>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Label of the output directory (default: compare-<N> or sweep-<N1>-<N2>...).
+    /// Label of the output directory (default: `compare-<N>` or `sweep-<N1>-<N2>...`).
     #[arg(long)]
     pub label: Option<String>,
     /// Another server speaking the protocol: NAME=COMMAND, with `{port}` (and optionally

@@ -72,7 +72,7 @@ pub struct ScenariosArgs {
     /// Refuse to start when the worst-case estimate (no server keeps up) is longer than this.
     #[arg(long, default_value = "20m")]
     pub time_limit: humantime::Duration,
-    /// Output directory (default: benches-results/<date>-<label>).
+    /// Output directory (default: `benches-results/<date>-<label>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Label of the output directory.

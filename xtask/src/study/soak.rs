@@ -99,7 +99,7 @@ pub struct SoakArgs {
     /// Refuse to start when the estimate is longer than this.
     #[arg(long, default_value = "30m")]
     pub time_limit: humantime::Duration,
-    /// Output directory (default: benches-results/<date>-<label>).
+    /// Output directory (default: `benches-results/<date>-<label>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Label of the output directory.
