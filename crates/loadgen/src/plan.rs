@@ -122,7 +122,13 @@ impl Plan {
     /// ends: one client thread's share. Read lazily, so it can be made before the schedule
     /// begins.
     pub fn dues(self: Arc<Plan>, first: u64, stride: u64) -> impl Iterator<Item = Instant> {
-        (0..).map_while(move |k: u64| self.due(first.checked_add(k.checked_mul(stride)?)?))
+        (0..).map_while(move |k: u64| self.nth_due(first, stride, k))
+    }
+
+    /// When the `k`-th request of the share `first`, `first + stride`, ... is due (see
+    /// [`Plan::dues`]); `None` past the schedule's end.
+    pub fn nth_due(&self, first: u64, stride: u64, k: u64) -> Option<Instant> {
+        self.due(first.checked_add(k.checked_mul(stride)?)?)
     }
 }
 
