@@ -211,18 +211,37 @@ pub fn pin_to_cpus(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
 /// its requests started late; under `chrt -f 5`, in the runs just before and after, 1.6 ms
 /// and 0.05 %.
 pub fn run_fifo(command: &mut Command, priority: i32) {
-    // SAFETY: pre_exec runs in the forked child before exec; it only makes the
-    // async-signal-safe sched_setscheduler system call on a param built on its own stack.
+    // SAFETY: pre_exec runs in the forked child before exec; `set_fifo` only makes the
+    // async-signal-safe sched_setscheduler system call and allocates nothing.
     unsafe {
-        command.pre_exec(move || {
-            let param = libc::sched_param {
-                sched_priority: priority,
-            };
-            if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        command.pre_exec(move || set_fifo(priority));
+    }
+}
+
+/// Puts the calling thread (or, in a child before exec, the process) under `SCHED_FIFO`
+/// at `priority`: the one call behind [`run_fifo`] and the real-time speed probe. It
+/// allocates nothing, so that it may run between fork and exec; the error is the system's.
+pub(crate) fn set_fifo(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pid 0 is the caller; `param` is a valid sched_param for the whole call.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `priority` where the machine lets a child run under `SCHED_FIFO` at it, else `None`
+/// with a line on stderr saying why `who` keeps the default policy: what a study does with
+/// real-time clients by default.
+pub fn fifo_where_allowed(priority: i32, who: &str) -> Option<i32> {
+    match fifo_allowed(priority) {
+        Ok(()) => Some(priority),
+        Err(e) => {
+            eprintln!("{who}: under the default policy: {e}");
+            None
+        }
     }
 }
 

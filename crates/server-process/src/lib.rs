@@ -42,7 +42,8 @@ pub mod steadiness;
 
 pub use capture::{Capture, KEEP_BYTES};
 pub use launch::{
-    Launch, Ready, fifo_allowed, free_port, limit_descriptors, pin_to_cpus, run_fifo,
+    Launch, Ready, fifo_allowed, fifo_where_allowed, free_port, limit_descriptors, pin_to_cpus,
+    run_fifo,
 };
 pub use listening::{ListeningLineError, parse_listening_line};
 pub use process::{EXIT_SKIPPED, Error, Exit, ServerProcess, exited_cleanly};

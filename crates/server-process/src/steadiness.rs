@@ -212,6 +212,16 @@ impl SpeedProbe {
         SpeedProbe::start_with(cpus, Some(priority))
     }
 
+    /// The probe for a run whose clients run under `SCHED_FIFO` at `clients_priority`
+    /// (`None`: the default policy): real-time one priority above them, or of the default
+    /// policy like them.
+    ///
+    /// # Errors
+    /// As [`SpeedProbe::start_real_time`].
+    pub fn beside_clients(cpus: &[usize], clients_priority: Option<i32>) -> io::Result<SpeedProbe> {
+        SpeedProbe::start_with(cpus, clients_priority.map(|priority| priority + 1))
+    }
+
     fn start_with(cpus: &[usize], fifo_priority: Option<i32>) -> io::Result<SpeedProbe> {
         let mut probe = SpeedProbe {
             cpus: cpus.to_vec(),
@@ -230,7 +240,7 @@ impl SpeedProbe {
                     .name(format!("speed-probe-{cpu}"))
                     .spawn(move || {
                         let pinned = pin_this_thread(cpu)
-                            .and_then(|()| fifo_priority.map_or(Ok(()), make_this_thread_fifo));
+                            .and_then(|()| fifo_priority.map_or(Ok(()), fifo_thread));
                         let ok = pinned.is_ok();
                         let _ = pinned_tx.send(pinned);
                         if ok {
@@ -404,20 +414,14 @@ fn pin_this_thread(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Puts the calling thread under `SCHED_FIFO` at `priority`.
-fn make_this_thread_fifo(priority: i32) -> io::Result<()> {
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
-    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for the call.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
+/// Puts the calling thread under `SCHED_FIFO` at `priority`, the refusal naming it.
+fn fifo_thread(priority: i32) -> io::Result<()> {
+    crate::launch::set_fifo(priority).map_err(|e| {
+        io::Error::new(
             e.kind(),
             format!("cannot run under SCHED_FIFO priority {priority}: {e}"),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 #[cfg(test)]
@@ -572,9 +576,17 @@ mod tests {
     }
 
     #[test]
-    fn a_real_time_probe_samples_under_sched_fifo_or_says_why_it_cannot() {
-        match SpeedProbe::start_real_time(&[0], 9) {
+    fn a_probe_beside_real_time_clients_samples_one_priority_above_them_or_says_why_it_cannot() {
+        let beside_default = SpeedProbe::beside_clients(&[0], None).expect("cpu 0 exists");
+        assert!(
+            !beside_default.checks_stalls(),
+            "a default-policy probe checks no stalls"
+        );
+        beside_default.stop();
+        // Clients at 8: the probe at 9.
+        match SpeedProbe::beside_clients(&[0], Some(8)) {
             Ok(probe) => {
+                assert!(probe.checks_stalls());
                 thread::sleep(PERIOD * 3);
                 let policies = policies_of_threads_named("speed-probe-0");
                 assert!(

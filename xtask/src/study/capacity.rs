@@ -198,10 +198,6 @@ pub struct Plan {
 /// threads above them.
 const CLIENT_FIFO_PRIORITY: i32 = 5;
 
-/// The speed probe's priority beside real-time clients: above theirs, so that they cannot
-/// cut a sample of its work in pieces (see `SpeedProbe::start_real_time`).
-const PROBE_FIFO_PRIORITY: i32 = CLIENT_FIFO_PRIORITY + 1;
-
 /// The shortest default reply timeout: far above the p99 limit at the default delay, and
 /// above a connect that needed one SYN retransmission (1 s).
 const MIN_DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -449,16 +445,9 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
 /// The clients' real-time priority: [`CLIENT_FIFO_PRIORITY`] unless
 /// `--no-realtime-clients` or the machine refuses the policy (said on stderr).
 fn clients_priority(args: &CapacityArgs) -> Option<i32> {
-    if args.no_realtime_clients {
-        return None;
-    }
-    match server_process::fifo_allowed(CLIENT_FIFO_PRIORITY) {
-        Ok(()) => Some(CLIENT_FIFO_PRIORITY),
-        Err(e) => {
-            eprintln!("clients: under the default policy: {e}");
-            None
-        }
-    }
+    (!args.no_realtime_clients)
+        .then(|| server_process::fifo_where_allowed(CLIENT_FIFO_PRIORITY, "clients"))
+        .flatten()
 }
 
 /// The speed probe on every CPU of the study, unless `--no-speed-probe`; real-time above
@@ -473,12 +462,7 @@ fn start_speed_probe(
     if args.no_speed_probe {
         return Ok(None);
     }
-    let started = if cpus.clients_fifo_priority.is_some() {
-        SpeedProbe::start_real_time(&cpus.all(), PROBE_FIFO_PRIORITY)
-    } else {
-        SpeedProbe::start(&cpus.all())
-    };
-    match started {
+    match SpeedProbe::beside_clients(&cpus.all(), cpus.clients_fifo_priority) {
         Ok(probe) => Ok(Some(Arc::new(probe))),
         Err(e) if args.away_from_slowdowns => {
             bail!("--away-from-slowdowns: the speed probe that finds the slowdowns cannot run: {e}")

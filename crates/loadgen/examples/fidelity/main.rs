@@ -120,17 +120,10 @@ impl Options {
 fn measure(options: &Options, args: &[String]) -> anyhow::Result<FidelityResults> {
     let olc = build_olc()?;
     let load_average_before = common::load_average();
-    let fifo = options.realtime_clients.filter(|&priority| {
-        server_process::fifo_allowed(priority)
-            .map_err(|e| eprintln!("clients: under the default policy: {e}"))
-            .is_ok()
-    });
-    let probe = match fifo {
-        // Above the clients, so that they cannot cut its samples in pieces.
-        Some(priority) => SpeedProbe::start_real_time(&PROBED_CPUS, priority + 1),
-        None => SpeedProbe::start(&PROBED_CPUS),
-    }
-    .context("the speed probe")?;
+    let fifo = options
+        .realtime_clients
+        .and_then(|priority| server_process::fifo_where_allowed(priority, "clients"));
+    let probe = SpeedProbe::beside_clients(&PROBED_CPUS, fifo).context("the speed probe")?;
     let clients = Clients {
         fifo_priority: fifo,
     };
