@@ -91,12 +91,19 @@ fn episodes(samples: &[Sample]) -> (usize, Duration) {
     (count, PERIOD * longest)
 }
 
+const USAGE: &str = "usage: steadiness [--seconds N (1..600, default 20)] [--cpus 0,1 (default)] \
+     [--real-time PRIORITY (1..99: the probe under SCHED_FIFO)]";
+
 fn parse(args: Vec<String>) -> anyhow::Result<(u64, Vec<usize>, Option<i32>)> {
     let mut seconds = 20;
     let mut cpus = vec![0, 1];
     let mut real_time = None;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value"))?;
@@ -116,7 +123,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<(u64, Vec<usize>, Option<i32>)> {
                 Ok(priority @ 1..=99) => real_time = Some(priority),
                 _ => bail!("--real-time {value:?}: a SCHED_FIFO priority from 1 to 99"),
             },
-            other => bail!("unknown option {other} (--seconds N, --cpus 0,1, --real-time 1..99)"),
+            other => bail!("unknown option {other}\n{USAGE}"),
         }
     }
     if seconds == 0 || seconds > 600 {

@@ -60,11 +60,16 @@ impl Output {
     }
 }
 
-/// The arguments as `(flag, value)` pairs: every flag of the examples takes a value.
+/// The arguments as `(flag, value)` pairs: every flag of the examples takes a value. With
+/// `--help` (or `-h`) anywhere, prints `usage` and exits.
 ///
 /// # Errors
 /// A flag without a value, naming it.
-pub fn flag_pairs(args: &[String]) -> anyhow::Result<Vec<(&str, &str)>> {
+pub fn flag_pairs<'a>(args: &'a [String], usage: &str) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{usage}");
+        std::process::exit(0);
+    }
     args.chunks(2)
         .map(|pair| match pair {
             [flag, value] => Ok((flag.as_str(), value.as_str())),

@@ -53,6 +53,17 @@ use render::{FidelityResults, FidelityRow, SCHEMA_VERSION, ScheduleCpu};
 /// The message every client sends (loadgen's default, the article's).
 const MESSAGE: &str = loadgen::config::DEFAULT_MESSAGE;
 
+const USAGE: &str = "\
+Does loadgen keep its open-loop schedule, and do its latencies agree with olc's?
+
+usage: fidelity [--rates 2000,30000,60000] [--connections 10000] [--seconds 10]
+                [--server target/release/server-mio] [--loadgen target/release/loadgen]
+                [--loadgen-before PATH] [--realtime-clients PRIORITY|off (default 5)]
+                [--json FILE.json] [--out FILE.md]
+       fidelity --render FILE.json [--out FILE.md]
+
+Build first: cargo build --release -p loadgen -p server-mio";
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = Options::parse(&args)?;
@@ -89,7 +100,7 @@ impl Options {
             realtime_clients: Some(5),
             output: common::Output::default(),
         };
-        for (flag, value) in common::flag_pairs(args)? {
+        for (flag, value) in common::flag_pairs(args, USAGE)? {
             match flag {
                 "--rates" => options.rates = common::counts(flag, value)?,
                 "--connections" => options.connections = common::counts(flag, value)?,

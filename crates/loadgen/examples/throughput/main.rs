@@ -34,6 +34,14 @@ mod render;
 
 use render::{SCHEMA_VERSION, ThroughputResults, ThroughputRow};
 
+const USAGE: &str = "\
+How many requests per second loadgen drives, and its CPU per request, at zero delay.
+
+usage: throughput [--connections 32 (or a list: 32,256)] [--threads 1 (or 1,2)] [--seconds 5]
+                  [--burst N (the article's load: N connections at once)]
+                  [--json FILE.json] [--out FILE.md]
+       throughput --render FILE.json [--out FILE.md]";
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
@@ -90,7 +98,7 @@ impl Options {
             seconds: 5,
             output: common::Output::default(),
         };
-        for (flag, value) in common::flag_pairs(args)? {
+        for (flag, value) in common::flag_pairs(args, USAGE)? {
             match flag {
                 "--connections" => options.connections = common::counts(flag, value)?,
                 "--threads" => options.threads = common::counts(flag, value)?,
