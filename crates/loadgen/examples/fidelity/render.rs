@@ -380,7 +380,8 @@ const CLIENTS: &str = "Clients:\n\
   reach; Debian's wrk, h2load and sockperf speak HTTP or their own framing). It shares no\n  \
   code or design with loadgen: one epoll loop, wrk2-style pacing per connection\n  \
   (connection c sends request k at start + (k·N + c)/rate), exact percentiles from all\n  \
-  samples.\n\n";
+  samples. It sleeps on its timer for at least 500 µs at a time and then sends every\n  \
+  request due by then (one wake-up per due time saturated its core before 55,000 req/s).\n\n";
 
 fn render_row(
     results: &FidelityResults,

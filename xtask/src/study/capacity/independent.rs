@@ -36,9 +36,10 @@ pub const WINDOW: Duration = Duration::from_secs(3);
 /// The client's source, relative to the repository root.
 pub const OLC_SOURCE: &str = "crates/loadgen/examples/fidelity/olc.c";
 
-/// How the report names the client.
-pub const CLIENT: &str =
-    "olc (the C epoll client in crates/loadgen/examples/fidelity/olc.c, built with cc -O2)";
+/// How the report names the client (kept in each run's JSON, so a report rendered again
+/// still names the client that ran).
+pub const CLIENT: &str = "olc (the C epoll client in crates/loadgen/examples/fidelity/olc.c, \
+     built with cc -O2; it sleeps on its timer for at least 500 µs at a time)";
 
 /// How long olc may take beyond its warm-up and window: it waits at most 5 s for replies
 /// owed, and connecting thousands of sockets takes a second or so.
