@@ -83,6 +83,12 @@ def read_until_closed(conn):
     return replies
 
 
+def minor_faults(pid):
+    """The process's minor page faults so far (/proc/PID/stat's tenth field)."""
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[7])
+
+
 def read_line(conn):
     line = b""
     while not line.endswith(b"\n"):
@@ -137,6 +143,22 @@ class ServerCases:
         for i, conn in enumerate(conns):
             self.assertEqual(read_until_closed(conn), f"CLIENT {i}\n".encode())
         self.assert_exits_cleanly(self.server, "connections=50 requests=50 errors=0")
+
+    def test_a_request_takes_no_memory_mapping_of_its_own(self):
+        # asyncio's 256 KiB read buffer is an mmap, mremap and munmap per request, two page
+        # faults, unless the allocator's thresholds are fixed (common.tune_the_allocator).
+        # The second round of connections finds the heap grown by the first.
+        conns = [self.server.connect() for _ in range(400)]
+        rounds = []
+        for first in (0, 200):
+            faults = minor_faults(self.server.child.pid)
+            for i in range(first, first + 200):
+                conns[i].sendall(f"client {i}\n".encode())
+            for i in range(first, first + 200):
+                self.assertEqual(read_line(conns[i]), f"CLIENT {i}\n".encode())
+            rounds.append(minor_faults(self.server.child.pid) - faults)
+        self.assertLess(rounds[1], 100, f"page faults of the server per round of 200 "
+                                        f"requests: {rounds}")
 
     def test_sigterm_answers_what_was_received_then_exits_cleanly(self):
         conn = self.server.connect()

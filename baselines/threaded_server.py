@@ -126,6 +126,7 @@ def drain(timeout):
 def main():
     args = common.parser(__doc__.splitlines()[1], default_backlog=5).parse_args()
     common.raise_nofile_limit()
+    common.tune_the_allocator()
     State.recipe = args.delay
     State.kind = args.delay_kind
     State.framing = args.framing
