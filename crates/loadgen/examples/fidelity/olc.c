@@ -174,7 +174,8 @@ int main(int argc, char **argv) {
          * 0.52 ms. (wrk2, whose pacing olc follows, keeps its timers at 1 ms.) */
         int64_t wake = due > last_poll + QUANTUM_NS ? due : last_poll + QUANTUM_NS;
         int64_t wait = due < end ? wake - now_ns() : 10000000;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = wait > 0 ? wait : 0};
+        if (wait < 0) wait = 0;
+        struct timespec ts = {.tv_sec = wait / 1000000000, .tv_nsec = wait % 1000000000};
         int m = epoll_pwait2(ep, evs, 512, &ts, NULL);
         last_poll = now_ns();
         for (int e = 0; e < m; e++) {
