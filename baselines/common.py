@@ -277,7 +277,8 @@ TRIM_THRESHOLD_BYTES = 2 * MMAP_THRESHOLD_BYTES
 def tune_the_allocator():
     """Fixes glibc's mmap and trim thresholds, as the Rust servers fix theirs (server-common's
     run.rs), so that a baseline's cost per request does not depend on its allocator's history.
-    Returns True when it did (glibc), False elsewhere.
+    Returns True when it did (glibc), False elsewhere; says so on stderr when glibc refuses,
+    since the run's figures then carry the allocator's history again.
 
     asyncio reads each chunk into a fresh 256 KiB bytes object and shrinks it to what came.
     Above glibc's starting mmap threshold (128 KiB), that is an mmap, an mremap and a munmap
@@ -299,8 +300,13 @@ def tune_the_allocator():
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    for parameter, value in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+                             (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)):
+        if mallopt(parameter, value) != 1:
+            print(f"warning: glibc refused mallopt({parameter}, {value}): the allocator's "
+                  "thresholds are its own", file=sys.stderr)
+            return False
+    return True
 
 
 def decode(line):
