@@ -113,6 +113,63 @@ fn the_targets_are_marked_met_or_missed_plainly() {
     assert!(text.contains("- **MISSED**: an independent open-loop client at 90 %"));
 }
 
+/// The fixture with python-asyncio publishing 500 req/s (its step there held), so that mio's
+/// 1750 misses the 6× of 3000.
+fn with_reference_at_500() -> CapacitySummary {
+    let mut summary = fixture();
+    let python = &mut summary.servers[2];
+    let step = python
+        .steps
+        .iter_mut()
+        .find(|j| j.step.target_requests_per_second == 500.0)
+        .expect("the fixture's python-asyncio tried 500 req/s");
+    step.verdict = Verdict::Sustained;
+    python.max_sustainable_requests_per_second = 500.0;
+    summary
+}
+
+#[test]
+fn a_missed_ratio_against_the_reference_says_whether_the_kernels_share_alone_rules_it_out() {
+    // As measured, mio spent 29.3 µs of system CPU per request at 1750 req/s, the least of
+    // any row at its published rate: 10⁶ / 29.3 is far above the 3000 needed.
+    let text = capacity::readme(&with_reference_at_500());
+    let line = line_of(
+        &text,
+        "- **MISSED**: mio's max sustainable rate at least 6×",
+    );
+    assert!(
+        line.contains(
+            "(got 3.50×: 1750 against 500 req/s); the kernel's share alone does not rule it out: 6× is \
+             3000 req/s, and a server spending no user-space time at all would sustain at most \
+             about 34156 req/s on CPU 0 (68.3× python-asyncio's): 10⁶ µs per CPU over 29.3 µs, \
+             the least system CPU per request of any row at its published rate (mio at 1750 \
+             req/s)"
+        ),
+        "{line}"
+    );
+
+    // Every row's system time at 400 µs per request: no server fits 3000 req/s on one CPU.
+    let mut summary = with_reference_at_500();
+    for server in &mut summary.servers {
+        for judged in &mut server.steps {
+            judged.step.server.system_cpu_us_per_request = 400.0;
+        }
+    }
+    let text = capacity::readme(&summary);
+    let line = line_of(
+        &text,
+        "- **MISSED**: mio's max sustainable rate at least 6×",
+    );
+    assert!(
+        line.contains(
+            "no server could reach that here: 6× is 3000 req/s, and a server spending no \
+             user-space time at all would sustain at most about 2500 req/s on CPU 0 (5.00× \
+             python-asyncio's): 10⁶ µs per CPU over 400 µs"
+        ),
+        "{line}"
+    );
+}
+
 #[test]
 fn the_threads_ratio_is_against_the_strongest_threads_row_even_when_it_published_nothing() {
     let mut summary = fixture();

@@ -71,7 +71,7 @@ pub(super) fn latency_limit(slo: &Slo) -> String {
     format!("p99 ≤ {} ms{over}", num(slo.p99_max_ms()))
 }
 
-fn cpu_text(cpus: &[u32]) -> String {
+pub(super) fn cpu_text(cpus: &[u32]) -> String {
     let list: Vec<String> = cpus.iter().map(u32::to_string).collect();
     let word = if cpus.len() == 1 { "CPU" } else { "CPUs" };
     format!("{word} {}", list.join(","))
