@@ -145,6 +145,83 @@ fn loadgen_is_held_to_olc_s_p99_only_where_olc_kept_its_schedule() {
 }
 
 #[test]
+fn with_two_rounds_a_p99_gap_is_a_miss_only_when_every_run_shows_it_on_the_same_side() {
+    let json = committed("loadgen-fidelity.json");
+    let mut results: fidelity::FidelityResults = serde_json::from_str(&json).expect("results");
+    let first = results.rows.first().expect("a row").clone();
+    let (connections, rate) = (first.n_connections, first.rate_requests_per_second);
+    results.rows.retain(|row| {
+        row.n_connections == connections
+            && row.rate_requests_per_second == rate
+            && row.client != "loadgen-before"
+    });
+    for row in &mut results.rows {
+        row.away_from_slowdowns = None;
+        row.requests_started_late = 0;
+        row.client_lag_p99_us = Some(100.0);
+        row.schedule_lag_p99_us = Some(100.0);
+    }
+    let second: Vec<fidelity::FidelityRow> = results
+        .rows
+        .iter()
+        .map(|row| fidelity::FidelityRow {
+            round: 2,
+            ..row.clone()
+        })
+        .collect();
+    results.rows.extend(second);
+    let set_p99 = |results: &mut fidelity::FidelityResults, client: &str, round: u32, ms: f64| {
+        for row in &mut results.rows {
+            if row.client == client && row.round == round {
+                row.latency_p99_us = ms * 1000.0;
+            }
+        }
+    };
+    // Each client steady to 1 ms between its runs, loadgen 10 ms above olc in both: missed.
+    set_p99(&mut results, "olc", 1, 110.0);
+    set_p99(&mut results, "olc", 2, 111.0);
+    set_p99(&mut results, "loadgen", 1, 120.0);
+    set_p99(&mut results, "loadgen", 2, 121.0);
+    let page = fidelity::render(&results);
+    assert!(
+        page.contains("Each client ran 2 times on each server"),
+        "{page}"
+    );
+    let prefix = format!("| {connections} | {rate:.0} | loadgen, run 2 |");
+    let second_line = |page: &str| {
+        page.lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no second loadgen run {prefix}: {page}"))
+            .to_owned()
+    };
+    assert!(second_line(&page).contains("| +10.0 |"), "{page}");
+    assert!(second_line(&page).ends_with("| missed: p99 |"), "{page}");
+    assert!(
+        loadgen_line(&results, connections, rate).ends_with("| missed: p99 |"),
+        "{page}"
+    );
+    // The gap changes sides (+10 in run 1, -1 in run 2): the server's spread, not loadgen's.
+    set_p99(&mut results, "olc", 2, 122.0);
+    let page = fidelity::render(&results);
+    let expected = "| p99 vs olc inconclusive (the gap moved between runs: +10.0, -1.0 ms) |";
+    assert!(second_line(&page).ends_with(expected), "{page}");
+    assert!(
+        loadgen_line(&results, connections, rate).ends_with(expected),
+        "{page}"
+    );
+    // Run 2 of loadgen is compared with run 2 of olc (121 against 122), not run 1.
+    assert!(second_line(&page).contains("| -1.0 |"), "{page}");
+    // Within 2 ms in both runs, though olc's own p99 moved 12 ms: met.
+    set_p99(&mut results, "loadgen", 1, 111.5);
+    let page = fidelity::render(&results);
+    assert!(second_line(&page).ends_with("| met |"), "{page}");
+    assert!(
+        loadgen_line(&results, connections, rate).ends_with("| met |"),
+        "{page}"
+    );
+}
+
+#[test]
 fn fidelity_results_with_the_speed_probe_say_how_much_of_each_run_ran_slowed() {
     let json = committed("loadgen-fidelity.json");
     let mut results: fidelity::FidelityResults = serde_json::from_str(&json).expect("results");

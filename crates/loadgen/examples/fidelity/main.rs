@@ -57,6 +57,7 @@ const USAGE: &str = "\
 Does loadgen keep its open-loop schedule, and do its latencies agree with olc's?
 
 usage: fidelity [--rates 2000,30000,60000] [--connections 10000] [--seconds 10]
+                [--rounds 1 (1..5: loadgen and olc alternately, this many times each)]
                 [--server target/release/server-mio] [--loadgen target/release/loadgen]
                 [--loadgen-before PATH] [--realtime-clients PRIORITY|off (default 5)]
                 [--json FILE.json] [--out FILE.md]
@@ -80,6 +81,8 @@ struct Options {
     rates: Vec<u64>,
     connections: Vec<u64>,
     seconds: u64,
+    /// How many times loadgen and olc each run, alternately, on each server.
+    rounds: u32,
     server: String,
     loadgen: String,
     loadgen_before: Option<String>,
@@ -94,6 +97,7 @@ impl Options {
             rates: vec![2000, 30000, 60000],
             connections: vec![10000],
             seconds: 10,
+            rounds: 1,
             server: "target/release/server-mio".to_owned(),
             loadgen: "target/release/loadgen".to_owned(),
             loadgen_before: None,
@@ -105,6 +109,12 @@ impl Options {
                 "--rates" => options.rates = common::counts(flag, value)?,
                 "--connections" => options.connections = common::counts(flag, value)?,
                 "--seconds" => options.seconds = value.parse().context("--seconds")?,
+                "--rounds" => {
+                    options.rounds = match value.parse() {
+                        Ok(rounds @ 1..=5) => rounds,
+                        _ => bail!("--rounds {value:?}: how many times each client runs, 1 to 5"),
+                    }
+                }
                 "--server" => options.server = value.to_owned(),
                 "--loadgen" => options.loadgen = value.to_owned(),
                 "--loadgen-before" => options.loadgen_before = Some(value.to_owned()),
@@ -203,7 +213,8 @@ fn slowed_percent(seen: server_process::Steadiness) -> Option<f64> {
     seen.slowed_fraction().map(|f| f * 100.0)
 }
 
-/// Every client in turn against one server.
+/// Every client in turn against one server, `--rounds` times (loadgen-before in the first
+/// round only: it is the baseline of CPU, not of the p99).
 fn measure_rate(
     options: &Options,
     clients: Clients,
@@ -214,8 +225,37 @@ fn measure_rate(
     rate: u64,
 ) -> anyhow::Result<Vec<FidelityRow>> {
     let mut rows = Vec::new();
+    for round in 1..=options.rounds {
+        let first = rows.len();
+        rows.extend(measure_round(
+            options,
+            clients,
+            olc,
+            probe,
+            server,
+            (connections, rate),
+            round,
+        )?);
+        for row in &mut rows[first..] {
+            row.round = round;
+        }
+    }
+    Ok(rows)
+}
+
+/// One round: loadgen (and, in the first, loadgen-before), then olc.
+fn measure_round(
+    options: &Options,
+    clients: Clients,
+    olc: &Path,
+    probe: &SpeedProbe,
+    server: &mut Server,
+    (connections, rate): (u64, u64),
+    round: u32,
+) -> anyhow::Result<Vec<FidelityRow>> {
+    let mut rows = Vec::new();
     let mut loadgens = vec![("loadgen", options.loadgen.as_str())];
-    if let Some(before) = &options.loadgen_before {
+    if let Some(before) = options.loadgen_before.as_ref().filter(|_| round == 1) {
         loadgens.push(("loadgen-before", before.as_str()));
     }
     for (client, program) in loadgens {
@@ -313,6 +353,7 @@ fn loadgen_row(
     let has_read_lag = report.read_lag.count > 0;
     FidelityRow {
         client: client.to_owned(),
+        round: 1,
         n_connections: report.parameters.concurrency,
         rate_requests_per_second: report.parameters.rate_requests_per_second.unwrap_or(0.0),
         duration_seconds: seconds as f64,
@@ -354,6 +395,7 @@ fn olc_row(
 ) -> FidelityRow {
     FidelityRow {
         client: "olc".to_owned(),
+        round: 1,
         n_connections: connections,
         rate_requests_per_second: rate as f64,
         duration_seconds: seconds as f64,
