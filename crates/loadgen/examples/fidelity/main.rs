@@ -9,11 +9,12 @@
 //!
 //! `--rounds N` runs loadgen and olc alternately N times on each server (loadgen-before once).
 //! Near the server's knee its p99 moves between runs of one client by more than the 2 ms the
-//! p99 target allows: at 60,000 requests/s over 10000 connections, 14 pairs of 10–15 s runs
-//! (a shell loop, server-mio on CPU 0, each client on CPU 1 under `chrt -f 5`) put loadgen's
-//! p99 from 33 ms below olc's to 31 ms above it, and loadgen alone on four fresh servers had
-//! p99 111–145 ms. One run of each cannot tell loadgen's error from that spread; with several,
-//! a gap that every run shows on the same side is loadgen's (see `render::p99_check`).
+//! p99 target allows: at 60,000 requests/s over 10000 connections, 20 pairs of 10–15 s runs
+//! (a shell loop, server-mio on CPU 0, each client on CPU 1 under `chrt -f 5`, either client
+//! first) put loadgen's p99 from 39 ms below olc's to 31 ms above it (11 above, 9 below), and
+//! loadgen alone on four fresh servers had p99 111–145 ms. One run of each cannot tell
+//! loadgen's error from that spread; with several, a gap that every run shows on the same
+//! side is loadgen's (see `render::p99_check`).
 //!
 //! ```text
 //! cargo build --release -p loadgen -p server-mio

@@ -146,7 +146,7 @@ fn first_round() -> u32 {
     1
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+/// serde's `skip_serializing_if` passes a reference.
 fn is_first_round(round: &u32) -> bool {
     *round == 1
 }
@@ -383,7 +383,7 @@ pub fn render(results: &FidelityResults) -> String {
         );
     }
     let rounds = results.rows.iter().map(|row| row.round).max().unwrap_or(1);
-    let moved = if rounds > 1 {
+    let rounds_text = if rounds > 1 {
         format!(
             ". Each client ran {rounds} times on each server, alternately (*run 2* and on), \
              since near the server's knee its p99 moves by more than {:.0} ms between runs of \
@@ -402,7 +402,7 @@ pub fn render(results: &FidelityResults) -> String {
         "The targets column checks loadgen's rows against issue 15: late starts ≤ {} %, \
          lag p99 ≤ {:.0} µs, p99 within {:.0} ms of olc's at the same rate (of the same run; \
          inconclusive where olc itself was client-bound: its p99 then carries its own \
-         lag{moved}), and, where both were measured, CPU per request over the schedule alone \
+         lag{rounds_text}), and, where both were measured, CPU per request over the schedule alone \
          no higher than loadgen-before's.\n",
         TARGETS.late_percent,
         TARGETS.lag_p99_us,
