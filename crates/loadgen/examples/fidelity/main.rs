@@ -235,7 +235,6 @@ fn measure_rate(
 ) -> anyhow::Result<Vec<FidelityRow>> {
     let mut rows = Vec::new();
     for round in 1..=options.rounds {
-        let first = rows.len();
         rows.extend(measure_round(
             options,
             clients,
@@ -245,9 +244,6 @@ fn measure_rate(
             (connections, rate),
             round,
         )?);
-        for row in &mut rows[first..] {
-            row.round = round;
-        }
     }
     Ok(rows)
 }
@@ -308,6 +304,7 @@ fn measure_round(
             report.latency.p99_us
         );
         rows.push(FidelityRow {
+            round,
             cpus_slowed_percent: slowed,
             away_from_slowdowns: away,
             schedule_cpu,
@@ -331,6 +328,7 @@ fn measure_round(
         olc_report.latency.p99_us
     );
     rows.push(FidelityRow {
+        round,
         cpus_slowed_percent: slowed,
         away_from_slowdowns: None,
         schedule_cpu,
