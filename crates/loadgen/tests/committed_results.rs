@@ -212,6 +212,27 @@ fn with_two_rounds_a_p99_gap_is_a_miss_only_when_every_run_shows_it_on_the_same_
     );
     // Run 2 of loadgen is compared with run 2 of olc (121 against 122), not run 1.
     assert!(second_line(&page).contains("| -1.0 |"), "{page}");
+    // The page says which client met the server first in each run, from the rows' order.
+    assert!(
+        page.contains("on each server (*run 2* and on), loadgen first in each,"),
+        "{page}"
+    );
+    let olc_second = results
+        .rows
+        .iter()
+        .position(|row| row.client == "olc" && row.round == 2)
+        .expect("olc's second run");
+    let loadgen_second = results
+        .rows
+        .iter()
+        .position(|row| row.client == "loadgen" && row.round == 2)
+        .expect("loadgen's second run");
+    results.rows.swap(olc_second, loadgen_second);
+    let page = fidelity::render(&results);
+    assert!(
+        page.contains("olc first in run 2 and loadgen first in the others,"),
+        "{page}"
+    );
     // Within 2 ms in both runs, though olc's own p99 moved 12 ms: met.
     set_p99(&mut results, "loadgen", 1, 111.5);
     let page = fidelity::render(&results);

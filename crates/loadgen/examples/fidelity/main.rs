@@ -7,7 +7,8 @@
 //! and `olc`, the small C open-loop client beside this file (compiled with `cc -O2`). The
 //! results go to JSON (`--json`, the source of truth) and markdown (`--out`).
 //!
-//! `--rounds N` runs loadgen and olc alternately N times on each server (loadgen-before once).
+//! `--rounds N` runs loadgen and olc N times each on every server, loadgen first in odd rounds
+//! and olc first in even ones (loadgen-before once).
 //! Near the server's knee its p99 moves between runs of one client by more than the 2 ms the
 //! p99 target allows: at 60,000 requests/s over 10000 connections, 20 pairs of 10–15 s runs
 //! (a shell loop, server-mio on CPU 0, each client on CPU 1 under `chrt -f 5`, either client
@@ -66,7 +67,7 @@ const USAGE: &str = "\
 Does loadgen keep its open-loop schedule, and do its latencies agree with olc's?
 
 usage: fidelity [--rates 2000,30000,60000] [--connections 10000] [--seconds 10]
-                [--rounds 1 (1..5: loadgen and olc alternately, this many times each)]
+                [--rounds 1 (1..5: loadgen and olc this many times each, taking turns first)]
                 [--server target/release/server-mio] [--loadgen target/release/loadgen]
                 [--loadgen-before PATH] [--realtime-clients PRIORITY|off (default 5)]
                 [--json FILE.json] [--out FILE.md]
@@ -222,8 +223,9 @@ fn slowed_percent(seen: server_process::Steadiness) -> Option<f64> {
     seen.slowed_fraction().map(|f| f * 100.0)
 }
 
-/// Every client in turn against one server, `--rounds` times (loadgen-before in the first
-/// round only: it is the baseline of CPU, not of the p99).
+/// Every client in turn against one server, `--rounds` times: loadgen first in odd rounds,
+/// olc first in even ones, so that neither always meets the server first (loadgen-before in
+/// the first round only: it is the baseline of CPU, not of the p99).
 fn measure_rate(
     options: &Options,
     clients: Clients,
@@ -235,24 +237,30 @@ fn measure_rate(
 ) -> anyhow::Result<Vec<FidelityRow>> {
     let mut rows = Vec::new();
     for round in 1..=options.rounds {
-        rows.extend(measure_round(
-            options,
-            clients,
-            olc,
-            probe,
-            server,
-            (connections, rate),
-            round,
-        )?);
+        let cell = (connections, rate);
+        if round % 2 == 0 {
+            rows.push(measure_olc(
+                options, clients, olc, probe, server, cell, round,
+            )?);
+            rows.extend(measure_loadgens(
+                options, clients, probe, server, cell, round,
+            )?);
+        } else {
+            rows.extend(measure_loadgens(
+                options, clients, probe, server, cell, round,
+            )?);
+            rows.push(measure_olc(
+                options, clients, olc, probe, server, cell, round,
+            )?);
+        }
     }
     Ok(rows)
 }
 
-/// One round: loadgen (and, in the first, loadgen-before), then olc.
-fn measure_round(
+/// loadgen (and, in the first round, loadgen-before), one after the other.
+fn measure_loadgens(
     options: &Options,
     clients: Clients,
-    olc: &Path,
     probe: &SpeedProbe,
     server: &mut Server,
     (connections, rate): (u64, u64),
@@ -311,6 +319,19 @@ fn measure_round(
             ..loadgen_row(client, &report, cpu, server_cpu_seconds, options.seconds)
         });
     }
+    Ok(rows)
+}
+
+/// One run of olc.
+fn measure_olc(
+    options: &Options,
+    clients: Clients,
+    olc: &Path,
+    probe: &SpeedProbe,
+    server: &mut Server,
+    (connections, rate): (u64, u64),
+    round: u32,
+) -> anyhow::Result<FidelityRow> {
     let server_before = server.cpu_seconds()?;
     let started = Instant::now();
     let (olc_report, cpu, schedule_cpu) = run_olc(
@@ -327,7 +348,7 @@ fn measure_round(
         "olc {connections} conns {rate}/s: p99 {:.0} µs",
         olc_report.latency.p99_us
     );
-    rows.push(FidelityRow {
+    Ok(FidelityRow {
         round,
         cpus_slowed_percent: slowed,
         away_from_slowdowns: None,
@@ -340,8 +361,7 @@ fn measure_round(
             cpu,
             server_cpu_seconds,
         )
-    });
-    Ok(rows)
+    })
 }
 
 fn loadgen_row(

@@ -383,9 +383,33 @@ pub fn render(results: &FidelityResults) -> String {
         );
     }
     let rounds = results.rows.iter().map(|row| row.round).max().unwrap_or(1);
+    // The rows are in the order the clients ran: the runs in which olc went first.
+    let mut olc_first: Vec<u32> = results
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(i, row)| {
+            row.client == "olc"
+                && results.rows[*i..].iter().any(|later| {
+                    later.client == "loadgen" && later.round == row.round && row.same_cell(later)
+                })
+        })
+        .map(|(_, row)| row.round)
+        .collect();
+    olc_first.sort_unstable();
+    olc_first.dedup();
+    let order = if olc_first.is_empty() {
+        "loadgen first in each".to_owned()
+    } else {
+        let runs: Vec<String> = olc_first.iter().map(u32::to_string).collect();
+        format!(
+            "olc first in run {} and loadgen first in the others",
+            runs.join(", ")
+        )
+    };
     let rounds_text = if rounds > 1 {
         format!(
-            ". Each client ran {rounds} times on each server, alternately (*run 2* and on), \
+            ". Each client ran {rounds} times on each server (*run 2* and on), {order}, \
              since near the server's knee its p99 moves by more than {:.0} ms between runs of \
              one client: a gap is a miss only when every run shows it on the same side of \
              olc's, within {:.0} ms in every run is met, and gaps that change sides are the \
