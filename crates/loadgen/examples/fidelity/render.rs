@@ -409,12 +409,12 @@ pub fn render(results: &FidelityResults) -> String {
     };
     let rounds_text = if rounds > 1 {
         format!(
-            ". Each client ran {rounds} times on each server (*run 2* and on), {order}, \
-             since near the server's knee its p99 moves by more than {:.0} ms between runs of \
-             one client: a gap is a miss only when every run shows it on the same side of \
-             olc's, within {:.0} ms in every run is met, and gaps that change sides are the \
-             server's spread, inconclusive; the verdict is the cell's, on each of its loadgen \
-             rows",
+            " Each client ran {rounds} times on each server (*run 2* and on), {order}, since \
+             near the server's knee its p99 moves by more than {:.0} ms between runs of one \
+             client. So a p99 gap is a miss only when every run shows it on the same side of \
+             olc's; within {:.0} ms in every run is met, and gaps that change sides are the \
+             server's spread, inconclusive. The verdict is the cell's, on each of its loadgen \
+             rows.",
             TARGETS.p99_gap_us / 1000.0,
             TARGETS.p99_gap_us / 1000.0
         )
@@ -425,9 +425,9 @@ pub fn render(results: &FidelityResults) -> String {
         text,
         "The targets column checks loadgen's rows against issue 15: late starts ≤ {} %, \
          lag p99 ≤ {:.0} µs, p99 within {:.0} ms of olc's at the same rate (of the same run; \
-         inconclusive where olc itself was client-bound: its p99 then carries its own \
-         lag{rounds_text}), and, where both were measured, CPU per request over the schedule alone \
-         no higher than loadgen-before's.\n",
+         inconclusive where olc itself was client-bound: its p99 then carries its own lag), \
+         and, where both were measured, CPU per request over the schedule alone no higher \
+         than loadgen-before's.{rounds_text}\n",
         TARGETS.late_percent,
         TARGETS.lag_p99_us,
         TARGETS.p99_gap_us / 1000.0
