@@ -199,6 +199,14 @@ impl FidelityRow {
     }
 }
 
+/// olc's run in the same round of `row`'s cell: the run `row` is compared with.
+fn olc_run<'a>(results: &'a FidelityResults, row: &FidelityRow) -> Option<&'a FidelityRow> {
+    results
+        .rows
+        .iter()
+        .find(|other| other.client == "olc" && other.round == row.round && row.same_cell(other))
+}
+
 /// How loadgen's p99 compares with olc's over every run of `row`'s cell.
 #[derive(Debug, Clone, PartialEq)]
 enum P99Check {
@@ -223,10 +231,7 @@ fn p99_check(results: &FidelityResults, row: &FidelityRow) -> P99Check {
         .iter()
         .filter(|other| other.client == "loadgen" && row.same_cell(other))
     {
-        let olc = results.rows.iter().find(|other| {
-            other.client == "olc" && other.round == ours.round && ours.same_cell(other)
-        });
-        match olc {
+        match olc_run(results, ours) {
             Some(olc)
                 if olc
                     .judged_lag_p99_us()
@@ -538,11 +543,7 @@ fn render_row(
         );
         let _ = write!(lag, " | {read}");
     }
-    let olc = results
-        .rows
-        .iter()
-        .find(|other| other.client == "olc" && other.round == row.round && row.same_cell(other));
-    let gap_us = olc
+    let gap_us = olc_run(results, row)
         .filter(|_| row.client != "olc")
         .map(|olc| row.latency_p99_us - olc.latency_p99_us);
     let versus = gap_us.map_or("–".to_owned(), |gap| format!("{:+.1}", gap / 1000.0));
