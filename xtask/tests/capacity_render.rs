@@ -1011,3 +1011,23 @@ fn a_study_whose_clients_ran_real_time_says_so_and_one_before_says_nothing() {
         "{line}"
     );
 }
+
+#[test]
+fn the_settings_say_on_which_connections_each_step_warmed_up() {
+    // The fixture was made before loadgen warmed up on the window's own connections.
+    let mut summary = fixture();
+    let before = capacity::readme(&summary);
+    assert!(
+        before.contains("s of warm-up (on connections of its own, closed before the window"),
+        "{before}"
+    );
+    summary.settings.warmup_on_window_connections = true;
+    let now = capacity::readme(&summary);
+    assert!(
+        now.contains(
+            "s of warm-up (the first stretch of the window's schedule, on its connections)"
+        ),
+        "{now}"
+    );
+    assert!(!now.contains("connections of its own"), "{now}");
+}

@@ -50,7 +50,10 @@ struct Cli {
     /// concurrency.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
-    /// Unmeasured warmup before the run (e.g. 2s).
+    /// Unmeasured warmup before the run (e.g. 2s). With --duration it is the start of the
+    /// same schedule on the same connections, and only what is due (closed loop: sent)
+    /// after it is measured; a run of so many connections warms up for this long on
+    /// connections of its own first.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     warmup: Duration,
     /// Limit on each connect and on each reply.

@@ -34,10 +34,12 @@ pub fn run(config: &Config) -> Result<Report> {
     config.validate()?;
     let open_files_limit = limits::raise_open_files_limit()?;
     limits::check_fits(config.effective_concurrency(), open_files_limit)?;
-    if !config.warmup.is_zero() {
-        // The warmup carries the measured phase's requests per connection, so that a
-        // persistent-connection load is warmed up on persistent connections, not on a
-        // storm of connects the measured phase never makes.
+    if !config.warmup.is_zero() && config.duration.is_none() {
+        // A run of so many connections measures every one of them, so its warm-up is a
+        // phase of its own, as long as asked, with the measured phase's requests per
+        // connection: a persistent-connection load is warmed up on persistent connections,
+        // not on a storm of connects the measured phase never makes. A timed run warms up
+        // inside its phase instead ([`Plan::with_warmup`]).
         let plan = Plan::new(
             config.n_connections,
             config.requests_per_conn,
@@ -46,19 +48,24 @@ pub fn run(config: &Config) -> Result<Report> {
         );
         run_phase(config, Arc::new(plan), Phase::Warmup)?;
     }
-    let started_at = SystemTime::now();
-    let plan = Arc::new(Plan::new(
+    let plan = Plan::new(
         config.n_connections,
         config.requests_per_conn,
         config.duration,
         config.rate,
-    ));
+    )
+    .with_warmup(config.warmup);
+    let plan = Arc::new(plan);
     let (measurements, wall_time) = run_phase(config, Arc::clone(&plan), Phase::Measured)?;
+    // The measured part's start (the warm-up's end), on the wall clock.
+    let started_at = SystemTime::now() - plan.measured_from().elapsed();
     if let Some(path) = &config.request_log {
         let requests = measurements.request_log.as_deref().unwrap_or_default();
-        request_log::write(path, plan.start(), requests).map_err(|source| Error::RequestLog {
-            path: path.clone(),
-            source,
+        request_log::write(path, plan.measured_from(), requests).map_err(|source| {
+            Error::RequestLog {
+                path: path.clone(),
+                source,
+            }
         })?;
     }
     let info = RunInfo {
@@ -79,8 +86,8 @@ enum Phase {
     Measured,
 }
 
-/// Runs one phase on `n_threads` threads and returns what they measured and how long the
-/// phase took.
+/// Runs one phase on `n_threads` threads and returns what they measured and how long its
+/// measured part took (from the warm-up's end).
 fn run_phase(config: &Config, plan: Arc<Plan>, phase: Phase) -> Result<(Measurements, Duration)> {
     let label = match phase {
         Phase::Warmup => "warmup",
@@ -115,7 +122,7 @@ fn run_phase(config: &Config, plan: Arc<Plan>, phase: Phase) -> Result<(Measurem
             .collect();
         threads.into_iter().map(join).collect()
     });
-    let wall_time = plan.start().elapsed();
+    let wall_time = plan.measured_from().elapsed();
     if let Some(progress) = progress {
         progress.finish();
     }

@@ -84,13 +84,19 @@ impl Shard {
                 return false;
             }
             let outcome = exchange(stream, &mut buffer, &self.expect).await;
+            // A request sent in the warm-up is not measured, nor is its failure.
+            let measured = self.plan.measures(sent);
             if let Err(kind) = outcome {
-                self.fail(kind, unsent - 1);
+                if measured {
+                    self.fail(kind, unsent - 1);
+                }
                 return true;
             }
-            let times = RequestTimes::unscheduled(sent, Instant::now());
-            self.measurements.borrow_mut().record_request(&times, false);
-            self.progress(1);
+            if measured {
+                let times = RequestTimes::unscheduled(sent, Instant::now());
+                self.measurements.borrow_mut().record_request(&times, false);
+                self.progress(1);
+            }
         }
         true
     }
@@ -112,6 +118,7 @@ impl Shard {
                 }
                 Some(stream)
             }
+            Err(_) if !self.plan.measures(began) => None,
             Err(kind) => {
                 self.fail(kind, self.requests_per_conn - 1);
                 None

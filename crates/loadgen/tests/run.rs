@@ -356,6 +356,68 @@ fn warmup_requests_are_not_counted() {
 }
 
 #[test]
+fn a_timed_open_loop_warms_up_on_the_connections_it_measures_and_measures_only_after() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = open_loop_config(&server, 2);
+    config.n_connections = 5;
+    config.requests_per_conn = 1_000_000;
+    config.warmup = Duration::from_millis(100);
+    config.duration = Some(Duration::from_millis(100));
+    let report = run(&config);
+    // Due at 100, 105, ..., 195 ms of a schedule that began at 0 on the same connections.
+    assert_eq!(report.requests_ok, 20, "{report:#?}");
+    assert_eq!(report.connections_established, 5);
+    assert_eq!(
+        server.accepted(),
+        5,
+        "the warm-up opened connections of its own"
+    );
+    assert_eq!(report.parameters.warmup_seconds, 0.1);
+}
+
+#[test]
+fn a_timed_closed_loop_warms_up_on_the_connections_it_measures() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut config = config_for(&server);
+    config.concurrency = Some(3);
+    config.requests_per_conn = 1_000_000;
+    config.warmup = Duration::from_millis(100);
+    config.duration = Some(Duration::from_millis(100));
+    let report = run(&config);
+    assert!(report.requests_ok > 0, "{report:#?}");
+    assert_eq!(report.requests_failed, 0);
+    assert_eq!(
+        server.accepted(),
+        3,
+        "the warm-up opened connections of its own"
+    );
+}
+
+#[test]
+fn what_fails_in_the_warmup_is_not_counted_against_the_measured_requests() {
+    // The server ignores every request but a connection's first for 100 ms, so each request
+    // due then times out (after 200 ms) and its connection is replaced, all within the 600 ms
+    // warm-up; from then on every request is answered.
+    let server = TestServer::start(Behaviour::SilentAtFirst(Duration::from_millis(100)));
+    let mut config = config_for(&server);
+    config.n_connections = 4;
+    config.requests_per_conn = 1_000_000;
+    config.rate = Some(100.0);
+    config.timeout = Duration::from_millis(200);
+    config.warmup = Duration::from_millis(600);
+    config.duration = Some(Duration::from_millis(100));
+    let report = run(&config);
+    assert_eq!(report.failures.total(), 0, "{:#?}", report.failures);
+    assert_eq!(report.requests_not_sent, 0, "{report:#?}");
+    // Due at 600, 610, ..., 690 ms.
+    assert_eq!(report.requests_ok, 10, "{report:#?}");
+    assert!(
+        server.accepted() > 4,
+        "the warm-up's timeouts replaced connections"
+    );
+}
+
+#[test]
 fn a_concurrency_beyond_the_open_file_limit_is_refused_before_connecting() {
     let server = TestServer::start(Behaviour::Echo);
     let mut config = config_for(&server);

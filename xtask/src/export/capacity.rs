@@ -1013,7 +1013,7 @@ fn how_to_read(out: &mut String, summary: &CapacitySummary) {
          fit the open-file limits, `--max-rate`, or the client (loadgen fell behind: the rate \
          is a lower bound, never the server's limit).\n\
          - Each step is a fresh server on persistent connections (2 × rate × delay, Little's \
-         law, at least 50), {} s of warm-up and a {} s window; latency is measured from each \
+         law, at least 50), {} s of warm-up {} and a {} s window; latency is measured from each \
          request's intended start (coordinated omission corrected), so a late client does \
          not hide a slow server, to its reply's arrival as the kernel stamped it (where \
          loadgen reports a read lag), so a busy client does not add its own delay in reading \
@@ -1032,6 +1032,12 @@ fn how_to_read(out: &mut String, summary: &CapacitySummary) {
         s.search.precision * 100.0,
         reference_capacity(summary).map_or("the reference", |r| r.name.as_str()),
         num(s.warmup_seconds),
+        if s.warmup_on_window_connections {
+            "(the first stretch of the window's schedule, on its connections)"
+        } else {
+            "(on connections of its own, closed before the window opened new ones: each \
+             step connected twice, and its window began with no request in flight)"
+        },
         num(s.window_seconds),
     );
     if Columns::of(summary).away {

@@ -418,6 +418,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<()> {
             search: plan.search,
             connections: plan.connections.rule,
             warmup_seconds: args.warmup.as_secs_f64(),
+            warmup_on_window_connections: true,
             window_seconds: args.window.as_secs_f64(),
             confirm_window_seconds: (plan.search.confirmations > 0)
                 .then_some(plan.confirm_window.as_secs_f64()),

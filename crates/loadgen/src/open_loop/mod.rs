@@ -78,6 +78,10 @@
 //! # Phases
 //! Every connection is opened and primed with one unmeasured request before the schedule
 //! begins (a barrier across client threads), so connect time never counts as latency. A
+//! warm-up (`--warmup` with `--duration`) is the schedule's first stretch: its requests are
+//! sent and answered like the others and not recorded, nor are their failures and the
+//! requests due in it that were given up, so the window starts in the schedule's steady
+//! state, with the warm-up's requests in flight. A
 //! connection that fails, or has carried its `--requests-per-conn`, is closed and its worker
 //! opens another while the plan has some (unprimed, inside the schedule). A request no
 //! connection was idle for within `--give-up-after` of its due time is not sent and is
@@ -528,8 +532,10 @@ impl<'a> EventLoop<'a> {
             done: arrived.unwrap_or(now),
             read: arrived.map(|_| now),
         };
-        self.measurements.record_request(&times, true);
-        self.progress(1);
+        if self.plan.measures(times.due) {
+            self.measurements.record_request(&times, true);
+            self.progress(1);
+        }
         let connection = &mut self.connections[key];
         connection.requests_left -= 1;
         if connection.requests_left == 0 {
@@ -586,7 +592,9 @@ impl<'a> EventLoop<'a> {
             }
             if now.saturating_duration_since(due) > self.config.effective_give_up_after() {
                 self.dues.advance();
-                self.given_up += 1;
+                if self.plan.measures(due) {
+                    self.given_up += 1;
+                }
                 continue;
             }
             let Some(key) = self.idle.pop_front() else {
@@ -700,6 +708,7 @@ impl<'a> EventLoop<'a> {
             }
             match self.open(false) {
                 Ok(()) => return,
+                Err(_) if self.warming_up() => {}
                 Err(kind) => self.fail(kind, self.config.requests_per_conn - 1),
             }
         }
@@ -709,12 +718,34 @@ impl<'a> EventLoop<'a> {
     /// closes it.
     fn end(&mut self, key: usize, kind: FailureKind) {
         let requests_left = self.connections[key].requests_left;
-        self.fail(kind, requests_left.saturating_sub(1));
+        if !self.fails_in_warmup(key) {
+            self.fail(kind, requests_left.saturating_sub(1));
+        }
         self.remove(key);
         if self.scheduling {
             self.replace();
         } else {
             self.vacant += 1;
+        }
+    }
+
+    /// Whether the schedule is in its unmeasured warm-up ([`Plan::with_warmup`]).
+    fn warming_up(&self) -> bool {
+        self.scheduling && !self.plan.measures(Instant::now())
+    }
+
+    /// Whether the connection at `key`, failing now, fails the warm-up rather than the
+    /// measured run: the request it carries was due in the warm-up, or it carries none and
+    /// the warm-up is on. A failure is the measured run's when its request is: counting
+    /// the warm-up's failures against the window's requests would mix two runs' figures.
+    /// (The connects and primes before the schedule are the measured run's connections.)
+    fn fails_in_warmup(&self, key: usize) -> bool {
+        match self.connections[key].state {
+            State::Busy(Request {
+                scheduled: Some(scheduled),
+                ..
+            }) => !self.plan.measures(scheduled.due),
+            _ => self.warming_up(),
         }
     }
 

@@ -8,10 +8,10 @@
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockRef, Socket, Type};
 
@@ -33,6 +33,10 @@ pub enum Behaviour {
     /// Answers the first request of a connection (an open loop's priming), then reads the
     /// others and never replies.
     AnswerFirstOnly,
+    /// Answers the first request of a connection, and the others only once this long has
+    /// passed since the server started (until then it reads them and never replies): a
+    /// server that fails a client's first stretch of load.
+    SilentAtFirst(Duration),
     /// The article's protocol: one read is the message, reply upper-cased, then close.
     RawEcho,
     /// The article's protocol, but the reply is the message unchanged.
@@ -46,6 +50,7 @@ pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
     peers: Arc<Mutex<HashSet<IpAddr>>>,
+    accepted: Arc<AtomicU64>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -55,27 +60,37 @@ impl TestServer {
         let listener = listen().expect("test server can listen on 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener has an address");
         let peers = Arc::new(Mutex::new(HashSet::new()));
+        let accepted = Arc::new(AtomicU64::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
         let (accept_peers, accept_stopping) = (Arc::clone(&peers), Arc::clone(&stopping));
+        let accept_count = Arc::clone(&accepted);
+        let started = Instant::now();
         thread::spawn(move || {
             for stream in listener.incoming() {
                 if accept_stopping.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                accept_count.fetch_add(1, Ordering::SeqCst);
                 if let Ok(peer) = stream.peer_addr() {
                     accept_peers.lock().expect("peers lock").insert(peer.ip());
                 }
                 thread::spawn(move || {
-                    let _ = serve(stream, behaviour);
+                    let _ = serve(stream, behaviour, started);
                 });
             }
         });
         TestServer {
             addr,
             peers,
+            accepted,
             stopping,
         }
+    }
+
+    /// The connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// The source addresses clients connected from.
@@ -100,7 +115,7 @@ fn listen() -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-fn serve(stream: TcpStream, behaviour: Behaviour) -> io::Result<()> {
+fn serve(stream: TcpStream, behaviour: Behaviour, started: Instant) -> io::Result<()> {
     stream.set_nodelay(true)?;
     if matches!(
         behaviour,
@@ -135,6 +150,10 @@ fn serve(stream: TcpStream, behaviour: Behaviour) -> io::Result<()> {
             Behaviour::NeverReply => {}
             Behaviour::AnswerFirstOnly if first => writer.write_all(upper.as_bytes())?,
             Behaviour::AnswerFirstOnly => {}
+            Behaviour::SilentAtFirst(silence) if first || started.elapsed() >= silence => {
+                writer.write_all(upper.as_bytes())?;
+            }
+            Behaviour::SilentAtFirst(_) => {}
             Behaviour::RawEcho | Behaviour::RawUnchanged | Behaviour::RawClose => {
                 unreachable!("raw behaviours are served by serve_raw")
             }

@@ -5,12 +5,12 @@
 //! ceiling and its headroom).
 //!
 //! The estimate is the worst case of the path (every search takes its longest one), at a
-//! typical cost per step, not a bound on the clock: a step at thousands of connections, or
-//! one whose server answers late, costs more than [`STEP_OVERHEAD`] (9200 connections: 4.2 s
-//! for a 2 s window after a 1 s warm-up; python-threaded drowning at 16000 req/s: 9.7 s), so
-//! a study whose searches go deep can outrun it by a little (one default study took 15.1 min
-//! against an estimate of 14.9 min). Searches usually stop sooner. A worst case over the
-//! time limit is refused before the first server starts, naming the flags that shorten it.
+//! typical cost per step, not a bound on the clock: a step whose server answers late costs
+//! more than [`STEP_OVERHEAD`] (mio drowning at 98720 req/s on 19744 connections: 6.5 s for
+//! a 2 s window after a 1 s warm-up; python-threaded at 16000 req/s: 9.7 s), so a study
+//! whose searches go deep can outrun it by a little. Searches usually stop sooner. A worst
+//! case over the time limit is refused before the first server starts, naming the flags
+//! that shorten it.
 
 use std::time::Duration;
 
@@ -20,8 +20,12 @@ use echo_core::format_duration;
 use super::independent;
 
 /// What each step costs besides its warm-up and window: starting the server and perf,
-/// opening the connections, stopping both. Measured at 0.6–0.9 s here for a step on 400 to
-/// 3200 connections (3.6–3.9 s in all for a 2 s window), more on 10000 and over.
+/// opening and priming the connections, the last replies, stopping both. Measured here
+/// (server-mio, timed around `Rig::measure` in a throwaway build) at 0.3–0.5 s for a step
+/// on 400 to 3200 connections and 1.3 s on 12800 (3.3–3.5 s and 4.3 s in all for a 2 s
+/// window after a 1 s warm-up). It was 0.6–0.9 s and 2.8 s while loadgen warmed up on
+/// connections of its own, and default studies then took 14.8–15.1 min against an
+/// estimate of 14.9.
 pub const STEP_OVERHEAD: Duration = Duration::from_secs(1);
 
 /// The time a study may take at most.

@@ -78,6 +78,13 @@ pub struct Settings {
     pub connections: ConnectionRule,
     /// Unmeasured seconds at each step's rate before its window.
     pub warmup_seconds: f64,
+    /// Whether the warm-up was the first stretch of the window's own schedule, on its
+    /// connections (loadgen since `--warmup` with `--duration` became that); `false` for
+    /// studies made before, whose loadgen warmed up on connections of its own and closed
+    /// them before the window opened new ones (each step connected twice, and its window
+    /// began with no request in flight).
+    #[serde(default)]
+    pub warmup_on_window_connections: bool,
     /// Measured seconds of each step.
     pub window_seconds: f64,
     /// Measured seconds of each confirmation of a rate found; absent when the study
@@ -596,6 +603,7 @@ mod tests {
                 search: SearchSettings::default(),
                 connections: plan.rule,
                 warmup_seconds: 1.0,
+                warmup_on_window_connections: true,
                 window_seconds: 5.0,
                 confirm_window_seconds: None,
                 cpus: CpuPlacement {
