@@ -86,8 +86,9 @@ struct Cli {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1ms")]
     max_lag: Duration,
     /// Open loop: write every request answered in the measured phase to this file, one line
-    /// each (due, ready, sent, done and read, µs from the schedule's start, whose
-    /// CLOCK_MONOTONIC reading heads the file), to see when in the run its lag fell.
+    /// each (due, ready, sent, done and read, µs from the measured part's start, after any
+    /// --warmup, whose CLOCK_MONOTONIC reading heads the file), to see when in the run its
+    /// lag fell.
     #[arg(long, value_name = "FILE")]
     request_log: Option<PathBuf>,
     /// Fraction of failed requests tolerated before exiting non-zero.

@@ -12,10 +12,10 @@
 //! the measured phase opened new ones: a second connect storm and the drain of the
 //! warm-up's last replies (a capacity step at 12800 connections took 5.8 s for its 3 s of
 //! load, 4.3 s since), and a window that began with no request in flight. A continuous
-//! schedule reaches the window in its steady state, as olc's does. Against server-mio at 50,000 requests/s over 10000
-//! connections (1 s warm-up, 2 s window, a fresh server each run), three pairs alternating
-//! with the binary before: p99 121.8, 136.7 and 141.4 ms against 160.0, 178.1 and 347.9,
-//! and the server's CPU 2.67–2.70 s against 3.06–3.38 s.
+//! schedule reaches the window in its steady state, as olc's does. Against server-mio at
+//! 50,000 requests/s over 10000 connections (1 s warm-up, 2 s window, a fresh server each
+//! run), three pairs alternating with the binary before: p99 121.8, 136.7 and 141.4 ms
+//! against 160.0, 178.1 and 347.9, and the server's CPU 2.67–2.70 s against 3.06–3.38 s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

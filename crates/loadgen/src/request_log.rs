@@ -4,9 +4,10 @@
 //!
 //! The fidelity benchmark reads it beside its CPU speed probe: late starts at 30,000
 //! requests/s came almost all within 30 ms of a moment when the machine's CPUs ran slowed,
-//! which only per-request times can show. Times are microseconds from the schedule's start,
-//! whose `CLOCK_MONOTONIC` reading heads the file, so another process can place them on its
-//! own clock (Rust's [`Instant`] reads `CLOCK_MONOTONIC` on Linux).
+//! which only per-request times can show. Times are microseconds from the measured part's
+//! start (the schedule's, after any warm-up), whose `CLOCK_MONOTONIC` reading heads the
+//! file, so another process can place them on its own clock (Rust's [`Instant`] reads
+//! `CLOCK_MONOTONIC` on Linux).
 //!
 //! ```text
 //! # loadgen request log 1: answered requests of the measured phase, µs from the origin
