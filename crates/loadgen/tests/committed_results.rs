@@ -385,3 +385,38 @@ fn loadgen_is_held_to_the_cpu_of_before_issue_15_over_the_schedule_alone() {
     let line = loadgen_line(&results, connections, rate);
     assert!(line.ends_with("| met |"), "{line}");
 }
+
+#[test]
+fn the_fidelity_page_says_under_which_policy_the_server_ran() {
+    let json = committed("loadgen-fidelity.json");
+    let mut results: fidelity::FidelityResults = serde_json::from_str(&json).expect("results");
+    results.clients_fifo_priority = Some(5);
+    results.server_fifo_priority = None;
+    let page = fidelity::render(&results);
+    assert!(
+        page.contains("The server and loadgen-before ran under the default policy"),
+        "{page}"
+    );
+    results.server_fifo_priority = Some(4);
+    let page = fidelity::render(&results);
+    assert!(
+        page.contains("The server ran under `SCHED_FIFO` too, at priority 4,"),
+        "{page}"
+    );
+    assert!(
+        page.contains("loadgen-before ran under the default policy"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("The server and loadgen-before ran under the default policy"),
+        "{page}"
+    );
+    // Written to the JSON only where the server ran real-time, read back as it was.
+    let text = serde_json::to_string(&results).expect("json");
+    assert!(text.contains("\"server_fifo_priority\":4"), "{text}");
+    let back: fidelity::FidelityResults = serde_json::from_str(&text).expect("results");
+    assert_eq!(back.server_fifo_priority, Some(4));
+    results.server_fifo_priority = None;
+    let text = serde_json::to_string(&results).expect("json");
+    assert!(!text.contains("server_fifo_priority"), "{text}");
+}

@@ -32,10 +32,27 @@
 //! for the default policy; a machine that refuses the policy gets a line on stderr and the
 //! default policy), so that no other process of the machine preempts them on CPU 1: this
 //! machine's tool backend takes a CPU for about 20 ms every second or so. The speed probe
-//! then runs real-time above them. The server keeps the default policy, and so does
-//! loadgen-before: under `SCHED_FIFO` its tokio runtime fell apart at 30000 requests/s and
-//! more (p99 387–823 ms, 4–32 % of its requests late, where under the default policy it had
-//! p99 115–272 ms).
+//! then runs real-time above them. loadgen-before keeps the default policy: under
+//! `SCHED_FIFO` its tokio runtime fell apart at 30000 requests/s and more (p99 387–823 ms,
+//! 4–32 % of its requests late, where under the default policy it had p99 115–272 ms).
+//!
+//! The server runs under `SCHED_FIFO` too, at `--realtime-server PRIORITY` (default 4, below
+//! the probe), for the same reason on CPU 0: under the default policy its p99 was mostly
+//! other processes' doing. `perf record -e sched:sched_switch -C 0` over 8 s of a run at
+//! 30,000 requests/s over 10000 connections showed the machine's tool backend (a thread at
+//! nice −10) on CPU 0 every second for up to 12.7 ms at a time, and DAMON's `kdamond` for up
+//! to 4 ms, each delaying every reply due meanwhile. Alternating runs, fresh server each
+//! (`taskset -c 0 target/release/server-mio --port P --delay 100ms --idle-timeout off`, with
+//! and without `chrt -f 4`; client `chrt -f 5 taskset -c 1`, 10000 connections, 8 s):
+//!
+//! | 30,000 req/s | server default policy | server `SCHED_FIFO` |
+//! |---|---|---|
+//! | loadgen p99, ms | 115.0, 103.6, 103.2, 103.4, 102.7 | 101.6, 101.3, 101.4, 101.4, 101.4 |
+//! | olc p99, ms | 108.4, 116.5 | 101.3, 101.3 |
+//!
+//! and at 60,000 req/s with the server under `SCHED_FIFO`, loadgen 102.4 and 103.2 ms, olc
+//! 104.4 and 104.0 ms. Under the default policy one run's p99 less another's was mostly how
+//! often the backend met the server's busy moments; under `SCHED_FIFO` it is the clients'.
 //!
 //! A speed probe (`server_process::SpeedProbe`) runs on CPUs 0 and 1 throughout, and each row
 //! says how much of its client's run those CPUs spent slowed: these virtual CPUs now and then
@@ -70,6 +87,7 @@ usage: fidelity [--rates 2000,30000,60000] [--connections 10000] [--seconds 10]
                 [--rounds 1 (1..5: loadgen and olc this many times each, taking turns first)]
                 [--server target/release/server-mio] [--loadgen target/release/loadgen]
                 [--loadgen-before PATH] [--realtime-clients PRIORITY|off (default 5)]
+                [--realtime-server PRIORITY|off (default 4)]
                 [--json FILE.json] [--out FILE.md]
        fidelity --render FILE.json [--out FILE.md]
 
@@ -98,6 +116,8 @@ struct Options {
     loadgen_before: Option<String>,
     /// The clients' `SCHED_FIFO` priority; `None`: the default policy.
     realtime_clients: Option<i32>,
+    /// The server's `SCHED_FIFO` priority; `None`: the default policy.
+    realtime_server: Option<i32>,
     output: common::Output,
 }
 
@@ -112,6 +132,7 @@ impl Options {
             loadgen: "target/release/loadgen".to_owned(),
             loadgen_before: None,
             realtime_clients: Some(5),
+            realtime_server: Some(4),
             output: common::Output::default(),
         };
         for (flag, value) in common::flag_pairs(args, USAGE)? {
@@ -128,23 +149,25 @@ impl Options {
                 "--server" => options.server = value.to_owned(),
                 "--loadgen" => options.loadgen = value.to_owned(),
                 "--loadgen-before" => options.loadgen_before = Some(value.to_owned()),
-                "--realtime-clients" => {
-                    options.realtime_clients = match value {
-                        "off" => None,
-                        _ => match value.parse() {
-                            Ok(priority @ 1..=98) => Some(priority),
-                            _ => bail!(
-                                "--realtime-clients {value:?}: a SCHED_FIFO priority from 1 \
-                                 to 98, or off"
-                            ),
-                        },
-                    }
-                }
+                "--realtime-clients" => options.realtime_clients = fifo_priority(flag, value)?,
+                "--realtime-server" => options.realtime_server = fifo_priority(flag, value)?,
                 _ if options.output.take(flag, value) => {}
                 other => bail!("unknown option {other}"),
             }
         }
         Ok(options)
+    }
+}
+
+/// A `--realtime-*` value: a `SCHED_FIFO` priority from 1 to 98 (the speed probe runs one
+/// above the clients), or `off`.
+fn fifo_priority(flag: &str, value: &str) -> anyhow::Result<Option<i32>> {
+    match value {
+        "off" => Ok(None),
+        _ => match value.parse() {
+            Ok(priority @ 1..=98) => Ok(Some(priority)),
+            _ => bail!("{flag} {value:?}: a SCHED_FIFO priority from 1 to 98, or off"),
+        },
     }
 }
 
@@ -158,11 +181,14 @@ fn measure(options: &Options, args: &[String]) -> anyhow::Result<FidelityResults
     let clients = Clients {
         fifo_priority: fifo,
     };
+    let server_fifo = options
+        .realtime_server
+        .and_then(|priority| server_process::fifo_where_allowed(priority, "server"));
     let began = Instant::now();
     let mut rows = Vec::new();
     for &connections in &options.connections {
         for &rate in &options.rates {
-            let mut server = Server::start(&options.server)?;
+            let mut server = Server::start(&options.server, server_fifo)?;
             let outcome = measure_rate(
                 options,
                 clients,
@@ -193,6 +219,7 @@ fn measure(options: &Options, args: &[String]) -> anyhow::Result<FidelityResults
         max_schedule_lag_us: loadgen::config::DEFAULT_MAX_SCHEDULE_LAG.as_secs_f64() * 1e6,
         cpus_slowed_percent: slowed_percent(whole_run),
         clients_fifo_priority: fifo,
+        server_fifo_priority: server_fifo,
         rows,
     })
 }
@@ -617,7 +644,7 @@ fn build_olc() -> anyhow::Result<PathBuf> {
 /// The server's flags.
 const SERVER_ARGS: [&str; 6] = ["--port", "0", "--delay", "100ms", "--idle-timeout", "off"];
 
-/// A server-mio process pinned to CPU 0.
+/// A server-mio process pinned to CPU 0, under `SCHED_FIFO` where given a priority.
 struct Server {
     child: Child,
     port: u16,
@@ -626,8 +653,12 @@ struct Server {
 }
 
 impl Server {
-    fn start(program: &str) -> anyhow::Result<Server> {
-        let mut child = Command::new("taskset")
+    fn start(program: &str, fifo_priority: Option<i32>) -> anyhow::Result<Server> {
+        let mut command = Command::new("taskset");
+        if let Some(priority) = fifo_priority {
+            server_process::run_fifo(&mut command, priority);
+        }
+        let mut child = command
             .args(["-c", "0", program])
             .args(SERVER_ARGS)
             .stdout(Stdio::piped())

@@ -53,6 +53,10 @@ pub struct FidelityResults {
     /// results written before there was a choice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients_fifo_priority: Option<i32>,
+    /// The `SCHED_FIFO` priority the server ran at (`None`: the default policy, and results
+    /// written before there was a choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_fifo_priority: Option<i32>,
     /// One row per client run, grouped by connections and rate.
     pub rows: Vec<FidelityRow>,
 }
@@ -289,6 +293,17 @@ pub fn render(results: &FidelityResults) -> String {
     );
     text.push_str(CLIENTS);
     if let Some(priority) = results.clients_fifo_priority {
+        let server = match results.server_fifo_priority {
+            Some(server) => format!(
+                "The server ran under `SCHED_FIFO` too, at priority {server}, so that no other \
+                 process delayed its replies on CPU 0 (with it under the default policy, the \
+                 backend's turns on CPU 0, up to 12.7 ms each, made most of a run's p99 at \
+                 30,000 requests/s: 102.7–116.5 ms for either client in alternating runs, \
+                 101.3–101.6 ms with the server real-time; see `main.rs`); loadgen-before ran \
+                 under the default policy"
+            ),
+            None => "The server and loadgen-before ran under the default policy".to_owned(),
+        };
         let _ = writeln!(
             text,
             "loadgen and olc ran under the real-time policy `SCHED_FIFO` at priority \
@@ -297,9 +312,8 @@ pub fn render(results: &FidelityResults) -> String {
              every second or so); the speed probe ran real-time one priority above them, and \
              also woke every 2 ms between its samples: a wake-up more than 1 ms late marks \
              its next sample slowed, from the wake-up's due time (the CPU was stopped from \
-             outside). The server and loadgen-before ran under the default policy: under \
-             `SCHED_FIFO` loadgen-before's tokio runtime fell apart at 30000 requests/s and \
-             more (p99 387–823 ms, 4–32 % of its requests late).\n"
+             outside). {server}: under `SCHED_FIFO` loadgen-before's tokio runtime fell apart \
+             at 30000 requests/s and more (p99 387–823 ms, 4–32 % of its requests late).\n"
         );
     }
     let with_schedule_cpu = results.rows.iter().any(|row| row.schedule_cpu.is_some());
