@@ -36,8 +36,8 @@
 //! `SCHED_FIFO` its tokio runtime fell apart at 30000 requests/s and more (p99 387–823 ms,
 //! 4–32 % of its requests late, where under the default policy it had p99 115–272 ms).
 //!
-//! The server runs under `SCHED_FIFO` too, at `--realtime-server PRIORITY` (default 4, below
-//! the probe), for the same reason on CPU 0: under the default policy its p99 was mostly
+//! The server runs under `SCHED_FIFO` too, at `--realtime-server PRIORITY` (by default one
+//! below the clients, so below the probe; off when they are), for the same reason on CPU 0: under the default policy its p99 was mostly
 //! other processes' doing. `perf record -e sched:sched_switch -C 0` over 8 s of a run at
 //! 30,000 requests/s over 10000 connections showed the machine's tool backend (a thread at
 //! nice −10) on CPU 0 every second for up to 12.7 ms at a time, and DAMON's `kdamond` for up
@@ -87,7 +87,7 @@ usage: fidelity [--rates 2000,30000,60000] [--connections 10000] [--seconds 10]
                 [--rounds 1 (1..5: loadgen and olc this many times each, taking turns first)]
                 [--server target/release/server-mio] [--loadgen target/release/loadgen]
                 [--loadgen-before PATH] [--realtime-clients PRIORITY|off (default 5)]
-                [--realtime-server PRIORITY|off (default 4)]
+                [--realtime-server PRIORITY|off (default: one below the clients', off with them)]
                 [--json FILE.json] [--out FILE.md]
        fidelity --render FILE.json [--out FILE.md]
 
@@ -132,14 +132,20 @@ impl Options {
             loadgen: "target/release/loadgen".to_owned(),
             loadgen_before: None,
             realtime_clients: Some(5),
-            realtime_server: Some(4),
+            realtime_server: None,
             output: common::Output::default(),
         };
+        let mut realtime_server = None;
         for (flag, value) in common::flag_pairs(args, USAGE)? {
             match flag {
                 "--rates" => options.rates = common::counts(flag, value)?,
                 "--connections" => options.connections = common::counts(flag, value)?,
-                "--seconds" => options.seconds = value.parse().context("--seconds")?,
+                "--seconds" => {
+                    options.seconds = match value.parse() {
+                        Ok(seconds @ 1..) => seconds,
+                        _ => bail!("--seconds {value:?}: whole seconds per client run, at least 1"),
+                    }
+                }
                 "--rounds" => {
                     options.rounds = match value.parse() {
                         Ok(rounds @ 1..=5) => rounds,
@@ -150,9 +156,26 @@ impl Options {
                 "--loadgen" => options.loadgen = value.to_owned(),
                 "--loadgen-before" => options.loadgen_before = Some(value.to_owned()),
                 "--realtime-clients" => options.realtime_clients = fifo_priority(flag, value)?,
-                "--realtime-server" => options.realtime_server = fifo_priority(flag, value)?,
+                "--realtime-server" => realtime_server = Some(fifo_priority(flag, value)?),
                 _ if options.output.take(flag, value) => {}
                 other => bail!("unknown option {other}"),
+            }
+        }
+        // The speed probe runs one priority above the clients, or under the default policy
+        // with them: a real-time server at or above it would delay its samples on CPU 0,
+        // which would then read as the host's slowdowns.
+        options.realtime_server = realtime_server
+            .unwrap_or_else(|| options.realtime_clients.map(|clients| (clients - 1).max(1)));
+        if let Some(server) = options.realtime_server {
+            if options
+                .realtime_clients
+                .is_none_or(|clients| clients < server)
+            {
+                bail!(
+                    "--realtime-server {server} needs --realtime-clients {server} or higher, \
+                     since the speed probe runs one priority above the clients (or \
+                     --realtime-server off)"
+                );
             }
         }
         Ok(options)
@@ -181,8 +204,10 @@ fn measure(options: &Options, args: &[String]) -> anyhow::Result<FidelityResults
     let clients = Clients {
         fifo_priority: fifo,
     };
+    // Only under a real-time probe (see `Options::parse`).
     let server_fifo = options
         .realtime_server
+        .filter(|_| fifo.is_some())
         .and_then(|priority| server_process::fifo_where_allowed(priority, "server"));
     let began = Instant::now();
     let mut rows = Vec::new();
