@@ -256,15 +256,22 @@ struct Clients {
 }
 
 impl Clients {
-    /// `taskset -c 1` (which execs the client, keeping the policy set before it).
+    /// A client's command line so far: pinned to CPU 1, under its policy.
     fn command(self) -> Command {
-        let mut command = Command::new("taskset");
-        command.args(["-c", "1"]);
-        if let Some(priority) = self.fifo_priority {
-            server_process::run_fifo(&mut command, priority);
-        }
-        command
+        pinned("1", self.fifo_priority)
     }
+}
+
+/// `taskset -c CPU` (which execs the program, keeping the policy set before it), under
+/// `SCHED_FIFO` at `fifo_priority` where given one: the one way the server and every client
+/// are started.
+fn pinned(cpu: &str, fifo_priority: Option<i32>) -> Command {
+    let mut command = Command::new("taskset");
+    command.args(["-c", cpu]);
+    if let Some(priority) = fifo_priority {
+        server_process::run_fifo(&mut command, priority);
+    }
+    command
 }
 
 /// The CPUs the server and the clients run on, which the speed probe watches.
@@ -679,12 +686,8 @@ struct Server {
 
 impl Server {
     fn start(program: &str, fifo_priority: Option<i32>) -> anyhow::Result<Server> {
-        let mut command = Command::new("taskset");
-        if let Some(priority) = fifo_priority {
-            server_process::run_fifo(&mut command, priority);
-        }
-        let mut child = command
-            .args(["-c", "0", program])
+        let mut child = pinned("0", fifo_priority)
+            .arg(program)
             .args(SERVER_ARGS)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
